@@ -1,0 +1,26 @@
+// The reference oracle: the direct definition of conv_general with 64-bit indices and
+// float64 accumulation for every dtype. Never optimised; every algorithm is checked
+// against it. reference_point() evaluates a single output element so that outputs far too
+// large for the full oracle can be checked by sampling.
+#pragma once
+#include <convnd/problem.h>
+#include <convnd/tensor.h>
+
+namespace convnd {
+
+/// y = conv(x, w) by the definition; y is rounded to its dtype from the float64 sum.
+/// Views may be strided. Shapes must match the geometry (rank+2 dims, or the 3-D form).
+void reference_conv(const Geometry& g, const TensorView& x, const TensorView& w,
+                    const TensorView& y);
+
+struct PointValue {
+  double value;   // the exact-as-float64 sum
+  double abssum;  // sum of |x*w| over the terms, the scale for error bounds
+  int64_t terms;  // number of nonzero-position terms (taps that land on real input)
+};
+
+/// One output element y[n, p0, p1, p2, oc] in the 3-D geometry's coordinates.
+PointValue reference_point(const Geometry& g, const TensorView& x, const TensorView& w,
+                           int64_t n, const Dims& p, int64_t oc);
+
+}  // namespace convnd

@@ -1,0 +1,123 @@
+#include <convnd/status.h>
+#include <convnd/tensor.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <new>
+
+#include "core/checked.h"
+
+namespace convnd {
+
+Shape contiguous_strides(const Shape& shape) {
+  Shape s(shape.size());
+  int64_t acc = 1;
+  for (size_t i = shape.size(); i-- > 0;) {
+    s[i] = acc;
+    acc *= shape[i];
+  }
+  return s;
+}
+
+TensorView::TensorView(void* d, DType t, Shape sh)
+    : dtype(t), shape(std::move(sh)), strides(contiguous_strides(shape)), data(d) {}
+
+TensorView::TensorView(void* d, DType t, Shape sh, Shape st)
+    : dtype(t), shape(std::move(sh)), strides(std::move(st)), data(d) {}
+
+int64_t TensorView::numel() const {
+  int64_t n = 1;
+  for (int64_t e : shape) n *= e;
+  return n;
+}
+
+bool TensorView::is_contiguous() const {
+  if (strides.size() != shape.size()) return false;
+  int64_t acc = 1;
+  for (size_t i = shape.size(); i-- > 0;) {
+    if (shape[i] != 1 && strides[i] != acc) return false;
+    acc *= shape[i];
+  }
+  return true;
+}
+
+Tensor Tensor::empty(DType dtype, const Shape& shape) {
+  int64_t n = 1, bytes;
+  for (int64_t e : shape) {
+    if (e < 0 || !checked_mul(n, e, &n))
+      throw Error(ErrorKind::invalid, "[tensor] shape has a negative extent or its size overflows int64");
+  }
+  if (!checked_mul(n, dtype_size(dtype), &bytes))
+    throw Error(ErrorKind::invalid, "[tensor] byte count overflows int64");
+  // Round up to the alignment; aligned_alloc needs a multiple of it. Memory is left
+  // uninitialised (and so untouched until written): a 9 GB output costs nothing up front.
+  size_t alloc = size_t(bytes + 63) / 64 * 64;
+  if (alloc == 0) alloc = 64;
+  void* mem = std::aligned_alloc(64, alloc);
+  if (!mem)
+    throw Error(ErrorKind::out_of_memory,
+                "[tensor] could not allocate " + std::to_string(bytes) + " bytes of host memory");
+  Tensor t;
+  t.storage_ = std::shared_ptr<void>(mem, [](void* p) { std::free(p); });
+  t.view_ = TensorView(mem, dtype, shape);
+  return t;
+}
+
+Tensor Tensor::zeros(DType dtype, const Shape& shape) {
+  Tensor t = empty(dtype, shape);
+  std::memset(t.data(), 0, size_t(t.nbytes()));
+  return t;
+}
+
+namespace {
+
+// Calls fn(linear_dense_index, strided_offset) for every element, in row-major order.
+template <class Fn>
+void for_each_offset(const TensorView& t, Fn fn) {
+  const int nd = t.ndim();
+  if (t.numel() == 0) return;
+  std::vector<int64_t> idx(nd, 0);
+  int64_t off = 0, lin = 0, total = t.numel();
+  for (;;) {
+    fn(lin, off);
+    if (++lin == total) return;
+    for (int d = nd - 1; d >= 0; --d) {
+      if (++idx[d] < t.shape[d]) {
+        off += t.strides[d];
+        break;
+      }
+      off -= t.strides[d] * (t.shape[d] - 1);
+      idx[d] = 0;
+    }
+  }
+}
+
+}  // namespace
+
+Tensor contiguous_copy(const TensorView& src) {
+  Tensor dst = Tensor::empty(src.dtype, src.shape);
+  const int64_t es = dtype_size(src.dtype);
+  if (src.is_contiguous()) {
+    std::memcpy(dst.data(), src.data, size_t(src.nbytes()));
+    return dst;
+  }
+  auto* out = static_cast<char*>(dst.data());
+  const auto* in = static_cast<const char*>(src.data);
+  for_each_offset(src, [&](int64_t lin, int64_t off) { std::memcpy(out + lin * es, in + off * es, size_t(es)); });
+  return dst;
+}
+
+double element_as_double(const TensorView& t, const Shape& index) {
+  int64_t off = 0;
+  for (size_t d = 0; d < index.size(); ++d) off += index[d] * t.strides[d];
+  const char* p = static_cast<const char*>(t.data) + off * dtype_size(t.dtype);
+  switch (t.dtype) {
+    case DType::f32: { float v; std::memcpy(&v, p, 4); return v; }
+    case DType::f64: { double v; std::memcpy(&v, p, 8); return v; }
+    case DType::f16: { uint16_t v; std::memcpy(&v, p, 2); return half_to_float(v); }
+    case DType::bf16: { uint16_t v; std::memcpy(&v, p, 2); return bf16_to_float(v); }
+  }
+  return 0;
+}
+
+}  // namespace convnd

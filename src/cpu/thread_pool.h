@@ -1,0 +1,36 @@
+// A small persistent thread pool. parallel_for hands out task indices dynamically; callers
+// make each task own a fixed piece of the output, so results never depend on which thread
+// ran what (bitwise identical for any thread count).
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <memory>
+
+namespace convnd {
+
+class ThreadPool {
+ public:
+  /// threads >= 1 (the caller's thread counts as one).
+  explicit ThreadPool(int threads);
+  ~ThreadPool();
+  ThreadPool(const ThreadPool&) = delete;
+  ThreadPool& operator=(const ThreadPool&) = delete;
+
+  int threads() const { return threads_; }
+  /// Runs fn(task, thread) for task in [0, tasks), thread in [0, threads()). Blocks until all
+  /// tasks are done. Exceptions in fn are caught and rethrown on the caller's thread.
+  /// Concurrent callers are served one job at a time. Not re-entrant: fn must not call
+  /// parallel_for on the same pool.
+  void parallel_for(int64_t tasks, const std::function<void(int64_t task, int thread)>& fn);
+
+  /// A process-wide pool of the given size (created on first use, replaced when asked for
+  /// another size; holders of the old one keep it alive).
+  static std::shared_ptr<ThreadPool> shared(int threads);
+
+ private:
+  struct Impl;
+  Impl* impl_;
+  int threads_;
+};
+
+}  // namespace convnd

@@ -1,0 +1,131 @@
+// The reference oracle: conv_general by its definition (semantics.md step 5), with 64-bit
+// indices and float64 accumulation. Deliberately plain; correctness is all it is for.
+#include <convnd/reference.h>
+#include <convnd/status.h>
+
+#include <cstring>
+#include <thread>
+
+#include "cpu/thread_pool.h"
+
+namespace convnd {
+
+namespace {
+
+// Strides of a rank+2 dim view mapped to the 3-D geometry's five axes
+// [N, D, H, W, C]; the leading unit axes of a lower rank get stride 0.
+struct Strides5 {
+  int64_t s[5];
+};
+
+Strides5 strides5(const TensorView& v, const char* what) {
+  const int nd = v.ndim();
+  if (nd < 3 || nd > 5 || int(v.strides.size()) != nd)
+    throw Error(ErrorKind::invalid, std::string("[reference] ") + what + " must have 3 to 5 dimensions");
+  Strides5 r{};
+  const int shift = 5 - nd;
+  r.s[0] = v.strides[0];
+  for (int i = 1; i < nd - 1; ++i) r.s[i + shift] = v.strides[i];
+  r.s[4] = v.strides[nd - 1];
+  return r;
+}
+
+double load(const TensorView& t, int64_t off) {
+  const char* p = static_cast<const char*>(t.data) + off * dtype_size(t.dtype);
+  switch (t.dtype) {
+    case DType::f32: { float v; std::memcpy(&v, p, 4); return v; }
+    case DType::f64: { double v; std::memcpy(&v, p, 8); return v; }
+    case DType::f16: { uint16_t v; std::memcpy(&v, p, 2); return half_to_float(v); }
+    case DType::bf16: { uint16_t v; std::memcpy(&v, p, 2); return bf16_to_float(v); }
+  }
+  return 0;
+}
+
+void store(const TensorView& t, int64_t off, double v) {
+  char* p = static_cast<char*>(t.data) + off * dtype_size(t.dtype);
+  switch (t.dtype) {
+    case DType::f32: { float f = float(v); std::memcpy(p, &f, 4); break; }
+    case DType::f64: std::memcpy(p, &v, 8); break;
+    case DType::f16: { uint16_t h = float_to_half(float(v)); std::memcpy(p, &h, 2); break; }
+    case DType::bf16: { uint16_t h = float_to_bf16(float(v)); std::memcpy(p, &h, 2); break; }
+  }
+}
+
+// Input index along one axis for output position p and tap k, or -1 when the tap lands on
+// padding or on a zero inserted by input dilation.
+inline int64_t input_index(const Geometry& g, int j, int64_t p, int64_t k) {
+  int64_t u = p * g.stride[j] + k * g.kdil[j] - g.lo[j];  // position in the dilated input
+  if (u < 0 || u % g.idil[j]) return -1;
+  int64_t i = u / g.idil[j];
+  return i < g.in[j] ? i : -1;
+}
+
+PointValue point(const Geometry& g, const TensorView& x, const Strides5& xs, const TensorView& w,
+                 const Strides5& ws, int64_t n, const Dims& p, int64_t oc) {
+  const int64_t cg = g.cg();
+  const int64_t c0 = (oc / g.og()) * cg;
+  PointValue r{0, 0, 0};
+  for (int64_t k0 = 0; k0 < g.k[0]; ++k0) {
+    int64_t i0 = input_index(g, 0, p[0], k0);
+    if (i0 < 0) continue;
+    for (int64_t k1 = 0; k1 < g.k[1]; ++k1) {
+      int64_t i1 = input_index(g, 1, p[1], k1);
+      if (i1 < 0) continue;
+      for (int64_t k2 = 0; k2 < g.k[2]; ++k2) {
+        int64_t i2 = input_index(g, 2, p[2], k2);
+        if (i2 < 0) continue;
+        int64_t kk0 = g.flip ? g.k[0] - 1 - k0 : k0;
+        int64_t kk1 = g.flip ? g.k[1] - 1 - k1 : k1;
+        int64_t kk2 = g.flip ? g.k[2] - 1 - k2 : k2;
+        int64_t xo = n * xs.s[0] + i0 * xs.s[1] + i1 * xs.s[2] + i2 * xs.s[3] + c0 * xs.s[4];
+        int64_t wo = oc * ws.s[0] + kk0 * ws.s[1] + kk1 * ws.s[2] + kk2 * ws.s[3];
+        for (int64_t c = 0; c < cg; ++c) {
+          double t = load(x, xo + c * xs.s[4]) * load(w, wo + c * ws.s[4]);
+          r.value += t;
+          r.abssum += t < 0 ? -t : t;
+        }
+        r.terms += cg;
+      }
+    }
+  }
+  return r;
+}
+
+void check_dtypes(const Geometry& g, const TensorView& x, const TensorView& w) {
+  if (x.dtype != g.dtype || w.dtype != g.dtype)
+    throw Error(ErrorKind::invalid, "[reference] tensor dtypes must match the problem's dtype");
+}
+
+}  // namespace
+
+PointValue reference_point(const Geometry& g, const TensorView& x, const TensorView& w, int64_t n,
+                           const Dims& p, int64_t oc) {
+  check_dtypes(g, x, w);
+  return point(g, x, strides5(x, "x"), w, strides5(w, "w"), n, p, oc);
+}
+
+void reference_conv_rows(const Geometry& g, const TensorView& x, const TensorView& w, const TensorView& y,
+                         int64_t row_begin, int64_t row_end) {
+  const Strides5 xs = strides5(x, "x"), ws = strides5(w, "w"), ys = strides5(y, "y");
+  for (int64_t row = row_begin; row < row_end; ++row) {
+    int64_t p1 = row % g.out[1], p0 = (row / g.out[1]) % g.out[0], n = row / (g.out[1] * g.out[0]);
+    for (int64_t p2 = 0; p2 < g.out[2]; ++p2)
+      for (int64_t oc = 0; oc < g.o; ++oc) {
+        PointValue v = point(g, x, xs, w, ws, n, Dims{p0, p1, p2}, oc);
+        store(y, n * ys.s[0] + p0 * ys.s[1] + p1 * ys.s[2] + p2 * ys.s[3] + oc * ys.s[4], v.value);
+      }
+  }
+}
+
+void reference_conv(const Geometry& g, const TensorView& x, const TensorView& w, const TensorView& y) {
+  check_dtypes(g, x, w);
+  if (y.dtype != g.dtype) throw Error(ErrorKind::invalid, "[reference] y's dtype must match the problem's dtype");
+  // One task per output row (n, p0, p1): rows are independent, so threads change nothing.
+  const int64_t rows = g.n * g.out[0] * g.out[1];
+  int threads = int(std::max(1u, std::thread::hardware_concurrency()));
+  ThreadPool::shared(threads)->parallel_for(rows, [&](int64_t row, int) {
+    reference_conv_rows(g, x, w, y, row, row + 1);
+  });
+}
+
+}  // namespace convnd

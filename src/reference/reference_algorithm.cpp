@@ -1,0 +1,44 @@
+// The oracle as the planner's last resort: it implements every problem, slowly, with no
+// workspace. `convnd plan` names it when nothing faster applies.
+#include <algorithm>
+
+#include "cpu/thread_pool.h"
+#include "plan/algorithm.h"
+#include "reference/reference_internal.h"
+
+namespace convnd {
+
+namespace {
+
+class ReferenceAlgorithm final : public Algorithm {
+ public:
+  std::string_view name() const override { return "reference"; }
+  Backend backend() const override { return Backend::cpu; }
+  std::string plan(const Geometry& g, const PlanRequest& req, Plan* plan, int64_t*) const override {
+    plan->workspace_bytes = 0;
+    plan->index_bits = 64;
+    plan->tiles = {{"rows_per_task", 1}};
+    return {};
+  }
+  Status run(const RunContext& ctx) const override {
+    const Geometry& g = ctx.g;
+    const int64_t rows = g.n * g.out[0] * g.out[1];
+    // Chunks between progress reports; rows inside a chunk are spread over the threads.
+    const int64_t chunk = std::max<int64_t>(1, rows / 64);
+    for (int64_t r0 = 0; r0 < rows; r0 += chunk) {
+      const int64_t r1 = std::min(rows, r0 + chunk);
+      ctx.pool->parallel_for(r1 - r0, [&](int64_t t, int) { reference_conv_rows(g, ctx.x, ctx.w, ctx.y, r0 + t, r0 + t + 1); });
+      if (!ctx.report(double(r1) / double(rows))) return Status(ErrorKind::interrupted, "[reference] cancelled");
+    }
+    return Status::Ok();
+  }
+};
+
+}  // namespace
+
+const Algorithm& reference_algorithm() {
+  static const ReferenceAlgorithm a;
+  return a;
+}
+
+}  // namespace convnd
