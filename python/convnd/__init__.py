@@ -1,0 +1,434 @@
+"""convnd: MLX's conv_general family, correct at any size, in bounded memory.
+
+The functions take MLX's Python signatures and keyword names, and channels-last layouts:
+input ``(N, *spatial, C)``, weight ``(O, *kernel, C / groups)``, output ``(N, *out, O)``.
+Inputs are NumPy arrays (float32, float16, float64, and bfloat16 through ``ml_dtypes``) or any
+DLPack producer (torch, jax, cupy, MLX), strided views included. Outputs are NumPy arrays
+(bfloat16 as ``ml_dtypes.bfloat16``).
+
+Every function also takes, keyword-only:
+
+* ``budget``: workspace bytes the algorithm may allocate beyond input, weight and output; an
+  int or a string such as ``"64MiB"``. None: ``CONVND_WORKSPACE_BYTES`` or the default
+  (256 MiB, or 1/16 of physical memory if that is less).
+* ``device``: ``"cpu"`` (default) or ``"cuda"``. A build without CUDA raises
+  NotImplementedError for ``"cuda"``.
+* ``threads``: worker threads; 0 (default) means ``CONVND_THREADS`` or every hardware thread.
+* ``algorithm``: force one algorithm by name (tests, benchmarks); None lets the planner choose.
+
+Errors: ValueError for an invalid problem, NotImplementedError for an unsupported one,
+MemoryError when the budget or the device is too small, TypeError for an unsupported dtype;
+messages end with the problem string. The GIL is released while computing, and Ctrl-C stops
+a long convolution between tiles (KeyboardInterrupt).
+"""
+
+from __future__ import annotations
+
+import json as _json
+import operator as _operator
+from typing import Any, Optional, Sequence, Tuple, Union
+
+import numpy as _np
+
+from . import _core
+
+__all__ = [
+    "conv_general",
+    "conv1d",
+    "conv2d",
+    "conv3d",
+    "conv_transpose1d",
+    "conv_transpose2d",
+    "conv_transpose3d",
+    "plan",
+    "problem_string",
+    "problem_shapes",
+    "has_cuda",
+    "default_workspace_budget",
+]
+
+__version__ = "0.1.0"
+
+IntOrSeq = Union[int, Sequence[int]]
+Budget = Union[int, str, None]
+
+_OPS = (
+    "conv_general",
+    "conv1d",
+    "conv2d",
+    "conv3d",
+    "conv_transpose1d",
+    "conv_transpose2d",
+    "conv_transpose3d",
+)
+
+
+def has_cuda() -> bool:
+    """Whether this build of convnd has the CUDA backend."""
+    return _core.has_cuda()
+
+
+def default_workspace_budget() -> int:
+    """The default workspace budget in bytes (without ``CONVND_WORKSPACE_BYTES``)."""
+    return _core.default_workspace_budget()
+
+
+# --------------------------------------------------------------------------------------------
+# Argument normalisation (MLX's conventions -> per-axis int lists)
+
+
+def _ints(name: str, v: Any) -> list:
+    """An int or a sequence of ints as a non-empty list of Python ints."""
+    if isinstance(v, (str, bytes)):
+        raise TypeError(f"{name} must be an int or a sequence of ints, got {v!r}")
+    try:
+        return [_operator.index(v)]
+    except TypeError:
+        pass
+    try:
+        out = [_operator.index(e) for e in v]
+    except TypeError:
+        raise TypeError(f"{name} must be an int or a sequence of ints, got {v!r}") from None
+    if not out:
+        raise ValueError(f"{name} must not be empty")
+    return out
+
+
+def _general_padding(padding: Any) -> Tuple[list, list]:
+    """conv_general padding: an int, a sequence of ints (lo = hi), or a (lo, hi) pair of sequences."""
+    if isinstance(padding, (tuple, list)) and len(padding) == 2:
+        lo, hi = padding
+        lo_seq = not isinstance(lo, (str, bytes)) and hasattr(lo, "__len__")
+        hi_seq = not isinstance(hi, (str, bytes)) and hasattr(hi, "__len__")
+        if lo_seq and hi_seq:
+            return _ints("padding (low)", lo), _ints("padding (high)", hi)
+        if lo_seq or hi_seq:
+            raise TypeError(
+                "padding must be an int, a sequence of ints, or a pair (low, high) of sequences, "
+                f"got {padding!r}"
+            )
+    p = _ints("padding", padding)
+    return p, p
+
+
+def _groups(groups: Any) -> int:
+    try:
+        return _operator.index(groups)
+    except TypeError:
+        raise TypeError(f"groups must be an int, got {groups!r}") from None
+
+
+def _general_options(stride=1, padding=0, kernel_dilation=1, input_dilation=1, groups=1, flip=False) -> dict:
+    lo, hi = _general_padding(padding)
+    return dict(
+        stride=_ints("stride", stride),
+        padding_lo=lo,
+        padding_hi=hi,
+        dilation=_ints("kernel_dilation", kernel_dilation),
+        input_dilation=_ints("input_dilation", input_dilation),
+        output_padding=[],
+        groups=_groups(groups),
+        flip=bool(flip),
+    )
+
+
+def _conv_options(stride=1, padding=0, dilation=1, groups=1) -> dict:
+    p = _ints("padding", padding)
+    return dict(
+        stride=_ints("stride", stride),
+        padding_lo=p,
+        padding_hi=p,
+        dilation=_ints("dilation", dilation),
+        input_dilation=[],
+        output_padding=[],
+        groups=_groups(groups),
+        flip=False,
+    )
+
+
+def _conv_transpose_options(stride=1, padding=0, dilation=1, output_padding=0, groups=1) -> dict:
+    p = _ints("padding", padding)
+    return dict(
+        stride=_ints("stride", stride),
+        padding_lo=p,
+        padding_hi=p,
+        dilation=_ints("dilation", dilation),
+        input_dilation=[],
+        output_padding=_ints("output_padding", output_padding),
+        groups=_groups(groups),
+        flip=False,
+    )
+
+
+def _options(op: str, args: tuple, kwargs: dict) -> dict:
+    if op == "conv_general":
+        return _general_options(*args, **kwargs)
+    if op in ("conv1d", "conv2d", "conv3d"):
+        return _conv_options(*args, **kwargs)
+    if op in ("conv_transpose1d", "conv_transpose2d", "conv_transpose3d"):
+        return _conv_transpose_options(*args, **kwargs)
+    raise ValueError(f"op must be one of {', '.join(_OPS)}; got {op!r}")
+
+
+# --------------------------------------------------------------------------------------------
+# Arrays
+
+
+def _array(a: Any, what: str) -> Tuple[Any, Optional[str]]:
+    """(an object the native layer can import through DLPack, a dtype override or None).
+
+    NumPy arrays go in as they are, except bfloat16 (ml_dtypes), which NumPy cannot export
+    through DLPack: it travels as uint16 bits with the dtype named. Negative strides are
+    handled by the native layer (one dense copy). Anything that is neither a NumPy array nor
+    a DLPack producer is converted with numpy.asarray.
+    """
+    if isinstance(a, _np.ndarray):
+        if a.dtype.name == "bfloat16":
+            return a.view(_np.uint16), "bf16"
+        if a.dtype.byteorder == ">" or (a.dtype.byteorder == "=" and not _np.little_endian):
+            a = a.astype(a.dtype.newbyteorder("<"))
+        return a, None
+    if hasattr(a, "__dlpack__"):
+        return a, None
+    try:
+        arr = _np.asarray(a)
+    except Exception as e:  # pragma: no cover - depends on the object
+        raise TypeError(f"{what} must be a NumPy array or a DLPack producer, got {type(a).__name__}") from e
+    if arr.dtype.kind in "iub":
+        raise TypeError(
+            f"{what} has dtype {arr.dtype}; convnd computes float32, float16, bfloat16 and float64"
+        )
+    return _array(arr, what)
+
+
+def _result(y: _np.ndarray, x_dtype: Optional[str], x: Any) -> _np.ndarray:
+    if y.dtype == _np.uint16:  # bfloat16 bits
+        import ml_dtypes
+
+        return y.view(ml_dtypes.bfloat16)
+    return y
+
+
+def _call(op: str, input: Any, weight: Any, opts: dict, budget: Budget, device: str, threads: int,
+          algorithm: Optional[str]) -> _np.ndarray:
+    x, x_dtype = _array(input, "input")
+    w, w_dtype = _array(weight, "weight")
+    y = _core.run(op, x, w, x_dtype, w_dtype, device=device, budget=budget, threads=threads,
+                  algorithm=algorithm, **opts)
+    return _result(y, x_dtype, input)
+
+
+# --------------------------------------------------------------------------------------------
+# The MLX-compatible functions
+
+
+def conv_general(
+    input: Any,
+    weight: Any,
+    stride: IntOrSeq = 1,
+    padding: Union[int, Sequence[int], Tuple[Sequence[int], Sequence[int]]] = 0,
+    kernel_dilation: IntOrSeq = 1,
+    input_dilation: IntOrSeq = 1,
+    groups: int = 1,
+    flip: bool = False,
+    *,
+    budget: Budget = None,
+    device: str = "cpu",
+    threads: int = 0,
+    algorithm: Optional[str] = None,
+) -> _np.ndarray:
+    """General convolution over 1, 2 or 3 spatial dimensions (``mlx.core.conv_general``).
+
+    Args:
+        input: ``(N, *spatial, C)`` array, 3 to 5 dimensions.
+        weight: ``(O, *kernel, C / groups)`` array of the same dtype.
+        stride: int or one int per spatial axis (default 1).
+        padding: int, a sequence (one per axis, low = high), or a pair ``(low, high)`` of
+            sequences. Negative values crop the (input-dilated) input.
+        kernel_dilation: int or per axis (default 1).
+        input_dilation: int or per axis (default 1): ``id - 1`` zeros between input samples.
+        groups: int dividing both C and O (default 1).
+        flip: True computes a convolution (kernel flipped), False a cross-correlation.
+        budget, device, threads, algorithm: see the package docstring.
+
+    Returns:
+        A NumPy array ``(N, *out, O)`` of the input's dtype, where per axis
+        ``out = floor((id*(I-1)+1 + lo + hi - (kd*(K-1)+1)) / stride) + 1``.
+
+    Raises:
+        ValueError: the problem is invalid (message ends with the problem string).
+        NotImplementedError: valid but not implemented on ``device``.
+        MemoryError: more than the budget or the device allows.
+    """
+    return _call("conv_general", input, weight,
+                 _general_options(stride, padding, kernel_dilation, input_dilation, groups, flip),
+                 budget, device, threads, algorithm)
+
+
+def _conv(rank: int):
+    name = f"conv{rank}d"
+    dims = {1: "L", 2: "H, W", 3: "D, H, W"}[rank]
+    kdims = {1: "K", 2: "KH, KW", 3: "KD, KH, KW"}[rank]
+
+    def f(
+        input: Any,
+        weight: Any,
+        stride: IntOrSeq = 1,
+        padding: IntOrSeq = 0,
+        dilation: IntOrSeq = 1,
+        groups: int = 1,
+        *,
+        budget: Budget = None,
+        device: str = "cpu",
+        threads: int = 0,
+        algorithm: Optional[str] = None,
+    ) -> _np.ndarray:
+        return _call(name, input, weight, _conv_options(stride, padding, dilation, groups),
+                     budget, device, threads, algorithm)
+
+    f.__name__ = f.__qualname__ = name
+    f.__doc__ = f"""{rank}-D cross-correlation (``mlx.core.{name}``) with symmetric padding.
+
+    Args:
+        input: ``(N, {dims}, C)`` array.
+        weight: ``(O, {kdims}, C / groups)`` array of the same dtype.
+        stride: int or one int per spatial axis (default 1).
+        padding: symmetric zero padding, int or per axis (default 0).
+        dilation: kernel dilation, int or per axis (default 1).
+        groups: int dividing both C and O (default 1).
+        budget, device, threads, algorithm: see the package docstring.
+
+    Returns:
+        A NumPy array ``(N, {dims.replace("L", "P")}, O)`` of the input's dtype.
+
+    Raises:
+        ValueError, NotImplementedError, MemoryError: see the package docstring.
+    """
+    return f
+
+
+def _conv_transpose(rank: int):
+    name = f"conv_transpose{rank}d"
+    dims = {1: "L", 2: "H, W", 3: "D, H, W"}[rank]
+    kdims = {1: "K", 2: "KH, KW", 3: "KD, KH, KW"}[rank]
+
+    def f(
+        input: Any,
+        weight: Any,
+        stride: IntOrSeq = 1,
+        padding: IntOrSeq = 0,
+        dilation: IntOrSeq = 1,
+        output_padding: IntOrSeq = 0,
+        groups: int = 1,
+        *,
+        budget: Budget = None,
+        device: str = "cpu",
+        threads: int = 0,
+        algorithm: Optional[str] = None,
+    ) -> _np.ndarray:
+        return _call(name, input, weight,
+                     _conv_transpose_options(stride, padding, dilation, output_padding, groups),
+                     budget, device, threads, algorithm)
+
+    f.__name__ = f.__qualname__ = name
+    f.__doc__ = f"""{rank}-D transposed convolution (``mlx.core.{name}``).
+
+    The adjoint (gradient with respect to the input) of ``conv{rank}d`` with the same stride,
+    padding, dilation and groups; PyTorch's definition, also where MLX differs (padding larger
+    than ``dilation * (K - 1)``, groups in 3-D, float64). The weight keeps MLX's layout.
+
+    Args:
+        input: ``(N, {dims}, C)`` array.
+        weight: ``(O, {kdims}, C / groups)`` array of the same dtype.
+        stride: int or per axis (default 1).
+        padding: symmetric padding removed from the output, int or per axis, >= 0.
+        dilation: kernel dilation, int or per axis (default 1).
+        output_padding: extra output at the high end, ``0 <= output_padding < max(stride, dilation)``.
+        groups: int dividing both C and O (default 1).
+        budget, device, threads, algorithm: see the package docstring.
+
+    Returns:
+        A NumPy array ``(N, *out, O)`` with, per axis,
+        ``out = (I - 1) * stride - 2 * padding + dilation * (K - 1) + output_padding + 1``.
+
+    Raises:
+        ValueError, NotImplementedError, MemoryError: see the package docstring.
+    """
+    return f
+
+
+conv1d = _conv(1)
+conv2d = _conv(2)
+conv3d = _conv(3)
+conv_transpose1d = _conv_transpose(1)
+conv_transpose2d = _conv_transpose(2)
+conv_transpose3d = _conv_transpose(3)
+
+
+# --------------------------------------------------------------------------------------------
+# Problems and plans
+
+
+def _problem(problem: Any, weight: Any, args: tuple, op: str, kwargs: dict):
+    if isinstance(problem, str):
+        if weight is not None or args or kwargs:
+            raise TypeError("a problem string takes no weight or convolution arguments")
+        if op != "conv_general":
+            raise TypeError("a problem string names its operation itself (op=conv or op=convT)")
+        return _core.parse_problem(problem)
+    if weight is None:
+        raise TypeError("pass a problem string, or the input and weight arrays")
+    opts = _options(op, args, kwargs)
+    x, x_dtype = _array(problem, "input")
+    w, w_dtype = _array(weight, "weight")
+    return _core.problem_for(op, x, w, x_dtype, w_dtype, **opts)
+
+
+def problem_string(problem: Any, weight: Any = None, *args: Any, op: str = "conv_general", **kwargs: Any) -> str:
+    """The canonical problem string (see problem-strings.md) of a call, validated.
+
+    ``problem_string(x, w, stride=2, op="conv2d")`` describes ``conv2d(x, w, stride=2)``;
+    ``op`` names any convnd function and the remaining arguments are that function's.
+    ``problem_string("in=8 c=1 o=1 k=3")`` returns the canonical form of a problem string.
+    Only the arrays' shapes and dtypes are read.
+
+    Raises:
+        ValueError: the problem is invalid or the string malformed.
+    """
+    return str(_problem(problem, weight, args, op, kwargs))
+
+
+def problem_shapes(problem: Any, weight: Any = None, *args: Any, op: str = "conv_general",
+                   **kwargs: Any) -> Tuple[Tuple[int, ...], Tuple[int, ...], Tuple[int, ...]]:
+    """The shapes ``(input, weight, output)`` of a problem, given as for ``problem_string``."""
+    return _problem(problem, weight, args, op, kwargs).shapes
+
+
+def plan(
+    problem: Any,
+    weight: Any = None,
+    *args: Any,
+    op: str = "conv_general",
+    budget: Budget = None,
+    device: str = "cpu",
+    threads: int = 0,
+    algorithm: Optional[str] = None,
+    **kwargs: Any,
+) -> dict:
+    """The plan convnd would run for a problem, as a dict (``Plan::to_json``).
+
+    The problem is either a problem string (``plan("op=convT in=5160 c=1 o=1 k=4096 stride=1024")``)
+    or a call: ``plan(x, w, *args, op="conv2d", **kwargs)`` plans ``conv2d(x, w, *args, **kwargs)``;
+    ``op`` defaults to ``"conv_general"`` and may name any convnd function. Only the arrays'
+    shapes and dtypes are read, nothing is computed.
+
+    Returns:
+        A dict with keys ``problem`` (canonical string), ``backend``, ``algorithm``,
+        ``workspace_bytes``, ``budget_bytes``, ``index_bits``, ``threads``, ``tiles`` (a dict)
+        and ``rejected`` (a list of ``{"algorithm", "reason"}``: why faster algorithms said no).
+
+    Raises:
+        ValueError, NotImplementedError, MemoryError: as the convolution itself would.
+    """
+    p = _problem(problem, weight, args, op, kwargs)
+    return _json.loads(_core.plan_json(p, device=device, budget=budget, threads=threads, algorithm=algorithm))

@@ -1,0 +1,340 @@
+// convnd._core: the nanobind extension behind the `convnd` Python package.
+//
+// The Python layer (python/convnd/__init__.py) turns MLX-style arguments into per-axis lists
+// and calls in here. Arrays arrive as DLPack tensors (NumPy, torch, jax, cupy, MLX): their
+// dtype, shape, strides in elements, data pointer and device go straight into a
+// convnd::TensorView, so no copy is made here except for negative strides, which the library
+// does not accept. A CUDA tensor keeps its device ordinal in TensorView::device, so the CUDA
+// backend can read it in place once it exists. The output is a new host NumPy array that owns
+// the library's convnd::Tensor (no copy); bfloat16 comes back as uint16 bits, which the
+// Python layer views as ml_dtypes.bfloat16.
+//
+// The GIL is released while the library computes. Between tiles the library calls
+// ExecOptions::progress; on the calling thread we take the GIL back briefly (at most every
+// few milliseconds) and run PyErr_CheckSignals, so Ctrl-C cancels cleanly: the progress
+// callback returns false, the library throws Error(interrupted), and the Python exception the
+// signal handler raised (KeyboardInterrupt by default) is re-raised here.
+#include <nanobind/nanobind.h>
+#include <nanobind/ndarray.h>
+#include <nanobind/stl/optional.h>
+#include <nanobind/stl/string.h>
+#include <nanobind/stl/string_view.h>
+#include <nanobind/stl/vector.h>
+
+#include <convnd/convnd.h>
+
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace nb = nanobind;
+using namespace nb::literals;
+
+namespace {
+
+using Ints = std::vector<int64_t>;
+// Read-only import: we never write to inputs, and read-only arrays (np.broadcast_to, ...)
+// must be accepted.
+using InArray = nb::ndarray<nb::ro>;
+
+// DLPack device types (dlpack.h).
+constexpr int kDLCPU = 1, kDLCUDA = 2, kDLCUDAHost = 3, kDLCUDAManaged = 13;
+
+convnd::DType dtype_of(const InArray& a, const std::optional<std::string>& override_name, const char* what) {
+  namespace dl = nb::dlpack;
+  const dl::dtype t = a.dtype();
+  if (override_name) {
+    // The Python layer passes NumPy bfloat16 arrays (ml_dtypes) as uint16 views.
+    convnd::DType d;
+    if (!convnd::parse_dtype(*override_name, &d))
+      throw nb::value_error(("unknown dtype name '" + *override_name + "'").c_str());
+    if (t.bits != convnd::dtype_size(d) * 8 || t.lanes != 1)
+      throw nb::type_error((std::string(what) + ": the array's element size does not match dtype " + *override_name).c_str());
+    return d;
+  }
+  if (t.lanes == 1 && t.code == uint8_t(dl::dtype_code::Float)) {
+    if (t.bits == 32) return convnd::DType::f32;
+    if (t.bits == 16) return convnd::DType::f16;
+    if (t.bits == 64) return convnd::DType::f64;
+  }
+  if (t.lanes == 1 && t.code == uint8_t(dl::dtype_code::Bfloat) && t.bits == 16) return convnd::DType::bf16;
+  static const char* codes[] = {"int", "uint", "float", "opaque", "bfloat", "complex", "bool"};
+  std::string name = t.code < 7 ? codes[t.code] : "dlpack code " + std::to_string(t.code);
+  throw nb::type_error((std::string(what) + " has dtype " + name + std::to_string(t.bits) +
+                        "; convnd computes float32, float16, bfloat16 and float64")
+                           .c_str());
+}
+
+// A TensorView of the array's memory; `copy` receives a dense copy when the strides are
+// negative (host memory only).
+convnd::TensorView view_of(const InArray& a, const std::optional<std::string>& dtype_name, const char* what,
+                           convnd::Tensor* copy) {
+  convnd::TensorView v;
+  v.dtype = dtype_of(a, dtype_name, what);
+  v.data = const_cast<void*>(a.data());
+  bool negative = false;
+  for (size_t i = 0; i < a.ndim(); ++i) {
+    v.shape.push_back(int64_t(a.shape(i)));
+    v.strides.push_back(a.stride(i));
+    negative |= a.stride(i) < 0;
+  }
+  switch (a.device_type()) {
+    case kDLCPU:
+    case kDLCUDAHost:  // pinned host memory
+      v.device = -1;
+      break;
+    case kDLCUDA:
+    case kDLCUDAManaged:
+      v.device = a.device_id();
+      break;
+    default:
+      throw nb::value_error((std::string(what) + " lives on a device that convnd does not know (DLPack device type " +
+                             std::to_string(a.device_type()) + "); pass host or CUDA memory")
+                                .c_str());
+  }
+  if (negative) {
+    if (v.device >= 0)
+      throw nb::value_error((std::string(what) + " has negative strides in CUDA memory; make it contiguous first").c_str());
+    *copy = convnd::contiguous_copy(v);
+    return copy->view();
+  }
+  return v;
+}
+
+convnd::ExecOptions exec_options(const std::string& device, const nb::object& budget, int threads,
+                                 const std::optional<std::string>& algorithm) {
+  convnd::ExecOptions e;
+  if (!convnd::parse_backend(device, &e.backend))
+    throw nb::value_error(("device must be 'cpu' or 'cuda', got '" + device + "'").c_str());
+  if (budget.is_none()) {
+    e.budget = -1;
+  } else if (nb::isinstance<nb::str>(budget)) {
+    std::string s = nb::cast<std::string>(budget);
+    if (!convnd::parse_byte_size(s, &e.budget))
+      throw nb::value_error(("budget '" + s + "' is not a byte count such as 268435456 or '256MiB'").c_str());
+  } else if (nb::isinstance<nb::bool_>(budget)) {
+    throw nb::type_error("budget must be an int (bytes), a string such as '64MiB', or None");
+  } else {
+    int64_t b;
+    if (!nb::try_cast<int64_t>(budget, b))
+      throw nb::type_error("budget must be an int (bytes), a string such as '64MiB', or None");
+    if (b < 0) throw nb::value_error(("budget (" + std::to_string(b) + ") must be >= 0 bytes").c_str());
+    e.budget = b;
+  }
+  if (threads < 0) throw nb::value_error(("threads (" + std::to_string(threads) + ") must be >= 0").c_str());
+  e.threads = threads;
+  if (algorithm) e.algorithm = *algorithm;
+  return e;
+}
+
+// Per-call options of every API, as lists; empty lists keep the library's defaults.
+struct CallOptions {
+  Ints stride, padding_lo, padding_hi, dilation, input_dilation, output_padding;
+  int64_t groups = 1;
+  bool flip = false;
+};
+
+// The Problem of one call: `api` is the Python function's name.
+convnd::Problem problem_for(const std::string& api, const convnd::TensorView& x, const convnd::TensorView& w,
+                            const CallOptions& o) {
+  if (api == "conv_general") {
+    convnd::ConvGeneralOptions g;
+    g.stride = o.stride;
+    g.padding_lo = o.padding_lo;
+    g.padding_hi = o.padding_hi;
+    g.kernel_dilation = o.dilation;
+    g.input_dilation = o.input_dilation;
+    g.groups = o.groups;
+    g.flip = o.flip;
+    return convnd::problem_for_conv_general(x, w, g);
+  }
+  for (int rank = 1; rank <= 3; ++rank) {
+    if (api == "conv" + std::to_string(rank) + "d") {
+      convnd::ConvOptions c;
+      c.stride = o.stride;
+      c.padding = o.padding_lo;
+      c.dilation = o.dilation;
+      c.groups = o.groups;
+      return convnd::problem_for_conv(rank, x, w, c);
+    }
+    if (api == "conv_transpose" + std::to_string(rank) + "d") {
+      convnd::ConvTransposeOptions t;
+      t.stride = o.stride;
+      t.padding = o.padding_lo;
+      t.dilation = o.dilation;
+      t.output_padding = o.output_padding;
+      t.groups = o.groups;
+      return convnd::problem_for_conv_transpose(rank, x, w, t);
+    }
+  }
+  throw nb::value_error(("unknown operation '" + api + "'").c_str());
+}
+
+// Cancellation state of one run. Only the calling thread (which holds a Python thread state)
+// checks for signals; a progress call from another thread just reports a cancellation the
+// caller's thread already saw.
+struct SignalWatch {
+  std::thread::id caller = std::this_thread::get_id();
+  std::chrono::steady_clock::time_point last{};
+  std::optional<nb::python_error> error;  // what the signal handler raised
+
+  bool operator()(double) {
+    if (error) return false;
+    if (std::this_thread::get_id() != caller) return true;
+    auto now = std::chrono::steady_clock::now();
+    if (now - last < std::chrono::milliseconds(5)) return true;
+    last = now;
+    nb::gil_scoped_acquire gil;
+    if (PyErr_CheckSignals() != 0) {
+      error.emplace();  // takes the pending Python exception
+      return false;
+    }
+    return true;
+  }
+};
+
+nb::object numpy_of(convnd::Tensor y) {
+  // The capsule owns the tensor; the array aliases its buffer.
+  auto* held = new convnd::Tensor(std::move(y));
+  nb::capsule owner(held, [](void* p) noexcept { delete static_cast<convnd::Tensor*>(p); });
+  std::vector<size_t> shape(held->shape().begin(), held->shape().end());
+  namespace dl = nb::dlpack;
+  dl::dtype t{};
+  t.lanes = 1;
+  switch (held->dtype()) {
+    case convnd::DType::f32: t.code = uint8_t(dl::dtype_code::Float); t.bits = 32; break;
+    case convnd::DType::f64: t.code = uint8_t(dl::dtype_code::Float); t.bits = 64; break;
+    case convnd::DType::f16: t.code = uint8_t(dl::dtype_code::Float); t.bits = 16; break;
+    // NumPy has no bfloat16: hand back the bits; the Python layer views them as ml_dtypes.bfloat16.
+    case convnd::DType::bf16: t.code = uint8_t(dl::dtype_code::UInt); t.bits = 16; break;
+  }
+  nb::ndarray<nb::numpy> a(held->data(), shape.size(), shape.data(), owner, nullptr, t, kDLCPU, 0);
+  return a.cast();
+}
+
+class ProblemObject {
+ public:
+  explicit ProblemObject(convnd::Problem p) : p_(p) {}
+  const convnd::Problem& get() const { return p_; }
+
+ private:
+  convnd::Problem p_;
+};
+
+}  // namespace
+
+NB_MODULE(_core, m) {
+  m.doc() = "convnd's native core. Use the `convnd` package; this module's API is internal.";
+
+  nb::register_exception_translator([](const std::exception_ptr& p, void*) {
+    try {
+      std::rethrow_exception(p);
+    } catch (const convnd::Error& e) {
+      PyObject* type = PyExc_RuntimeError;
+      switch (e.kind()) {
+        case convnd::ErrorKind::invalid: type = PyExc_ValueError; break;
+        case convnd::ErrorKind::unsupported: type = PyExc_NotImplementedError; break;
+        case convnd::ErrorKind::out_of_memory: type = PyExc_MemoryError; break;
+        case convnd::ErrorKind::interrupted: type = PyExc_KeyboardInterrupt; break;
+        case convnd::ErrorKind::backend:
+        case convnd::ErrorKind::ok: type = PyExc_RuntimeError; break;
+      }
+      PyErr_SetString(type, e.what());
+    }
+  });
+
+  nb::class_<ProblemObject>(m, "Problem", "A validated convolution problem (see problem-strings.md).")
+      .def("__str__", [](const ProblemObject& p) { return convnd::to_string(p.get()); })
+      .def("__repr__", [](const ProblemObject& p) { return "convnd.Problem('" + convnd::to_string(p.get()) + "')"; })
+      .def("__eq__", [](const ProblemObject& a, const ProblemObject& b) { return a.get() == b.get(); })
+      .def_prop_ro("shapes", [](const ProblemObject& p) {
+        // (x, w, y) shapes, each rank+2 ints.
+        convnd::Geometry g = convnd::lower(p.get());
+        convnd::TensorShapes s = convnd::tensor_shapes(p.get(), g);
+        auto tup = [&](const std::array<int64_t, 5>& a) {
+          nb::list l;
+          for (int i = 0; i < s.ndim; ++i) l.append(a[i]);
+          return nb::tuple(l);
+        };
+        return nb::make_tuple(tup(s.x), tup(s.w), tup(s.y));
+      }, "The shapes (x, w, y) of the problem's tensors.")
+      .def_prop_ro("dtype", [](const ProblemObject& p) { return std::string(convnd::dtype_name(p.get().dtype)); },
+                   "The dtype's short name: 'f32', 'f16', 'bf16' or 'f64'.");
+
+  m.def("parse_problem", [](const std::string& s) {
+        convnd::Problem p = convnd::parse_problem(s);
+        convnd::lower(p);  // semantic validation too
+        return ProblemObject(p);
+      }, "text"_a, "Parses and validates a problem string.");
+
+  m.def("problem_for",
+        [](const std::string& api, InArray x, InArray w, std::optional<std::string> x_dtype,
+           std::optional<std::string> w_dtype, Ints stride, Ints padding_lo, Ints padding_hi, Ints dilation,
+           Ints input_dilation, Ints output_padding, int64_t groups, bool flip) {
+          convnd::Tensor xc, wc;  // views only read shapes and dtypes here
+          convnd::TensorView xv = view_of(x, x_dtype, "input", &xc);
+          convnd::TensorView wv = view_of(w, w_dtype, "weight", &wc);
+          CallOptions o{stride, padding_lo, padding_hi, dilation, input_dilation, output_padding, groups, flip};
+          return ProblemObject(problem_for(api, xv, wv, o));
+        },
+        "api"_a, "x"_a, "w"_a, "x_dtype"_a.none(), "w_dtype"_a.none(), "stride"_a, "padding_lo"_a, "padding_hi"_a,
+        "dilation"_a, "input_dilation"_a, "output_padding"_a, "groups"_a, "flip"_a,
+        "The validated Problem of a call of `api` (a convnd function name) on arrays x and w.");
+
+  m.def("plan_json",
+        [](const ProblemObject& p, const std::string& device, nb::object budget, int threads,
+           std::optional<std::string> algorithm) {
+          convnd::ExecOptions e = exec_options(device, budget, threads, algorithm);
+          return convnd::make_plan(p.get(), e).to_json();
+        },
+        "problem"_a, "device"_a, "budget"_a.none(), "threads"_a, "algorithm"_a.none(),
+        "Plans a problem; returns Plan::to_json().");
+
+  m.def("run",
+        [](const std::string& api, InArray x, InArray w, std::optional<std::string> x_dtype,
+           std::optional<std::string> w_dtype, Ints stride, Ints padding_lo, Ints padding_hi, Ints dilation,
+           Ints input_dilation, Ints output_padding, int64_t groups, bool flip, const std::string& device,
+           nb::object budget, int threads, std::optional<std::string> algorithm) -> nb::object {
+          convnd::Tensor xc, wc;
+          convnd::TensorView xv = view_of(x, x_dtype, "input", &xc);
+          convnd::TensorView wv = view_of(w, w_dtype, "weight", &wc);
+          CallOptions o{stride, padding_lo, padding_hi, dilation, input_dilation, output_padding, groups, flip};
+          convnd::Problem problem = problem_for(api, xv, wv, o);
+          convnd::ExecOptions e = exec_options(device, budget, threads, algorithm);
+          // Later (CUDA backend): a device tensor in, a device tensor out; today every output
+          // is host memory.
+          SignalWatch watch;
+          e.progress = [&watch](double f) { return watch(f); };
+          convnd::Tensor y;
+          try {
+            nb::gil_scoped_release release;
+            convnd::Plan plan = convnd::make_plan(problem, e);
+            convnd::TensorShapes ts = convnd::tensor_shapes(plan.problem, plan.geometry);
+            y = convnd::Tensor::empty(problem.dtype, convnd::Shape(ts.y.begin(), ts.y.begin() + ts.ndim));
+            convnd::execute(plan, xv, wv, y, e);
+          } catch (const convnd::Error& err) {
+            if (watch.error) throw *watch.error;  // the signal handler's exception, e.g. KeyboardInterrupt
+            throw;
+          }
+          // A signal that arrived during the last tile still counts.
+          if (watch.error) throw *watch.error;
+          return numpy_of(std::move(y));
+        },
+        "api"_a, "x"_a, "w"_a, "x_dtype"_a.none(), "w_dtype"_a.none(), "stride"_a, "padding_lo"_a, "padding_hi"_a,
+        "dilation"_a, "input_dilation"_a, "output_padding"_a, "groups"_a, "flip"_a, "device"_a, "budget"_a.none(),
+        "threads"_a, "algorithm"_a.none(),
+        "Runs a call of `api` (a convnd function name) on arrays x and w; returns a new NumPy array.");
+
+  m.def("default_workspace_budget", &convnd::default_workspace_budget,
+        "The default workspace budget in bytes (CONVND_WORKSPACE_BYTES overrides it).");
+  m.def("has_cuda", []() {
+#ifdef CONVND_WITH_CUDA
+    return true;
+#else
+    return false;
+#endif
+  }, "Whether this build has the CUDA backend.");
+}
