@@ -5,10 +5,20 @@
 
 namespace convnd {
 
+const Algorithm& pointwise_gemm_algorithm();
+const Algorithm& depthwise_direct_algorithm();
+const Algorithm& transposed_scatter_algorithm();
+const Algorithm& im2col_gemm_algorithm();
+const Algorithm& polyphase_gemm_algorithm();
 const Algorithm& reference_algorithm();
 
 const std::vector<const Algorithm*>& algorithm_registry() {
   static const std::vector<const Algorithm*> list = {
+      &pointwise_gemm_algorithm(),
+      &depthwise_direct_algorithm(),
+      &transposed_scatter_algorithm(),
+      &im2col_gemm_algorithm(),
+      &polyphase_gemm_algorithm(),
       &reference_algorithm(),
   };
   return list;

@@ -1,0 +1,215 @@
+#include "cpu/conv_gemm.h"
+
+#include <algorithm>
+#include <array>
+
+#include "core/checked.h"
+#include "cpu/thread_pool.h"
+
+namespace convnd {
+
+namespace {
+
+constexpr int64_t kMaxPanel = 64;  // largest mr or nr of any kernel
+
+DType compute_of(DType t) { return t == DType::f64 ? DType::f64 : DType::f32; }
+
+// A = implicit im2col of x for one group: row r is output pixel base + r of the dense
+// problem, column k = tap·C/g + c. Rows are gathered straight from x while packing; taps that
+// land on padding pack as zeros (null row pointers).
+class Im2colA final : public GemmASource {
+ public:
+  Im2colA(const Geometry& s, const char* x, int64_t group, int64_t base) : s_(s), x_(x), base_(base) {
+    es_ = dtype_size(s.dtype);
+    c0_ = group * s.cg();
+  }
+  void pack(const GemmPlan& plan, int64_t m0, int64_t mc, int64_t k0, int64_t kc, void* dst) const override {
+    const int64_t mr = plan.mr, cg = s_.cg();
+    const int64_t ces = plan.compute == DType::f64 ? 8 : 4;
+    const int64_t t_first = k0 / cg, t_last = (k0 + kc - 1) / cg;
+    std::array<int64_t, kMaxPanel> n, i0, i1, i2;
+    std::array<const void*, kMaxPanel> rows;
+    for (int64_t p = 0; p * mr < mc; ++p) {
+      const int64_t rcount = std::min(mr, mc - p * mr);
+      char* panel = static_cast<char*>(dst) + p * kc * mr * ces;
+      // Decompose each row's pixel once; a tap then only adds its offset.
+      for (int64_t r = 0; r < rcount; ++r) {
+        int64_t pix = base_ + m0 + p * mr + r;
+        int64_t a2 = pix % s_.out[2];
+        pix /= s_.out[2];
+        int64_t a1 = pix % s_.out[1];
+        pix /= s_.out[1];
+        int64_t a0 = pix % s_.out[0];
+        n[r] = pix / s_.out[0];
+        i0[r] = a0 * s_.stride[0] - s_.lo[0];
+        i1[r] = a1 * s_.stride[1] - s_.lo[1];
+        i2[r] = a2 * s_.stride[2] - s_.lo[2];
+      }
+      for (int64_t t = t_first; t <= t_last; ++t) {
+        const int64_t t2 = t % s_.k[2], t1 = (t / s_.k[2]) % s_.k[1], t0 = t / (s_.k[2] * s_.k[1]);
+        const int64_t c_lo = std::max(k0, t * cg) - t * cg, c_hi = std::min(k0 + kc, (t + 1) * cg) - t * cg;
+        for (int64_t r = 0; r < rcount; ++r) {
+          const int64_t j0 = i0[r] + t0 * s_.kdil[0], j1 = i1[r] + t1 * s_.kdil[1], j2 = i2[r] + t2 * s_.kdil[2];
+          const bool inside = j0 >= 0 && j0 < s_.in[0] && j1 >= 0 && j1 < s_.in[1] && j2 >= 0 && j2 < s_.in[2];
+          rows[r] = inside ? x_ + ((((n[r] * s_.in[0] + j0) * s_.in[1] + j1) * s_.in[2] + j2) * s_.c + c0_ + c_lo) * es_
+                           : nullptr;
+        }
+        gemm_pack_rows(plan, mr, s_.dtype, rows.data(), rcount, c_hi - c_lo,
+                       panel + (t * cg + c_lo - k0) * mr * ces);
+      }
+    }
+  }
+
+ private:
+  const Geometry& s_;
+  const char* x_;
+  int64_t base_, es_, c0_;
+};
+
+// B = the weights of output channels [oc0, oc0 + nc) restricted to the dense problem's taps:
+// tap j of axis a is weight index k_first[a] + j·k_step[a] of the full kernel.
+class SubKernelB final : public GemmBSource {
+ public:
+  SubKernelB(const DenseConv& dc, const char* w, int64_t oc0) : dc_(dc), w_(w), oc0_(oc0) {}
+  void pack(const GemmPlan& plan, int64_t n0, int64_t nc, int64_t k0, int64_t kc, void* dst) const override {
+    const Geometry& s = dc_.sub;
+    const int64_t nr = plan.nr, cg = s.cg(), es = dtype_size(s.dtype);
+    const int64_t ces = plan.compute == DType::f64 ? 8 : 4;
+    const int64_t t_first = k0 / cg, t_last = (k0 + kc - 1) / cg;
+    std::array<const void*, kMaxPanel> rows;
+    for (int64_t p = 0; p * nr < nc; ++p) {
+      const int64_t ccount = std::min(nr, nc - p * nr);
+      char* panel = static_cast<char*>(dst) + p * kc * nr * ces;
+      for (int64_t t = t_first; t <= t_last; ++t) {
+        const int64_t t2 = t % s.k[2], t1 = (t / s.k[2]) % s.k[1], t0 = t / (s.k[2] * s.k[1]);
+        const int64_t kk0 = dc_.k_first[0] + t0 * dc_.k_step[0], kk1 = dc_.k_first[1] + t1 * dc_.k_step[1],
+                      kk2 = dc_.k_first[2] + t2 * dc_.k_step[2];
+        const int64_t c_lo = std::max(k0, t * cg) - t * cg, c_hi = std::min(k0 + kc, (t + 1) * cg) - t * cg;
+        for (int64_t c = 0; c < ccount; ++c) {
+          const int64_t oc = oc0_ + n0 + p * nr + c;
+          rows[c] = w_ + ((((oc * dc_.w_k[0] + kk0) * dc_.w_k[1] + kk1) * dc_.w_k[2] + kk2) * cg + c_lo) * es;
+        }
+        gemm_pack_rows(plan, nr, s.dtype, rows.data(), ccount, c_hi - c_lo, panel + (t * cg + c_lo - k0) * nr * ces);
+      }
+    }
+  }
+
+ private:
+  const DenseConv& dc_;
+  const char* w_;
+  int64_t oc0_;
+};
+
+}  // namespace
+
+std::string plan_conv_gemm(const Geometry& sub, bool dense_output, int64_t budget, int threads,
+                           ConvGemmTiles* tiles, int64_t* min_workspace) {
+  const DType compute = compute_of(sub.dtype);
+  const int64_t og = sub.og(), K = sub.kernel_volume() * sub.cg();
+  const int64_t M = dense_output ? sub.n * sub.out_volume() : sub.out[2];
+  GemmTile t = gemm_tile(gemm_isa(), compute);
+  if (t.mr > kMaxPanel || t.nr > kMaxPanel) return "micro-tile larger than the packers allow";
+  auto workspace_for = [&](int64_t n_tile, GemmPlan* gp) {
+    *gp = gemm_plan(M, n_tile, K, compute, threads);
+    return gemm_packed_b_bytes(*gp, n_tile, K) + gemm_workspace_bytes(*gp, n_tile, K, sub.dtype, true);
+  };
+  // Halve the output channels per packed B until the workspace fits; the K order (and so
+  // every bit of the result) does not depend on it.
+  int64_t n_tile = og;
+  GemmPlan gp;
+  int64_t ws = workspace_for(n_tile, &gp);
+  while (ws > budget && n_tile > t.nr) {
+    n_tile = std::max(t.nr, ceil_div(ceil_div(n_tile, 2), t.nr) * t.nr);
+    ws = workspace_for(n_tile, &gp);
+  }
+  if (ws > budget) {
+    *min_workspace = ws;
+    return "needs " + std::to_string(ws) + " bytes of workspace for one " + std::to_string(n_tile) +
+           "-channel tile; the budget is " + std::to_string(budget);
+  }
+  tiles->gemm = gp;
+  tiles->n_tile = n_tile;
+  // Enough rows per call to keep every thread busy, few enough to report progress often.
+  int64_t m_tile = std::clamp<int64_t>(M / 64, 4096, std::max<int64_t>(M, 1));
+  tiles->m_tile = ceil_div(m_tile, gp.mr) * gp.mr;
+  tiles->workspace = ws;
+  return {};
+}
+
+Status run_conv_gemm(const ConvGemmTiles& tiles, const DenseConv& dc, const void* xv, const void* wv, void* yv,
+                     void* workspace, ThreadPool* pool, const std::function<bool(int64_t)>& progress) {
+  const Geometry& s = dc.sub;
+  const int64_t es = dtype_size(s.dtype), og = s.og(), cg = s.cg(), K = s.kernel_volume() * cg;
+  const char* x = static_cast<const char*>(xv);
+  const char* w = static_cast<const char*>(wv);
+  char* y = static_cast<char*>(yv);
+  const bool dense_out = dc.first == Dims{0, 0, 0} && dc.step == Dims{1, 1, 1} && dc.y_out == s.out;
+  const bool plain_w = dc.k_first == Dims{0, 0, 0} && dc.k_step == Dims{1, 1, 1} && dc.w_k == s.k;
+  const GemmPlan& gp = tiles.gemm;
+  const int64_t packed_bytes = gemm_packed_b_bytes(gp, tiles.n_tile, K);
+  char* packed = static_cast<char*>(workspace);
+  char* rest = packed + packed_bytes;
+  const int64_t rest_bytes = tiles.workspace - packed_bytes;
+  int64_t done = 0;
+  for (int64_t q = 0; q < s.groups; ++q) {
+    for (int64_t n0 = 0; n0 < og; n0 += tiles.n_tile) {
+      const int64_t nt = std::min(tiles.n_tile, og - n0);
+      const int64_t oc0 = q * og + n0;
+      Status st;
+      if (plain_w) {
+        DenseGemmB b(s.dtype, w + oc0 * K * es, K);
+        st = gemm_pack_b(gp, nt, K, b, packed, pool);
+      } else {
+        SubKernelB b(dc, w, oc0);
+        st = gemm_pack_b(gp, nt, K, b, packed, pool);
+      }
+      if (!st.ok()) return st;
+      GemmArgs args;
+      args.N = nt;
+      args.K = K;
+      args.packed_b = packed;
+      args.c_dtype = s.dtype;
+      if (dense_out) {
+        const int64_t M = s.n * s.out_volume();
+        for (int64_t m0 = 0; m0 < M; m0 += tiles.m_tile) {
+          args.M = std::min(tiles.m_tile, M - m0);
+          args.c = y + (m0 * s.o + oc0) * es;
+          args.ldc = s.o;
+          if (dc.pointwise_a) {
+            DenseGemmA a(s.dtype, x + (m0 * s.c + q * cg) * es, s.c);
+            args.a = &a;
+            st = gemm(gp, args, rest, rest_bytes, pool);
+          } else {
+            Im2colA a(s, x, q, m0);
+            args.a = &a;
+            st = gemm(gp, args, rest, rest_bytes, pool);
+          }
+          if (!st.ok()) return st;
+          done += args.M * nt;
+          if (progress && !progress(done)) return Status(ErrorKind::interrupted, "[conv_gemm] cancelled");
+        }
+      } else {
+        // Phase outputs are spread out in y: one GEMM per output line, whose rows are evenly
+        // spaced step[2]·O elements apart.
+        const int64_t lines = s.n * s.out[0] * s.out[1];
+        args.M = s.out[2];
+        args.ldc = dc.step[2] * s.o;
+        for (int64_t line = 0; line < lines; ++line) {
+          const int64_t a1 = line % s.out[1], a0 = (line / s.out[1]) % s.out[0], n = line / (s.out[1] * s.out[0]);
+          const int64_t p0 = dc.first[0] + dc.step[0] * a0, p1 = dc.first[1] + dc.step[1] * a1, p2 = dc.first[2];
+          args.c = y + ((((n * dc.y_out[0] + p0) * dc.y_out[1] + p1) * dc.y_out[2] + p2) * s.o + oc0) * es;
+          Im2colA a(s, x, q, line * s.out[2]);
+          args.a = &a;
+          st = gemm(gp, args, rest, rest_bytes, pool);
+          if (!st.ok()) return st;
+          done += args.M * nt;
+          if (progress && (line % 64 == 63 || line + 1 == lines) && !progress(done))
+            return Status(ErrorKind::interrupted, "[conv_gemm] cancelled");
+        }
+      }
+    }
+  }
+  return Status::Ok();
+}
+
+}  // namespace convnd

@@ -1,0 +1,55 @@
+// Dense convolution (no input dilation, no flip) as an implicit GEMM per group, on the GEMM
+// engine of gemm.h. Shared by the pointwise, implicit-im2col and polyphase algorithms.
+//
+// Mapping (CUTLASS convolution.h style), per group q:
+//   M = N·M0·M1·M2  output pixels of the dense problem
+//   N = O/g         output channels of the group (cut into n-tiles when B must be small)
+//   K = K0·K1·K2·C/g taps × channels, ordered like the weight [O, K0, K1, K2, C/g]
+// A is gathered from x while packing (nothing unfolded in memory), B is packed from the
+// weights (or from a strided selection of their taps, for a phase), C is written in place.
+#pragma once
+#include <convnd/plan.h>
+#include <convnd/problem.h>
+
+#include <functional>
+#include <string>
+
+#include "cpu/gemm.h"
+
+namespace convnd {
+
+class ThreadPool;
+
+/// Where the dense problem's output lands in y: output position m of axis j is written at
+/// y position first[j] + step[j]·m. A plain conv has first 0, step 1.
+/// Where its taps come from in w: tap j of axis a is weight index k_first[a] + j·k_step[a].
+struct DenseConv {
+  Geometry sub;                    // dense problem: idil 1, no flip; sub.out = counts
+  Dims first{0, 0, 0}, step{1, 1, 1};
+  Dims k_first{0, 0, 0}, k_step{1, 1, 1};
+  Dims w_k{1, 1, 1};               // the full weight's kernel extents
+  Dims y_out{1, 1, 1};             // the full output's spatial extents
+  bool pointwise_a = false;        // A is x itself viewed as [pixels, C] (1x1, stride 1, no pad)
+};
+
+/// Tiles chosen for a DenseConv under a budget (plain data, part of the Plan).
+struct ConvGemmTiles {
+  GemmPlan gemm;
+  int64_t n_tile = 0;     // output channels per packed B
+  int64_t m_tile = 0;     // pixels per GEMM call (dense output) — progress granularity
+  int64_t workspace = 0;  // bytes
+};
+
+/// Chooses tiles; returns "" or why not. On a budget too small, *min_workspace is the
+/// smallest workspace that would do.
+std::string plan_conv_gemm(const Geometry& sub, bool dense_output, int64_t budget, int threads,
+                           ConvGemmTiles* tiles, int64_t* min_workspace);
+
+/// Runs one DenseConv. x: [N, I0, I1, I2, C] dense; w: [O, w_k..., C/g] dense; y: the full
+/// output [N, y_out..., O] dense. progress(done_outputs) is called between GEMM calls and may
+/// return false to stop (then Status interrupted).
+Status run_conv_gemm(const ConvGemmTiles& tiles, const DenseConv& dc, const void* x, const void* w,
+                     void* y, void* workspace, ThreadPool* pool,
+                     const std::function<bool(int64_t)>& progress);
+
+}  // namespace convnd

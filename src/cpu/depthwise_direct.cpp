@@ -1,0 +1,72 @@
+// Depthwise convs (one input and one output channel per group) by a direct kernel that
+// vectorises over channels. A GEMM would have N = K = taps·1: all packing, no reuse.
+#include <algorithm>
+#include <memory>
+
+#include "core/element.h"
+#include "cpu/direct_kernels.h"
+#include "cpu/thread_pool.h"
+#include "plan/algorithm.h"
+
+namespace convnd {
+
+namespace {
+
+int64_t compute_size(DType t) { return t == DType::f64 ? 8 : 4; }
+
+class DepthwiseDirect final : public Algorithm {
+ public:
+  std::string_view name() const override { return "depthwise_direct"; }
+  Backend backend() const override { return Backend::cpu; }
+  std::string plan(const Geometry& g, const PlanRequest& req, Plan* plan, int64_t* min_ws) const override {
+    if (g.cg() != 1 || g.og() != 1) return "needs one input and one output channel per group";
+    if (g.idil != Dims{1, 1, 1}) return "input dilation needs the polyphase algorithm";
+    const int64_t cs = compute_size(g.dtype);
+    // Repacked weights [taps, C] plus one accumulator row of C per thread.
+    const int64_t ws = (g.kernel_volume() * g.c + int64_t(req.threads) * (g.c + 16)) * cs;
+    if (ws > req.budget) {
+      *min_ws = ws;
+      return "needs " + std::to_string(ws) + " bytes of workspace; the budget is " + std::to_string(req.budget);
+    }
+    plan->workspace_bytes = ws;
+    plan->index_bits = 64;
+    plan->tiles = {{"rows_per_task", 1}};
+    return {};
+  }
+  Status run(const RunContext& ctx) const override {
+    const Geometry& g = ctx.g;
+    const int64_t taps = g.kernel_volume(), cs = compute_size(g.dtype), es = dtype_size(g.dtype);
+    char* ws = static_cast<char*>(ctx.workspace);
+    // wt[t, c] = w[c, t'] in the compute type, with t' the flipped tap when flip is set.
+    const char* w = static_cast<const char*>(ctx.w.data);
+    for (int64_t c = 0; c < g.c; ++c)
+      for (int64_t t = 0; t < taps; ++t) {
+        const int64_t src = g.flip ? taps - 1 - t : t;
+        const double val = load_as_double(w + (c * taps + src) * es, g.dtype);
+        if (cs == 8) reinterpret_cast<double*>(ws)[t * g.c + c] = val;
+        else reinterpret_cast<float*>(ws)[t * g.c + c] = float(val);
+      }
+    DepthwiseFn fn = direct_kernels().depthwise[int(g.dtype)];
+    const int64_t rows = g.n * g.out[0] * g.out[1];
+    const int64_t chunk = std::max<int64_t>(1, rows / 64);
+    char* acc = ws + taps * g.c * cs;
+    for (int64_t r0 = 0; r0 < rows; r0 += chunk) {
+      const int64_t r1 = std::min(rows, r0 + chunk);
+      ctx.pool->parallel_for(r1 - r0, [&](int64_t t, int thread) {
+        DepthwiseArgs a{&g, ctx.x.data, ws, ctx.y.data, acc + int64_t(thread) * (g.c + 16) * cs};
+        fn(a, r0 + t, r0 + t + 1);
+      });
+      if (!ctx.report(double(r1) / double(rows))) return Status(ErrorKind::interrupted, "[depthwise_direct] cancelled");
+    }
+    return Status::Ok();
+  }
+};
+
+}  // namespace
+
+const Algorithm& depthwise_direct_algorithm() {
+  static const DepthwiseDirect a;
+  return a;
+}
+
+}  // namespace convnd

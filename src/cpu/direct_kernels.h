@@ -1,0 +1,50 @@
+// Direct (non-GEMM) CPU kernels, written once as plain loops over contiguous channels or
+// positions (src/cpu/isa/direct_kernels.inc) and compiled per instruction set, so that the
+// compiler's vectoriser targets AVX-512, AVX2 or baseline x86-64. Chosen at run time with
+// the GEMM's ISA (gemm_isa(), CONVND_ISA).
+#pragma once
+#include <convnd/problem.h>
+
+#include <cstdint>
+
+namespace convnd {
+
+/// Depthwise conv (C/g = O/g = 1, no input dilation) on output rows [row0, row1), a row
+/// being one (n, p0, p1). wt: the weights repacked as [KD·KH·KW, C] in the compute type
+/// (float, or double for f64), flip already applied. Sums taps in a fixed order.
+struct DepthwiseArgs {
+  const Geometry* g;
+  const void* x;   // [N, I0, I1, I2, C] of g->dtype
+  const void* wt;  // [taps, C] of float / double
+  void* y;         // [N, P0, P1, P2, C]
+  void* acc;       // per call scratch: C compute elements
+};
+
+/// Few-channel transposed / input-dilated conv along the last axis (the leading axes are
+/// trivial, stride 1): output positions [pa, pb) of batch n, every output channel.
+/// y[n, p, o] = Σ_i Σ_c x[n, i, c]·W[o, c, j] over inputs i and taps j with
+/// p = i·idil + lo − (K−1)·kd + j·kd (wt holds taps in increasing-p order, flip applied).
+/// Sums over i in increasing order whatever the tile, so tiles change no bits.
+struct ScatterArgs {
+  const Geometry* g;
+  const void* x;   // [N, I, C]
+  const void* wt;  // [O, C/g, K] of float / double, taps in increasing output position
+  void* y;         // [N, P, O]
+  void* acc;       // scratch: (pb − pa)·(O/g) compute elements
+  int64_t n, pa, pb;
+};
+
+using DepthwiseFn = void (*)(const DepthwiseArgs&, int64_t row0, int64_t row1);
+using ScatterFn = void (*)(const ScatterArgs&);
+
+struct DirectKernels {
+  DepthwiseFn depthwise[4];  // by DType: f32, f16, bf16, f64
+  ScatterFn scatter[4];
+};
+const DirectKernels& direct_kernels_generic();
+const DirectKernels& direct_kernels_avx2();
+const DirectKernels& direct_kernels_avx512();
+/// The table for gemm_isa().
+const DirectKernels& direct_kernels();
+
+}  // namespace convnd

@@ -1,0 +1,94 @@
+// Few-channel transposed and input-dilated convs along one axis (long-kernel audio
+// upsampling: op=convT c=1 o=1 k=4096 stride=1024). With one or two channels a GEMM has
+// nothing to reuse; the work is memory-bound. Each input sample adds its scaled kernel to a
+// contiguous run of the output, so the kernel streams the output once per tile at near copy
+// speed and does no work on the zeros that input dilation inserts.
+#include <algorithm>
+
+#include "core/element.h"
+#include "cpu/direct_kernels.h"
+#include "cpu/thread_pool.h"
+#include "plan/algorithm.h"
+
+namespace convnd {
+
+namespace {
+
+constexpr int64_t kMaxChannelProduct = 16;  // (C/g)·(O/g) beyond which a GEMM is better
+constexpr int64_t kTile = 16384;            // output positions per task
+
+int64_t compute_size(DType t) { return t == DType::f64 ? 8 : 4; }
+
+class TransposedScatter final : public Algorithm {
+ public:
+  std::string_view name() const override { return "transposed_scatter"; }
+  Backend backend() const override { return Backend::cpu; }
+  std::string plan(const Geometry& g, const PlanRequest& req, Plan* plan, int64_t* min_ws) const override {
+    for (int j = 0; j < 2; ++j)
+      if (g.in[j] != 1 || g.k[j] != 1 || g.out[j] != 1 || g.lo[j] != 0 || g.idil[j] != 1 || g.stride[j] != 1)
+        return "needs a problem along one axis (1-D, or unit leading axes)";
+    if (g.stride[2] != 1) return "needs stride 1 (a transposed conv lowers to stride 1)";
+    if (g.idil[2] == 1) return "no input dilation: a dense conv is better";
+    if (g.cg() * g.og() > kMaxChannelProduct)
+      return "more than " + std::to_string(kMaxChannelProduct) + " channel pairs per group: a GEMM is better";
+    const int64_t cs = compute_size(g.dtype);
+    const int64_t tile = std::min(kTile, g.out[2]);
+    // Repacked weights plus one accumulator tile per thread.
+    const int64_t ws = (g.w_elems() + int64_t(req.threads) * tile * g.og()) * cs;
+    if (ws > req.budget) {
+      *min_ws = (g.w_elems() + g.og()) * cs;
+      if (*min_ws > req.budget)
+        return "needs " + std::to_string(*min_ws) + " bytes of workspace; the budget is " + std::to_string(req.budget);
+    }
+    // Shrink the tile to the budget; tiles change no bits (see direct_kernels.h).
+    int64_t t = tile;
+    while (t > 1 && (g.w_elems() + int64_t(req.threads) * t * g.og()) * cs > req.budget) t = (t + 1) / 2;
+    plan->workspace_bytes = (g.w_elems() + int64_t(req.threads) * t * g.og()) * cs;
+    plan->index_bits = 64;
+    plan->tiles = {{"positions_per_task", t}};
+    return {};
+  }
+  Status run(const RunContext& ctx) const override {
+    const Geometry& g = ctx.g;
+    const int64_t K = g.k[2], cs = compute_size(g.dtype), es = dtype_size(g.dtype), cg = g.cg();
+    char* ws = static_cast<char*>(ctx.workspace);
+    // wt[o, c, j]: tap j in increasing output position is kernel tap k = K-1-j, i.e. weight
+    // index j when flipped and K-1-j otherwise.
+    const char* w = static_cast<const char*>(ctx.w.data);
+    for (int64_t o = 0; o < g.o; ++o)
+      for (int64_t c = 0; c < cg; ++c)
+        for (int64_t j = 0; j < K; ++j) {
+          const int64_t src = g.flip ? j : K - 1 - j;
+          const double v = load_as_double(w + ((o * K + src) * cg + c) * es, g.dtype);
+          const int64_t dst = (o * cg + c) * K + j;
+          if (cs == 8) reinterpret_cast<double*>(ws)[dst] = v;
+          else reinterpret_cast<float*>(ws)[dst] = float(v);
+        }
+    char* acc = ws + g.w_elems() * cs;
+    const int64_t tile = ctx.plan.tile("positions_per_task", kTile);
+    const int64_t tiles_per_n = (g.out[2] + tile - 1) / tile;
+    const int64_t tasks = g.n * tiles_per_n;
+    ScatterFn fn = direct_kernels().scatter[int(g.dtype)];
+    const int64_t chunk = std::max<int64_t>(ctx.pool->threads(), tasks / 64);
+    for (int64_t t0 = 0; t0 < tasks; t0 += chunk) {
+      const int64_t t1 = std::min(tasks, t0 + chunk);
+      ctx.pool->parallel_for(t1 - t0, [&](int64_t t, int thread) {
+        const int64_t task = t0 + t, n = task / tiles_per_n, pa = (task % tiles_per_n) * tile;
+        ScatterArgs a{&g, ctx.x.data, ws, ctx.y.data, acc + int64_t(thread) * tile * g.og() * cs, n, pa,
+                      std::min(g.out[2], pa + tile)};
+        fn(a);
+      });
+      if (!ctx.report(double(t1) / double(tasks))) return Status(ErrorKind::interrupted, "[transposed_scatter] cancelled");
+    }
+    return Status::Ok();
+  }
+};
+
+}  // namespace
+
+const Algorithm& transposed_scatter_algorithm() {
+  static const TransposedScatter a;
+  return a;
+}
+
+}  // namespace convnd
