@@ -1,0 +1,251 @@
+// convnd check: the planner's result against the oracle, in full or on a sample.
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <random>
+#include <vector>
+
+#include "check_samples.h"
+#include "cli.h"
+#include "cpu/thread_pool.h"
+#include "progress.h"
+#include "random_fill.h"
+#include "tolerance.h"
+
+namespace convnd::cli {
+
+namespace {
+
+// Oracle work (N*P*O*K*C/g multiply-adds) under which every element is compared by default.
+constexpr double kFullCheckMacs = 5e7;
+// Elements compared per parallel task.
+constexpr int64_t kCompareChunk = 1024;
+
+struct Worst {
+  double ratio = 0;
+  double abs_err = 0;
+  int64_t index = -1;  // linear index into y
+  double got = 0, want = 0;
+};
+
+struct Outcome {
+  bool pass = true;
+  std::string algorithm;
+  double seconds = 0;
+  bool full = true;
+  int64_t checked = 0;
+  SampleSet samples;  // sampled mode
+  Worst worst;
+};
+
+double load(const TensorView& t, int64_t i) {
+  const char* p = static_cast<const char*>(t.data) + i * dtype_size(t.dtype);
+  switch (t.dtype) {
+    case DType::f32: { float v; std::memcpy(&v, p, 4); return v; }
+    case DType::f64: { double v; std::memcpy(&v, p, 8); return v; }
+    case DType::f16: { uint16_t v; std::memcpy(&v, p, 2); return half_to_float(v); }
+    case DType::bf16: { uint16_t v; std::memcpy(&v, p, 2); return bf16_to_float(v); }
+  }
+  return 0;
+}
+
+// Compares `count` elements of y, the i-th being y[index_of(i)], with the oracle.
+template <class IndexOf>
+Worst compare(const Geometry& g, const TensorView& x, const TensorView& w, const TensorView& y, int64_t count,
+              IndexOf index_of, int threads, Progress& progress) {
+  std::shared_ptr<ThreadPool> pool = ThreadPool::shared(threads);
+  std::vector<Worst> per_thread(size_t(pool->threads()));
+  const int64_t tasks = (count + kCompareChunk - 1) / kCompareChunk;
+  const int64_t group = std::max<int64_t>(1, tasks / 64);  // tasks between progress reports
+  for (int64_t t0 = 0; t0 < tasks; t0 += group) {
+    const int64_t t1 = std::min(tasks, t0 + group);
+    pool->parallel_for(t1 - t0, [&](int64_t task, int thread) {
+      Worst& wt = per_thread[size_t(thread)];
+      const int64_t b = (t0 + task) * kCompareChunk, e = std::min(count, b + kCompareChunk);
+      for (int64_t i = b; i < e; ++i) {
+        const int64_t lin = index_of(i);
+        const OutputIndex c = decompose(g, lin);
+        const PointValue want = reference_point(g, x, w, c.n, c.p, c.oc);
+        const double got = load(y, lin);
+        const double ratio = error_ratio(g.dtype, got, want);
+        const double abs_err = std::fabs(got - want.value);
+        if (std::isfinite(abs_err) && abs_err > wt.abs_err) wt.abs_err = abs_err;
+        if (wt.index < 0 || !(ratio <= wt.ratio)) {  // NaN counts as worst
+          wt.ratio = std::isnan(ratio) ? INFINITY : ratio;
+          wt.index = lin;
+          wt.got = got;
+          wt.want = want.value;
+        }
+      }
+    });
+    if (!progress.update(double(t1) / double(tasks))) throw Error(ErrorKind::interrupted, "[check] interrupted");
+  }
+  Worst r;
+  for (const Worst& wt : per_thread) {
+    r.abs_err = std::max(r.abs_err, wt.abs_err);
+    if (wt.index >= 0 && (r.index < 0 || wt.ratio > r.ratio)) {
+      double keep = r.abs_err;
+      r = wt;
+      r.abs_err = keep;
+    }
+  }
+  return r;
+}
+
+Outcome check_problem(const Problem& p, const Options& o, uint64_t seed) {
+  ExecOptions exec = o.exec();
+  const Plan plan = make_plan(p, exec);
+  const Geometry& g = plan.geometry;
+  const Shapes sh = shapes_of(p, g);
+  Tensor x = Tensor::empty(p.dtype, sh.x), w = Tensor::empty(p.dtype, sh.w), y = Tensor::empty(p.dtype, sh.y);
+  fill_uniform(x, seed, kStreamX, plan.threads);
+  fill_uniform(w, seed, kStreamW, plan.threads);
+
+  Outcome r;
+  r.algorithm = plan.algorithm;
+  {
+    Progress progress("convnd check: run");
+    exec.progress = progress.callback();
+    const auto t0 = std::chrono::steady_clock::now();
+    execute(plan, x, w, y, exec);
+    r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  }
+
+  r.full = o.full || (o.samples < 0 && g.macs() < kFullCheckMacs);
+  Progress progress("convnd check: compare");
+  if (r.full) {
+    r.checked = g.y_elems();
+    r.worst = compare(g, x, w, y, r.checked, [](int64_t i) { return i; }, plan.threads, progress);
+  } else {
+    r.samples = choose_samples(g, o.samples, seed);
+    r.checked = int64_t(r.samples.index.size());
+    const int64_t* idx = r.samples.index.data();
+    r.worst = compare(g, x, w, y, r.checked, [idx](int64_t i) { return idx[i]; }, plan.threads, progress);
+  }
+  r.pass = r.worst.ratio <= 1.0;
+  return r;
+}
+
+std::string coords(const Problem& p, const Geometry& g, int64_t lin) {
+  const OutputIndex c = decompose(g, lin);
+  std::string s = "y[" + std::to_string(c.n);
+  for (int j = 3 - p.rank; j < 3; ++j) s += "," + std::to_string(c.p[j]);
+  return s + "," + std::to_string(c.oc) + "]";
+}
+
+std::string fmt(const char* f, double v) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, f, v);
+  return buf;
+}
+
+void print_outcome(const Problem& p, const Outcome& r, uint64_t seed, bool json) {
+  const Geometry g = lower(p);
+  const std::string mode = r.full ? "full" : "sampled";
+  if (json) {
+    std::string s = "{\"result\": \"" + std::string(r.pass ? "PASS" : "FAIL") + "\", \"problem\": " +
+                    json_string(to_string(p)) + ", \"algorithm\": " + json_string(r.algorithm) +
+                    ", \"time_s\": " + json_number(r.seconds) + ", \"mode\": \"" + mode +
+                    "\", \"checked\": " + std::to_string(r.checked) + ", \"max_abs_err\": " +
+                    json_number(r.worst.abs_err) + ", \"max_err_over_tol\": " + json_number(r.worst.ratio) +
+                    ", \"seed\": " + std::to_string(seed);
+    if (!r.full && r.samples.row_cap > 0)
+      s += ", \"rows_capped\": {\"row_elements\": " + std::to_string(r.samples.row_length) +
+           ", \"sampled_per_row\": " + std::to_string(r.samples.row_cap) + "}";
+    if (!r.pass && r.worst.index >= 0)
+      s += ", \"worst\": {\"index\": " + json_string(coords(p, g, r.worst.index)) + ", \"got\": " +
+           json_number(r.worst.got) + ", \"want\": " + json_number(r.worst.want) + "}";
+    std::printf("%s}\n", s.c_str());
+  } else {
+    std::string s = std::string(r.pass ? "PASS " : "FAIL ") + to_string(p) + " | algorithm=" + r.algorithm +
+                    " time=" + format_seconds(r.seconds) + " checked=" + mode + ":" + std::to_string(r.checked);
+    if (!r.full && r.samples.row_cap > 0)
+      s += " rows_sampled=" + std::to_string(r.samples.row_cap) + "/" + std::to_string(r.samples.row_length);
+    s += " max_err=" + fmt("%.3g", r.worst.abs_err) + " err/tol=" + fmt("%.3g", r.worst.ratio) +
+         " seed=" + std::to_string(seed);
+    if (!r.pass && r.worst.index >= 0)
+      s += " worst=" + coords(p, g, r.worst.index) + " got=" + fmt("%.9g", r.worst.got) + " want=" +
+           fmt("%.9g", r.worst.want);
+    std::printf("%s\n", s.c_str());
+  }
+  std::fflush(stdout);
+}
+
+uint64_t fresh_seed() {
+  std::random_device rd;
+  uint64_t s = (uint64_t(rd()) << 32) ^ rd();
+  s ^= uint64_t(std::chrono::steady_clock::now().time_since_epoch().count());
+  return s % 1000000000ull;  // short enough to retype
+}
+
+// A list line without its comment and surrounding blanks; empty when there is nothing left.
+std::string strip_line(const std::string& line) {
+  std::string s = line.substr(0, line.find('#'));
+  const char* ws = " \t\r\n";
+  size_t b = s.find_first_not_of(ws);
+  if (b == std::string::npos) return {};
+  return s.substr(b, s.find_last_not_of(ws) - b + 1);
+}
+
+int check_list(const Options& o, uint64_t seed) {
+  std::ifstream in(o.file);
+  if (!in) throw Error(ErrorKind::invalid, "[check] cannot open the list '" + o.file + "': " + std::strerror(errno));
+  int64_t passed = 0, failed = 0, skipped = 0, line_no = 0;
+  std::string line;
+  auto report_error = [&](const char* tag, const std::string& problem, const Error& e) {
+    if (o.json)
+      std::printf("{\"result\": \"%s\", \"problem\": %s, \"error\": %s, \"kind\": \"%s\"}\n", tag,
+                  json_string(problem).c_str(), json_string(one_line(e.what())).c_str(), error_kind_name(e.kind()));
+    else
+      std::printf("%s %s | %s: %s\n", tag, problem.c_str(), error_kind_name(e.kind()), one_line(e.what()).c_str());
+    std::fflush(stdout);
+  };
+  while (std::getline(in, line)) {
+    ++line_no;
+    const std::string text = strip_line(line);
+    if (text.empty()) continue;
+    Problem p;
+    std::string shown = text;
+    try {
+      p = parse_problem(text);
+      shown = to_string(p);
+      Outcome r = check_problem(p, o, seed);
+      print_outcome(p, r, seed, o.json);
+      (r.pass ? passed : failed)++;
+    } catch (const Error& e) {
+      if (e.kind() == ErrorKind::interrupted) throw;
+      if (e.kind() == ErrorKind::unsupported) {
+        report_error("SKIP", shown, e);
+        ++skipped;
+      } else {
+        report_error("FAIL", shown + " (" + o.file + ":" + std::to_string(line_no) + ")", e);
+        ++failed;
+      }
+    }
+  }
+  if (in.bad()) throw Error(ErrorKind::invalid, "[check] error reading the list '" + o.file + "'");
+  if (o.json)
+    std::printf("{\"passed\": %lld, \"failed\": %lld, \"skipped\": %lld}\n", static_cast<long long>(passed),
+                static_cast<long long>(failed), static_cast<long long>(skipped));
+  else if (skipped)
+    std::printf("%lld passed, %lld failed, %lld skipped\n", static_cast<long long>(passed),
+                static_cast<long long>(failed), static_cast<long long>(skipped));
+  else
+    std::printf("%lld passed, %lld failed\n", static_cast<long long>(passed), static_cast<long long>(failed));
+  return failed ? kExitMismatch : kExitOk;
+}
+
+}  // namespace
+
+int check_command(const Options& o) {
+  const uint64_t seed = o.seed_given ? o.seed : fresh_seed();
+  if (!o.file.empty()) return check_list(o, seed);
+  const Problem p = parse_problem(o.problem_text());
+  Outcome r = check_problem(p, o, seed);
+  print_outcome(p, r, seed, o.json);
+  return r.pass ? kExitOk : kExitMismatch;
+}
+
+}  // namespace convnd::cli

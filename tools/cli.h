@@ -1,0 +1,84 @@
+// Shared pieces of the convnd command-line program: options, exit codes, formatting.
+#pragma once
+#include <convnd/plan.h>
+#include <convnd/problem.h>
+#include <convnd/status.h>
+
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace convnd::cli {
+
+/// Exit codes (tools/README.md).
+enum Exit : int {
+  kExitOk = 0,
+  kExitMismatch = 1,     // check found a wrong result
+  kExitInvalid = 2,      // invalid problem, bad usage, unreadable or malformed file
+  kExitUnsupported = 3,  // valid, but no algorithm of the backend implements it
+  kExitOutOfMemory = 4,  // over the memory budget or the machine's memory
+  kExitBackend = 5,      // a backend (CUDA, ...) failed
+  kExitInterrupted = 130,
+};
+
+int exit_code_for(ErrorKind k);
+
+/// Bad command-line usage (exit 2).
+struct UsageError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+/// Everything the subcommands accept; each command allows a subset (see main.cpp).
+struct Options {
+  std::string command;
+  std::vector<std::string> positionals;  // joined with spaces into the problem string
+  std::string input, weight, output, file, algorithm;
+  uint64_t seed = 0;
+  bool seed_given = false;
+  bool json = false;
+  bool full = false;
+  int64_t samples = -1;  // -1: the default
+  int64_t budget = -1;   // -1: the library's default (CONVND_WORKSPACE_BYTES or 256 MiB)
+  int threads = 0;       // 0: the library's default
+  Backend backend = Backend::cpu;
+  int reps = 5;
+
+  ExecOptions exec() const;
+  /// The problem string from the positional arguments; UsageError when there is none.
+  std::string problem_text() const;
+};
+
+/// Commands (main.cpp dispatches to these). Each returns the process exit code and lets
+/// convnd::Error and UsageError escape for main() to report.
+int run_command(const Options& o);
+int check_command(const Options& o);
+int bench_command(const Options& o);
+int plan_command(const Options& o);
+
+/// One line: control characters (a problem string may contain newlines) become spaces.
+std::string one_line(std::string s);
+/// Prints "convnd: <message>" on stderr as one line.
+void print_error(const std::string& message);
+/// Appends "; problem: <canonical>" unless the message already names the problem.
+std::string with_problem(const std::string& message, const Problem& p);
+
+std::string json_string(const std::string& s);  // quoted and escaped
+std::string json_number(double v);              // null for NaN or infinity
+std::string json_shape(const Shape& s);         // [1, 8, 8, 3]
+/// "12.3ms", "1.23s", "45.6us": three significant digits, no space (one field of a line).
+std::string format_seconds(double s);
+/// "1.5 GiB", "12 KiB", "100 B".
+std::string format_bytes(int64_t b);
+
+/// The tensor shapes of a validated problem as Shape vectors.
+struct Shapes {
+  Shape x, w, y;
+};
+Shapes shapes_of(const Problem& p, const Geometry& g);
+
+/// "[N, H, W, C]"-style layout names for messages.
+std::string x_layout(int rank);
+std::string w_layout(int rank);
+
+}  // namespace convnd::cli

@@ -1,0 +1,96 @@
+// convnd run and convnd plan.
+#include <chrono>
+#include <cstdio>
+
+#include "cli.h"
+#include "npy.h"
+#include "progress.h"
+#include "random_fill.h"
+
+namespace convnd::cli {
+
+namespace {
+
+// x or w: from a .npy file, or seeded random numbers.
+Tensor make_input(const std::string& path, const char* what, const Problem& p, const Shape& shape, uint64_t seed,
+                  uint64_t stream, int threads) {
+  if (!path.empty()) {
+    Tensor t;
+    Status s = npy::load(path, what, &p.dtype, &shape, &t);
+    if (!s.ok()) throw Error(s.kind(), with_problem(s.message(), p));
+    return t;
+  }
+  Tensor t = Tensor::empty(p.dtype, shape);
+  fill_uniform(t, seed, stream, threads);
+  return t;
+}
+
+}  // namespace
+
+int run_command(const Options& o) {
+  if (!o.file.empty()) throw UsageError("--file does not apply to 'run'");
+  const Problem p = parse_problem(o.problem_text());
+  ExecOptions exec = o.exec();
+  const Plan plan = make_plan(p, exec);
+  const Shapes sh = shapes_of(p, plan.geometry);
+
+  // Create the output's temporary file first: an unwritable path fails before a long run.
+  npy::AtomicWriter out;
+  if (!o.output.empty())
+    if (Status s = out.open(o.output); !s.ok()) throw Error(s.kind(), with_problem(s.message(), p));
+
+  const std::string x_what = "input x " + x_layout(p.rank), w_what = "weight w " + w_layout(p.rank);
+  Tensor x = make_input(o.input, x_what.c_str(), p, sh.x, o.seed, kStreamX, plan.threads);
+  Tensor w = make_input(o.weight, w_what.c_str(), p, sh.w, o.seed, kStreamW, plan.threads);
+  Tensor y = Tensor::empty(p.dtype, sh.y);
+
+  double seconds;
+  {
+    Progress progress("convnd run");
+    exec.progress = progress.callback();
+    const auto t0 = std::chrono::steady_clock::now();
+    execute(plan, x, w, y, exec);
+    seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  }
+  if (!o.output.empty())
+    if (Status s = out.commit(y); !s.ok()) throw Error(s.kind(), with_problem(s.message(), p));
+
+  const double gflops = 2.0 * plan.geometry.macs() / seconds / 1e9;
+  const std::string dt(dtype_name(p.dtype));
+  auto source = [&](const std::string& path) { return path.empty() ? "random (seed " + std::to_string(o.seed) + ")" : path; };
+  if (o.json) {
+    std::printf(
+        "{\"problem\": %s, \"dtype\": \"%s\", \"x_shape\": %s, \"w_shape\": %s, \"y_shape\": %s, "
+        "\"x_source\": %s, \"w_source\": %s, \"seed\": %llu, \"output\": %s, \"backend\": \"%s\", "
+        "\"algorithm\": %s, \"threads\": %d, \"workspace_bytes\": %lld, \"time_s\": %s, \"gflops\": %s}\n",
+        json_string(to_string(p)).c_str(), dt.c_str(), json_shape(sh.x).c_str(), json_shape(sh.w).c_str(),
+        json_shape(sh.y).c_str(), json_string(o.input.empty() ? "random" : o.input).c_str(),
+        json_string(o.weight.empty() ? "random" : o.weight).c_str(), static_cast<unsigned long long>(o.seed),
+        o.output.empty() ? "null" : json_string(o.output).c_str(), std::string(backend_name(plan.backend)).c_str(),
+        json_string(plan.algorithm).c_str(), plan.threads, static_cast<long long>(plan.workspace_bytes),
+        json_number(seconds).c_str(), json_number(gflops).c_str());
+  } else {
+    std::printf("problem:   %s\n", to_string(p).c_str());
+    std::printf("x:         %s %s %s, %s\n", npy::shape_string(sh.x).c_str(), dt.c_str(), x_layout(p.rank).c_str(),
+                source(o.input).c_str());
+    std::printf("w:         %s %s %s, %s\n", npy::shape_string(sh.w).c_str(), dt.c_str(), w_layout(p.rank).c_str(),
+                source(o.weight).c_str());
+    std::printf("y:         %s %s%s%s\n", npy::shape_string(sh.y).c_str(), dt.c_str(), o.output.empty() ? "" : ", written to ",
+                o.output.c_str());
+    std::printf("algorithm: %s (%s, %d threads, workspace %s)\n", plan.algorithm.c_str(),
+                std::string(backend_name(plan.backend)).c_str(), plan.threads, format_bytes(plan.workspace_bytes).c_str());
+    std::printf("time:      %s (%.3g GFLOP/s)\n", format_seconds(seconds).c_str(), gflops);
+  }
+  return kExitOk;
+}
+
+int plan_command(const Options& o) {
+  if (!o.file.empty()) throw UsageError("--file does not apply to 'plan'");
+  const Problem p = parse_problem(o.problem_text());
+  const Plan plan = make_plan(p, o.exec());
+  if (o.json) std::printf("%s\n", plan.to_json().c_str());
+  else std::fputs(plan.to_text().c_str(), stdout);
+  return kExitOk;
+}
+
+}  // namespace convnd::cli
