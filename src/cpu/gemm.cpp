@@ -1,0 +1,387 @@
+// The GEMM driver: path selection, blocking, workspace carving, the threaded block loop and the
+// dense sources. The arithmetic lives in the micro-kernels (src/cpu/isa/gemm_kernels__*.cpp).
+#include "cpu/gemm.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <string_view>
+#include <vector>
+
+#include "cpu/isa/gemm_microkernel.h"
+#include "cpu/thread_pool.h"
+
+namespace convnd {
+namespace {
+
+constexpr int64_t kAlign = 64;
+
+int64_t round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
+int64_t ceil_div(int64_t x, int64_t m) { return (x + m - 1) / m; }
+
+GemmIsa cpu_isa() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_cpu_init();
+  const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+                    __builtin_cpu_supports("f16c");
+  if (avx2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+      __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq"))
+    return GemmIsa::avx512;
+  if (avx2) return GemmIsa::avx2;
+#endif
+  return GemmIsa::generic;
+}
+
+GemmIsa cached_cpu_isa() {
+  static const GemmIsa isa = cpu_isa();
+  return isa;
+}
+
+// Bytes of L2 one task's B block and C tile may fill: half of the core's L2.
+int64_t l2_budget() {
+  static const int64_t bytes = [] {
+    long l2 = sysconf(_SC_LEVEL2_CACHE_SIZE);
+    return l2 > 0 ? int64_t(l2) / 2 : int64_t(512) << 10;
+  }();
+  return bytes;
+}
+
+int64_t elem_bytes(DType compute) { return compute == DType::f64 ? 8 : 4; }
+
+// Time of the tasks (m blocks of `ppb` panels × n blocks) when each of `threads` threads
+// takes the next task as it frees up, as the pool does; plus a per-task cost for fetching the
+// task's B slice again.
+int64_t simulated_time(int64_t panels, int64_t ppb, int64_t n_blocks, int threads) {
+  const int64_t m_blocks = ceil_div(panels, ppb);
+  std::vector<int64_t> busy(size_t(threads), 0);
+  for (int64_t t = 0; t < m_blocks * n_blocks; ++t) {
+    const int64_t ib = t % m_blocks;
+    const int64_t cost = std::min(ppb, panels - ib * ppb) + 1;
+    *std::min_element(busy.begin(), busy.end()) += cost;
+  }
+  return *std::max_element(busy.begin(), busy.end());
+}
+
+void zero_c(const GemmArgs& g) {
+  const int64_t row_bytes = g.N * dtype_size(g.c_dtype);
+  for (int64_t m = 0; m < g.M; ++m)
+    std::memset(static_cast<char*>(g.c) + m * g.ldc * dtype_size(g.c_dtype), 0, size_t(row_bytes));
+}
+
+struct Workspace {
+  char* packed_b = nullptr;
+  int64_t a_bytes = 0, c_bytes = 0, per_thread = 0, total = 0;
+};
+
+Workspace carve(const GemmPlan& p, int64_t N, int64_t K, DType c_dtype, bool b_prepacked) {
+  Workspace w;
+  const int64_t e = elem_bytes(p.compute);
+  const int64_t b_bytes = b_prepacked ? 0 : gemm_packed_b_bytes(p, N, K);
+  w.a_bytes = round_up(p.mr * std::max<int64_t>(p.kc, 1) * e, kAlign);
+  w.c_bytes = c_dtype == p.compute ? 0 : round_up(p.mc * p.nc * 4, kAlign);
+  w.per_thread = w.a_bytes + w.c_bytes;
+  w.total = b_bytes + std::max(p.threads, 1) * w.per_thread;
+  return w;
+}
+
+template <class T>
+void run_blocks(const GemmPlan& p, const GemmArgs& g, const T* packed_b, char* thread_space,
+                const Workspace& w, ThreadPool* pool) {
+  const GemmKernels& kt = gemm_kernels(p.isa);
+  void (*kernel)(int64_t, const T*, const T*, T*, int64_t, int64_t, int64_t, bool);
+  if constexpr (sizeof(T) == 8)
+    kernel = kt.f64_gemm;
+  else
+    kernel = kt.f32_gemm;
+  const int64_t M = g.M, N = g.N, K = g.K, mr = p.mr, nr = p.nr, kc = p.kc;
+  const int64_t m_blocks = ceil_div(M, p.mc), n_blocks = ceil_div(N, p.nc);
+  const bool scratch = g.c_dtype != p.compute;
+
+  // Task t owns C[m block, n block] whole, so no two threads touch one element.
+  auto task = [&](int64_t t, int thread) {
+    const int64_t m0 = (t % m_blocks) * p.mc, n0 = (t / m_blocks) * p.nc;
+    const int64_t mlen = std::min(p.mc, M - m0), nlen = std::min(p.nc, N - n0);
+    char* space = thread_space + thread * w.per_thread;
+    T* a_panel = reinterpret_cast<T*>(space);  // [kc, mr]
+    T* c_block;
+    int64_t ldc;
+    if (scratch) {
+      c_block = reinterpret_cast<T*>(space + w.a_bytes);  // [mc, nc] f32
+      ldc = p.nc;
+    } else {
+      c_block = static_cast<T*>(g.c) + m0 * g.ldc + n0;
+      ldc = g.ldc;
+    }
+    for (int64_t k0 = 0; k0 < K; k0 += kc) {
+      const int64_t klen = std::min(kc, K - k0);
+      const bool accumulate = k0 > 0 || (g.accumulate && !scratch);
+      for (int64_t i = 0; i < mlen; i += mr) {
+        const int64_t mi = std::min(mr, mlen - i);
+        g.a->pack(p, m0 + i, mi, k0, klen, a_panel);
+        for (int64_t j = 0; j < nlen; j += nr) {
+          const T* b_panel = packed_b + (n0 + j) / nr * K * nr + k0 * nr;  // [klen, nr]
+          kernel(klen, a_panel, b_panel, c_block + i * ldc + j, ldc, mi, std::min(nr, nlen - j),
+                 accumulate);
+        }
+      }
+    }
+    if (scratch) {
+      char* c = static_cast<char*>(g.c) + (m0 * g.ldc + n0) * dtype_size(g.c_dtype);
+      kt.f32_store(reinterpret_cast<const float*>(c_block), ldc, mlen, nlen, g.c_dtype, c, g.ldc,
+                   g.accumulate);
+    }
+  };
+  const int64_t tasks = m_blocks * n_blocks;
+  if (pool)
+    pool->parallel_for(tasks, task);
+  else
+    for (int64_t t = 0; t < tasks; ++t) task(t, 0);
+}
+
+Status invalid(std::string message) { return Status(ErrorKind::invalid, "gemm: " + message); }
+
+Status check_plan(const GemmPlan& p, int64_t K) {
+  if (p.compute != DType::f32 && p.compute != DType::f64)
+    return invalid("compute type must be f32 or f64");
+  if (!gemm_isa_supported(p.isa))
+    return Status(ErrorKind::unsupported,
+                  std::string("gemm: this CPU cannot run the ") + gemm_isa_name(p.isa) + " path");
+  const GemmTile t = gemm_tile(p.isa, p.compute);
+  if (p.mr != t.mr || p.nr != t.nr) return invalid("plan tile does not match its path");
+  if (p.kc != gemm_kc(p.isa, p.compute, K))
+    return invalid("plan.kc " + std::to_string(p.kc) + " is not gemm_kc of K = " + std::to_string(K));
+  if (p.mc <= 0 || p.nc <= 0 || p.mc % p.mr || p.nc % p.nr || p.threads < 1)
+    return invalid("plan blocks must be positive multiples of the tile");
+  return Status::Ok();
+}
+
+}  // namespace
+
+const char* gemm_isa_name(GemmIsa isa) {
+  switch (isa) {
+    case GemmIsa::generic: return "generic";
+    case GemmIsa::avx2: return "avx2";
+    case GemmIsa::avx512: return "avx512";
+  }
+  return "?";
+}
+
+bool gemm_isa_supported(GemmIsa isa) { return isa <= cached_cpu_isa(); }
+
+GemmIsa gemm_isa() {
+  static const GemmIsa isa = [] {
+    GemmIsa best = cached_cpu_isa();
+    if (const char* env = std::getenv("CONVND_ISA")) {
+      for (GemmIsa want : {GemmIsa::generic, GemmIsa::avx2, GemmIsa::avx512})
+        if (std::string_view(env) == gemm_isa_name(want) && want < best) best = want;
+    }
+    return best;
+  }();
+  return isa;
+}
+
+const GemmKernels& gemm_kernels(GemmIsa isa) {
+  switch (isa) {
+    case GemmIsa::avx512: return gemm_kernels_avx512();
+    case GemmIsa::avx2: return gemm_kernels_avx2();
+    default: return gemm_kernels_generic();
+  }
+}
+
+GemmTile gemm_tile(GemmIsa isa, DType compute) {
+  const GemmKernels& k = gemm_kernels(isa);
+  return compute == DType::f64 ? k.f64 : k.f32;
+}
+
+int64_t gemm_kc(GemmIsa isa, DType compute, int64_t K) {
+  if (K <= 0) return 0;
+  const int64_t kc_max = gemm_tile(isa, compute).kc_max;
+  if (K <= kc_max) return K;
+  const int64_t blocks = ceil_div(K, kc_max);
+  // Equal blocks (rounded to 8) rather than kc_max and a short tail.
+  return std::min(kc_max, round_up(ceil_div(K, blocks), 8));
+}
+
+GemmPlan gemm_plan(int64_t M, int64_t N, int64_t K, DType compute, int threads, GemmIsa isa) {
+  GemmPlan p;
+  p.isa = isa;
+  p.compute = compute == DType::f64 ? DType::f64 : DType::f32;
+  const GemmTile t = gemm_tile(isa, p.compute);
+  p.mr = t.mr;
+  p.nr = t.nr;
+  p.kc = gemm_kc(isa, p.compute, K);
+  p.threads = std::max(threads, 1);
+  const int64_t e = elem_bytes(p.compute);
+  const int64_t budget = l2_budget();
+
+  // N block: the task's B slice of one K block (kc × nc) stays in L2 while the A panels pass.
+  const int64_t kc = std::max<int64_t>(p.kc, 1);
+  const int64_t nc_max = std::max(p.nr, budget / (kc * e) / p.nr * p.nr);
+  const int64_t n_blocks = ceil_div(std::max<int64_t>(N, 1), nc_max);
+  p.nc = round_up(ceil_div(std::max<int64_t>(N, 1), n_blocks), p.nr);
+
+  // M block: as many panels as keep the C block in a quarter of L2 (at most 64), then fewer
+  // when that balances the threads better.
+  const int64_t panels = ceil_div(std::max<int64_t>(M, 1), p.mr);
+  const int64_t ppb_max =
+      std::clamp<int64_t>(budget / 2 / (p.mr * p.nc * e), 1, std::min<int64_t>(64, panels));
+  int64_t best = ppb_max, best_time = -1;
+  for (int64_t ppb = ppb_max; ppb >= 1; --ppb) {
+    if (ceil_div(panels, ppb) * n_blocks > 100000) break;  // simulating would cost too much
+    const int64_t time = simulated_time(panels, ppb, n_blocks, p.threads);
+    if (best_time < 0 || time < best_time) best = ppb, best_time = time;
+  }
+  p.mc = best * p.mr;
+  return p;
+}
+
+std::string gemm_plan_string(const GemmPlan& p) {
+  return std::string("gemm isa=") + gemm_isa_name(p.isa) + " compute=" +
+         std::string(dtype_name(p.compute)) + " tile=" + std::to_string(p.mr) + "x" +
+         std::to_string(p.nr) + " kc=" + std::to_string(p.kc) + " mc=" + std::to_string(p.mc) +
+         " nc=" + std::to_string(p.nc) + " threads=" + std::to_string(p.threads);
+}
+
+void gemm_pack_rows(const GemmPlan& plan, int64_t width, DType src_dtype, const void* const* rows,
+                    int64_t nrows, int64_t kn, void* dst) {
+  const GemmKernels& k = gemm_kernels(plan.isa);
+  if (plan.compute == DType::f64) {
+    if (src_dtype == DType::f64)
+      k.f64_pack_rows(reinterpret_cast<const double* const*>(rows), nrows, kn, width,
+                      static_cast<double*>(dst));
+    else
+      gemm_pack_rows_scalar<double>(src_dtype, rows, nrows, 0, kn, width, 0, width,
+                                    static_cast<double*>(dst));
+  } else {
+    k.f32_pack_rows(src_dtype, rows, nrows, kn, width, static_cast<float*>(dst));
+  }
+}
+
+void DenseGemmA::pack(const GemmPlan& plan, int64_t m0, int64_t mc, int64_t k0, int64_t kc,
+                      void* dst) const {
+  const int64_t e = dtype_size(dtype_), pe = elem_bytes(plan.compute);
+  const char* base = static_cast<const char*>(a_);
+  const void* rows[64];
+  for (int64_t p = 0; p * plan.mr < mc; ++p) {
+    const int64_t nrows = std::min(plan.mr, mc - p * plan.mr);
+    for (int64_t r = 0; r < nrows; ++r) rows[r] = base + ((m0 + p * plan.mr + r) * lda_ + k0) * e;
+    gemm_pack_rows(plan, plan.mr, dtype_, rows, nrows, kc,
+                   static_cast<char*>(dst) + p * kc * plan.mr * pe);
+  }
+}
+
+namespace {
+template <class T>
+void pack_k_major(DType dt, const char* b, int64_t ldb, int64_t n0, int64_t nc, int64_t k0,
+                  int64_t kc, int64_t nr, T* dst) {
+  const int64_t e = dtype_size(dt);
+  for (int64_t p = 0; p * nr < nc; ++p) {
+    const int64_t cols = std::min(nr, nc - p * nr);
+    T* panel = dst + p * kc * nr;  // [kc, nr]
+    for (int64_t k = 0; k < kc; ++k) {
+      const char* row = b + ((k0 + k) * ldb + n0 + p * nr) * e;
+      T* d = panel + k * nr;
+      for (int64_t c = 0; c < cols; ++c) {
+        switch (dt) {
+          case DType::f32: d[c] = T(reinterpret_cast<const float*>(row)[c]); break;
+          case DType::f64: d[c] = T(reinterpret_cast<const double*>(row)[c]); break;
+          case DType::f16: d[c] = T(half_to_float(reinterpret_cast<const uint16_t*>(row)[c])); break;
+          case DType::bf16: d[c] = T(bf16_to_float(reinterpret_cast<const uint16_t*>(row)[c])); break;
+        }
+      }
+      for (int64_t c = cols; c < nr; ++c) d[c] = T(0);
+    }
+  }
+}
+}  // namespace
+
+void DenseGemmB::pack(const GemmPlan& plan, int64_t n0, int64_t nc, int64_t k0, int64_t kc,
+                      void* dst) const {
+  const int64_t e = dtype_size(dtype_), pe = elem_bytes(plan.compute);
+  const char* base = static_cast<const char*>(b_);
+  if (k_major_) {
+    if (plan.compute == DType::f64)
+      pack_k_major(dtype_, base, ldb_, n0, nc, k0, kc, plan.nr, static_cast<double*>(dst));
+    else
+      pack_k_major(dtype_, base, ldb_, n0, nc, k0, kc, plan.nr, static_cast<float*>(dst));
+    return;
+  }
+  const void* rows[64];
+  for (int64_t p = 0; p * plan.nr < nc; ++p) {
+    const int64_t nrows = std::min(plan.nr, nc - p * plan.nr);
+    for (int64_t r = 0; r < nrows; ++r) rows[r] = base + ((n0 + p * plan.nr + r) * ldb_ + k0) * e;
+    gemm_pack_rows(plan, plan.nr, dtype_, rows, nrows, kc,
+                   static_cast<char*>(dst) + p * kc * plan.nr * pe);
+  }
+}
+
+int64_t gemm_packed_b_bytes(const GemmPlan& plan, int64_t N, int64_t K) {
+  return round_up(round_up(N, plan.nr) * K * elem_bytes(plan.compute), kAlign);
+}
+
+Status gemm_pack_b(const GemmPlan& plan, int64_t N, int64_t K, const GemmBSource& b,
+                   void* packed_b, ThreadPool* pool) {
+  if (N < 0 || K < 0) return invalid("negative size");
+  if (N == 0 || K == 0) return Status::Ok();
+  if (!packed_b) return invalid("no packed B buffer");
+  const int64_t panels = ceil_div(N, plan.nr);
+  const int64_t panel_bytes = K * plan.nr * elem_bytes(plan.compute);
+  // A few panels per task, enough tasks to share among the threads.
+  const int64_t per_task = std::max<int64_t>(1, panels / (8 * (pool ? pool->threads() : 1)));
+  auto task = [&](int64_t t, int) {
+    for (int64_t j = t * per_task; j < std::min(panels, (t + 1) * per_task); ++j)
+      b.pack(plan, j * plan.nr, std::min(plan.nr, N - j * plan.nr), 0, K,
+             static_cast<char*>(packed_b) + j * panel_bytes);
+  };
+  const int64_t tasks = ceil_div(panels, per_task);
+  if (pool)
+    pool->parallel_for(tasks, task);
+  else
+    for (int64_t t = 0; t < tasks; ++t) task(t, 0);
+  return Status::Ok();
+}
+
+int64_t gemm_workspace_bytes(const GemmPlan& plan, int64_t N, int64_t K, DType c_dtype,
+                             bool b_prepacked) {
+  return carve(plan, N, K, c_dtype, b_prepacked).total;
+}
+
+Status gemm(const GemmPlan& plan, const GemmArgs& g, void* workspace, int64_t workspace_bytes,
+            ThreadPool* pool) {
+  if (g.M < 0 || g.N < 0 || g.K < 0) return invalid("negative size");
+  if (Status s = check_plan(plan, g.K); !s.ok()) return s;
+  const bool f64 = plan.compute == DType::f64;
+  if (f64 != (g.c_dtype == DType::f64))
+    return invalid("C is " + std::string(dtype_name(g.c_dtype)) + " but the plan computes in " +
+                   std::string(dtype_name(plan.compute)));
+  if (pool && pool->threads() > plan.threads)
+    return invalid("the pool has more threads than the plan's workspace allows");
+  if (g.M == 0 || g.N == 0) return Status::Ok();
+  if (!g.c || g.ldc < g.N) return invalid("C must be given with ldc >= N");
+  if (g.K == 0) {
+    if (!g.accumulate) zero_c(g);
+    return Status::Ok();
+  }
+  if (!g.a || (!g.b && !g.packed_b)) return invalid("A and B sources must be given");
+  const Workspace w = carve(plan, g.N, g.K, g.c_dtype, g.packed_b != nullptr);
+  if (workspace_bytes < w.total || (w.total > 0 && !workspace))
+    return invalid("workspace of " + std::to_string(workspace_bytes) + " bytes, " +
+                   std::to_string(w.total) + " needed");
+  char* ws = static_cast<char*>(workspace);
+  const void* packed_b = g.packed_b;
+  char* thread_space = ws;
+  if (!packed_b) {
+    if (Status s = gemm_pack_b(plan, g.N, g.K, *g.b, ws, pool); !s.ok()) return s;
+    packed_b = ws;
+    thread_space = ws + gemm_packed_b_bytes(plan, g.N, g.K);
+  }
+  if (f64)
+    run_blocks<double>(plan, g, static_cast<const double*>(packed_b), thread_space, w, pool);
+  else
+    run_blocks<float>(plan, g, static_cast<const float*>(packed_b), thread_space, w, pool);
+  return Status::Ok();
+}
+
+}  // namespace convnd

@@ -1,0 +1,186 @@
+// The GEMM engine under the CPU convolution algorithms: C[M, N] (+)= A[M, K] · B[K, N].
+//
+// Conv-to-GEMM mapping (channels-last, per group g):
+//   M = N·PD·PH·PW   output pixels; row m of A is the input patch of pixel m (implicit im2col)
+//   N = O/g          output channels of the group
+//   K = KD·KH·KW·C/g reduction, ordered like the weight [O, KD, KH, KW, C/g]
+//   A[m, k]  = x[pixel m shifted by tap k / (C/g), channel k % (C/g)] (zero where padded)
+//   B[k, n]  = w[n, k], i.e. the weight is Bt [N, K] row-major (K contiguous)
+//   C[m, n]  = y[pixel m, channel n]: row stride ldc = O for a grouped output
+//
+// A and B reach the kernels through sources that pack blocks into micro-panels. Packed
+// layouts (element type T = plan.compute: float for f32/f16/bf16 data, double for f64):
+//   A block (m0, mc, k0, kc): ceil(mc/mr) panels one after another, each kc·mr elements;
+//     panel p, element [k][r] at dst[p·kc·mr + k·mr + r] = A[m0 + p·mr + r, k0 + k],
+//     rows past m0 + mc are zero.
+//   B block (n0, nc, k0, kc): ceil(nc/nr) panels one after another, each kc·nr elements;
+//     panel p, element [k][c] at dst[p·kc·nr + k·nr + c] = B[k0 + k, n0 + p·nr + c],
+//     columns past n0 + nc are zero.
+//   Packed B (gemm_pack_b): panel j (columns j·nr ...) holds all K rows at
+//     packed[j·K·nr + k·nr + c], so the block of any K range is a slice of each panel.
+// gemm_pack_rows() writes these layouts fast from row pointers; conv sources use it per
+// contiguous run of channels.
+//
+// Determinism: every C element is reduced over k = 0..K-1 in fixed blocks [0, kc),
+// [kc, 2kc), ... with kc = gemm_kc(isa, compute, K), each block summed in order by the same
+// micro-kernel whatever the tile position. So the bits depend on (isa, compute, K) only,
+// never on M, N, where a row sits in M, how the caller splits M, or the thread count.
+#pragma once
+#include <convnd/dtype.h>
+#include <convnd/status.h>
+
+#include <cstdint>
+#include <string>
+
+namespace convnd {
+
+class ThreadPool;
+
+/// Kernel families, lowest first. A path runs only where the CPU has its instructions.
+enum class GemmIsa : uint8_t { generic, avx2, avx512 };
+
+const char* gemm_isa_name(GemmIsa isa);
+/// Whether this CPU (and OS) can run the path.
+bool gemm_isa_supported(GemmIsa isa);
+/// The best supported path, lowered by the environment variable CONVND_ISA=avx512|avx2|generic
+/// (read once; a path above what the CPU has is ignored).
+GemmIsa gemm_isa();
+
+/// The micro-tile of a path: the kernel computes mr × nr elements of C per call.
+struct GemmTile {
+  int64_t mr = 0, nr = 0;
+  int64_t kc_max = 0;  // longest K block
+};
+/// compute: DType::f32 (f32, f16 and bf16 data) or DType::f64.
+GemmTile gemm_tile(GemmIsa isa, DType compute);
+/// The K block length for a reduction of K: K is cut into ceil(K / kc_max) nearly equal
+/// blocks. A function of (isa, compute, K) only, which is what makes results deterministic.
+int64_t gemm_kc(GemmIsa isa, DType compute, int64_t K);
+
+/// How a GEMM runs: plain data. Only isa, compute and kc affect the result bits.
+struct GemmPlan {
+  GemmIsa isa = GemmIsa::generic;
+  DType compute = DType::f32;  // f32 for f32/f16/bf16 operands, f64 for f64
+  int64_t mr = 0, nr = 0;      // micro-tile (elements)
+  int64_t kc = 0;              // K block (elements), = gemm_kc(isa, compute, K)
+  int64_t mc = 0, nc = 0;      // a task computes an mc × nc block of C; multiples of mr, nr
+  int threads = 1;             // at most this many threads run it (workspace is sized for it)
+};
+
+/// Chooses the blocks for C[M, N] = A[M, K]·B[K, N] on `threads` threads. A plan made for some
+/// M also serves any other M with the same N and K (e.g. the pieces of a tiled conv).
+GemmPlan gemm_plan(int64_t M, int64_t N, int64_t K, DType compute, int threads,
+                   GemmIsa isa = gemm_isa());
+std::string gemm_plan_string(const GemmPlan& plan);
+
+/// Produces packed blocks of A [M, K]. Implementations are called concurrently from several
+/// threads, so pack() must not modify shared state.
+class GemmASource {
+ public:
+  virtual ~GemmASource() = default;
+  /// Writes A[m0 : m0+mc, k0 : k0+kc] as ceil(mc / plan.mr) packed A panels (layout above)
+  /// of type plan.compute at dst (64-byte aligned), zero-filling rows past m0 + mc. m0 is a
+  /// multiple of plan.mr relative to the GEMM's own M; m0 + mc <= M.
+  virtual void pack(const GemmPlan& plan, int64_t m0, int64_t mc, int64_t k0, int64_t kc,
+                    void* dst) const = 0;
+};
+
+/// Produces packed blocks of B [K, N]; same contract as GemmASource with nr and columns.
+class GemmBSource {
+ public:
+  virtual ~GemmBSource() = default;
+  virtual void pack(const GemmPlan& plan, int64_t n0, int64_t nc, int64_t k0, int64_t kc,
+                    void* dst) const = 0;
+};
+
+/// Writes kn × width elements of plan.compute at dst: dst[k·width + r] = rows[r][k] converted
+/// from src_dtype, for r < nrows (a null rows[r] gives zeros) and zeros for nrows <= r < width.
+/// width is plan.mr for A panels and plan.nr for B panels; nrows <= width. To fill part of a
+/// panel, pass dst = panel + k_offset·width. f64 compute takes f64 rows only.
+void gemm_pack_rows(const GemmPlan& plan, int64_t width, DType src_dtype, const void* const* rows,
+                    int64_t nrows, int64_t kn, void* dst);
+
+/// A dense A: A[m, k] = a[m·lda + k] (elements of dtype).
+class DenseGemmA final : public GemmASource {
+ public:
+  DenseGemmA(DType dtype, const void* a, int64_t lda) : dtype_(dtype), a_(a), lda_(lda) {}
+  void pack(const GemmPlan& plan, int64_t m0, int64_t mc, int64_t k0, int64_t kc,
+            void* dst) const override;
+
+ private:
+  DType dtype_;
+  const void* a_;
+  int64_t lda_;
+};
+
+/// A dense B, by default given transposed as Bt [N, K]: B[k, n] = bt[n·ldb + k] (the conv
+/// weight). With k_major, B [K, N] row-major instead: B[k, n] = b[k·ldb + n].
+class DenseGemmB final : public GemmBSource {
+ public:
+  DenseGemmB(DType dtype, const void* b, int64_t ldb, bool k_major = false)
+      : dtype_(dtype), b_(b), ldb_(ldb), k_major_(k_major) {}
+  void pack(const GemmPlan& plan, int64_t n0, int64_t nc, int64_t k0, int64_t kc,
+            void* dst) const override;
+
+ private:
+  DType dtype_;
+  const void* b_;
+  int64_t ldb_;
+  bool k_major_;
+};
+
+/// Bytes of B [K, N] packed whole by gemm_pack_b (a multiple of 64).
+int64_t gemm_packed_b_bytes(const GemmPlan& plan, int64_t N, int64_t K);
+/// Packs all of B once into packed_b (gemm_packed_b_bytes bytes, 64-byte aligned), so that
+/// many gemm() calls with the same plan, N and K can share it. pool may be null.
+Status gemm_pack_b(const GemmPlan& plan, int64_t N, int64_t K, const GemmBSource& b,
+                   void* packed_b, ThreadPool* pool);
+
+struct GemmArgs {
+  int64_t M = 0, N = 0, K = 0;
+  const GemmASource* a = nullptr;  // [M, K]
+  const GemmBSource* b = nullptr;  // [K, N]; not read when packed_b is set
+  const void* packed_b = nullptr;  // from gemm_pack_b with the same plan, N and K
+  void* c = nullptr;               // [M, N], row stride ldc elements
+  int64_t ldc = 0;
+  DType c_dtype = DType::f32;  // f32/f16/bf16 with f32 compute (converted on store), f64 with f64
+  bool accumulate = false;     // C += A·B (C is read) instead of C = A·B
+};
+
+/// Workspace bytes gemm() needs: B packed (unless pre-packed), and per thread one A panel and,
+/// for f16/bf16 C, an mc × nc f32 accumulation tile. Nothing else is allocated.
+int64_t gemm_workspace_bytes(const GemmPlan& plan, int64_t N, int64_t K, DType c_dtype,
+                             bool b_prepacked);
+
+/// Computes the GEMM on pool (null: the calling thread alone; pool->threads() <= plan.threads).
+/// workspace: at least gemm_workspace_bytes bytes, 64-byte aligned for best speed.
+/// Returns invalid for arguments that break the rules above (plan.kc not gemm_kc of K, dtype
+/// mismatch, workspace too small, ...). M, N or K may be 0.
+Status gemm(const GemmPlan& plan, const GemmArgs& args, void* workspace, int64_t workspace_bytes,
+            ThreadPool* pool);
+
+// ---------------------------------------------------------------------------------------
+// Internal: the per-path kernel tables (src/cpu/isa/gemm_kernels__<isa>.cpp).
+struct GemmKernels {
+  GemmTile f32, f64;
+  /// c[r·ldc + j] (+)= sum_k a[k·mr + r]·b[k·nr + j] for r < m, j < n (m <= mr, n <= nr),
+  /// summed over k in order; accumulate adds to the C already there.
+  void (*f32_gemm)(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, int64_t m,
+                   int64_t n, bool accumulate);
+  void (*f64_gemm)(int64_t kc, const double* a, const double* b, double* c, int64_t ldc,
+                   int64_t m, int64_t n, bool accumulate);
+  /// gemm_pack_rows for each compute type.
+  void (*f32_pack_rows)(DType src_dtype, const void* const* rows, int64_t nrows, int64_t kn,
+                        int64_t width, float* dst);
+  void (*f64_pack_rows)(const double* const* rows, int64_t nrows, int64_t kn, int64_t width,
+                        double* dst);
+  /// c[r·ldc + j] = dtype(acc[r·ld_acc + j] (+ c[r·ldc + j] when accumulate)) for f16/bf16 c.
+  void (*f32_store)(const float* acc, int64_t ld_acc, int64_t m, int64_t n, DType c_dtype,
+                    void* c, int64_t ldc, bool accumulate);
+};
+const GemmKernels& gemm_kernels_generic();
+const GemmKernels& gemm_kernels_avx2();
+const GemmKernels& gemm_kernels_avx512();
+const GemmKernels& gemm_kernels(GemmIsa isa);
+
+}  // namespace convnd

@@ -1,0 +1,154 @@
+// The AVX2+FMA GEMM path: f32 6x16 and f64 6x8 register tiles (12 accumulators, 2 B vectors,
+// 1 broadcast of the 16 ymm registers), and an 8x8 in-register transpose to pack f32 panels.
+#include <immintrin.h>
+
+#include "cpu/gemm.h"
+#include "cpu/isa/gemm_microkernel.h"
+
+namespace convnd {
+namespace {
+
+constexpr int kPrefetchB = 16 * 8;
+
+struct F32x8 {
+  using T = float;
+  using R = __m256;
+  static constexpr int lanes = 8;
+  static R zero() { return _mm256_setzero_ps(); }
+  static R load(const float* p) { return _mm256_loadu_ps(p); }
+  static R bcast(const float* p) { return _mm256_broadcast_ss(p); }
+  static R fma(R a, R b, R c) { return _mm256_fmadd_ps(a, b, c); }
+  static R add(R a, R b) { return _mm256_add_ps(a, b); }
+  static void store(float* p, R v) { _mm256_storeu_ps(p, v); }
+  static void prefetch(const float* p) { _mm_prefetch(reinterpret_cast<const char*>(p), _MM_HINT_T0); }
+  static void prefetch_c(const float* p, int n) {
+    for (int i = 0; i < n; i += 16) _mm_prefetch(reinterpret_cast<const char*>(p + i), _MM_HINT_T0);
+  }
+};
+
+struct F64x4 {
+  using T = double;
+  using R = __m256d;
+  static constexpr int lanes = 4;
+  static R zero() { return _mm256_setzero_pd(); }
+  static R load(const double* p) { return _mm256_loadu_pd(p); }
+  static R bcast(const double* p) { return _mm256_broadcast_sd(p); }
+  static R fma(R a, R b, R c) { return _mm256_fmadd_pd(a, b, c); }
+  static R add(R a, R b) { return _mm256_add_pd(a, b); }
+  static void store(double* p, R v) { _mm256_storeu_pd(p, v); }
+  static void prefetch(const double* p) { _mm_prefetch(reinterpret_cast<const char*>(p), _MM_HINT_T0); }
+  static void prefetch_c(const double* p, int n) {
+    for (int i = 0; i < n; i += 8) _mm_prefetch(reinterpret_cast<const char*>(p + i), _MM_HINT_T0);
+  }
+};
+
+void f32_gemm_6x16__avx2(int64_t kc, const float* a, const float* b, float* c, int64_t ldc,
+                         int64_t m, int64_t n, bool accumulate) {
+  gemm_microkernel<F32x8, 6, 2, kPrefetchB>(kc, a, b, c, ldc, m, n, accumulate);
+}
+
+void f64_gemm_6x8__avx2(int64_t kc, const double* a, const double* b, double* c, int64_t ldc,
+                        int64_t m, int64_t n, bool accumulate) {
+  gemm_microkernel<F64x4, 6, 2, kPrefetchB / 2>(kc, a, b, c, ldc, m, n, accumulate);
+}
+
+// Loads 8 consecutive elements of a row as f32.
+template <DType D>
+inline __m256 load_row(const void* row, int64_t k) {
+  if (D == DType::f32) return _mm256_loadu_ps(static_cast<const float*>(row) + k);
+  __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(static_cast<const uint16_t*>(row) + k));
+  if (D == DType::f16) return _mm256_cvtph_ps(h);
+  return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+}
+
+inline void transpose_8x8(__m256 r[8]) {
+  __m256 t[8], u[8];
+  for (int i = 0; i < 4; ++i) {
+    t[2 * i] = _mm256_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm256_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+  }
+  for (int i = 0; i < 2; ++i) {
+    u[4 * i] = _mm256_shuffle_ps(t[4 * i], t[4 * i + 2], 0x44);
+    u[4 * i + 1] = _mm256_shuffle_ps(t[4 * i], t[4 * i + 2], 0xee);
+    u[4 * i + 2] = _mm256_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0x44);
+    u[4 * i + 3] = _mm256_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0xee);
+  }
+  for (int j = 0; j < 4; ++j) {
+    r[j] = _mm256_permute2f128_ps(u[j], u[4 + j], 0x20);
+    r[4 + j] = _mm256_permute2f128_ps(u[j], u[4 + j], 0x31);
+  }
+}
+
+// Packs up to 8 rows (a group of the panel width): dst[k·width + i] for i < lanes; the last
+// kn % 8 columns go through the scalar packer.
+template <DType D>
+void pack_group_f32(const void* const rows[8], int64_t kn, int64_t width, int lanes, float* dst) {
+  alignas(32) static constexpr int32_t kLaneMask[16] = {-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0};
+  const __m256i store_mask = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(kLaneMask + 8 - lanes));
+  __m256 r[8];
+  int64_t k = 0;
+  for (; k + 8 <= kn; k += 8) {
+#pragma GCC unroll 8
+    for (int i = 0; i < 8; ++i) r[i] = rows[i] ? load_row<D>(rows[i], k) : _mm256_setzero_ps();
+    transpose_8x8(r);
+    for (int j = 0; j < 8; ++j) _mm256_maskstore_ps(dst + (k + j) * width, store_mask, r[j]);
+  }
+  if (k < kn) gemm_pack_rows_scalar<float>(D, rows, lanes, k, kn, width, 0, lanes, dst);
+}
+
+void f32_pack_rows__avx2(DType dt, const void* const* rows, int64_t nrows, int64_t kn,
+                         int64_t width, float* dst) {
+  if (dt == DType::f64) {
+    gemm_pack_rows_scalar<float>(dt, rows, nrows, 0, kn, width, 0, width, dst);
+    return;
+  }
+  for (int64_t g = 0; g < width; g += 8) {
+    const int lanes = width - g < 8 ? int(width - g) : 8;
+    const void* group[8];
+    for (int i = 0; i < 8; ++i) group[i] = (i < lanes && g + i < nrows) ? rows[g + i] : nullptr;
+    switch (dt) {
+      case DType::f32: pack_group_f32<DType::f32>(group, kn, width, lanes, dst + g); break;
+      case DType::f16: pack_group_f32<DType::f16>(group, kn, width, lanes, dst + g); break;
+      default: pack_group_f32<DType::bf16>(group, kn, width, lanes, dst + g); break;
+    }
+  }
+}
+
+void f64_pack_rows__avx2(const double* const* rows, int64_t nrows, int64_t kn, int64_t width,
+                         double* dst) {
+  gemm_pack_rows_scalar<double>(DType::f64, reinterpret_cast<const void* const*>(rows), nrows, 0,
+                                kn, width, 0, width, dst);
+}
+
+void f32_store__avx2(const float* acc, int64_t ld_acc, int64_t m, int64_t n, DType dt, void* c,
+                     int64_t ldc, bool accumulate) {
+  const int64_t n8 = dt == DType::f16 ? n / 8 * 8 : 0;  // bf16 stays scalar (exact rounding)
+  for (int64_t r = 0; r < m; ++r) {
+    uint16_t* cr = static_cast<uint16_t*>(c) + r * ldc;
+    const float* ar = acc + r * ld_acc;
+    for (int64_t j = 0; j < n8; j += 8) {
+      __m256 v = _mm256_loadu_ps(ar + j);
+      __m128i* p = reinterpret_cast<__m128i*>(cr + j);
+      if (accumulate) v = _mm256_add_ps(v, _mm256_cvtph_ps(_mm_loadu_si128(p)));
+      _mm_storeu_si128(p, _mm256_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+    }
+  }
+  if (n8 < n) gemm_store_scalar(acc, ld_acc, m, n8, n, dt, c, ldc, accumulate);
+}
+
+}  // namespace
+
+const GemmKernels& gemm_kernels_avx2() {
+  static const GemmKernels k = {
+      {6, 16, 256},
+      {6, 8, 256},
+      f32_gemm_6x16__avx2,
+      f64_gemm_6x8__avx2,
+      f32_pack_rows__avx2,
+      f64_pack_rows__avx2,
+      f32_store__avx2,
+  };
+  return k;
+}
+
+}  // namespace convnd

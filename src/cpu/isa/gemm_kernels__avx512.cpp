@@ -1,0 +1,185 @@
+// The AVX-512 GEMM path: f32 14x32 and f64 14x16 register tiles (28 accumulators, 2 B
+// vectors, 1 broadcast of the 32 zmm registers), and a 16x16 in-register transpose to pack
+// panels from row-major data.
+// GCC 12's AVX-512 headers trip its own uninitialised-value warning (_mm512_undefined_ps,
+// GCC PR105593); nothing here reads an undefined register.
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#include <immintrin.h>
+
+#include "cpu/gemm.h"
+#include "cpu/isa/gemm_microkernel.h"
+
+namespace convnd {
+namespace {
+
+// How far ahead (elements) the kernel prefetches the B panel it streams from L2.
+constexpr int kPrefetchB = 32 * 8;
+
+struct F32x16 {
+  using T = float;
+  using R = __m512;
+  static constexpr int lanes = 16;
+  static R zero() { return _mm512_setzero_ps(); }
+  static R load(const float* p) { return _mm512_loadu_ps(p); }
+  static R bcast(const float* p) { return _mm512_set1_ps(*p); }
+  static R fma(R a, R b, R c) { return _mm512_fmadd_ps(a, b, c); }
+  static R add(R a, R b) { return _mm512_add_ps(a, b); }
+  static void store(float* p, R v) { _mm512_storeu_ps(p, v); }
+  static void prefetch(const float* p) { _mm_prefetch(reinterpret_cast<const char*>(p), _MM_HINT_T0); }
+  static void prefetch_c(const float* p, int n) {
+    for (int i = 0; i < n; i += 16) _mm_prefetch(reinterpret_cast<const char*>(p + i), _MM_HINT_T0);
+  }
+};
+
+struct F64x8 {
+  using T = double;
+  using R = __m512d;
+  static constexpr int lanes = 8;
+  static R zero() { return _mm512_setzero_pd(); }
+  static R load(const double* p) { return _mm512_loadu_pd(p); }
+  static R bcast(const double* p) { return _mm512_set1_pd(*p); }
+  static R fma(R a, R b, R c) { return _mm512_fmadd_pd(a, b, c); }
+  static R add(R a, R b) { return _mm512_add_pd(a, b); }
+  static void store(double* p, R v) { _mm512_storeu_pd(p, v); }
+  static void prefetch(const double* p) { _mm_prefetch(reinterpret_cast<const char*>(p), _MM_HINT_T0); }
+  static void prefetch_c(const double* p, int n) {
+    for (int i = 0; i < n; i += 8) _mm_prefetch(reinterpret_cast<const char*>(p + i), _MM_HINT_T0);
+  }
+};
+
+void f32_gemm_14x32__avx512(int64_t kc, const float* a, const float* b, float* c, int64_t ldc,
+                            int64_t m, int64_t n, bool accumulate) {
+  gemm_microkernel<F32x16, 14, 2, kPrefetchB>(kc, a, b, c, ldc, m, n, accumulate);
+}
+
+void f64_gemm_14x16__avx512(int64_t kc, const double* a, const double* b, double* c, int64_t ldc,
+                            int64_t m, int64_t n, bool accumulate) {
+  gemm_microkernel<F64x8, 14, 2, kPrefetchB / 2>(kc, a, b, c, ldc, m, n, accumulate);
+}
+
+// Loads 16 consecutive elements of a row as f32 (the first `count` of them; the rest zero).
+template <DType D>
+inline __m512 load_row(const void* row, int64_t k, __mmask16 mask) {
+  if (D == DType::f32) return _mm512_maskz_loadu_ps(mask, static_cast<const float*>(row) + k);
+  __m256i h = _mm256_maskz_loadu_epi16(mask, static_cast<const uint16_t*>(row) + k);
+  if (D == DType::f16) return _mm512_cvtph_ps(h);
+  return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+}
+
+// r[i] = row i (16 values) -> r[j] = column j (16 rows); the classic 4-stage shuffle network.
+inline void transpose_16x16(__m512 r[16]) {
+  __m512 t[16];
+  for (int i = 0; i < 8; ++i) {
+    t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+  }
+  for (int i = 0; i < 4; ++i) {
+    __m512d a = _mm512_castps_pd(t[4 * i]), b = _mm512_castps_pd(t[4 * i + 1]);
+    __m512d c = _mm512_castps_pd(t[4 * i + 2]), d = _mm512_castps_pd(t[4 * i + 3]);
+    r[4 * i] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, c));
+    r[4 * i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, c));
+    r[4 * i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(b, d));
+    r[4 * i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(b, d));
+  }
+  // Now r[4i + j], 128-bit lane l, holds rows 4i..4i+3 of column 4l + j.
+  for (int j = 0; j < 4; ++j) {
+    __m512 s0 = _mm512_shuffle_f32x4(r[j], r[4 + j], 0x88);
+    __m512 s1 = _mm512_shuffle_f32x4(r[j], r[4 + j], 0xdd);
+    __m512 s2 = _mm512_shuffle_f32x4(r[8 + j], r[12 + j], 0x88);
+    __m512 s3 = _mm512_shuffle_f32x4(r[8 + j], r[12 + j], 0xdd);
+    t[j] = _mm512_shuffle_f32x4(s0, s2, 0x88);
+    t[4 + j] = _mm512_shuffle_f32x4(s1, s3, 0x88);
+    t[8 + j] = _mm512_shuffle_f32x4(s0, s2, 0xdd);
+    t[12 + j] = _mm512_shuffle_f32x4(s1, s3, 0xdd);
+  }
+  for (int i = 0; i < 16; ++i) r[i] = t[i];
+}
+
+// Packs up to 16 rows (a group of the panel width) for all kn: dst[k·width + i] for i < lanes.
+template <DType D>
+void pack_group_f32(const void* const rows[16], int64_t kn, int64_t width, int lanes, float* dst) {
+  const __mmask16 store_mask = __mmask16((1u << lanes) - 1);
+  __m512 r[16];
+  for (int64_t k = 0; k < kn; k += 16) {
+    const int count = kn - k < 16 ? int(kn - k) : 16;
+    const __mmask16 load_mask = __mmask16((1u << count) - 1);
+#pragma GCC unroll 16
+    for (int i = 0; i < 16; ++i)
+      r[i] = rows[i] ? load_row<D>(rows[i], k, load_mask) : _mm512_setzero_ps();
+    transpose_16x16(r);
+    for (int j = 0; j < count; ++j) _mm512_mask_storeu_ps(dst + (k + j) * width, store_mask, r[j]);
+  }
+}
+
+void f32_pack_rows__avx512(DType dt, const void* const* rows, int64_t nrows, int64_t kn,
+                           int64_t width, float* dst) {
+  if (dt == DType::f64) {
+    gemm_pack_rows_scalar<float>(dt, rows, nrows, 0, kn, width, 0, width, dst);
+    return;
+  }
+  for (int64_t g = 0; g < width; g += 16) {
+    const int lanes = width - g < 16 ? int(width - g) : 16;
+    const void* group[16];
+    for (int i = 0; i < 16; ++i) group[i] = (i < lanes && g + i < nrows) ? rows[g + i] : nullptr;
+    switch (dt) {
+      case DType::f32: pack_group_f32<DType::f32>(group, kn, width, lanes, dst + g); break;
+      case DType::f16: pack_group_f32<DType::f16>(group, kn, width, lanes, dst + g); break;
+      default: pack_group_f32<DType::bf16>(group, kn, width, lanes, dst + g); break;
+    }
+  }
+}
+
+void f64_pack_rows__avx512(const double* const* rows, int64_t nrows, int64_t kn, int64_t width,
+                           double* dst) {
+  gemm_pack_rows_scalar<double>(DType::f64, reinterpret_cast<const void* const*>(rows), nrows, 0,
+                                kn, width, 0, width, dst);
+}
+
+// Round to nearest even like float_to_bf16, NaN made quiet.
+inline __m256i f32_to_bf16(__m512 v) {
+  __m512i u = _mm512_castps_si512(v);
+  __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
+  __m512i rounded = _mm512_srli_epi32(_mm512_add_epi32(u, _mm512_add_epi32(lsb, _mm512_set1_epi32(0x7fff))), 16);
+  __m512i quiet = _mm512_or_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(0x40));
+  __mmask16 nan = _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
+  return _mm512_cvtepi32_epi16(_mm512_mask_blend_epi32(nan, rounded, quiet));
+}
+
+void f32_store__avx512(const float* acc, int64_t ld_acc, int64_t m, int64_t n, DType dt, void* c,
+                       int64_t ldc, bool accumulate) {
+  for (int64_t r = 0; r < m; ++r) {
+    uint16_t* cr = static_cast<uint16_t*>(c) + r * ldc;
+    const float* ar = acc + r * ld_acc;
+    for (int64_t j = 0; j < n; j += 16) {
+      const __mmask16 mask = n - j < 16 ? __mmask16((1u << (n - j)) - 1) : __mmask16(0xffff);
+      __m512 v = _mm512_maskz_loadu_ps(mask, ar + j);
+      if (dt == DType::f16) {
+        if (accumulate) v = _mm512_add_ps(v, _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(mask, cr + j)));
+        _mm256_mask_storeu_epi16(cr + j, mask, _mm512_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+      } else {
+        if (accumulate) {
+          __m512i h = _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(mask, cr + j));
+          v = _mm512_add_ps(v, _mm512_castsi512_ps(_mm512_slli_epi32(h, 16)));
+        }
+        _mm256_mask_storeu_epi16(cr + j, mask, f32_to_bf16(v));
+      }
+    }
+  }
+}
+
+}  // namespace
+
+const GemmKernels& gemm_kernels_avx512() {
+  static const GemmKernels k = {
+      {14, 32, 384},
+      {14, 16, 192},
+      f32_gemm_14x32__avx512,
+      f64_gemm_14x16__avx512,
+      f32_pack_rows__avx512,
+      f64_pack_rows__avx512,
+      f32_store__avx512,
+  };
+  return k;
+}
+
+}  // namespace convnd

@@ -1,0 +1,72 @@
+// The portable GEMM path: GCC/Clang vector extensions of 16 bytes, which become SSE2 on
+// x86-64 and NEON on ARM, with the same element order as any other build of this file.
+#include "cpu/gemm.h"
+#include "cpu/isa/gemm_microkernel.h"
+
+namespace convnd {
+namespace {
+
+typedef float F32x4 __attribute__((vector_size(16)));
+typedef double F64x2 __attribute__((vector_size(16)));
+
+template <class Elem, class Reg>
+struct GenericVec {
+  using T = Elem;
+  using R = Reg;
+  static constexpr int lanes = sizeof(Reg) / sizeof(Elem);
+  static R zero() { return R{}; }
+  static R load(const T* p) {
+    R v;
+    std::memcpy(&v, p, sizeof v);
+    return v;
+  }
+  static R bcast(const T* p) { return R{} + *p; }
+  static R fma(R a, R b, R c) { return a * b + c; }
+  static R add(R a, R b) { return a + b; }
+  static void store(T* p, R v) { std::memcpy(p, &v, sizeof v); }
+  static void prefetch(const T*) {}
+  static void prefetch_c(const T*, int) {}
+};
+
+void f32_gemm_4x8__generic(int64_t kc, const float* a, const float* b, float* c, int64_t ldc,
+                           int64_t m, int64_t n, bool accumulate) {
+  gemm_microkernel<GenericVec<float, F32x4>, 4, 2>(kc, a, b, c, ldc, m, n, accumulate);
+}
+
+void f64_gemm_4x4__generic(int64_t kc, const double* a, const double* b, double* c, int64_t ldc,
+                           int64_t m, int64_t n, bool accumulate) {
+  gemm_microkernel<GenericVec<double, F64x2>, 4, 2>(kc, a, b, c, ldc, m, n, accumulate);
+}
+
+void f32_pack_rows__generic(DType dt, const void* const* rows, int64_t nrows, int64_t kn,
+                            int64_t width, float* dst) {
+  gemm_pack_rows_scalar<float>(dt, rows, nrows, 0, kn, width, 0, width, dst);
+}
+
+void f64_pack_rows__generic(const double* const* rows, int64_t nrows, int64_t kn, int64_t width,
+                            double* dst) {
+  gemm_pack_rows_scalar<double>(DType::f64, reinterpret_cast<const void* const*>(rows), nrows, 0,
+                                kn, width, 0, width, dst);
+}
+
+void f32_store__generic(const float* acc, int64_t ld_acc, int64_t m, int64_t n, DType dt, void* c,
+                        int64_t ldc, bool accumulate) {
+  gemm_store_scalar(acc, ld_acc, m, 0, n, dt, c, ldc, accumulate);
+}
+
+}  // namespace
+
+const GemmKernels& gemm_kernels_generic() {
+  static const GemmKernels k = {
+      {4, 8, 256},
+      {4, 4, 256},
+      f32_gemm_4x8__generic,
+      f64_gemm_4x4__generic,
+      f32_pack_rows__generic,
+      f64_pack_rows__generic,
+      f32_store__generic,
+  };
+  return k;
+}
+
+}  // namespace convnd

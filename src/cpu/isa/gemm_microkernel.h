@@ -1,0 +1,131 @@
+// The register-tiled GEMM micro-kernel and the portable panel packer, written once over a
+// small SIMD traits type and instantiated by each gemm_kernels__<isa>.cpp. Everything here is
+// in an anonymous namespace: a file compiled with -mavx512f must not hand the linker an
+// out-of-line copy that another file (compiled for a lower ISA) could end up calling.
+#pragma once
+#include <convnd/dtype.h>
+
+#include <cstdint>
+#include <cstring>
+
+namespace convnd {
+namespace {
+
+// C[m, n] (+)= A-panel · B-panel for one mr × (NV·lanes) tile. acc[r][v] holds C[r, v·lanes ...]:
+// A is broadcast one element at a time, B is loaded as NV vectors per k. The k loop is the
+// only reduction, in order, so the result of an element does not depend on where its tile sits.
+// V provides: T, R (register), lanes, zero, load, bcast, fma, add, store, prefetch (of B,
+// PrefetchB elements ahead; 0: none), prefetch_c.
+template <class V, int MR, int NV, int PrefetchB = 0>
+inline void gemm_microkernel(int64_t kc, const typename V::T* a, const typename V::T* b,
+                             typename V::T* c, int64_t ldc, int64_t m, int64_t n, bool accumulate) {
+  using T = typename V::T;
+  using R = typename V::R;
+  constexpr int L = V::lanes;
+  constexpr int NR = NV * L;
+  R acc[MR][NV];
+#pragma GCC unroll 32
+  for (int r = 0; r < MR; ++r)
+#pragma GCC unroll 8
+    for (int v = 0; v < NV; ++v) acc[r][v] = V::zero();
+  // The C tile is read or written once at the end; start fetching it now.
+#pragma GCC unroll 32
+  for (int r = 0; r < MR; ++r) V::prefetch_c(c + r * ldc, NR);
+
+  for (int64_t k = 0; k < kc; ++k) {
+    if (PrefetchB)
+#pragma GCC unroll 8
+      for (int v = 0; v < NV; ++v) V::prefetch(b + PrefetchB + v * L);
+    R bv[NV];
+#pragma GCC unroll 8
+    for (int v = 0; v < NV; ++v) bv[v] = V::load(b + v * L);
+#pragma GCC unroll 32
+    for (int r = 0; r < MR; ++r) {
+      R av = V::bcast(a + r);
+#pragma GCC unroll 8
+      for (int v = 0; v < NV; ++v) acc[r][v] = V::fma(av, bv[v], acc[r][v]);
+    }
+    a += MR;
+    b += NR;
+  }
+
+  if (m == MR && n == NR) {
+#pragma GCC unroll 32
+    for (int r = 0; r < MR; ++r)
+#pragma GCC unroll 8
+      for (int v = 0; v < NV; ++v) {
+        T* p = c + r * ldc + v * L;
+        V::store(p, accumulate ? V::add(V::load(p), acc[r][v]) : acc[r][v]);
+      }
+    return;
+  }
+  // Edge tile: the same sums, stored element by element (an IEEE add is the same in a lane
+  // or alone, so edges and full tiles agree bit for bit).
+  alignas(64) T tmp[MR * NR];
+#pragma GCC unroll 32
+  for (int r = 0; r < MR; ++r)
+#pragma GCC unroll 8
+    for (int v = 0; v < NV; ++v) V::store(tmp + r * NR + v * L, acc[r][v]);
+  for (int64_t r = 0; r < m; ++r)
+    for (int64_t j = 0; j < n; ++j) {
+      T* p = c + r * ldc + j;
+      *p = accumulate ? T(*p + tmp[r * NR + j]) : tmp[r * NR + j];
+    }
+}
+
+// The 16-bit conversions, duplicated from src/core (not called from here so that the packer
+// stays free of out-of-line calls in a hot loop).
+inline float gemm_bf16_to_f32(uint16_t b) {
+  uint32_t u = uint32_t(b) << 16;
+  float f;
+  std::memcpy(&f, &u, 4);
+  return f;
+}
+
+// dst[k·width + r] = rows[r][k] for rows r0 <= r < r1 (null or r >= nrows: zero), k in
+// [k0, k1). The portable path, also used for edges by the vector packers.
+template <class T>
+inline void gemm_pack_rows_scalar(DType dt, const void* const* rows, int64_t nrows, int64_t k0,
+                                  int64_t k1, int64_t width, int64_t r0, int64_t r1, T* dst) {
+  for (int64_t r = r0; r < r1; ++r) {
+    const void* row = r < nrows ? rows[r] : nullptr;
+    T* d = dst + r;
+    if (!row) {
+      for (int64_t k = k0; k < k1; ++k) d[k * width] = T(0);
+    } else if (dt == DType::f32) {
+      const float* s = static_cast<const float*>(row);
+      for (int64_t k = k0; k < k1; ++k) d[k * width] = T(s[k]);
+    } else if (dt == DType::f64) {
+      const double* s = static_cast<const double*>(row);
+      for (int64_t k = k0; k < k1; ++k) d[k * width] = T(s[k]);
+    } else if (dt == DType::f16) {
+      const uint16_t* s = static_cast<const uint16_t*>(row);
+      for (int64_t k = k0; k < k1; ++k) d[k * width] = T(half_to_float(s[k]));
+    } else {
+      const uint16_t* s = static_cast<const uint16_t*>(row);
+      for (int64_t k = k0; k < k1; ++k) d[k * width] = T(gemm_bf16_to_f32(s[k]));
+    }
+  }
+}
+
+// c = dtype(acc (+ c)) for f16/bf16 C, one element; the vector stores must agree with it.
+inline void gemm_store_scalar(const float* acc, int64_t ld_acc, int64_t m, int64_t n0, int64_t n1,
+                              DType dt, void* c, int64_t ldc, bool accumulate) {
+  for (int64_t r = 0; r < m; ++r) {
+    uint16_t* cr = static_cast<uint16_t*>(c) + r * ldc;
+    const float* ar = acc + r * ld_acc;
+    for (int64_t j = n0; j < n1; ++j) {
+      float v = ar[j];
+      if (dt == DType::f16) {
+        if (accumulate) v = v + half_to_float(cr[j]);
+        cr[j] = float_to_half(v);
+      } else {
+        if (accumulate) v = v + gemm_bf16_to_f32(cr[j]);
+        cr[j] = float_to_bf16(v);
+      }
+    }
+  }
+}
+
+}  // namespace
+}  // namespace convnd

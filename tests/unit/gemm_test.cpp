@@ -1,0 +1,519 @@
+// The GEMM engine against a naive double-accumulated GEMM on fresh random inputs, on every
+// path this CPU runs (chosen through GemmPlan::isa, so one process covers them all), every
+// dtype, sizes around the micro-tile and the K block; bit-exact small-integer cases; and the
+// determinism promise: the same bits whatever the M/N split, B pre-packing or thread count.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <random>
+#include <vector>
+
+#include "cpu/gemm.h"
+#include "cpu/thread_pool.h"
+
+namespace convnd {
+namespace {
+
+std::vector<GemmIsa> supported_isas() {
+  std::vector<GemmIsa> out;
+  for (GemmIsa isa : {GemmIsa::generic, GemmIsa::avx2, GemmIsa::avx512})
+    if (gemm_isa_supported(isa)) out.push_back(isa);
+  return out;
+}
+
+DType compute_of(DType dt) { return dt == DType::f64 ? DType::f64 : DType::f32; }
+
+// A 64-byte aligned byte buffer.
+struct Buffer {
+  explicit Buffer(int64_t bytes)
+      : p(static_cast<char*>(std::aligned_alloc(64, size_t((bytes + 63) / 64 * 64 + 64)))) {}
+  char* get() const { return p.get(); }
+  struct Free {
+    void operator()(char* q) const { std::free(q); }
+  };
+  std::unique_ptr<char, Free> p;
+};
+
+// Elements of one dtype held as raw bytes, with the values they hold as doubles.
+struct Tensor {
+  DType dt = DType::f32;
+  std::vector<char> raw;
+  std::vector<double> val;
+  Tensor(DType d, int64_t n) : dt(d), raw(size_t(n * dtype_size(d))), val(size_t(n)) {}
+  void set(int64_t i, double v) {
+    switch (dt) {
+      case DType::f32: {
+        float f = float(v);
+        std::memcpy(&raw[size_t(i * 4)], &f, 4);
+        val[size_t(i)] = f;
+        break;
+      }
+      case DType::f64:
+        std::memcpy(&raw[size_t(i * 8)], &v, 8);
+        val[size_t(i)] = v;
+        break;
+      case DType::f16: {
+        uint16_t h = float_to_half(float(v));
+        std::memcpy(&raw[size_t(i * 2)], &h, 2);
+        val[size_t(i)] = half_to_float(h);
+        break;
+      }
+      case DType::bf16: {
+        uint16_t h = float_to_bf16(float(v));
+        std::memcpy(&raw[size_t(i * 2)], &h, 2);
+        val[size_t(i)] = bf16_to_float(h);
+        break;
+      }
+    }
+  }
+  double get(int64_t i) const { return read(dt, raw.data() + i * dtype_size(dt)); }
+  static double read(DType dt, const char* p) {
+    switch (dt) {
+      case DType::f32: { float f; std::memcpy(&f, p, 4); return f; }
+      case DType::f64: { double d; std::memcpy(&d, p, 8); return d; }
+      case DType::f16: { uint16_t h; std::memcpy(&h, p, 2); return half_to_float(h); }
+      case DType::bf16: { uint16_t h; std::memcpy(&h, p, 2); return bf16_to_float(h); }
+    }
+    return 0;
+  }
+  const char* at(int64_t i) const { return raw.data() + i * dtype_size(dt); }
+  char* at(int64_t i) { return raw.data() + i * dtype_size(dt); }
+};
+
+uint64_t fresh_seed() {
+  static const uint64_t seed = std::random_device{}();
+  return seed;
+}
+
+// A [M, K] (row stride lda), Bt [N, K] (ldb), C [M, N] (ldc); the strides are padded so that
+// the GEMM must honour them.
+struct Problem {
+  DType dt;
+  int64_t M, N, K, lda, ldb, ldc;
+  Tensor a, bt, c0;
+  // Uniform values in [-1, 1], or integers in [-int_range, int_range] when int_range > 0.
+  Problem(DType d, int64_t m, int64_t n, int64_t k, std::mt19937_64& rng, int int_range = 0)
+      : dt(d), M(m), N(n), K(k), lda(k + 3), ldb(k + 1), ldc(n + 5),
+        a(d, m * (k + 3)), bt(d, n * (k + 1)), c0(d, m * (n + 5)) {
+    std::uniform_real_distribution<double> u(-1, 1);
+    std::uniform_int_distribution<int> ui(-int_range, int_range);
+    auto fill = [&](Tensor& t) {
+      for (size_t i = 0; i < t.val.size(); ++i) t.set(int64_t(i), int_range ? ui(rng) : u(rng));
+    };
+    fill(a);
+    fill(bt);
+    fill(c0);
+  }
+};
+
+// Runs C (+)= A·B with the given plan and returns C's raw bytes.
+std::vector<char> run(const GemmPlan& plan, const Problem& p, bool accumulate,
+                      ThreadPool* pool = nullptr, bool prepack = false) {
+  Tensor c = p.c0;
+  DenseGemmA a(p.dt, p.a.raw.data(), p.lda);
+  DenseGemmB b(p.dt, p.bt.raw.data(), p.ldb);
+  GemmArgs args;
+  args.M = p.M, args.N = p.N, args.K = p.K, args.a = &a, args.b = &b;
+  args.c = c.raw.data(), args.ldc = p.ldc, args.c_dtype = p.dt, args.accumulate = accumulate;
+  Buffer packed(gemm_packed_b_bytes(plan, p.N, p.K));
+  if (prepack) {
+    EXPECT_TRUE(gemm_pack_b(plan, p.N, p.K, b, packed.get(), pool).ok());
+    args.packed_b = packed.get();
+  }
+  const int64_t ws = gemm_workspace_bytes(plan, p.N, p.K, p.dt, prepack);
+  Buffer workspace(ws);
+  Status s = gemm(plan, args, workspace.get(), ws, pool);
+  EXPECT_TRUE(s.ok()) << s.message();
+  return c.raw;
+}
+
+// Checks C against the double reference within the bound of a K-term f32/f64 sum plus the
+// output rounding: |c - ref| <= (K + 2)·eps·sum|a·b| (+ |c0|) + eps_out·|ref|.
+void expect_close(const Problem& p, const std::vector<char>& c_raw, bool accumulate,
+                  const std::string& what) {
+  const double eps = p.dt == DType::f64 ? 0x1p-53 : 0x1p-24;
+  const double eps_out = p.dt == DType::f16 ? 0x1p-11 : p.dt == DType::bf16 ? 0x1p-8 : eps;
+  int failures = 0;
+  for (int64_t m = 0; m < p.M; ++m)
+    for (int64_t n = 0; n < p.N + 5; ++n) {
+      const int64_t ci = m * p.ldc + n;
+      const double got = Tensor::read(p.dt, c_raw.data() + ci * dtype_size(p.dt));
+      if (n >= p.N) {  // the padding between rows must be untouched
+        if (std::memcmp(c_raw.data() + ci * dtype_size(p.dt), p.c0.at(ci), size_t(dtype_size(p.dt))))
+          ++failures;
+        continue;
+      }
+      double ref = accumulate ? p.c0.val[size_t(ci)] : 0, mag = std::fabs(ref);
+      for (int64_t k = 0; k < p.K; ++k) {
+        const double t = p.a.val[size_t(m * p.lda + k)] * p.bt.val[size_t(n * p.ldb + k)];
+        ref += t;
+        mag += std::fabs(t);
+      }
+      const double tol = double(p.K + 2) * eps * mag + eps_out * std::fabs(ref) + 1e-300;
+      if (!(std::fabs(got - ref) <= tol) && ++failures <= 3)
+        ADD_FAILURE() << what << " C[" << m << ", " << n << "] = " << got << ", expected " << ref
+                      << " (tolerance " << tol << ")";
+    }
+  EXPECT_EQ(failures, 0) << what;
+}
+
+// Byte equality, reporting the first difference instead of both vectors.
+::testing::AssertionResult same_bytes(const std::vector<char>& x, const std::vector<char>& y) {
+  if (x.size() != y.size()) return ::testing::AssertionFailure() << "sizes differ";
+  for (size_t i = 0; i < x.size(); ++i)
+    if (x[i] != y[i]) return ::testing::AssertionFailure() << "first difference at byte " << i;
+  return ::testing::AssertionSuccess();
+}
+
+std::string describe(GemmIsa isa, DType dt, int64_t M, int64_t N, int64_t K) {
+  return std::string(gemm_isa_name(isa)) + " " + std::string(dtype_name(dt)) + " M=" +
+         std::to_string(M) + " N=" + std::to_string(N) + " K=" + std::to_string(K) +
+         " seed=" + std::to_string(fresh_seed());
+}
+
+TEST(Gemm, MatchesReferenceAtTileEdges) {
+  std::mt19937_64 rng(fresh_seed());
+  for (GemmIsa isa : supported_isas()) {
+    const GemmTile t = gemm_tile(isa, DType::f32);
+    for (int64_t M : {int64_t(1), t.mr - 1, t.mr, t.mr + 1, 2 * t.mr, 3 * t.mr + 1, int64_t(7),
+                      int64_t(13), int64_t(97)})
+      for (int64_t N : {int64_t(1), t.nr - 1, t.nr, t.nr + 1, 2 * t.nr + 3, int64_t(13)})
+        for (int64_t K : {1, 7, 16, 131}) {
+          if (M < 1 || N < 1) continue;
+          Problem p(DType::f32, M, N, K, rng);
+          const GemmPlan plan = gemm_plan(M, N, K, DType::f32, 1, isa);
+          expect_close(p, run(plan, p, false), false, describe(isa, DType::f32, M, N, K));
+        }
+  }
+}
+
+TEST(Gemm, KAroundTheBlock) {
+  std::mt19937_64 rng(fresh_seed());
+  for (GemmIsa isa : supported_isas())
+    for (DType dt : {DType::f32, DType::f64}) {
+      const int64_t kc = gemm_tile(isa, dt).kc_max;
+      for (int64_t K : {kc - 1, kc, kc + 1, 2 * kc + 1, 3 * kc - 5}) {
+        Problem p(dt, 31, 45, K, rng);
+        const GemmPlan plan = gemm_plan(p.M, p.N, K, dt, 1, isa);
+        EXPECT_EQ(plan.kc, gemm_kc(isa, dt, K));
+        EXPECT_LE(plan.kc, kc);
+        expect_close(p, run(plan, p, false), false, describe(isa, dt, p.M, p.N, K));
+      }
+    }
+}
+
+TEST(Gemm, EveryDtypeOverwriteAndAccumulate) {
+  std::mt19937_64 rng(fresh_seed());
+  ThreadPool pool(2);
+  for (GemmIsa isa : supported_isas())
+    for (DType dt : {DType::f32, DType::f16, DType::bf16, DType::f64})
+      for (bool accumulate : {false, true}) {
+        const GemmTile t = gemm_tile(isa, compute_of(dt));
+        Problem p(dt, 3 * t.mr + 2, 2 * t.nr + 5, t.kc_max + 45, rng);  // two K blocks
+        const GemmPlan plan = gemm_plan(p.M, p.N, p.K, dt, 2, isa);
+        const std::string what = describe(isa, dt, p.M, p.N, p.K) +
+                                 (accumulate ? " accumulate" : " overwrite");
+        expect_close(p, run(plan, p, accumulate, &pool), accumulate, what);
+        expect_close(p, run(plan, p, accumulate, &pool, true), accumulate, what + " prepacked");
+      }
+}
+
+// Blocks of a few tiles, so that one GEMM has many tasks over both M and N, with edges in
+// both; the bits must match the default blocking.
+TEST(Gemm, ManySmallBlocks) {
+  std::mt19937_64 rng(fresh_seed());
+  ThreadPool pool(2);
+  for (GemmIsa isa : supported_isas())
+    for (DType dt : {DType::f32, DType::f16, DType::f64}) {
+      const GemmTile t = gemm_tile(isa, compute_of(dt));
+      Problem p(dt, 7 * t.mr + 3, 5 * t.nr + 1, t.kc_max + 3, rng);
+      const GemmPlan plan = gemm_plan(p.M, p.N, p.K, dt, 2, isa);
+      GemmPlan small = plan;
+      small.mc = 2 * t.mr;
+      small.nc = t.nr;
+      const std::string what = describe(isa, dt, p.M, p.N, p.K);
+      for (bool accumulate : {false, true}) {
+        const std::vector<char> c = run(small, p, accumulate, &pool);
+        expect_close(p, c, accumulate, what + " small blocks");
+        EXPECT_TRUE(same_bytes(c, run(plan, p, accumulate, &pool))) << what << " small blocks, other bits";
+      }
+    }
+}
+
+// Small integers: every product and partial sum is exact, so C must equal the reference bit
+// for bit on every path and dtype (16-bit outputs stay below 256, exact in bf16 and f16).
+TEST(Gemm, SmallIntegersAreExact) {
+  std::mt19937_64 rng(fresh_seed());
+  for (GemmIsa isa : supported_isas())
+    for (DType dt : {DType::f32, DType::f16, DType::bf16, DType::f64})
+      for (bool accumulate : {false, true}) {
+        const bool narrow = dt == DType::f16 || dt == DType::bf16;
+        const int64_t K = narrow ? 60 : 1000;
+        const int range = narrow ? 2 : 8;
+        Problem p(dt, 37, 41, K, rng, range);
+        const GemmPlan plan = gemm_plan(p.M, p.N, K, dt, 1, isa);
+        const std::vector<char> c = run(plan, p, accumulate);
+        int failures = 0;
+        for (int64_t m = 0; m < p.M; ++m)
+          for (int64_t n = 0; n < p.N; ++n) {
+            double ref = accumulate ? p.c0.val[size_t(m * p.ldc + n)] : 0;
+            for (int64_t k = 0; k < K; ++k)
+              ref += p.a.val[size_t(m * p.lda + k)] * p.bt.val[size_t(n * p.ldb + k)];
+            const double got = Tensor::read(dt, c.data() + (m * p.ldc + n) * dtype_size(dt));
+            if (got != ref && ++failures <= 3)
+              ADD_FAILURE() << describe(isa, dt, p.M, p.N, K) << " C[" << m << ", " << n
+                            << "] = " << got << ", exactly " << ref;
+          }
+        EXPECT_EQ(failures, 0);
+      }
+}
+
+// The determinism promise: C computed whole, in M pieces of odd sizes (each its own GEMM, as
+// a tiled conv calls it), in N pieces, with B pre-packed, and on 1 or 2 threads has the same
+// bytes.
+TEST(Gemm, SameBitsWhateverTheSplitAndThreads) {
+  std::mt19937_64 rng(fresh_seed());
+  ThreadPool pool(2);
+  for (GemmIsa isa : supported_isas())
+    for (DType dt : {DType::f32, DType::bf16, DType::f64}) {
+      const int64_t K = 2 * gemm_tile(isa, compute_of(dt)).kc_max + 37;  // three K blocks
+      Problem p(dt, 211, 77, K, rng);
+      const int64_t es = dtype_size(dt);
+      const GemmPlan one = gemm_plan(p.M, p.N, K, dt, 1, isa);
+      const GemmPlan two = gemm_plan(p.M, p.N, K, dt, 2, isa);
+      const std::vector<char> whole = run(one, p, true);
+      const std::string what = describe(isa, dt, p.M, p.N, K);
+      EXPECT_TRUE(same_bytes(whole, run(two, p, true, &pool))) << what << " on 2 threads";
+      EXPECT_TRUE(same_bytes(whole, run(two, p, true, &pool, true))) << what << " B pre-packed, 2 threads";
+      EXPECT_TRUE(same_bytes(whole, run(one, p, true, nullptr, true))) << what << " B pre-packed";
+
+      // M pieces: each piece a GEMM of its own over a shifted A and C, sharing one packed B,
+      // with the whole problem's plan (as a conv reuses it) or a plan of the piece's own.
+      for (bool own_plan : {false, true}) {
+        Tensor c = p.c0;
+        Buffer packed(gemm_packed_b_bytes(two, p.N, K));
+        DenseGemmB b(dt, p.bt.raw.data(), p.ldb);
+        ASSERT_TRUE(gemm_pack_b(two, p.N, K, b, packed.get(), &pool).ok());
+        int64_t m0 = 0;
+        for (int64_t piece : {1, 13, 29, 7, 45, 3}) {
+          const int64_t mlen = std::min(piece, p.M - m0);
+          const GemmPlan plan = own_plan ? gemm_plan(mlen, p.N, K, dt, 2, isa) : two;
+          DenseGemmA a(dt, p.a.at(m0 * p.lda), p.lda);
+          GemmArgs args;
+          args.M = mlen, args.N = p.N, args.K = K, args.a = &a, args.packed_b = packed.get();
+          args.c = c.at(m0 * p.ldc), args.ldc = p.ldc, args.c_dtype = dt, args.accumulate = true;
+          const int64_t ws = gemm_workspace_bytes(plan, p.N, K, dt, true);
+          Buffer workspace(ws);
+          ASSERT_TRUE(gemm(plan, args, workspace.get(), ws, &pool).ok());
+          m0 += mlen;
+        }
+        // The rest in one piece, on one thread without a pool.
+        DenseGemmA a(dt, p.a.at(m0 * p.lda), p.lda);
+        GemmArgs args;
+        args.M = p.M - m0, args.N = p.N, args.K = K, args.a = &a, args.b = &b;
+        args.c = c.at(m0 * p.ldc), args.ldc = p.ldc, args.c_dtype = dt, args.accumulate = true;
+        const GemmPlan rest = gemm_plan(args.M, p.N, K, dt, 1, isa);
+        const int64_t ws = gemm_workspace_bytes(rest, p.N, K, dt, false);
+        Buffer workspace(ws);
+        ASSERT_TRUE(gemm(rest, args, workspace.get(), ws, nullptr).ok());
+        EXPECT_TRUE(same_bytes(whole, c.raw)) << what << " in M pieces" << (own_plan ? " (own plans)" : "");
+      }
+
+      // N pieces: columns [0, 5) and [5, N) as two GEMMs over shifted Bt and C.
+      {
+        Tensor c = p.c0;
+        for (int64_t n0 : {int64_t(0), int64_t(5)}) {
+          const int64_t nlen = n0 == 0 ? 5 : p.N - 5;
+          DenseGemmA a(dt, p.a.raw.data(), p.lda);
+          DenseGemmB b(dt, p.bt.at(n0 * p.ldb), p.ldb);
+          GemmArgs args;
+          args.M = p.M, args.N = nlen, args.K = K, args.a = &a, args.b = &b;
+          args.c = c.at(n0), args.ldc = p.ldc, args.c_dtype = dt, args.accumulate = true;
+          const GemmPlan plan = gemm_plan(p.M, nlen, K, dt, 2, isa);
+          const int64_t ws = gemm_workspace_bytes(plan, nlen, K, dt, false);
+          Buffer workspace(ws);
+          ASSERT_TRUE(gemm(plan, args, workspace.get(), ws, &pool).ok());
+        }
+        EXPECT_TRUE(same_bytes(whole, c.raw)) << what << " in N pieces";
+      }
+    }
+}
+
+// gemm_pack_rows writes the documented layout, for the row pointers a conv source would pass:
+// null rows, fewer rows than the panel, and a partial panel written at a k offset.
+TEST(Gemm, PackRowsLayout) {
+  std::mt19937_64 rng(fresh_seed());
+  for (GemmIsa isa : supported_isas())
+    for (DType dt : {DType::f32, DType::f16, DType::bf16, DType::f64}) {
+      const GemmPlan plan = gemm_plan(100, 100, 100, compute_of(dt), 1, isa);
+      const int64_t pe = dtype_size(compute_of(dt));
+      for (int64_t width : {plan.mr, plan.nr})
+        for (int64_t kn : {1, 15, 16, 17, 40}) {
+          Tensor src(dt, width * kn);
+          for (int64_t i = 0; i < width * kn; ++i) src.set(i, double(rng() % 1000) - 500);
+          const int64_t nrows = width - 1;
+          std::vector<const void*> rows(static_cast<size_t>(width));
+          for (int64_t r = 0; r < width; ++r) rows[size_t(r)] = r == 2 ? nullptr : src.at(r * kn);
+          const int64_t off = 3;  // written at panel + off·width, as a segment of a panel
+          std::vector<char> dst(size_t((kn + off) * width * pe), 0x55);
+          gemm_pack_rows(plan, width, dt, rows.data(), nrows, kn, dst.data() + off * width * pe);
+          int failures = 0;
+          for (int64_t k = 0; k < kn + off; ++k)
+            for (int64_t r = 0; r < width; ++r) {
+              const char* d = dst.data() + (k * width + r) * pe;
+              const double got = Tensor::read(compute_of(dt), d);
+              if (k < off) {
+                failures += d[0] != 0x55;
+                continue;
+              }
+              const double want =
+                  (r == 2 || r >= nrows) ? 0.0 : src.val[size_t(r * kn + k - off)];
+              failures += got != want;
+            }
+          EXPECT_EQ(failures, 0) << gemm_isa_name(isa) << " " << dtype_name(dt)
+                                 << " width=" << width << " kn=" << kn;
+        }
+    }
+}
+
+// A source that packs like an implicit im2col: each panel in two K segments, rows shifted by
+// one pixel with a zero (padding) row first, through gemm_pack_rows.
+class ShiftedSource final : public GemmASource {
+ public:
+  ShiftedSource(const float* a, int64_t lda) : a_(a), lda_(lda) {}
+  void pack(const GemmPlan& plan, int64_t m0, int64_t mc, int64_t k0, int64_t kc,
+            void* dst) const override {
+    std::vector<const void*> rows(static_cast<size_t>(plan.mr));
+    for (int64_t p = 0; p * plan.mr < mc; ++p) {
+      float* panel = static_cast<float*>(dst) + p * kc * plan.mr;
+      const int64_t nrows = std::min(plan.mr, mc - p * plan.mr);
+      const int64_t split = kc / 3;
+      for (int64_t seg = 0; seg < 2; ++seg) {
+        const int64_t ka = seg ? split : 0, kb = seg ? kc : split;
+        for (int64_t r = 0; r < nrows; ++r) {
+          const int64_t m = m0 + p * plan.mr + r;
+          rows[size_t(r)] = m == 0 ? nullptr : a_ + (m - 1) * lda_ + k0 + ka;
+        }
+        gemm_pack_rows(plan, plan.mr, DType::f32, rows.data(), nrows, kb - ka,
+                       panel + ka * plan.mr);
+      }
+    }
+  }
+
+ private:
+  const float* a_;
+  int64_t lda_;
+};
+
+TEST(Gemm, CustomSourceLikeIm2col) {
+  std::mt19937_64 rng(fresh_seed());
+  for (GemmIsa isa : supported_isas()) {
+    Problem p(DType::f32, 53, 40, 300, rng);
+    // The expected result: the same GEMM over a dense A whose row 0 is zero and row m is row
+    // m - 1 of p.a.
+    Problem q = p;
+    for (int64_t m = p.M - 1; m >= 0; --m)
+      for (int64_t k = 0; k < p.lda; ++k) q.a.set(m * p.lda + k, m ? p.a.val[size_t((m - 1) * p.lda + k)] : 0.0);
+    const GemmPlan plan = gemm_plan(p.M, p.N, p.K, DType::f32, 1, isa);
+    const std::vector<char> want = run(plan, q, false);
+    Tensor c = p.c0;
+    ShiftedSource a(reinterpret_cast<const float*>(p.a.raw.data()), p.lda);
+    DenseGemmB b(DType::f32, p.bt.raw.data(), p.ldb);
+    GemmArgs args;
+    args.M = p.M, args.N = p.N, args.K = p.K, args.a = &a, args.b = &b;
+    args.c = c.raw.data(), args.ldc = p.ldc;
+    const int64_t ws = gemm_workspace_bytes(plan, p.N, p.K, DType::f32, false);
+    Buffer workspace(ws);
+    ASSERT_TRUE(gemm(plan, args, workspace.get(), ws, nullptr).ok());
+    EXPECT_TRUE(same_bytes(want, c.raw)) << gemm_isa_name(isa);
+  }
+}
+
+TEST(Gemm, BGivenKMajor) {
+  std::mt19937_64 rng(fresh_seed());
+  for (GemmIsa isa : supported_isas())
+    for (DType dt : {DType::f32, DType::f16, DType::f64}) {
+      Problem p(dt, 20, 37, 50, rng);
+      const GemmPlan plan = gemm_plan(p.M, p.N, p.K, dt, 1, isa);
+      // B [K, N] row-major with row stride N + 2.
+      const int64_t ldb = p.N + 2;
+      Tensor bkn(dt, p.K * ldb);
+      for (int64_t k = 0; k < p.K; ++k)
+        for (int64_t n = 0; n < p.N; ++n) bkn.set(k * ldb + n, p.bt.val[size_t(n * p.ldb + k)]);
+      Tensor c = p.c0;
+      DenseGemmA a(dt, p.a.raw.data(), p.lda);
+      DenseGemmB b(dt, bkn.raw.data(), ldb, /*k_major=*/true);
+      GemmArgs args;
+      args.M = p.M, args.N = p.N, args.K = p.K, args.a = &a, args.b = &b;
+      args.c = c.raw.data(), args.ldc = p.ldc, args.c_dtype = dt;
+      const int64_t ws = gemm_workspace_bytes(plan, p.N, p.K, dt, false);
+      Buffer workspace(ws);
+      ASSERT_TRUE(gemm(plan, args, workspace.get(), ws, nullptr).ok());
+      EXPECT_TRUE(same_bytes(run(plan, p, false), c.raw)) << describe(isa, dt, p.M, p.N, p.K);
+    }
+}
+
+TEST(Gemm, EmptySizes) {
+  std::mt19937_64 rng(fresh_seed());
+  for (bool accumulate : {false, true}) {
+    Problem p(DType::f32, 5, 6, 0, rng);
+    const GemmPlan plan = gemm_plan(5, 6, 0, DType::f32, 1);
+    const std::vector<char> c = run(plan, p, accumulate);
+    for (int64_t m = 0; m < p.M; ++m)
+      for (int64_t n = 0; n < p.N; ++n)
+        EXPECT_EQ(Tensor::read(DType::f32, c.data() + (m * p.ldc + n) * 4),
+                  accumulate ? p.c0.val[size_t(m * p.ldc + n)] : 0.0);
+  }
+  GemmPlan plan = gemm_plan(0, 0, 10, DType::f32, 1);
+  GemmArgs args;
+  args.K = 10;
+  EXPECT_TRUE(gemm(plan, args, nullptr, 0, nullptr).ok());
+}
+
+TEST(Gemm, RejectsBadArguments) {
+  std::mt19937_64 rng(fresh_seed());
+  Problem p(DType::f32, 20, 20, 500, rng);
+  DenseGemmA a(DType::f32, p.a.raw.data(), p.lda);
+  DenseGemmB b(DType::f32, p.bt.raw.data(), p.ldb);
+  Tensor c = p.c0;
+  GemmArgs args;
+  args.M = p.M, args.N = p.N, args.K = p.K, args.a = &a, args.b = &b;
+  args.c = c.raw.data(), args.ldc = p.ldc;
+  const GemmPlan plan = gemm_plan(p.M, p.N, p.K, DType::f32, 1);
+  const int64_t ws = gemm_workspace_bytes(plan, p.N, p.K, DType::f32, false);
+  Buffer workspace(ws);
+  EXPECT_TRUE(gemm(plan, args, workspace.get(), ws, nullptr).ok());
+  EXPECT_EQ(gemm(plan, args, workspace.get(), ws - 1, nullptr).kind(), ErrorKind::invalid);
+  GemmPlan other_k = gemm_plan(p.M, p.N, 10 * p.K, DType::f32, 1);  // kc of another K
+  if (other_k.kc != plan.kc)
+    EXPECT_EQ(gemm(other_k, args, workspace.get(), ws, nullptr).kind(), ErrorKind::invalid);
+  GemmArgs f16_c = args;
+  f16_c.c_dtype = DType::f64;
+  EXPECT_EQ(gemm(plan, f16_c, workspace.get(), ws, nullptr).kind(), ErrorKind::invalid);
+  GemmArgs narrow = args;
+  narrow.ldc = p.N - 1;
+  EXPECT_EQ(gemm(plan, narrow, workspace.get(), ws, nullptr).kind(), ErrorKind::invalid);
+  ThreadPool pool(2);
+  EXPECT_EQ(gemm(plan, args, workspace.get(), ws, &pool).kind(), ErrorKind::invalid);
+}
+
+TEST(Gemm, IsaSelection) {
+  EXPECT_TRUE(gemm_isa_supported(GemmIsa::generic));
+  EXPECT_TRUE(gemm_isa_supported(gemm_isa()));
+  // CONVND_ISA can only lower the path.
+  if (const char* env = std::getenv("CONVND_ISA"))
+    for (GemmIsa isa : {GemmIsa::generic, GemmIsa::avx2, GemmIsa::avx512})
+      if (std::string(env) == gemm_isa_name(isa)) EXPECT_LE(int(gemm_isa()), int(isa));
+  for (GemmIsa isa : supported_isas()) {
+    const GemmPlan plan = gemm_plan(1000, 1000, 1000, DType::f32, 2, isa);
+    EXPECT_EQ(plan.mc % plan.mr, 0);
+    EXPECT_EQ(plan.nc % plan.nr, 0);
+    EXPECT_NE(gemm_plan_string(plan).find(gemm_isa_name(isa)), std::string::npos);
+  }
+}
+
+}  // namespace
+}  // namespace convnd
