@@ -188,7 +188,7 @@ def _array(a: Any, what: str) -> Tuple[Any, Optional[str]]:
         if a.dtype.byteorder == ">" or (a.dtype.byteorder == "=" and not _np.little_endian):
             a = a.astype(a.dtype.newbyteorder("<"))
         return a, None
-    if hasattr(a, "__dlpack__"):
+    if hasattr(a, "__dlpack__") or type(a).__name__ == "PyCapsule":  # a producer, or a DLPack capsule
         return a, None
     try:
         arr = _np.asarray(a)
@@ -201,8 +201,8 @@ def _array(a: Any, what: str) -> Tuple[Any, Optional[str]]:
     return _array(arr, what)
 
 
-def _result(y: _np.ndarray, x_dtype: Optional[str], x: Any) -> _np.ndarray:
-    if y.dtype == _np.uint16:  # bfloat16 bits
+def _result(y: _np.ndarray) -> _np.ndarray:
+    if y.dtype == _np.uint16:  # bfloat16 bits (the native layer never returns integers otherwise)
         import ml_dtypes
 
         return y.view(ml_dtypes.bfloat16)
@@ -215,7 +215,7 @@ def _call(op: str, input: Any, weight: Any, opts: dict, budget: Budget, device: 
     w, w_dtype = _array(weight, "weight")
     y = _core.run(op, x, w, x_dtype, w_dtype, device=device, budget=budget, threads=threads,
                   algorithm=algorithm, **opts)
-    return _result(y, x_dtype, input)
+    return _result(y)
 
 
 # --------------------------------------------------------------------------------------------

@@ -1,0 +1,101 @@
+"""Error types: ValueError (invalid), NotImplementedError (unsupported), MemoryError (budget or
+device), TypeError (dtype or argument types); problem errors carry the problem string."""
+
+import numpy as np
+import pytest
+
+import convnd
+
+
+def zeros(*shape, dtype=np.float32):
+    return np.zeros(shape, dtype)
+
+
+INVALID = [
+    # (call, text the message must contain)
+    (lambda: convnd.conv1d(zeros(1, 8, 4), zeros(4, 3, 4), groups=0), "groups g (0) must be >= 1"),  # MLX: SIGFPE
+    (lambda: convnd.conv2d(zeros(1, 8, 8, 30), zeros(8, 3, 3, 7), groups=4), "divisible by groups"),
+    (lambda: convnd.conv1d(zeros(1, 8, 6), zeros(5, 3, 2), groups=3), "output channels (5) must be divisible"),
+    (lambda: convnd.conv1d(zeros(1, 8, 4), zeros(4, 3, 3)), "weight channels (3)"),
+    (lambda: convnd.conv1d(zeros(1, 8, 4), zeros(4, 3, 4), stride=0), "stride"),
+    (lambda: convnd.conv1d(zeros(1, 8, 4), zeros(4, 3, 4), dilation=[1, 1]), "expected 1"),
+    (lambda: convnd.conv2d(zeros(1, 2, 2, 1), zeros(1, 3, 3, 1), stride=2), "problem: "),  # kernel > input
+    (lambda: convnd.conv_general(zeros(1, 6, 1), zeros(1, 3, 1), padding=([-3], [-1])), "problem: "),
+    (lambda: convnd.conv_transpose1d(zeros(1, 4, 1), zeros(1, 3, 1), stride=2, output_padding=2),
+     "output"),  # outpad >= max(stride, dilation): MLX accepts
+    (lambda: convnd.conv_transpose1d(zeros(1, 4, 1), zeros(1, 3, 1), padding=-1), "pad"),
+    (lambda: convnd.conv_transpose1d(zeros(1, 2, 1), zeros(1, 2, 1), padding=3), "problem: "),  # empty output
+    (lambda: convnd.conv2d(zeros(1, 8, 1), zeros(1, 3, 1)), "dimensions"),
+    (lambda: convnd.conv_general(zeros(8, 1), zeros(3, 1)), "dimensions"),
+    (lambda: convnd.conv1d(zeros(1, 8, 1), zeros(1, 3, 1, dtype=np.float64)), "must match"),
+    (lambda: convnd.conv1d(zeros(1, 8, 1), zeros(1, 3, 1), device="tpu"), "device"),
+    (lambda: convnd.conv1d(zeros(1, 8, 1), zeros(1, 3, 1), budget="lots"), "budget"),
+    (lambda: convnd.conv1d(zeros(1, 8, 1), zeros(1, 3, 1), budget=-1), "budget"),
+    (lambda: convnd.conv1d(zeros(1, 8, 1), zeros(1, 3, 1), algorithm="no_such_algorithm"), "no_such_algorithm"),
+    (lambda: convnd.conv1d(zeros(1, 8, 1), zeros(1, 3, 1), stride=[]), "stride"),
+    (lambda: convnd.plan("in=8 c=1 o=1 k=3 bogus=1"), "bogus"),
+    (lambda: convnd.plan("in=8 c=1 o=1 k=3x3"), "problem"),
+    (lambda: convnd.plan("op=convT in=8 c=1 o=1 k=3 stride=2 outpad=2"), "outpad"),
+]
+
+
+@pytest.mark.parametrize("call,text", INVALID, ids=[f"invalid{i}" for i in range(len(INVALID))])
+def test_invalid_raises_value_error(call, text):
+    with pytest.raises(ValueError) as e:
+        call()
+    assert text in str(e.value)
+
+
+def test_problem_errors_name_the_problem():
+    with pytest.raises(ValueError, match=r"^\[conv2d\] .*; problem: in=8x8 c=30 o=8 k=3x3 g=4$"):
+        convnd.conv2d(zeros(1, 8, 8, 30), zeros(8, 3, 3, 7), groups=4)
+
+
+@pytest.mark.skipif(convnd.has_cuda(), reason="this build has the CUDA backend")
+def test_cuda_without_backend_is_not_implemented():
+    with pytest.raises(NotImplementedError, match="problem: n=2 in=9 c=3 o=4 k=3"):
+        convnd.conv1d(zeros(2, 9, 3), zeros(4, 3, 3), device="cuda")
+    with pytest.raises(NotImplementedError):
+        convnd.plan("in=8 c=1 o=1 k=3", device="cuda")
+
+
+def test_memory_error_plan():
+    with pytest.raises(MemoryError, match="problem: n=1000000 in=100000 c=1000 o=1"):
+        convnd.plan("n=1000000 in=100000 c=1000 o=1")
+
+
+def test_memory_error_run_before_allocating():
+    """Zero-stride views describe a 400 TB problem without memory: refused before allocation."""
+    x = np.broadcast_to(np.zeros(1, np.float32), (1_000_000, 100_000, 1000))
+    w = np.zeros((1, 1, 1000), np.float32)
+    with pytest.raises(MemoryError, match="problem: "):
+        convnd.conv1d(x, w)
+
+
+def test_overflowing_shapes_are_value_errors():
+    with pytest.raises(ValueError):
+        convnd.plan("n=4611686018427387904 in=4 c=4 o=4")
+
+
+@pytest.mark.parametrize("dtype", [np.int32, np.int64, np.uint8, np.complex64, np.bool_])
+def test_unsupported_dtype_is_type_error(dtype):
+    with pytest.raises(TypeError, match="float32, float16, bfloat16 and float64"):
+        convnd.conv1d(np.zeros((1, 8, 1), dtype), np.zeros((1, 3, 1), dtype))
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [dict(stride="2"), dict(padding=1.5), dict(groups=None), dict(padding=([1], 2)), dict(budget=2.5),
+     dict(budget=True)],
+)
+def test_bad_argument_types(kwargs):
+    call = convnd.conv_general if "padding" in kwargs and isinstance(kwargs["padding"], tuple) else convnd.conv1d
+    with pytest.raises(TypeError):
+        call(zeros(1, 8, 1), zeros(1, 3, 1), **kwargs)
+
+
+def test_errors_leave_the_library_usable():
+    with pytest.raises(ValueError):
+        convnd.conv1d(zeros(1, 8, 4), zeros(4, 3, 4), groups=0)
+    y = convnd.conv1d(np.ones((1, 4, 1), np.float32), np.ones((1, 2, 1), np.float32))
+    np.testing.assert_array_equal(y, np.full((1, 3, 1), 2.0, np.float32))
