@@ -1,6 +1,7 @@
 #include "cpu/thread_pool.h"
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <exception>
 #include <memory>
@@ -20,9 +21,9 @@ struct ThreadPool::Impl {
   const std::function<void(int64_t, int)>* fn = nullptr;
   int64_t tasks = 0;
   std::atomic<int64_t> next{0};
-  uint64_t generation = 0;
+  std::atomic<uint64_t> generation{0};
   int active = 0;
-  bool stop = false;
+  std::atomic<bool> stop{false};
   std::exception_ptr error;
 
   void drain(int thread) {
@@ -42,11 +43,20 @@ struct ThreadPool::Impl {
   void worker(int thread) {
     uint64_t seen = 0;
     for (;;) {
+      // Spin briefly before sleeping: convs issue many short jobs back to back (GEMM tiles,
+      // progress chunks), and a condition-variable wake costs tens of microseconds.
+      auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(200);
+      for (int i = 0; generation.load(std::memory_order_acquire) == seen && !stop.load(std::memory_order_relaxed); ++i) {
+        if ((i & 63) == 63 && std::chrono::steady_clock::now() > until) break;
+#if defined(__x86_64__)
+        __builtin_ia32_pause();
+#endif
+      }
       {
         std::unique_lock<std::mutex> lock(mu);
-        wake.wait(lock, [&] { return stop || generation != seen; });
+        wake.wait(lock, [&] { return stop.load() || generation.load() != seen; });
         if (stop) return;
-        seen = generation;
+        seen = generation.load();
       }
       drain(thread);
       std::lock_guard<std::mutex> lock(mu);
@@ -84,7 +94,7 @@ void ThreadPool::parallel_for(int64_t tasks, const std::function<void(int64_t, i
     s.next.store(0);
     s.error = nullptr;
     s.active = int(s.workers.size());
-    ++s.generation;
+    s.generation.fetch_add(1, std::memory_order_release);
   }
   s.wake.notify_all();
   s.drain(0);
