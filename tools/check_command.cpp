@@ -2,6 +2,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <random>
@@ -94,6 +95,24 @@ Worst compare(const Geometry& g, const TensorView& x, const TensorView& w, const
   return r;
 }
 
+// CONVND_CHECK_CORRUPT=i adds 1 to y's element i (negative: from the end) after the run, so
+// that the tests can see check catch a wrong result. Not for anything else.
+void corrupt_for_testing(const TensorView& y) {
+  const char* env = std::getenv("CONVND_CHECK_CORRUPT");
+  if (!env || !*env) return;
+  int64_t i = std::strtoll(env, nullptr, 10);
+  const int64_t n = y.numel();
+  i = ((i % n) + n) % n;
+  const double v = load(y, i) + 1.0;
+  char* p = static_cast<char*>(y.data) + i * dtype_size(y.dtype);
+  switch (y.dtype) {
+    case DType::f32: { float f = float(v); std::memcpy(p, &f, 4); break; }
+    case DType::f64: std::memcpy(p, &v, 8); break;
+    case DType::f16: { uint16_t h = float_to_half(float(v)); std::memcpy(p, &h, 2); break; }
+    case DType::bf16: { uint16_t h = float_to_bf16(float(v)); std::memcpy(p, &h, 2); break; }
+  }
+}
+
 Outcome check_problem(const Problem& p, const Options& o, uint64_t seed) {
   ExecOptions exec = o.exec();
   const Plan plan = make_plan(p, exec);
@@ -112,6 +131,8 @@ Outcome check_problem(const Problem& p, const Options& o, uint64_t seed) {
     execute(plan, x, w, y, exec);
     r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   }
+
+  corrupt_for_testing(y);
 
   r.full = o.full || (o.samples < 0 && g.macs() < kFullCheckMacs);
   Progress progress("convnd check: compare");

@@ -206,7 +206,7 @@ bool parse_args(int argc, char** argv, unsigned cmd, Options* o) {
 
 int main(int argc, char** argv) {
   if (argc < 2) {
-    std::fputs(kUsage, stderr);
+    print_error("no command given; commands: run, check, plan, bench (see convnd --help)");
     return kExitInvalid;
   }
   std::string_view first = argv[1];

@@ -344,8 +344,8 @@ Status load(const std::string& path, const char* what, const DType* expect_dtype
   if (s.ok() && expect_dtype && encoding_dtype(h.encoding) != *expect_dtype)
     s = fail("holds " + describe(h) + " but the problem's dtype is " + std::string(dtype_name(*expect_dtype)));
   if (s.ok() && expect_shape && h.shape != *expect_shape)
-    s = fail("has shape " + shape_string(h.shape) + " but the problem's " + what + " must have shape " +
-             shape_string(*expect_shape) + " (channels-last, C order)");
+    s = fail("has shape " + shape_string(h.shape) + " but the problem needs shape " + shape_string(*expect_shape) +
+             " (channels-last, C order)");
   if (s.ok()) s = read_data(f, h, out);
   std::fclose(f);
   return s.ok() ? s : err(s);

@@ -1,0 +1,417 @@
+#!/usr/bin/env bash
+# Tests of the convnd command-line program: exit codes, one-line errors, .npy files, check.
+# usage: cli_test.sh CASE /path/to/convnd      (CASE: see the functions named case_* below)
+# No Python: the .npy files, good and bad, are written with printf.
+set -u
+CASE=${1:?case}
+CONVND=${2:?path to the convnd binary}
+T=$(mktemp -d "${TMPDIR:-/tmp}/convnd-cli.XXXXXX")
+trap 'rm -rf "$T"' EXIT
+cd "$T" || exit 1
+FAILS=0
+
+fail() {
+  echo "FAIL: $*" >&2
+  FAILS=$((FAILS + 1))
+}
+
+# expect CODE CMD...: runs the CLI, keeps stdout in $T/out and stderr in $T/err, checks the
+# exit code; for a nonzero code the error must be exactly one line on stderr.
+expect() {
+  local want=$1
+  shift
+  "$CONVND" "$@" >"$T/out" 2>"$T/err"
+  local got=$?
+  if [ "$got" != "$want" ]; then
+    fail "convnd $* exited $got, expected $want; stderr: $(head -c 600 "$T/err")"
+    return 1
+  fi
+  if [ "$want" != 0 ] && [ "$want" != 1 ]; then
+    local lines
+    lines=$(wc -l <"$T/err")
+    [ "$lines" = 1 ] || fail "convnd $*: expected one line on stderr, got $lines: $(head -c 600 "$T/err")"
+  fi
+  return 0
+}
+
+# contains FILE TEXT: the file contains the fixed string.
+contains() {
+  grep -qF -- "$2" "$1" || fail "$1 lacks '$2': $(head -c 600 "$1")"
+}
+
+# npy PATH DICT DATA [MAJOR]: writes a .npy file whose header dict is DICT (padding added
+# so that the data starts at a multiple of 16) and whose data is the printf string DATA.
+npy() {
+  local path=$1 dict=$2 data=$3 major=${4:-1}
+  local pre=10
+  [ "$major" = 1 ] || pre=12
+  while [ $(((pre + ${#dict} + 1) % 16)) != 0 ]; do dict="$dict "; done
+  local hlen=$((${#dict} + 1))
+  printf "\\x93NUMPY\\x$(printf %02x "$major")\\x00" >"$path"
+  printf "\\x$(printf %02x $((hlen & 255)))\\x$(printf %02x $(((hlen >> 8) & 255)))" >>"$path"
+  [ "$major" = 1 ] || printf "\\x$(printf %02x $(((hlen >> 16) & 255)))\\x$(printf %02x $(((hlen >> 24) & 255)))" >>"$path"
+  printf '%s\n' "$dict" >>"$path"
+  printf "$data" >>"$path"
+}
+
+# The data bytes of a .npy file (everything after its header).
+npy_data() {
+  local f=$1 major hlen
+  major=$(od -An -tu1 -j6 -N1 "$f" | tr -d ' ')
+  if [ "$major" = 1 ]; then
+    hlen=$(od -An -tu2 -j8 -N2 "$f" | tr -d ' ')
+    tail -c +$((10 + hlen + 1)) "$f"
+  else
+    hlen=$(od -An -tu4 -j8 -N4 "$f" | tr -d ' ')
+    tail -c +$((12 + hlen + 1)) "$f"
+  fi
+}
+
+case_usage() {
+  expect 0 --help && contains "$T/out" "usage: convnd"
+  for c in run check plan bench; do
+    expect 0 "$c" --help && contains "$T/out" "usage: convnd $c"
+  done
+  expect 2
+  expect 2 frobnicate 'in=8 c=1 o=1'
+  expect 2 run 'in=8 c=1 o=1' --frobnicate
+  expect 2 run 'in=8 c=1 o=1' -x
+  expect 2 run 'in=8 c=1 o=1' --seed
+  expect 2 run 'in=8 c=1 o=1' --seed abc
+  expect 2 run 'in=8 c=1 o=1' --threads 0
+  expect 2 run 'in=8 c=1 o=1' --budget 12XB && contains "$T/err" "--budget"
+  expect 2 run 'in=8 c=1 o=1' --backend tpu
+  expect 2 run 'in=8 c=1 o=1' --full
+  expect 2 run
+  expect 2 check 'in=8 c=1 o=1' --full --samples 10
+  expect 2 check --file list.txt 'in=8 c=1 o=1'
+  expect 2 bench 'in=8 c=1 o=1' --reps 0
+  expect 2 plan 'in=8 c=1 o=1' --json=1
+  # Unquoted fields are joined into one problem string; --opt=value works.
+  expect 0 run in=8 c=1 o=1 --seed=3 && contains "$T/out" "problem:   in=8 c=1 o=1"
+  # A library error names the option's problem
+  expect 2 run 'in=8 c=1 o=1' --algorithm no_such_algorithm && contains "$T/err" "problem: in=8 c=1 o=1"
+}
+
+case_invalid() {
+  local p
+  local -a bad=(
+    'in=8 c=1 o=1 frob=2'                       # unknown key
+    'in=8 c=1 o=1 c=2'                          # repeated key
+    'in=8 c=1x o=1'                             # bad number
+    'in=8 c=1 o=99999999999999999999'           # number beyond int64
+    'in=8x8 c=1 o=1 k=3'                        # rank mismatch
+    'in=8x8 c=1 o=1 stride=1x1x1'               # rank mismatch (per-axis field)
+    'in=8 c=4 o=4 g=0'                          # g=0
+    'in=8 c=4 o=4 g=3'                          # groups do not divide
+    'op=convT in=8 c=1 o=1 k=3 stride=2 outpad=2' # outpad out of range
+    'in=8 c=1 o=1 outpad=1'                     # outpad on op=conv
+    'in=4 c=1 o=1 k=7'                          # kernel larger than the input
+    'in=4 c=1 o=1 k=9 pad=2 stride=3'           # kernel larger than the padded input, stride > 1
+    'in=4611686018427387904 c=4 o=1'            # x bytes overflow int64
+    'n=4294967296 in=4294967296 c=1 o=1'        # element count overflows int64
+    'in=8 c=1 o=1 k=3 dil=4611686018427387904'  # dilated kernel extent overflows
+    'in=8 c=0 o=1'                              # c=0
+    'in=8 o=1'                                  # missing c
+    'in=8 c=1 o=1 dtype=f8'                     # bad dtype
+    'op=conv2 in=8 c=1 o=1'                     # bad op
+    ''                                          # empty
+  )
+  for p in "${bad[@]}"; do
+    for cmd in run check plan bench; do
+      expect 2 "$cmd" "$p" || continue
+      [ -z "$p" ] || contains "$T/err" "problem:"
+    done
+  done
+  # A newline inside the problem string still gives a one-line message.
+  expect 2 run $'in=8\nc=1 o=1 frob=1'
+  # The message names the field.
+  expect 2 run 'in=8 c=1 o=1 frob=2' && contains "$T/err" "frob"
+  expect 2 run 'in=8 c=4 o=4 g=0' && contains "$T/err" "groups"
+}
+
+case_unsupported() {
+  if [ "${CONVND_HAVE_CUDA:-}" = ON ]; then
+    echo "built with CUDA: --backend cuda is supported, nothing to test here"
+    return
+  fi
+  for cmd in run check plan bench; do
+    expect 3 "$cmd" 'n=1 in=8x8 c=3 o=4 k=3x3' --backend cuda && contains "$T/err" "problem: in=8x8 c=3 o=4 k=3x3"
+  done
+}
+
+case_oom() {
+  # 1e13 output elements (40 TB): refused by the planner before anything is allocated.
+  local p='n=10 in=1000000000000 c=1 o=1'
+  for cmd in run check plan bench; do
+    expect 4 "$cmd" "$p" && contains "$T/err" "problem: $p"
+  done
+  expect 4 run "$p" --output big.npy
+  [ ! -e big.npy ] || fail "an out-of-memory run left big.npy behind"
+}
+
+# Writes the 1x1 identity weight (value 1.0) for a dtype.
+one_weight() {
+  local dtype=$1 path=$2
+  case $dtype in
+    f32) npy "$path" "{'descr': '<f4', 'fortran_order': False, 'shape': (1, 1, 1), }" '\x00\x00\x80\x3f' ;;
+    f64) npy "$path" "{'descr': '<f8', 'fortran_order': False, 'shape': (1, 1, 1), }" '\x00\x00\x00\x00\x00\x00\xf0\x3f' ;;
+    f16) npy "$path" "{'descr': '<f2', 'fortran_order': False, 'shape': (1, 1, 1), }" '\x00\x3c' ;;
+    bf16) npy "$path" "{'descr': '<V2', 'fortran_order': False, 'shape': (1, 1, 1), }" '\x80\x3f' ;;
+  esac
+}
+
+case_npy_roundtrip() {
+  local dt
+  for dt in f32 f64 f16 bf16; do
+    # y0 = conv of random inputs, shape (1, 30, 1); then y1 = identity conv of y0 must equal y0.
+    expect 0 run "in=32 c=1 o=1 k=3 dtype=$dt" --seed 7 --output "y0_$dt.npy" || continue
+    [ -f "y0_$dt.npy" ] || { fail "no y0_$dt.npy"; continue; }
+    one_weight "$dt" "one_$dt.npy"
+    expect 0 run "in=30 c=1 o=1 dtype=$dt" --input "y0_$dt.npy" --weight "one_$dt.npy" --output "y1_$dt.npy"
+    contains "$T/out" "y0_$dt.npy"
+    cmp -s "y0_$dt.npy" "y1_$dt.npy" || fail "$dt: identity conv of y0.npy differs from y0.npy"
+    # The header says what NumPy needs.
+    case $dt in f32) d='<f4' ;; f64) d='<f8' ;; f16) d='<f2' ;; bf16) d='<V2' ;; esac
+    head -c 128 "y0_$dt.npy" | grep -qaF "'descr': '$d', 'fortran_order': False, 'shape': (1, 30, 1), }" ||
+      fail "$dt: unexpected header: $(head -c 128 "y0_$dt.npy" | tr -d '\000')"
+    # The data starts at a multiple of 64 bytes and has the right length.
+    local size
+    size=$(wc -c <"y0_$dt.npy")
+    local es=4
+    case $dt in f64) es=8 ;; f16 | bf16) es=2 ;; esac
+    [ $(((size - 30 * es) % 64)) = 0 ] || fail "$dt: header not padded to 64 bytes (size $size)"
+    [ "$(npy_data "y0_$dt.npy" | wc -c)" = $((30 * es)) ] || fail "$dt: data length"
+  done
+  # bf16 raw bit patterns as '<u2' are read too.
+  npy u2.npy "{'descr': '<u2', 'fortran_order': False, 'shape': (1, 1, 1), }" '\x80\x3f'
+  expect 0 run "in=30 c=1 o=1 dtype=bf16" --input y0_bf16.npy --weight u2.npy --output y2.npy
+  cmp -s y0_bf16.npy y2.npy || fail "'<u2' bf16 weight did not act as 1.0"
+  # Random inputs: with the identity weight, y is x. Same seed, same x for any thread count
+  # (1.4M elements: more than one generator chunk); another seed, another x.
+  expect 0 run 'n=2 in=700000 c=1 o=1' --weight one_f32.npy --seed 5 --threads 1 --output a.npy
+  expect 0 run 'n=2 in=700000 c=1 o=1' --weight one_f32.npy --seed 5 --threads 2 --output b.npy
+  expect 0 run 'n=2 in=700000 c=1 o=1' --weight one_f32.npy --seed 6 --threads 2 --output c.npy
+  cmp -s a.npy b.npy || fail "the random input depends on the thread count"
+  cmp -s a.npy c.npy && fail "seeds 5 and 6 gave the same input"
+  # A version 2.0 header is read as well.
+  npy v2.npy "{'descr': '<f4', 'fortran_order': False, 'shape': (1, 1, 1), }" '\x00\x00\x80\x3f' 2
+  expect 0 run "in=30 c=1 o=1" --input y0_f32.npy --weight v2.npy --output y3.npy
+  cmp -s y0_f32.npy y3.npy || fail "version 2.0 weight"
+  # --json names the files.
+  expect 0 run "in=30 c=1 o=1" --input y0_f32.npy --weight v2.npy --json
+  contains "$T/out" '"x_source": "y0_f32.npy"'
+  contains "$T/out" '"y_shape": [1, 30, 1]'
+}
+
+# The generator documented in tools/random_fill.h, in 64-bit shell arithmetic: prints the
+# float64 bit pattern of element I of stream S under seed SEED.
+lshr() { echo $((($1 >> $2) & ((1 << (64 - $2)) - 1))); }
+mix64() {
+  local z=$1
+  z=$(((z ^ $(lshr "$z" 30)) * 0xBF58476D1CE4E5B9))
+  z=$(((z ^ $(lshr "$z" 27)) * 0x94D049BB133111EB))
+  echo $((z ^ $(lshr "$z" 31)))
+}
+expected_f64_bits() {
+  local seed=$1 stream=$2 i=$3 key bits m a e=0 sign=0
+  key=$(mix64 $(($(mix64 "$seed") + (stream + 1) * 0xD1B54A32D192ED03)))
+  bits=$(mix64 $((key + (i + 1) * 0x9E3779B97F4A7C15)))
+  m=$(($(lshr "$bits" 11) - (1 << 52))) # u = m * 2^-52, exactly
+  if [ "$m" = 0 ]; then printf '%016x\n' 0; return; fi
+  if [ "$m" -lt 0 ]; then sign=1; a=$((-m)); else a=$m; fi
+  while [ $((a >> (e + 1))) != 0 ]; do e=$((e + 1)); done
+  printf '%016x\n' $(((sign << 63) | ((1023 + e - 52) << 52) | ((a << (52 - e)) & ((1 << 52) - 1))))
+}
+
+case_random_inputs() {
+  one_weight f64 one.npy
+  local seed i got want
+  for seed in 0 12345 18446744073709551615; do
+    # y = x (identity weight): x's elements 0..4 are stream 0.
+    expect 0 run 'in=5 c=1 o=1 dtype=f64' --weight one.npy --seed "$seed" --output x.npy || continue
+    # y = w (x = 1): w's elements are stream 1.
+    expect 0 run 'in=1 c=1 o=5 dtype=f64' --input one.npy --seed "$seed" --output w.npy || continue
+    for i in 0 1 2 3 4; do
+      got=$(npy_data x.npy | od -An -tx8 -j$((8 * i)) -N8 | tr -d ' ')
+      want=$(expected_f64_bits $((seed)) 0 "$i")
+      [ "$got" = "$want" ] || fail "seed $seed x[$i]: bits $got, the documented generator gives $want"
+      got=$(npy_data w.npy | od -An -tx8 -j$((8 * i)) -N8 | tr -d ' ')
+      want=$(expected_f64_bits $((seed)) 1 "$i")
+      [ "$got" = "$want" ] || fail "seed $seed w[$i]: bits $got, the documented generator gives $want"
+    done
+  done
+}
+
+case_npy_malformed() {
+  local good="{'descr': '<f4', 'fortran_order': False, 'shape': (1, 1, 1), }"
+  printf 'NOTNUMPY\x01\x00\x10\x00' >magic.npy
+  : >empty.npy
+  printf '\x93NUMPY\x01' >noversion.npy
+  printf '\x93NUMPY\x01\x00\x40\x00{'"'"'descr'"'"': ' >trunc_header.npy
+  printf '\x93NUMPY\x02\x00\xff\xff\xff\xff{' >huge_header.npy
+  printf '\x93NUMPY\x09\x00\x10\x00{}             \n' >version9.npy
+  npy unterminated.npy "{'descr': '<f4', 'fortran_order': False, 'shape': (1, 1, 1), " '\x00\x00\x80\x3f'
+  npy unterminated_str.npy "{'descr': '<f4" '\x00\x00\x80\x3f'
+  npy notdict.npy "['descr', '<f4']" '\x00\x00\x80\x3f'
+  npy trunc_data.npy "$good" '\x00\x00\x80'
+  npy trailing.npy "$good" '\x00\x00\x80\x3f\x00'
+  npy absurd.npy "{'descr': '<f4', 'fortran_order': False, 'shape': (1000000000000000000000000000000, 1, 1), }" ''
+  npy overflow.npy "{'descr': '<f4', 'fortran_order': False, 'shape': (4611686018427387904, 4611686018427387904, 1), }" ''
+  npy overflow_bytes.npy "{'descr': '<f4', 'fortran_order': False, 'shape': (4611686018427387904, 1, 1), }" ''
+  npy negative.npy "{'descr': '<f4', 'fortran_order': False, 'shape': (1, -1, 1), }" '\x00\x00\x80\x3f'
+  npy fortran.npy "{'descr': '<f4', 'fortran_order': True, 'shape': (1, 1, 1), }" '\x00\x00\x80\x3f'
+  npy bigendian.npy "{'descr': '>f4', 'fortran_order': False, 'shape': (1, 1, 1), }" '\x3f\x80\x00\x00'
+  npy int.npy "{'descr': '<i4', 'fortran_order': False, 'shape': (1, 1, 1), }" '\x01\x00\x00\x00'
+  npy wrongdtype.npy "{'descr': '<f8', 'fortran_order': False, 'shape': (1, 1, 1), }" '\x00\x00\x00\x00\x00\x00\xf0\x3f'
+  npy wrongshape.npy "{'descr': '<f4', 'fortran_order': False, 'shape': (1, 1), }" '\x00\x00\x80\x3f'
+  npy nokey.npy "{'descr': '<f4', 'shape': (1, 1, 1), }" '\x00\x00\x80\x3f'
+  npy extrakey.npy "{'descr': '<f4', 'fortran_order': False, 'shape': (1, 1, 1), 'x': 1, }" '\x00\x00\x80\x3f'
+  npy repeated.npy "{'descr': '<f4', 'descr': '<f4', 'fortran_order': False, 'shape': (1, 1, 1), }" '\x00\x00\x80\x3f'
+  npy structured.npy "{'descr': [('a', '<f4')], 'fortran_order': False, 'shape': (1, 1, 1), }" '\x00\x00\x80\x3f'
+  npy manydims.npy "{'descr': '<f4', 'fortran_order': False, 'shape': ($(printf '1, %.0s' $(seq 70))), }" '\x00\x00\x80\x3f'
+  mkdir adir.npy
+  local f
+  for f in magic empty noversion trunc_header huge_header version9 unterminated unterminated_str notdict \
+    trunc_data trailing absurd overflow overflow_bytes negative fortran bigendian int wrongdtype wrongshape nokey \
+    extrakey repeated structured manydims adir missing; do
+    expect 2 run 'in=1 c=1 o=1' --weight "$f.npy" --output out.npy || continue
+    contains "$T/err" "$f.npy"
+    contains "$T/err" "problem: in=1 c=1 o=1"
+    [ ! -e out.npy ] || fail "$f.npy: a failed run left out.npy behind"
+  done
+  # The reader's own messages for a few of them.
+  expect 2 run 'in=1 c=1 o=1' --weight magic.npy && contains "$T/err" "not a .npy file"
+  expect 2 run 'in=1 c=1 o=1' --weight trunc_data.npy && contains "$T/err" "truncated"
+  expect 2 run 'in=1 c=1 o=1' --weight huge_header.npy && contains "$T/err" "header length"
+  expect 2 run 'in=1 c=1 o=1' --weight overflow.npy && contains "$T/err" "int64"
+  expect 2 run 'in=1 c=1 o=1' --weight fortran.npy && contains "$T/err" "Fortran"
+  expect 2 run 'in=1 c=1 o=1' --weight wrongshape.npy && contains "$T/err" "needs shape (1, 1, 1)"
+  expect 2 run 'in=1 c=1 o=1' --weight wrongdtype.npy && contains "$T/err" "dtype is f32"
+  expect 2 run 'in=1 c=1 o=1' --input fortran.npy && contains "$T/err" "input x"
+  # The same file is fine when nothing is wrong with it.
+  npy ok.npy "$good" '\x00\x00\x80\x3f'
+  expect 0 run 'in=1 c=1 o=1' --weight ok.npy --input ok.npy --json && contains "$T/out" '"w_source": "ok.npy"'
+}
+
+case_output_atomic() {
+  # An unwritable place fails before the run, leaving nothing.
+  expect 2 run 'in=8 c=1 o=1' --output no/such/dir/y.npy && contains "$T/err" "no/such/dir/y.npy"
+  mkdir d
+  expect 2 run 'in=8 c=1 o=1' --output d && contains "$T/err" "directory"
+  # A failing run leaves an existing output untouched and no temporary file.
+  expect 0 run 'in=8 c=1 o=1' --output keep.npy
+  cp keep.npy keep.orig
+  printf 'garbage' >bad.npy
+  expect 2 run 'in=8 c=1 o=1' --output keep.npy --input bad.npy
+  cmp -s keep.npy keep.orig || fail "a failed run changed keep.npy"
+  expect 4 run 'n=10 in=1000000000000 c=1 o=1' --output keep.npy
+  cmp -s keep.npy keep.orig || fail "an out-of-memory run changed keep.npy"
+  local left
+  left=$(ls -A | grep -c tmp)
+  [ "$left" = 0 ] || fail "temporary files left behind: $(ls -A)"
+  # A successful run replaces it.
+  expect 0 run 'in=8 c=1 o=1' --output keep.npy --seed 9
+  cmp -s keep.npy keep.orig && fail "keep.npy was not replaced"
+  [ "$(ls -A | grep -c tmp)" = 0 ] || fail "temporary files left behind: $(ls -A)"
+}
+
+case_check() {
+  local p
+  for p in 'n=2 in=9x7 c=6 o=4 k=3x2 pad=1' 'in=12 c=4 o=6 k=3 stride=2 pad=1 dtype=f64' \
+    'op=convT n=2 in=7 c=4 o=6 k=4 stride=3 pad=1 outpad=2 g=2 dtype=f16' \
+    'n=1 in=9x7 c=6 o=4 k=3x2 stride=2x1 pad=0:2x1:0 dil=1x2 idil=2x1 g=2 flip=1 dtype=bf16' \
+    'n=2 in=5x5x5 c=4 o=4 k=3x3x3 pad=1 g=4'; do
+    expect 0 check "$p" || continue
+    contains "$T/out" "PASS "
+    contains "$T/out" "checked=full:"
+    contains "$T/out" " | algorithm="
+  done
+  # The line carries the canonical problem string.
+  expect 0 check 'o=4 k=3x2 c=6 in=9x7 n=2 pad=1x1' && contains "$T/out" "PASS n=2 in=9x7 c=6 o=4 k=3x2 pad=1 |"
+  # Sampled mode, and the seed reproduces the same line.
+  expect 0 check 'n=3 in=40x50 c=8 o=16 k=3x3 pad=1' --samples 100 --seed 4 && contains "$T/out" "checked=sampled:"
+  # A wrong result fails with exit 1, in full and sampled mode, and says where.
+  CONVND_CHECK_CORRUPT=5 expect 1 check 'n=2 in=9x7 c=6 o=4 k=3x2 pad=1' --seed 1
+  contains "$T/out" "FAIL n=2 in=9x7 c=6 o=4 k=3x2 pad=1 |"
+  contains "$T/out" "worst=y[0,0,1,1]"
+  # Sampled: the last element and the first row are always checked.
+  CONVND_CHECK_CORRUPT=-1 expect 1 check 'n=3 in=40x50 c=8 o=16 k=3x3 pad=1' --samples 0 --seed 2
+  contains "$T/out" "worst=y[2,39,49,15]"
+  CONVND_CHECK_CORRUPT=17 expect 1 check 'n=3 in=40x50 c=8 o=16 k=3x3 pad=1' --samples 0 --seed 2
+  CONVND_CHECK_CORRUPT=-3 expect 1 check 'n=3 in=40x50 c=8 o=16 k=3x3 pad=1' --samples 0 --seed 3
+  # JSON
+  expect 0 check 'in=8 c=2 o=2 k=3' --json --seed 1 && contains "$T/out" '"result": "PASS"'
+  contains "$T/out" '"seed": 1'
+  # A long row is sampled boundedly (the output has 2 rows of 300000 x 8 elements).
+  expect 0 check 'in=2x300000 c=1 o=8' --samples 10 && contains "$T/out" "rows_sampled="
+  # Unsupported and out-of-memory problems exit 3 and 4.
+  expect 4 check 'n=10 in=1000000000000 c=1 o=1'
+}
+
+case_check_list() {
+  cat >small.txt <<'EOF'
+# a small conformance list
+n=2 in=9x7 c=6 o=4 k=3x2 pad=1        # 2-D
+in=12 c=4 o=6 k=3 stride=2 dtype=f64
+
+op=convT in=7 c=4 o=6 k=4 stride=3 pad=1 g=2 dtype=f16
+   # indented comment
+EOF
+  expect 0 check --file small.txt --seed 3
+  [ "$(tail -n 1 "$T/out")" = "3 passed, 0 failed" ] || fail "small.txt summary: $(tail -n 1 "$T/out")"
+  [ "$(grep -c '^PASS ' "$T/out")" = 3 ] || fail "small.txt: expected 3 PASS lines: $(cat "$T/out")"
+  # An invalid line fails and the rest still run.
+  cp small.txt mixed.txt
+  echo 'in=8 c=4 o=4 g=0' >>mixed.txt
+  echo 'in=8 c=1 o=1' >>mixed.txt
+  expect 1 check --file mixed.txt
+  [ "$(tail -n 1 "$T/out")" = "4 passed, 1 failed" ] || fail "mixed.txt summary: $(tail -n 1 "$T/out")"
+  contains "$T/out" "mixed.txt:7"
+  # A wrong result counts as failed.
+  CONVND_CHECK_CORRUPT=0 expect 1 check --file small.txt
+  [ "$(tail -n 1 "$T/out")" = "0 passed, 3 failed" ] || fail "corrupted summary: $(tail -n 1 "$T/out")"
+  # Unsupported problems are skipped, not failed.
+  if [ "${CONVND_HAVE_CUDA:-}" != ON ]; then
+    expect 0 check --file small.txt --backend cuda
+    [ "$(tail -n 1 "$T/out")" = "0 passed, 0 failed, 3 skipped" ] || fail "cuda summary: $(tail -n 1 "$T/out")"
+    [ "$(grep -c '^SKIP ' "$T/out")" = 3 ] || fail "expected 3 SKIP lines: $(cat "$T/out")"
+  fi
+  # An empty list passes trivially; a missing list is a usage error.
+  printf '# nothing\n\n' >empty.txt
+  expect 0 check --file empty.txt
+  [ "$(tail -n 1 "$T/out")" = "0 passed, 0 failed" ] || fail "empty summary: $(tail -n 1 "$T/out")"
+  expect 2 check --file no_such_list.txt && contains "$T/err" "no_such_list.txt"
+  # JSON lines end with a summary object.
+  expect 0 check --file small.txt --json
+  [ "$(tail -n 1 "$T/out")" = '{"passed": 3, "failed": 0, "skipped": 0}' ] || fail "json summary: $(tail -n 1 "$T/out")"
+}
+
+case_plan() {
+  expect 0 plan 'n=1 in=8x8 c=3 o=4 k=3x3' && contains "$T/out" "algorithm:"
+  contains "$T/out" "problem:    in=8x8 c=3 o=4 k=3x3"
+  expect 0 plan 'n=1 in=8x8 c=3 o=4 k=3x3' --json --budget 64MiB && contains "$T/out" '"budget_bytes": 67108864'
+  expect 0 plan 'in=8 c=1 o=1' --algorithm reference && contains "$T/out" "algorithm:  reference"
+}
+
+case_bench() {
+  expect 0 bench 'n=1 in=16x16 c=8 o=8 k=3x3 pad=1' --reps 3 && contains "$T/out" "GFLOP/s"
+  contains "$T/out" "reps=3"
+  contains "$T/out" "peak_rss="
+  expect 0 bench 'in=16 c=4 o=4 k=3' --reps 2 --json && contains "$T/out" '"median_s": '
+  contains "$T/out" '"workspace_bytes": '
+  printf 'in=16 c=4 o=4 k=3\n# comment\nin=8x8 c=2 o=2 k=3x3\n' >b.txt
+  expect 0 bench --file b.txt --reps 1
+  [ "$(grep -c 'GFLOP/s' "$T/out")" = 2 ] || fail "bench --file: $(cat "$T/out")"
+}
+
+if ! declare -F "case_$CASE" >/dev/null; then
+  echo "unknown case '$CASE'" >&2
+  exit 2
+fi
+"case_$CASE"
+if [ "$FAILS" != 0 ]; then
+  echo "$CASE: $FAILS failure(s)" >&2
+  exit 1
+fi
+echo "$CASE: ok"
