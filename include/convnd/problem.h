@@ -65,9 +65,11 @@ struct Geometry {
   int64_t x_elems() const { return n * in_volume() * c; }
   int64_t w_elems() const { return o * kernel_volume() * cg(); }
   int64_t y_elems() const { return n * out_volume() * o; }
-  /// Multiply-adds of the direct definition (no work on inserted zeros is counted twice:
-  /// this is the dense count N·P·O·K·C/g, the figure GFLOP/s figures are based on).
-  double macs() const { return double(y_elems()) * double(kernel_volume()) * double(cg()); }
+  /// Multiply-adds that touch real input or padding: N·O·C/g times, per axis, the number of
+  /// (output, tap) pairs whose tap does not land on a zero inserted by input dilation. For a
+  /// conv without input dilation that is N·P·O·K·C/g; for a transposed conv it is the work
+  /// of its scatter form. GFLOP/s figures are 2·macs()/time.
+  double macs() const;
 };
 
 /// Checks every rule of the spec and computes the geometry with checked 64-bit math. `api`

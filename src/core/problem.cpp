@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "core/checked.h"
+#include "plan/phases.h"
 
 namespace convnd {
 
@@ -131,8 +132,9 @@ Status validate(const Problem& p, Geometry* out, std::string_view api) {
       g.stride[j] = 1;
       g.kdil[j] = p.dil[i];
       g.idil[j] = p.stride[i];
-      g.lo[j] = span - p.pad_lo[i];
-      g.hi[j] = span - p.pad_lo[i] + p.outpad[i];
+      g.lo[j] = span - p.pad_lo[i];  // span >= 0 and pad >= 0: no overflow
+      if (!checked_add(g.lo[j], p.outpad[i], &g.hi[j]))
+        return ck.fail("padding dil*(k-1) - pad + outpad overflows int64" + axis_label(p, i));
     }
   }
 
@@ -173,6 +175,16 @@ Status validate(const Problem& p, Geometry* out, std::string_view api) {
 
   if (out) *out = g;
   return Status::Ok();
+}
+
+double Geometry::macs() const {
+  double pairs = 1;
+  for (int j = 0; j < 3; ++j) {
+    double axis = 0;
+    for (const PhaseAxis& a : axis_phases(*this, j)) axis += double(a.count) * double(a.taps);
+    pairs *= axis;
+  }
+  return double(n) * double(o) * double(cg()) * pairs;
 }
 
 Geometry lower(const Problem& p, std::string_view api) {

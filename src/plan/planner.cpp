@@ -138,12 +138,19 @@ Plan make_plan(const Problem& problem, const ExecOptions& opt) {
   plan.threads = resolve_threads(opt);
   const Geometry& g = plan.geometry;
   const int64_t es = dtype_size(g.dtype);
-  const int64_t tensor_bytes = (g.x_elems() + g.w_elems() + g.y_elems()) * es;  // fits: validated
+  // Each tensor's bytes fit in int64 (validated); their sum may not, and then it is
+  // certainly more than any machine has.
+  int64_t tensor_bytes;
+  const bool sum_fits = checked_add(g.x_elems() * es, g.w_elems() * es, &tensor_bytes) &&
+                        checked_add(tensor_bytes, g.y_elems() * es, &tensor_bytes);
 
   if (opt.backend == Backend::cpu) {
     // Input, weight and output must fit in memory beside the workspace; say so before
     // anything is allocated rather than let the kernel's OOM killer decide.
     const int64_t phys = physical_memory_bytes();
+    if (!sum_fits)
+      throw Error(ErrorKind::out_of_memory,
+                  with_problem("[plan] input, weight and output together need more than 2^63 bytes", problem));
     if (tensor_bytes > phys)
       throw Error(ErrorKind::out_of_memory,
                   with_problem("[plan] input, weight and output need " + std::to_string(tensor_bytes) +
