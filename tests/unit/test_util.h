@@ -122,6 +122,11 @@ inline void set_element(const TensorView& t, const Shape& idx, double v) {
   }
 }
 
+/// Sets every element of the view (honouring strides) to v.
+inline void fill(const TensorView& t, double v) {
+  for_each_index(t.shape, [&](const Shape& idx, int64_t) { set_element(t, idx, v); });
+}
+
 /// All elements in row-major logical order, as doubles.
 inline std::vector<double> to_doubles(const TensorView& t) {
   std::vector<double> r(size_t(t.numel()));
@@ -166,9 +171,7 @@ inline StridedCopy strided_copy(const TensorView& src, int64_t gap = 1) {
   for (int d = 0; d < nd; ++d) padded[d] += gap;
   StridedCopy r;
   r.storage = Tensor::empty(src.dtype, padded);
-  for_each_index(padded, [&](const Shape& idx, int64_t) {
-    set_element(r.storage.view(), idx, std::nan(""));
-  });
+  fill(r.storage.view(), std::nan(""));
   r.view = TensorView(r.storage.data(), src.dtype, src.shape, contiguous_strides(padded));
   for_each_index(src.shape, [&](const Shape& idx, int64_t) { set_element(r.view, idx, element_as_double(src, idx)); });
   return r;
