@@ -1,0 +1,125 @@
+"""The package surface: plan(), problem_string(), budgets, docstrings and type stubs."""
+
+import ast
+import inspect
+import pathlib
+
+import numpy as np
+import pytest
+
+import convnd
+
+PLAN_KEYS = {"problem", "backend", "algorithm", "workspace_bytes", "budget_bytes", "index_bits", "threads",
+             "tiles", "rejected"}
+
+
+def test_plan_from_problem_string():
+    p = convnd.plan("op=convT in=5160 c=1 o=1 k=4096 stride=1024")
+    assert set(p) == PLAN_KEYS
+    assert p["problem"] == "op=convT in=5160 c=1 o=1 k=4096 stride=1024"
+    assert p["backend"] == "cpu"
+    assert isinstance(p["tiles"], dict) and isinstance(p["rejected"], list)
+    for r in p["rejected"]:
+        assert set(r) == {"algorithm", "reason"}
+
+
+def test_plan_from_arrays_and_op():
+    x = np.zeros((2, 9, 9, 4), np.float16)
+    w = np.zeros((8, 3, 3, 2), np.float16)
+    p = convnd.plan(x, w, 2, 1, op="conv2d", groups=2, threads=1)
+    assert p["problem"] == "n=2 in=9x9 c=4 o=8 k=3x3 stride=2 pad=1 g=2 dtype=f16"
+    assert p["threads"] == 1
+    # conv_general with the same numbers is the same problem
+    assert convnd.plan(x, w, stride=2, padding=([1, 1], [1, 1]), groups=2)["problem"] == p["problem"]
+    t = convnd.plan(np.zeros((1, 7, 3), np.float32), np.zeros((2, 4, 3), np.float32), op="conv_transpose1d",
+                    stride=3, output_padding=1)
+    assert t["problem"] == "op=convT in=7 c=3 o=2 k=4 stride=3 outpad=1"
+
+
+@pytest.mark.parametrize("budget,bytes_", [(12345, 12345), ("64MiB", 64 << 20), ("1GB", 10**9), ("0", 0)])
+def test_budget_forms(budget, bytes_):
+    assert convnd.plan("in=8 c=1 o=1 k=3", budget=budget)["budget_bytes"] == bytes_
+
+
+def test_default_budget(monkeypatch):
+    monkeypatch.delenv("CONVND_WORKSPACE_BYTES", raising=False)
+    assert convnd.plan("in=8 c=1 o=1 k=3")["budget_bytes"] == convnd.default_workspace_budget()
+    monkeypatch.setenv("CONVND_WORKSPACE_BYTES", "3MiB")
+    assert convnd.plan("in=8 c=1 o=1 k=3")["budget_bytes"] == 3 << 20
+
+
+def test_tiny_budget_gives_the_same_answer(rng):
+    """Whatever algorithm a tiny budget forces, the result is the same as the default's."""
+    x = rng.integers(-2, 3, (2, 33, 17, 8)).astype(np.float32)
+    w = rng.integers(-2, 3, (16, 3, 3, 8)).astype(np.float32)
+    a = convnd.conv2d(x, w, padding=1)
+    try:
+        b = convnd.conv2d(x, w, padding=1, budget=4096)
+    except MemoryError:
+        pytest.skip("no algorithm fits a 4 KiB budget for this problem")
+    np.testing.assert_array_equal(a, b)
+
+
+def test_forcing_an_algorithm():
+    p = convnd.plan("n=2 in=8x8 c=3 o=5 k=3x3", algorithm="reference")
+    assert p["algorithm"] == "reference"
+
+
+def test_problem_string_canonical():
+    assert convnd.problem_string("k=3 o=1 c=1 in=8 n=1 stride=1") == "in=8 c=1 o=1 k=3"
+    x = np.zeros((1, 9, 7, 6), np.float64)
+    w = np.zeros((4, 3, 2, 3), np.float64)
+    s = convnd.problem_string(x, w, stride=[2, 1], padding=([0, 1], [2, 0]), kernel_dilation=[1, 2],
+                              input_dilation=[2, 1], groups=2, flip=True)
+    assert s == "in=9x7 c=6 o=4 k=3x2 stride=2x1 pad=0:2x1:0 dil=1x2 idil=2x1 g=2 flip=1 dtype=f64"
+    assert convnd.problem_string(s) == s
+
+
+def test_problem_shapes():
+    x, w, y = convnd.problem_shapes("op=convT n=2 in=5x6 c=4 o=6 k=3x2 stride=2 pad=1 g=2")
+    assert x == (2, 5, 6, 4) and w == (6, 3, 2, 2) and y == (2, 9, 10, 6)
+
+
+def test_problem_string_rejects_extra_arguments():
+    with pytest.raises(TypeError):
+        convnd.plan("in=8 c=1 o=1 k=3", stride=2)
+    with pytest.raises(TypeError):
+        convnd.plan(np.zeros((1, 8, 1)))
+    with pytest.raises(ValueError):
+        convnd.plan(np.zeros((1, 8, 1)), np.zeros((1, 3, 1)), op="conv4d")
+
+
+def test_every_public_function_has_a_docstring():
+    for name in convnd.__all__:
+        obj = getattr(convnd, name)
+        assert callable(obj), name
+        assert obj.__doc__ and len(obj.__doc__.strip()) > 20, name
+
+
+def _stub_functions(path):
+    tree = ast.parse(path.read_text())
+    out = {}
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef):
+            a = node.args
+            names = [x.arg for x in a.posonlyargs + a.args]
+            out.setdefault(node.name, []).append((names, [x.arg for x in a.kwonlyargs]))
+    return out
+
+
+def test_stubs_match_the_package():
+    pkg = pathlib.Path(convnd.__file__).parent
+    assert (pkg / "py.typed").exists()
+    assert (pkg / "_core.pyi").exists(), "nanobind stubgen output missing from the wheel"
+    stubs = _stub_functions(pkg / "__init__.pyi")
+    for name in convnd.__all__:
+        assert name in stubs, f"{name} missing from __init__.pyi"
+        sig = inspect.signature(getattr(convnd, name))
+        pos = [p.name for p in sig.parameters.values() if p.kind == p.POSITIONAL_OR_KEYWORD]
+        kwonly = [p.name for p in sig.parameters.values() if p.kind == p.KEYWORD_ONLY]
+        if len(stubs[name]) == 1:  # overloads are checked by hand
+            assert stubs[name][0] == (pos, kwonly), name
+
+
+def test_version():
+    assert convnd.__version__.count(".") == 2
