@@ -22,6 +22,10 @@ expect() {
   shift
   "$CONVND" "$@" >"$T/out" 2>"$T/err"
   local got=$?
+  if grep -qE "Sanitizer|runtime error:" "$T/err"; then
+    fail "convnd $*: sanitizer report: $(head -c 2000 "$T/err")"
+    return 1
+  fi
   if [ "$got" != "$want" ]; then
     fail "convnd $* exited $got, expected $want; stderr: $(head -c 600 "$T/err")"
     return 1
