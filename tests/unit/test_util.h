@@ -204,6 +204,40 @@ inline Case make_case(std::string_view problem, Rng& rng, Fill fill = Fill::unif
   return make_case(parse_problem(problem), rng, fill, range);
 }
 
+/// The public API's options for a problem: conv_general's for op=conv, conv_transpose's for
+/// op=convT (one value per axis).
+inline ConvGeneralOptions conv_general_options(const Problem& p) {
+  ConvGeneralOptions o;
+  o.stride.assign(p.stride.begin(), p.stride.begin() + p.rank);
+  o.padding_lo.assign(p.pad_lo.begin(), p.pad_lo.begin() + p.rank);
+  o.padding_hi.assign(p.pad_hi.begin(), p.pad_hi.begin() + p.rank);
+  o.kernel_dilation.assign(p.dil.begin(), p.dil.begin() + p.rank);
+  o.input_dilation.assign(p.idil.begin(), p.idil.begin() + p.rank);
+  o.groups = p.groups;
+  o.flip = p.flip;
+  return o;
+}
+inline ConvTransposeOptions conv_transpose_options(const Problem& p) {
+  ConvTransposeOptions o;
+  o.stride.assign(p.stride.begin(), p.stride.begin() + p.rank);
+  o.padding.assign(p.pad_lo.begin(), p.pad_lo.begin() + p.rank);
+  o.dilation.assign(p.dil.begin(), p.dil.begin() + p.rank);
+  o.output_padding.assign(p.outpad.begin(), p.outpad.begin() + p.rank);
+  o.groups = p.groups;
+  return o;
+}
+
+/// Computes a problem through the public conv functions (conv_general, or
+/// conv_transpose1d/2d/3d), as a user would call them.
+inline Tensor call_api(const Problem& p, const TensorView& x, const TensorView& w, const ExecOptions& exec = {}) {
+  if (p.op == Op::conv) return conv_general(x, w, conv_general_options(p), exec);
+  switch (p.rank) {
+    case 1: return conv_transpose1d(x, w, conv_transpose_options(p), exec);
+    case 2: return conv_transpose2d(x, w, conv_transpose_options(p), exec);
+    default: return conv_transpose3d(x, w, conv_transpose_options(p), exec);
+  }
+}
+
 /// The float64 oracle on a problem of any dtype: the exact-as-float64 value of every output
 /// element and its error scale (the sum of |x·w| over its terms), row-major over y's shape.
 struct Oracle {
