@@ -68,8 +68,9 @@ convnd::DType dtype_of(const InArray& a, const std::optional<std::string>& overr
                            .c_str());
 }
 
-// A TensorView of the array's memory; `copy` receives a dense copy when the strides are
-// negative (host memory only).
+// A TensorView of the array's memory. With `copy`, negative strides (which the library does
+// not accept) are replaced by a dense copy held there (host memory only); without it (shapes
+// only, for planning) the view is returned as it is.
 convnd::TensorView view_of(const InArray& a, const std::optional<std::string>& dtype_name, const char* what,
                            convnd::Tensor* copy) {
   convnd::TensorView v;
@@ -95,7 +96,7 @@ convnd::TensorView view_of(const InArray& a, const std::optional<std::string>& d
                              std::to_string(a.device_type()) + "); pass host or CUDA memory")
                                 .c_str());
   }
-  if (negative) {
+  if (negative && copy) {
     if (v.device >= 0)
       throw nb::value_error((std::string(what) + " has negative strides in CUDA memory; make it contiguous first").c_str());
     *copy = convnd::contiguous_copy(v);
@@ -274,9 +275,9 @@ NB_MODULE(_core, m) {
         [](const std::string& api, InArray x, InArray w, std::optional<std::string> x_dtype,
            std::optional<std::string> w_dtype, Ints stride, Ints padding_lo, Ints padding_hi, Ints dilation,
            Ints input_dilation, Ints output_padding, int64_t groups, bool flip) {
-          convnd::Tensor xc, wc;  // views only read shapes and dtypes here
-          convnd::TensorView xv = view_of(x, x_dtype, "input", &xc);
-          convnd::TensorView wv = view_of(w, w_dtype, "weight", &wc);
+          // Only shapes and dtypes are read here.
+          convnd::TensorView xv = view_of(x, x_dtype, "input", nullptr);
+          convnd::TensorView wv = view_of(w, w_dtype, "weight", nullptr);
           CallOptions o{stride, padding_lo, padding_hi, dilation, input_dilation, output_padding, groups, flip};
           return ProblemObject(problem_for(api, xv, wv, o));
         },
