@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <new>
 #include <vector>
 
 #include "cli.h"
@@ -23,6 +24,7 @@ int64_t peak_rss_bytes() {
 }
 
 void bench_one(const Problem& p, const Options& o) {
+  set_current_problem(p);
   ExecOptions exec = o.exec();
   const Plan plan = make_plan(p, exec);
   const Geometry& g = plan.geometry;
@@ -88,6 +90,9 @@ int bench_command(const Options& o) {
       if (e.kind() == ErrorKind::interrupted) throw;
       print_error(e.what());
       if (e.kind() != ErrorKind::unsupported && code == kExitOk) code = exit_code_for(e.kind());
+    } catch (const std::bad_alloc&) {
+      print_error("[bench] out of memory" + current_problem_suffix());
+      if (code == kExitOk) code = kExitOutOfMemory;
     }
   }
   return code;

@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <new>
 #include <random>
 #include <vector>
 
@@ -19,8 +20,8 @@ namespace convnd::cli {
 
 namespace {
 
-// Oracle work (N*P*O*K*C/g multiply-adds) under which every element is compared by default.
-constexpr double kFullCheckMacs = 5e7;
+// Oracle work (see oracle_work) under which every element is compared by default.
+constexpr double kFullCheckWork = 5e7;
 // Elements compared per parallel task.
 constexpr int64_t kCompareChunk = 1024;
 
@@ -134,7 +135,7 @@ Outcome check_problem(const Problem& p, const Options& o, uint64_t seed) {
 
   corrupt_for_testing(y);
 
-  r.full = o.full || (o.samples < 0 && g.macs() < kFullCheckMacs);
+  r.full = o.full || (o.samples < 0 && oracle_work(g) < kFullCheckWork);
   Progress progress("convnd check: compare");
   if (r.full) {
     r.checked = g.y_elems();
@@ -231,6 +232,7 @@ int check_list(const Options& o, uint64_t seed) {
     std::string shown = text;
     try {
       p = parse_problem(text);
+      set_current_problem(p);
       shown = to_string(p);
       Outcome r = check_problem(p, o, seed);
       print_outcome(p, r, seed, o.json);
@@ -244,6 +246,9 @@ int check_list(const Options& o, uint64_t seed) {
         report_error("FAIL", shown + " (" + o.file + ":" + std::to_string(line_no) + ")", e);
         ++failed;
       }
+    } catch (const std::bad_alloc&) {
+      report_error("FAIL", shown, Error(ErrorKind::out_of_memory, "[check] out of memory; problem: " + shown));
+      ++failed;
     }
   }
   if (in.bad()) throw Error(ErrorKind::invalid, "[check] error reading the list '" + o.file + "'");
@@ -264,6 +269,7 @@ int check_command(const Options& o) {
   const uint64_t seed = o.seed_given ? o.seed : fresh_seed();
   if (!o.file.empty()) return check_list(o, seed);
   const Problem p = parse_problem(o.problem_text());
+  set_current_problem(p);
   Outcome r = check_problem(p, o, seed);
   print_outcome(p, r, seed, o.json);
   return r.pass ? kExitOk : kExitMismatch;

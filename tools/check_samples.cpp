@@ -25,8 +25,8 @@ int64_t linear_index(const Geometry& g, const OutputIndex& c) {
 
 SampleSet choose_samples(const Geometry& g, int64_t random_samples, uint64_t seed) {
   Rng rng(seed, kStreamSampling);
-  // Oracle cost of one element: every tap is visited, and C/g products on each real one.
-  const double cost = double(g.kernel_volume()) * double(g.cg() + 1);
+  // Oracle cost of one element, on average.
+  const double cost = std::max(1.0, oracle_work(g) / double(g.y_elems()));
   const int64_t budget = std::clamp<int64_t>(int64_t(kSampleWorkBudget / cost), 1024, int64_t(1) << 20);
   const int64_t total = g.y_elems();
   SampleSet s;

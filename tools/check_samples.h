@@ -24,6 +24,13 @@ struct OutputIndex {
   int64_t oc;
 };
 
+/// What the oracle costs for the whole output: it visits every (output, tap) pair and does
+/// C/g multiply-adds on each that lands on real input or padding. For a conv without input
+/// dilation this is about N*P*O*K*C/g; for a strided transposed conv it is far less.
+inline double oracle_work(const Geometry& g) {
+  return double(g.y_elems()) * double(g.kernel_volume()) + g.macs();
+}
+
 /// Linear index (row-major over [N, P0, P1, P2, O]) to coordinates.
 OutputIndex decompose(const Geometry& g, int64_t linear);
 int64_t linear_index(const Geometry& g, const OutputIndex& c);

@@ -33,6 +33,16 @@ std::string Options::problem_text() const {
   return s;
 }
 
+namespace {
+std::string g_current_problem;
+}  // namespace
+
+void set_current_problem(const Problem& p) { g_current_problem = to_string(p); }
+
+std::string current_problem_suffix() {
+  return g_current_problem.empty() ? std::string() : "; problem: " + g_current_problem;
+}
+
 std::string one_line(std::string s) {
   for (char& c : s)
     if (uint8_t(c) < 0x20 || c == 0x7f) c = ' ';

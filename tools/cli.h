@@ -56,6 +56,11 @@ int check_command(const Options& o);
 int bench_command(const Options& o);
 int plan_command(const Options& o);
 
+/// The problem being worked on, for errors that do not come with one (std::bad_alloc).
+void set_current_problem(const Problem& p);
+/// "; problem: <canonical>" for the current problem, or "" when there is none.
+std::string current_problem_suffix();
+
 /// One line: control characters (a problem string may contain newlines) become spaces.
 std::string one_line(std::string s);
 /// Prints "convnd: <message>" on stderr as one line.

@@ -58,11 +58,11 @@ constexpr const char* kCheckHelp =
     "       convnd check --file LIST [--full | --samples K] [--seed S] [--json] [options]\n"
     "\n"
     "Runs the problem through the planner on random inputs and compares the result with the\n"
-    "reference oracle: every output element when the oracle's work N*P*O*K*C/g is under 5e7\n"
-    "multiply-adds (or with --full), else a sample: the first row and the last rows of the\n"
-    "first and last batch entries, every border of every spatial axis, the last element, and\n"
-    "K random elements. Prints one line per problem: PASS/FAIL, the canonical problem, the\n"
-    "algorithm, the time, and the largest error relative to the tolerance (tools/tolerance.h).\n"
+    "reference oracle: every output element when the oracle's work (about N*P*O*K*C/g\n"
+    "multiply-adds) is under 5e7, or with --full; else a sample: the first row and the last\n"
+    "rows of the first and last batch entries, every border of every spatial axis, the last\n"
+    "element, and K random elements. Prints one line per problem: PASS/FAIL, the canonical\n"
+    "problem, the algorithm, the time, and the largest error relative to the tolerance.\n"
     "With --file, the last line is 'N passed, N failed' (plus ', N skipped' for problems the\n"
     "backend does not support). Exit 1 when any result is wrong.\n"
     "\n"
@@ -245,10 +245,10 @@ int main(int argc, char** argv) {
     print_error(e.what());
     return exit_code_for(e.kind());
   } catch (const std::bad_alloc&) {
-    print_error(o.command + ": out of memory");
+    print_error("[" + o.command + "] out of memory" + current_problem_suffix());
     return kExitOutOfMemory;
   } catch (const std::exception& e) {
-    print_error(o.command + ": " + e.what());
+    print_error("[" + o.command + "] " + e.what() + current_problem_suffix());
     return kExitBackend;
   }
   return kExitInvalid;

@@ -209,8 +209,13 @@ Status parse_header_dict(const char* text, size_t size, Header* out) {
   if (!s.at_end()) return fail("the header has unexpected text after the dict");
   if (!have_descr || !have_order || !have_shape)
     return fail(std::string("the header lacks '") + (!have_descr ? "descr" : !have_order ? "fortran_order" : "shape") + "'");
-  int64_t n;
-  if (!checked_product(out->shape.begin(), out->shape.end(), &n) ||
+  // The byte count must fit in int64, and so must the strides: a zero extent makes the
+  // element count 0 but leaves the other extents' product to the stride computation.
+  int64_t n = 1, strided = 1;
+  for (int64_t e : out->shape)
+    if (!checked_mul(n, e, &n) || !checked_mul(strided, e ? e : 1, &strided))
+      return fail("the shape " + shape_string(out->shape) + " has more elements than int64 can count");
+  if (!checked_mul(strided, encoding_size(out->encoding), &strided) ||
       !checked_mul(n, encoding_size(out->encoding), &out->data_bytes))
     return fail("the shape " + shape_string(out->shape) + " has more bytes than int64 can count");
   return Status::Ok();

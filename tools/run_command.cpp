@@ -30,6 +30,7 @@ Tensor make_input(const std::string& path, const char* what, const Problem& p, c
 int run_command(const Options& o) {
   if (!o.file.empty()) throw UsageError("--file does not apply to 'run'");
   const Problem p = parse_problem(o.problem_text());
+  set_current_problem(p);
   ExecOptions exec = o.exec();
   const Plan plan = make_plan(p, exec);
   const Shapes sh = shapes_of(p, plan.geometry);
@@ -87,6 +88,7 @@ int run_command(const Options& o) {
 int plan_command(const Options& o) {
   if (!o.file.empty()) throw UsageError("--file does not apply to 'plan'");
   const Problem p = parse_problem(o.problem_text());
+  set_current_problem(p);
   const Plan plan = make_plan(p, o.exec());
   if (o.json) std::printf("%s\n", plan.to_json().c_str());
   else std::fputs(plan.to_text().c_str(), stdout);
