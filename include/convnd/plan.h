@@ -30,7 +30,8 @@ struct ExecOptions {
   std::string algorithm;
   /// Allow TF32 tensor-core math for float32 on GPUs (never used otherwise).
   bool allow_tf32 = false;
-  /// Called between tiles with the fraction done (0..1). Returning false cancels the run,
+  /// Called between tiles with the fraction done (0..1), always on the thread that called
+  /// execute() (bindings rely on this to check for signals). Returning false cancels the run,
   /// which then throws Error(interrupted); the output is unspecified but never reported as
   /// complete.
   std::function<bool(double)> progress;
