@@ -269,10 +269,10 @@ TEST(Validation, PaddedAndDilatedExtentsOverflowingInt64) {
   EXPECT_EQ(accepted("in=1 c=1 o=1 stride=9223372036854775807 pad=0:9223372036854775806").out[2], 1);
 }
 
-// The transposed conv's hi padding d·(K-1) - p + output_padding is the one sum that validate()
-// does not check: with d·(K-1) - p near INT64_MAX it wraps (signed overflow, undefined
-// behaviour) and the message then reports a nonsensical output extent instead of an overflow.
-TEST(Validation, BugTransposedHiPaddingOverflowIsReportedAsOverflow) {
+// Regression: the transposed conv's hi padding d·(K-1) - p + output_padding was once summed
+// unchecked; with d·(K-1) - p near INT64_MAX it wrapped (signed overflow, undefined behaviour)
+// and the message reported a nonsensical negative output extent instead of an overflow.
+TEST(Validation, TransposedHiPaddingOverflowIsReportedAsOverflow) {
   // d·(K-1) = 2^63 - 6, p = 0, output_padding 10 (< dil): hi = 2^63 + 4.
   EXPECT_TRUE(rejects("op=convT in=1 c=1 o=1 k=2 dil=9223372036854775802 outpad=10", {"overflows int64"}));
 }
@@ -410,10 +410,10 @@ TEST(ErrorKinds, CudaOnACpuBuildIsUnsupported) {
 #endif
 }
 
-// x, w and y of 2^62 bytes each: every count fits in int64 but their sum, 3·2^62 bytes, does not.
-// make_plan() (src/plan/planner.cpp) sums them unchecked, the sum wraps negative, the
-// "exceeds physical memory" test passes and a plan is returned instead of out_of_memory.
-TEST(ErrorKinds, BugTensorBytesSumOverflowIsOutOfMemory) {
+// Regression: x, w and y of 2^62 bytes each: every count fits in int64 but their sum,
+// 3·2^62 bytes, does not. make_plan() once summed them unchecked, the sum wrapped negative,
+// the "exceeds physical memory" test passed and a plan was returned instead of out_of_memory.
+TEST(ErrorKinds, TensorBytesSumOverflowIsOutOfMemory) {
   const Problem p = parse_problem("in=1152921504606846976 c=1 o=1");  // 2^60 elements of 4 bytes
   ASSERT_TRUE(validate(p, nullptr).ok());
   EXPECT_TRUE(throws_error([&] { make_plan(p); }, ErrorKind::out_of_memory, {"; problem: "}));
