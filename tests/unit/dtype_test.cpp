@@ -319,8 +319,9 @@ TEST(DTypes, SmallIntegerInputsAreBitExactInEveryDtype) {
       EXPECT_TRUE(bit_equal(y, want)) << make_plan(p).algorithm;
       Oracle ref = oracle(c);
       std::vector<double> got = to_doubles(y);
-      for (size_t i = 0; i < got.size(); ++i)
+      for (size_t i = 0; i < got.size(); ++i) {
         if (std::fabs(ref.value[i]) <= 256) ASSERT_EQ(got[i], ref.value[i]) << "element " << i;
+      }
     }
     for (const char* s : {"n=2 in=10x10 c=32 o=33 k=3x3 pad=1", "in=40 c=200 o=16 k=3 stride=2",
                           "op=convT in=5x5 c=24 o=17 k=3x3 stride=2 pad=1 outpad=1", "in=12x12 c=24 o=24 k=3x3 g=24"}) {

@@ -62,7 +62,6 @@ class Rng {
   template <class T>
   const T& pick(const std::vector<T>& v) { return v[size_t(integer(0, int64_t(v.size()) - 1))]; }
   uint64_t bits() { return gen_(); }
-  std::mt19937_64& engine() { return gen_; }
 
  private:
   std::mt19937_64 gen_;
@@ -430,17 +429,6 @@ template <class Fn>
     return ::testing::AssertionFailure() << "threw a non-convnd exception: " << e.what();
   }
   return ::testing::AssertionFailure() << "did not throw";
-}
-
-/// The message of fn()'s convnd::Error, or "" when it throws none.
-template <class Fn>
-std::string error_message(Fn&& fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return {};
 }
 
 inline bool ends_with(std::string_view s, std::string_view suffix) {

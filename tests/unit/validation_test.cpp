@@ -13,8 +13,6 @@ using namespace convnd::test;
 
 namespace {
 
-constexpr int64_t kMax = INT64_MAX;
-
 // validate() rejects p as invalid with a message "[api] ...parts...; problem: <to_string(p)>",
 // and pasting that problem string back gives the same message.
 ::testing::AssertionResult rejects(const Problem& p, std::initializer_list<std::string_view> parts,
