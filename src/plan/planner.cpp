@@ -1,6 +1,6 @@
-// The planner and the executor: problem + backend + budget -> Plan; Plan + tensors -> y.
+// The planner and the executor: problem + backend + budget -> Plan; Plan +
+// tensors -> y.
 #include <convnd/plan.h>
-
 #include <unistd.h>
 
 #include <algorithm>
@@ -12,16 +12,22 @@
 
 #include "core/checked.h"
 #include "cpu/thread_pool.h"
+#include "cuda/backend.h"
 #include "plan/algorithm.h"
 
 namespace convnd {
 
-std::string_view backend_name(Backend b) { return b == Backend::cuda ? "cuda" : "cpu"; }
+std::string_view backend_name(Backend b) {
+  return b == Backend::cuda ? "cuda" : "cpu";
+}
 
 bool parse_backend(std::string_view s, Backend* out) {
-  if (s == "cpu") *out = Backend::cpu;
-  else if (s == "cuda") *out = Backend::cuda;
-  else return false;
+  if (s == "cpu")
+    *out = Backend::cpu;
+  else if (s == "cuda")
+    *out = Backend::cuda;
+  else
+    return false;
   return true;
 }
 
@@ -35,14 +41,22 @@ int64_t physical_memory_bytes() {
 std::string json_escape(std::string_view s) {
   std::string r;
   for (char ch : s) {
-    if (ch == '"' || ch == '\\') { r += '\\'; r += ch; }
-    else if (uint8_t(ch) < 0x20) { char buf[8]; std::snprintf(buf, sizeof buf, "\\u%04x", ch); r += buf; }
-    else r += ch;
+    if (ch == '"' || ch == '\\') {
+      r += '\\';
+      r += ch;
+    } else if (uint8_t(ch) < 0x20) {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\u%04x", ch);
+      r += buf;
+    } else
+      r += ch;
   }
   return r;
 }
 
-std::string with_problem(const std::string& msg, const Problem& p) { return msg + "; problem: " + to_string(p); }
+std::string with_problem(const std::string& msg, const Problem& p) {
+  return msg + "; problem: " + to_string(p);
+}
 
 }  // namespace
 
@@ -51,12 +65,25 @@ bool parse_byte_size(std::string_view s, int64_t* out) {
   auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
   if (ec != std::errc() || ptr == s.data() || v < 0) return false;
   std::string_view unit(ptr, size_t(s.data() + s.size() - ptr));
-  struct U { std::string_view name; int64_t mult; };
+  struct U {
+    std::string_view name;
+    int64_t mult;
+  };
   static constexpr U units[] = {{"", 1},
-      {"K", 1LL << 10}, {"KiB", 1LL << 10}, {"KB", 1000}, {"k", 1LL << 10},
-      {"M", 1LL << 20}, {"MiB", 1LL << 20}, {"MB", 1000000},
-      {"G", 1LL << 30}, {"GiB", 1LL << 30}, {"GB", 1000000000},
-      {"T", 1LL << 40}, {"TiB", 1LL << 40}, {"TB", 1000000000000}, {"B", 1}};
+                                {"K", 1LL << 10},
+                                {"KiB", 1LL << 10},
+                                {"KB", 1000},
+                                {"k", 1LL << 10},
+                                {"M", 1LL << 20},
+                                {"MiB", 1LL << 20},
+                                {"MB", 1000000},
+                                {"G", 1LL << 30},
+                                {"GiB", 1LL << 30},
+                                {"GB", 1000000000},
+                                {"T", 1LL << 40},
+                                {"TiB", 1LL << 40},
+                                {"TB", 1000000000000},
+                                {"B", 1}};
   for (const U& u : units)
     if (unit == u.name) return checked_mul(v, u.mult, out);
   return false;
@@ -98,7 +125,8 @@ std::string Plan::to_text() const {
   s += "problem:    " + to_string(problem) + "\n";
   s += "backend:    " + std::string(backend_name(backend)) + "\n";
   s += "algorithm:  " + algorithm + "\n";
-  s += "workspace:  " + std::to_string(workspace_bytes) + " bytes (budget " + std::to_string(budget_bytes) + ")\n";
+  s += "workspace:  " + std::to_string(workspace_bytes) + " bytes (budget " + std::to_string(budget_bytes) +
+       ")\n";
   s += "index:      " + std::to_string(index_bits) + "-bit\n";
   s += "threads:    " + std::to_string(threads) + "\n";
   s += "tiles:     ";
@@ -117,8 +145,8 @@ std::string Plan::to_json() const {
                   std::string(backend_name(backend)) + "\", \"algorithm\": \"" + json_escape(algorithm) +
                   "\", \"workspace_bytes\": " + std::to_string(workspace_bytes) +
                   ", \"budget_bytes\": " + std::to_string(budget_bytes) +
-                  ", \"index_bits\": " + std::to_string(index_bits) + ", \"threads\": " + std::to_string(threads) +
-                  ", \"tiles\": {";
+                  ", \"index_bits\": " + std::to_string(index_bits) +
+                  ", \"threads\": " + std::to_string(threads) + ", \"tiles\": {";
   for (size_t i = 0; i < tiles.size(); ++i)
     s += (i ? ", \"" : "\"") + json_escape(tiles[i].first) + "\": " + std::to_string(tiles[i].second);
   s += "}, \"rejected\": [";
@@ -138,24 +166,34 @@ Plan make_plan(const Problem& problem, const ExecOptions& opt) {
   plan.threads = resolve_threads(opt);
   const Geometry& g = plan.geometry;
   const int64_t es = dtype_size(g.dtype);
-  // Each tensor's bytes fit in int64 (validated); their sum may not, and then it is
-  // certainly more than any machine has.
+  // Each tensor's bytes fit in int64 (validated); their sum may not, and then
+  // it is certainly more than any machine has.
   int64_t tensor_bytes;
   const bool sum_fits = checked_add(g.x_elems() * es, g.w_elems() * es, &tensor_bytes) &&
                         checked_add(tensor_bytes, g.y_elems() * es, &tensor_bytes);
 
   if (opt.backend == Backend::cpu) {
-    // Input, weight and output must fit in memory beside the workspace; say so before
-    // anything is allocated rather than let the kernel's OOM killer decide.
+    // Input, weight and output must fit in memory beside the workspace; say so
+    // before anything is allocated rather than let the kernel's OOM killer
+    // decide.
     const int64_t phys = physical_memory_bytes();
     if (!sum_fits)
-      throw Error(ErrorKind::out_of_memory,
-                  with_problem("[plan] input, weight and output together need more than 2^63 bytes", problem));
+      throw Error(ErrorKind::out_of_memory, with_problem("[plan] input, weight and output together need "
+                                                         "more than 2^63 bytes",
+                                                         problem));
     if (tensor_bytes > phys)
       throw Error(ErrorKind::out_of_memory,
                   with_problem("[plan] input, weight and output need " + std::to_string(tensor_bytes) +
                                    " bytes; this machine has " + std::to_string(phys) + " bytes of memory",
                                problem));
+  }
+
+  if (opt.backend == Backend::cuda) {
+    // No device (or no CUDA in this build): unsupported, with the reason.
+    const std::string why = cuda_unavailable_reason();
+    if (!why.empty())
+      throw Error(ErrorKind::unsupported,
+                  with_problem("[plan] the cuda backend is unavailable: " + why, problem));
   }
 
   PlanRequest req{plan.budget_bytes, plan.threads, opt.allow_tf32};
@@ -166,12 +204,24 @@ Plan make_plan(const Problem& problem, const ExecOptions& opt) {
     if (a->backend() != opt.backend) continue;
     any_for_backend = true;
     if (!opt.algorithm.empty() && a->name() != opt.algorithm) continue;
+    if (opt.algorithm.empty() && a->fallback() && smallest_over_budget >= 0) {
+      plan.rejected.push_back({std::string(a->name()),
+                               "not used as a fallback for a problem that a faster algorithm "
+                               "covers within a larger budget"});
+      continue;
+    }
     Plan candidate = plan;
     int64_t min_ws = -1;
     std::string why = a->plan(g, req, &candidate, &min_ws);
     if (why.empty()) {
       candidate.algorithm = std::string(a->name());
       candidate.rejected = plan.rejected;
+      if (opt.backend == Backend::cuda) {
+        // Input, weight, output and workspace must fit in the device's free
+        // memory.
+        const Status mem = cuda_check_memory(candidate);
+        if (!mem.ok()) throw Error(mem.kind(), with_problem(mem.message(), problem));
+      }
       return candidate;
     }
     plan.rejected.push_back({std::string(a->name()), why});
@@ -191,12 +241,12 @@ Plan make_plan(const Problem& problem, const ExecOptions& opt) {
                                  std::to_string(plan.budget_bytes) + " bytes",
                              problem));
   std::string reasons;
-  for (const Rejection& r : plan.rejected) reasons += (reasons.empty() ? "" : "; ") + r.algorithm + ": " + r.reason;
+  for (const Rejection& r : plan.rejected)
+    reasons += (reasons.empty() ? "" : "; ") + r.algorithm + ": " + r.reason;
   if (!any_for_backend) reasons = "this build has no " + std::string(backend_name(opt.backend)) + " backend";
-  throw Error(ErrorKind::unsupported,
-              with_problem("[plan] no " + std::string(backend_name(opt.backend)) + " algorithm implements this problem (" +
-                               reasons + ")",
-                           problem));
+  throw Error(ErrorKind::unsupported, with_problem("[plan] no " + std::string(backend_name(opt.backend)) +
+                                                       " algorithm implements this problem (" + reasons + ")",
+                                                   problem));
 }
 
 namespace {
@@ -207,8 +257,10 @@ void check_tensor(const char* what, const TensorView& t, const int64_t* shape, i
     throw Error(ErrorKind::invalid, with_problem(std::string("[execute] ") + what + " " + why, p));
   };
   if (t.dtype != dtype)
-    fail("has dtype " + std::string(dtype_name(t.dtype)) + ", the problem's is " + std::string(dtype_name(dtype)));
-  if (t.ndim() != ndim || int(t.strides.size()) != ndim) fail("must have " + std::to_string(ndim) + " dimensions");
+    fail("has dtype " + std::string(dtype_name(t.dtype)) + ", the problem's is " +
+         std::string(dtype_name(dtype)));
+  if (t.ndim() != ndim || int(t.strides.size()) != ndim)
+    fail("must have " + std::to_string(ndim) + " dimensions");
   for (int i = 0; i < ndim; ++i)
     if (t.shape[i] != shape[i])
       fail("has extent " + std::to_string(t.shape[i]) + " in dimension " + std::to_string(i) + ", expected " +
@@ -224,7 +276,8 @@ TensorView as_5d(const TensorView& t, int64_t a, const Dims& s, int64_t b) {
 
 }  // namespace
 
-void execute(const Plan& plan, const TensorView& x, const TensorView& w, const TensorView& y, const ExecOptions& opt) {
+void execute(const Plan& plan, const TensorView& x, const TensorView& w, const TensorView& y,
+             const ExecOptions& opt) {
   const Problem& p = plan.problem;
   const Geometry& g = plan.geometry;
   TensorShapes ts = tensor_shapes(p, g);
@@ -233,17 +286,30 @@ void execute(const Plan& plan, const TensorView& x, const TensorView& w, const T
   check_tensor("output y", y, ts.y.data(), ts.ndim, p.dtype, p);
   const Algorithm* algo = find_algorithm(plan.algorithm);
   if (!algo || algo->backend() != plan.backend)
-    throw Error(ErrorKind::invalid, with_problem("[execute] the plan names an unknown algorithm '" + plan.algorithm + "'", p));
+    throw Error(ErrorKind::invalid,
+                with_problem("[execute] the plan names an unknown algorithm '" + plan.algorithm + "'", p));
+  if (plan.backend == Backend::cuda) {
+    // Device tensors run in place; host tensors are staged through device
+    // memory.
+    cuda_execute(plan, *algo, x, w, y, opt);
+    return;
+  }
   if (plan.backend == Backend::cpu && (x.device >= 0 || w.device >= 0 || y.device >= 0))
     throw Error(ErrorKind::invalid, with_problem("[execute] the cpu backend needs host tensors", p));
 
-  // Algorithms read dense tensors; strided inputs are copied once (outside the workspace
-  // budget, as they are the caller's data in another layout).
+  // Algorithms read dense tensors; strided inputs are copied once (outside the
+  // workspace budget, as they are the caller's data in another layout).
   Tensor xc, wc, yc;
   const TensorView* xv = &x;
   const TensorView* wv = &w;
-  if (!x.is_contiguous()) { xc = contiguous_copy(x); xv = &xc.view(); }
-  if (!w.is_contiguous()) { wc = contiguous_copy(w); wv = &wc.view(); }
+  if (!x.is_contiguous()) {
+    xc = contiguous_copy(x);
+    xv = &xc.view();
+  }
+  if (!w.is_contiguous()) {
+    wc = contiguous_copy(w);
+    wv = &wc.view();
+  }
   const bool y_dense = y.is_contiguous();
   if (!y_dense) yc = Tensor::empty(y.dtype, y.shape);
   TensorView x5 = as_5d(*xv, g.n, g.in, g.c);
@@ -256,12 +322,16 @@ void execute(const Plan& plan, const TensorView& x, const TensorView& w, const T
     if (!ws)
       throw Error(ErrorKind::out_of_memory,
                   with_problem("[execute] could not allocate the plan's workspace of " +
-                                   std::to_string(plan.workspace_bytes) + " bytes", p));
+                                   std::to_string(plan.workspace_bytes) + " bytes",
+                               p));
   }
   std::shared_ptr<ThreadPool> pool = ThreadPool::shared(plan.threads);
   RunContext ctx{plan, g, x5, w5, y5, ws.get(), pool.get(), &opt.progress};
   Status st = algo->run(ctx);
-  if (!st.ok()) throw Error(st.kind(), st.message().find("; problem: ") == std::string::npos ? with_problem(st.message(), p) : st.message());
+  if (!st.ok())
+    throw Error(st.kind(), st.message().find("; problem: ") == std::string::npos
+                               ? with_problem(st.message(), p)
+                               : st.message());
   if (!y_dense) {
     // Scatter the dense result into the caller's strided view.
     const int64_t es = dtype_size(y.dtype);

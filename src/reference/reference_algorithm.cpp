@@ -14,6 +14,7 @@ class ReferenceAlgorithm final : public Algorithm {
  public:
   std::string_view name() const override { return "reference"; }
   Backend backend() const override { return Backend::cpu; }
+  bool fallback() const override { return true; }
   std::string plan(const Geometry& g, const PlanRequest& req, Plan* plan, int64_t*) const override {
     plan->workspace_bytes = 0;
     plan->index_bits = 64;

@@ -1,6 +1,7 @@
-// Every CPU algorithm against the float64 oracle on fresh random problems it accepts, at
-// tile boundaries and prime sizes, in every dtype; and tiled-against-untiled bitwise
-// equality (a 1 MiB budget and one thread against an unlimited budget and all threads).
+// Every CPU algorithm against the float64 oracle on fresh random problems it
+// accepts, at tile boundaries and prime sizes, in every dtype; and
+// tiled-against-untiled bitwise equality (a 1 MiB budget and one thread against
+// an unlimited budget and all threads).
 #include <convnd/convnd.h>
 #include <gtest/gtest.h>
 
@@ -13,7 +14,8 @@ namespace {
 
 const DType kAllDtypes[] = {DType::f32, DType::f16, DType::bf16, DType::f64};
 
-// Runs problem p with the named algorithm forced; returns false when it declines.
+// Runs problem p with the named algorithm forced; returns false when it
+// declines.
 bool run_forced(const Case& c, const std::string& algo, Tensor* y, int64_t budget = -1, int threads = 0) {
   ExecOptions opt;
   opt.algorithm = algo;
@@ -57,7 +59,8 @@ void check_list(const std::string& algo, std::initializer_list<const char*> prob
       Tensor y;
       ASSERT_TRUE(run_forced(c, algo, &y)) << algo << " declined " << to_string(p);
       ASSERT_TRUE(matches_oracle(y, oracle(c))) << algo << " on " << to_string(p);
-      // Small integers: every partial sum is exact, so the result must equal the oracle's bits.
+      // Small integers: every partial sum is exact, so the result must equal
+      // the oracle's bits.
       Case ci = make_case(p, rng, Fill::small_int, 2);
       ASSERT_TRUE(run_forced(ci, algo, &y));
       ASSERT_TRUE(bit_equal(y, reference_output(ci))) << algo << " (small integers) on " << to_string(p);
@@ -79,9 +82,11 @@ TEST(CpuAlgorithms, PointwiseGemmRandom) {
 }
 
 TEST(CpuAlgorithms, PointwiseGemmTileBoundaries) {
-  // Channels and pixel counts around micro-tile sizes (multiples of 8/16/32) and primes.
-  check_list("pointwise_gemm", {"n=1 in=1 c=1 o=1", "n=3 in=7x5 c=13 o=31", "in=33 c=32 o=33", "in=97 c=17 o=64",
-                                "n=2 in=15x16 c=64 o=47 g=1", "in=29 c=12 o=18 g=3", "in=2x3x5 c=31 o=65"});
+  // Channels and pixel counts around micro-tile sizes (multiples of 8/16/32)
+  // and primes.
+  check_list("pointwise_gemm",
+             {"n=1 in=1 c=1 o=1", "n=3 in=7x5 c=13 o=31", "in=33 c=32 o=33", "in=97 c=17 o=64",
+              "n=2 in=15x16 c=64 o=47 g=1", "in=29 c=12 o=18 g=3", "in=2x3x5 c=31 o=65"});
 }
 
 TEST(CpuAlgorithms, Im2colGemmRandom) {
@@ -94,9 +99,10 @@ TEST(CpuAlgorithms, Im2colGemmRandom) {
 }
 
 TEST(CpuAlgorithms, Im2colGemmTileBoundaries) {
-  check_list("im2col_gemm", {"n=2 in=9x9 c=3 o=17 k=3x3 pad=1", "in=17x15 c=16 o=33 k=3x3 stride=2 pad=0:2x1",
-                             "in=31 c=7 o=13 k=5 dil=3 pad=-1:4 flip=1", "in=5x6x7 c=5 o=6 k=2x3x2 g=1 pad=1 flip=1",
-                             "n=3 in=11x13 c=12 o=12 k=3x3 g=4 stride=1x2", "in=8x8 c=64 o=32 k=3x3 pad=1"});
+  check_list("im2col_gemm",
+             {"n=2 in=9x9 c=3 o=17 k=3x3 pad=1", "in=17x15 c=16 o=33 k=3x3 stride=2 pad=0:2x1",
+              "in=31 c=7 o=13 k=5 dil=3 pad=-1:4 flip=1", "in=5x6x7 c=5 o=6 k=2x3x2 g=1 pad=1 flip=1",
+              "n=3 in=11x13 c=12 o=12 k=3x3 g=4 stride=1x2", "in=8x8 c=64 o=32 k=3x3 pad=1"});
 }
 
 TEST(CpuAlgorithms, DepthwiseDirectRandom) {
@@ -110,8 +116,9 @@ TEST(CpuAlgorithms, DepthwiseDirectRandom) {
 }
 
 TEST(CpuAlgorithms, DepthwiseDirectCases) {
-  check_list("depthwise_direct", {"n=2 in=13x11 c=37 o=37 k=3x3 pad=1 g=37", "in=9x9 c=64 o=64 k=5x5 stride=2 pad=2 g=64 flip=1",
-                                  "in=4x5x6 c=17 o=17 k=3x1x2 dil=2x1x1 pad=1:0 g=17"});
+  check_list("depthwise_direct",
+             {"n=2 in=13x11 c=37 o=37 k=3x3 pad=1 g=37", "in=9x9 c=64 o=64 k=5x5 stride=2 pad=2 g=64 flip=1",
+              "in=4x5x6 c=17 o=17 k=3x1x2 dil=2x1x1 pad=1:0 g=17"});
 }
 
 TEST(CpuAlgorithms, TransposedScatterRandom) {
@@ -126,8 +133,10 @@ TEST(CpuAlgorithms, TransposedScatterRandom) {
 }
 
 TEST(CpuAlgorithms, TransposedScatterLongKernel) {
-  check_list("transposed_scatter", {"op=convT in=40 c=1 o=1 k=64 stride=16", "op=convT n=2 in=23 c=2 o=3 k=17 stride=5 pad=3 outpad=2",
-                                    "op=convT in=50 c=1 o=1 k=9 stride=4 dil=2 pad=7", "in=20 c=2 o=2 k=7 idil=3 pad=-2:5 flip=1"});
+  check_list(
+      "transposed_scatter",
+      {"op=convT in=40 c=1 o=1 k=64 stride=16", "op=convT n=2 in=23 c=2 o=3 k=17 stride=5 pad=3 outpad=2",
+       "op=convT in=50 c=1 o=1 k=9 stride=4 dil=2 pad=7", "in=20 c=2 o=2 k=7 idil=3 pad=-2:5 flip=1"});
 }
 
 TEST(CpuAlgorithms, PolyphaseGemmRandom) {
@@ -138,14 +147,17 @@ TEST(CpuAlgorithms, PolyphaseGemmRandom) {
 }
 
 TEST(CpuAlgorithms, PolyphaseGemmCases) {
-  check_list("polyphase_gemm", {"op=convT n=2 in=9x7 c=16 o=8 k=4x4 stride=2 pad=1", "op=convT in=21 c=8 o=4 k=16 stride=8 pad=4",
-                                "op=convT in=5x4x3 c=4 o=6 k=3x2x3 stride=2x3x1 dil=1x2x1 outpad=1x0x0 g=2",
-                                "in=9x7 c=6 o=4 k=3x2 stride=2x1 pad=0:2x1:0 dil=1x2 idil=2x1 g=2 flip=1",
+  check_list("polyphase_gemm", {"op=convT n=2 in=9x7 c=16 o=8 k=4x4 stride=2 pad=1",
+                                "op=convT in=21 c=8 o=4 k=16 stride=8 pad=4",
+                                "op=convT in=5x4x3 c=4 o=6 k=3x2x3 stride=2x3x1 dil=1x2x1 "
+                                "outpad=1x0x0 g=2",
+                                "in=9x7 c=6 o=4 k=3x2 stride=2x1 pad=0:2x1:0 dil=1x2 idil=2x1 "
+                                "g=2 flip=1",
                                 "in=6 c=3 o=5 k=2 stride=3 idil=4 pad=-3:2"});
 }
 
-// The planner's own choice, under a 1 MiB budget on one thread and an unlimited budget on
-// every thread: the bits must not change.
+// The planner's own choice, under a 1 MiB budget on one thread and an unlimited
+// budget on every thread: the bits must not change.
 TEST(CpuAlgorithms, TiledAgainstUntiledBitwise) {
   Rng rng = test_rng();
   DrawLimits lim;
@@ -168,10 +180,12 @@ TEST(CpuAlgorithms, TiledAgainstUntiledBitwise) {
   }
 }
 
-// A budget smaller than the weights forces the GEMM algorithms to split the output channels.
+// A budget smaller than the weights forces the GEMM algorithms to split the
+// output channels.
 TEST(CpuAlgorithms, TinyBudgetSplitsChannelsBitwise) {
   Rng rng = test_rng();
-  for (const char* s : {"n=2 in=12x12 c=96 o=200 k=3x3 pad=1", "in=300 c=512 o=160", "op=convT in=40 c=256 o=130 k=16 stride=4 pad=2"}) {
+  for (const char* s : {"n=2 in=12x12 c=96 o=200 k=3x3 pad=1", "in=300 c=512 o=160",
+                        "op=convT in=40 c=256 o=130 k=16 stride=4 pad=2"}) {
     Case c = make_case(s, rng);
     ExecOptions tiny, big;
     tiny.budget = 256 << 10;
@@ -180,7 +194,8 @@ TEST(CpuAlgorithms, TinyBudgetSplitsChannelsBitwise) {
     EXPECT_EQ(pt.algorithm, pb.algorithm) << s;
     EXPECT_LT(pt.tile("n_tile"), pb.tile("n_tile")) << s;
     EXPECT_LE(pt.workspace_bytes, tiny.budget);
-    Tensor yt = Tensor::empty(c.problem.dtype, y_shape(c.shapes)), yb = Tensor::empty(c.problem.dtype, y_shape(c.shapes));
+    Tensor yt = Tensor::empty(c.problem.dtype, y_shape(c.shapes)),
+           yb = Tensor::empty(c.problem.dtype, y_shape(c.shapes));
     execute(pt, c.x, c.w, yt, tiny);
     execute(pb, c.x, c.w, yb, big);
     ASSERT_TRUE(bit_equal(yt, yb)) << s;
@@ -191,25 +206,30 @@ TEST(CpuAlgorithms, TinyBudgetSplitsChannelsBitwise) {
 TEST(CpuAlgorithms, BudgetTooSmallIsOutOfMemoryBeforeAllocating) {
   ExecOptions opt;
   opt.budget = 1024;
-  try {
-    make_plan(parse_problem("in=64x64 c=256 o=256 k=3x3 pad=1"), opt);
-    // The reference needs no workspace, so it still plans: fine, but name it.
-  } catch (const Error& e) {
-    EXPECT_EQ(e.kind(), ErrorKind::out_of_memory) << e.what();
+  // The reference needs no workspace, but it is no fallback for a problem a
+  // GEMM covers.
+  for (const char* algo : {"", "im2col_gemm"}) {
+    opt.algorithm = algo;
+    try {
+      make_plan(parse_problem("in=64x64 c=256 o=256 k=3x3 pad=1"), opt);
+      FAIL() << "a 1 KiB budget cannot hold a GEMM tile";
+    } catch (const Error& e) {
+      EXPECT_EQ(e.kind(), ErrorKind::out_of_memory) << e.what();
+      EXPECT_NE(std::string(e.what()).find("budget is 1024"), std::string::npos) << e.what();
+    }
   }
-  opt.algorithm = "im2col_gemm";
-  try {
-    make_plan(parse_problem("in=64x64 c=256 o=256 k=3x3 pad=1"), opt);
-    FAIL() << "a 1 KiB budget cannot hold a GEMM tile";
-  } catch (const Error& e) {
-    EXPECT_EQ(e.kind(), ErrorKind::out_of_memory) << e.what();
-    EXPECT_NE(std::string(e.what()).find("budget is 1024"), std::string::npos) << e.what();
-  }
+  // Forced, the reference still runs within any budget.
+  opt.algorithm = "reference";
+  EXPECT_EQ(make_plan(parse_problem("in=64x64 c=256 o=256 k=3x3 pad=1"), opt).algorithm, "reference");
 }
 
 TEST(CpuAlgorithms, PlannerPrefersFastPathsAndExplainsRejections) {
-  struct Want { const char* problem; const char* algo; };
-  for (Want w : {Want{"n=8 in=56x56 c=256 o=64", "pointwise_gemm"}, Want{"n=8 in=56x56 c=64 o=64 k=3x3 pad=1", "im2col_gemm"},
+  struct Want {
+    const char* problem;
+    const char* algo;
+  };
+  for (Want w : {Want{"n=8 in=56x56 c=256 o=64", "pointwise_gemm"},
+                 Want{"n=8 in=56x56 c=64 o=64 k=3x3 pad=1", "im2col_gemm"},
                  Want{"n=8 in=56x56 c=384 o=384 k=3x3 pad=1 g=384", "depthwise_direct"},
                  Want{"op=convT in=5160 c=1 o=1 k=4096 stride=1024", "transposed_scatter"},
                  Want{"op=convT in=1000 c=512 o=256 k=16 stride=8", "polyphase_gemm"}}) {
