@@ -122,6 +122,7 @@ Outcome check_problem(const Problem& p, const Options& o, uint64_t seed) {
   Tensor x = Tensor::empty(p.dtype, sh.x), w = Tensor::empty(p.dtype, sh.w), y = Tensor::empty(p.dtype, sh.y);
   fill_uniform(x, seed, kStreamX, plan.threads);
   fill_uniform(w, seed, kStreamW, plan.threads);
+  fill_nan(y, plan.threads);  // an element the library leaves unwritten fails
 
   Outcome r;
   r.algorithm = plan.algorithm;

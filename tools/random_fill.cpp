@@ -56,4 +56,23 @@ void fill_uniform(const TensorView& t, uint64_t seed, uint64_t stream, int threa
   ThreadPool::shared(std::max(1, threads))->parallel_for(tasks, body);
 }
 
+void fill_nan(const TensorView& t, int threads) {
+  const int64_t n = t.numel();
+  const int64_t tasks = (n + kChunk - 1) / kChunk;
+  auto body = [&](int64_t task, int) {
+    const int64_t b = task * kChunk, e = std::min(n, b + kChunk);
+    switch (t.dtype) {
+      case DType::f64: std::fill(t.ptr<double>() + b, t.ptr<double>() + e, std::nan("")); break;
+      case DType::f32: std::fill(t.ptr<float>() + b, t.ptr<float>() + e, std::nanf("")); break;
+      case DType::f16: std::fill(t.ptr<uint16_t>() + b, t.ptr<uint16_t>() + e, uint16_t(0x7e00)); break;
+      case DType::bf16: std::fill(t.ptr<uint16_t>() + b, t.ptr<uint16_t>() + e, uint16_t(0x7fc0)); break;
+    }
+  };
+  if (tasks <= 1) {
+    if (tasks == 1) body(0, 0);
+    return;
+  }
+  ThreadPool::shared(std::max(1, threads))->parallel_for(tasks, body);
+}
+
 }  // namespace convnd::cli

@@ -38,6 +38,10 @@ inline double uniform_pm1(uint64_t key, uint64_t index) {
 /// Fills a dense tensor with uniform values in [-1, 1) rounded to its dtype.
 void fill_uniform(const TensorView& t, uint64_t seed, uint64_t stream, int threads);
 
+/// Fills a dense tensor with quiet NaNs (check does this to y first, so that an element the
+/// library never writes cannot pass).
+void fill_nan(const TensorView& t, int threads);
+
 /// A small sequential generator for sampling decisions (SplitMix64 over a counter).
 class Rng {
  public:
