@@ -409,6 +409,26 @@ case_bench() {
   [ "$(grep -c 'GFLOP/s' "$T/out")" = 2 ] || fail "bench --file: $(cat "$T/out")"
 }
 
+case_interrupt() {
+  # Ctrl-C stops a long run between tiles: exit 130, one line naming the problem, no output.
+  local p='in=512x512 c=64 o=64 k=3x3 pad=1'
+  "$CONVND" run "$p" --algorithm reference --output int.npy >"$T/out" 2>"$T/err" &
+  local pid=$!
+  sleep 1
+  kill -INT "$pid"
+  local t0=$SECONDS
+  wait "$pid"
+  local rc=$?
+  [ "$rc" = 130 ] || fail "interrupted run exited $rc, expected 130: $(cat "$T/err")"
+  [ $((SECONDS - t0)) -lt 30 ] || fail "the run took $((SECONDS - t0)) s to stop"
+  [ ! -e int.npy ] || fail "an interrupted run left int.npy behind"
+  [ "$(ls -A | grep -c tmp)" = 0 ] || fail "temporary files left behind: $(ls -A)"
+  if [ -s "$T/err" ]; then # empty when the signal came before the handler was installed
+    [ "$(wc -l <"$T/err")" = 1 ] || fail "expected one line on stderr: $(cat "$T/err")"
+    contains "$T/err" "problem: $p"
+  fi
+}
+
 if ! declare -F "case_$CASE" >/dev/null; then
   echo "unknown case '$CASE'" >&2
   exit 2
