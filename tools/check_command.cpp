@@ -218,11 +218,14 @@ int check_list(const Options& o, uint64_t seed) {
   int64_t passed = 0, failed = 0, skipped = 0, line_no = 0;
   std::string line;
   auto report_error = [&](const char* tag, const std::string& problem, const Error& e) {
+    const std::string where = o.file + ":" + std::to_string(line_no);
     if (o.json)
-      std::printf("{\"result\": \"%s\", \"problem\": %s, \"error\": %s, \"kind\": \"%s\"}\n", tag,
-                  json_string(problem).c_str(), json_string(one_line(e.what())).c_str(), error_kind_name(e.kind()));
+      std::printf("{\"result\": \"%s\", \"problem\": %s, \"where\": %s, \"error\": %s, \"kind\": \"%s\"}\n", tag,
+                  json_string(problem).c_str(), json_string(where).c_str(), json_string(one_line(e.what())).c_str(),
+                  error_kind_name(e.kind()));
     else
-      std::printf("%s %s | %s: %s\n", tag, problem.c_str(), error_kind_name(e.kind()), one_line(e.what()).c_str());
+      std::printf("%s %s (%s) | %s: %s\n", tag, problem.c_str(), where.c_str(), error_kind_name(e.kind()),
+                  one_line(e.what()).c_str());
     std::fflush(stdout);
   };
   while (std::getline(in, line)) {
@@ -244,7 +247,7 @@ int check_list(const Options& o, uint64_t seed) {
         report_error("SKIP", shown, e);
         ++skipped;
       } else {
-        report_error("FAIL", shown + " (" + o.file + ":" + std::to_string(line_no) + ")", e);
+        report_error("FAIL", shown, e);
         ++failed;
       }
     } catch (const std::bad_alloc&) {
