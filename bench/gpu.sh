@@ -1,0 +1,213 @@
+#!/usr/bin/env bash
+# The GPU run, in one go, on a machine with an NVIDIA Hopper GPU (run from anywhere; it works in
+# the repository root):
+#   build   configure and build for sm_90 with nvcc (build-gpu/, every core), plus bench/gpu_bench
+#   tests   the CUDA unit tests (gtest Cuda*), when GoogleTest is there or carried in build-gtest/
+#   lists   tests/lists/cuda.txt through `convnd check --backend cuda` (one process a problem),
+#           and, without the unit tests, the tiny-budget tiling equality through `convnd run`
+#   bench   bench/gpu-suite.txt with convnd, device-resident (bench/gpu_bench.cu), each problem's
+#           batch-entry tails checked against the oracle; the device copy bandwidth
+#   peers   the same problems with PyTorch (bench/peers_gpu.py), plus its copy and GEMM ceilings
+#   checks  every suite problem through `convnd check --backend cuda --samples K`
+# then bench/results/gpu-<date>.md (and $OUT/summary.md) with the ratios, and a short table
+# printed last. Logs and results go to $OUT (default out/gpu): gpu.log (everything), build.log,
+# tests.log, checks.jsonl, bench.jsonl, peers.jsonl, summary.md.
+#
+# Fail soft: each problem runs in its own process under a time limit, and a stage that fails
+# does not stop the next. The run keeps to GPU_SH_SECONDS (default 570) in all: stages past
+# the deadline are skipped and say so. GPU_SH_STAGES picks stages (default: all, in the order
+# above); a warm machine keeps build-gpu/, so a second call can run the stages the first missed.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+OUT=${OUT:-$ROOT/out/gpu}
+mkdir -p "$OUT" bench/results
+exec > >(tee -a "$OUT/gpu.log") 2>&1
+
+T0=$(date +%s)
+BUDGET=${GPU_SH_SECONDS:-570}
+STAGES=" ${GPU_SH_STAGES:-build tests lists bench peers checks} "
+SAMPLES=${GPU_SH_SAMPLES:-1000}
+B=${GPU_SH_BUILD_DIR:-build-gpu}
+JOBS=$(nproc)
+PY=python3
+[ -x /opt/torch/.venv/bin/python3 ] && PY=/opt/torch/.venv/bin/python3
+[ -d /usr/local/cuda/bin ] && export PATH=/usr/local/cuda/bin:$PATH
+NOTES=()
+
+want() { [[ "$STAGES" == *" $1 "* ]]; }
+elapsed() { echo $(($(date +%s) - T0)); }
+left() { echo $((BUDGET - $(elapsed))); }
+note() { NOTES+=("$*"); echo "-- $* (t=$(elapsed)s)"; }
+# min(a, time left - reserve): a time limit that keeps the run inside its budget.
+limit() { local l=$(($(left) - ${2:-20})); [ "$l" -lt "$1" ] && echo "$l" || echo "$1"; }
+json_str() { "$PY" -c 'import json, sys; print(json.dumps(sys.argv[1]))' "$1"; }
+# The problems of a list file, one a line, comments and blanks dropped.
+problems() { sed -e 's/#.*//' -e 's/^[[:space:]]*//' -e 's/[[:space:]]*$//' "$1" | grep -v '^$'; }
+
+echo "== convnd GPU run $(date -u +%FT%TZ) on $(hostname)"
+nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv,noheader 2>&1 | head -4
+DEVICE=$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1)
+nvcc --version 2>&1 | tail -1
+echo "cores: $JOBS; python: $PY; stages:$STAGES; budget ${BUDGET}s"
+
+# ---- build ---------------------------------------------------------------------------------
+TESTS_BUILT=0
+if want build; then
+  t=$(date +%s)
+  cfg=(-G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES=90 -DCONVND_CUDA=ON)
+  : >"$OUT/build.log"
+  if cmake -S . -B $B "${cfg[@]}" -DCONVND_BUILD_TESTS=ON >>"$OUT/build.log" 2>&1; then
+    TESTS_BUILT=1
+  elif [ -f build-gtest/src/CMakeLists.txt ] &&
+       cmake -S build-gtest/src -B build-gtest/build -G Ninja -DCMAKE_BUILD_TYPE=Release -DBUILD_GMOCK=OFF \
+         -DCMAKE_INSTALL_PREFIX="$ROOT/build-gtest/install" >>"$OUT/build.log" 2>&1 &&
+       cmake --build build-gtest/build -j"$JOBS" --target install >>"$OUT/build.log" 2>&1 &&
+       cmake -S . -B $B "${cfg[@]}" -DCONVND_BUILD_TESTS=ON -DCMAKE_PREFIX_PATH="$ROOT/build-gtest/install" \
+         >>"$OUT/build.log" 2>&1; then
+    TESTS_BUILT=1
+    echo "GoogleTest built from the carried build-gtest/src"
+  else
+    echo "no GoogleTest: building without the unit tests (the CLI checks still run)"
+    cmake -S . -B $B "${cfg[@]}" -DCONVND_BUILD_TESTS=OFF >>"$OUT/build.log" 2>&1
+  fi
+  if cmake --build $B -j"$JOBS" >>"$OUT/build.log" 2>&1 &&
+     nvcc -O2 -std=c++20 -arch=sm_90 -Iinclude bench/gpu_bench.cu $B/libconvnd.a -lcublas -o $B/gpu_bench \
+       >>"$OUT/build.log" 2>&1; then
+    note "build: ok in $(($(date +%s) - t)) s (unit tests $([ $TESTS_BUILT = 1 ] && echo built || echo 'not built: no GoogleTest'))"
+  else
+    note "build: FAILED (see build.log)"
+    grep -E "error|Error" "$OUT/build.log" | head -20
+    tail -20 "$OUT/build.log"
+  fi
+fi
+[ -x $B/tests/convnd_tests ] && TESTS_BUILT=1
+CONVND=$B/convnd
+HAVE_BIN=0
+[ -x $CONVND ] && [ -x $B/gpu_bench ] && HAVE_BIN=1
+[ $HAVE_BIN = 1 ] || note "no convnd/gpu_bench binaries: nothing else can run"
+
+# ---- CUDA unit tests ------------------------------------------------------------------------
+if want tests && [ $HAVE_BIN = 1 ]; then
+  if [ $TESTS_BUILT = 1 ] && [ "$(left)" -gt 60 ]; then
+    t=$(date +%s)
+    timeout "$(limit 200)" $B/tests/convnd_tests --gtest_filter='Cuda*' --gtest_color=no >"$OUT/tests.log" 2>&1
+    rc=$?
+    note "unit tests (gtest Cuda*): exit $rc in $(($(date +%s) - t)) s$([ $rc = 124 ] && echo ', TIMED OUT')"
+    grep -E "^\[  (FAILED|SKIPPED) " "$OUT/tests.log" | sort -u | head -20
+  else
+    note "unit tests: skipped ($([ $TESTS_BUILT = 1 ] && echo 'out of time' || echo 'not built'))"
+  fi
+fi
+
+# One `convnd check --backend cuda` in its own process; one JSON record on stdout.
+check_one() {  # list problem [check options...]
+  local list=$1 p=$2 out rc line
+  shift 2
+  out=$(timeout "$(limit 150)" $CONVND check "$p" --backend cuda --json "$@" 2>&1)
+  rc=$?
+  line=$(printf '%s\n' "$out" | grep '^{"result"' | tail -1)
+  if [ -n "$line" ]; then
+    printf '{"list": "%s", "suite": %s, "rc": %d, "result": %s}\n' "$list" "$(json_str "$p")" "$rc" "$line"
+  else
+    printf '{"list": "%s", "suite": %s, "rc": %d, "error": %s}\n' "$list" "$(json_str "$p")" "$rc" \
+      "$(json_str "$(printf '%s' "$out" | tail -c 300)")"
+  fi
+}
+
+# ---- problem lists through the CLI ---------------------------------------------------------
+: >"$OUT/checks.jsonl"
+if want lists && [ $HAVE_BIN = 1 ]; then
+  t=$(date +%s)
+  n=0
+  bad=0
+  while IFS= read -r p; do
+    if [ "$(left)" -lt 60 ]; then note "lists: out of time after $n problems"; break; fi
+    rec=$(check_one cuda "$p" --seed $((RANDOM * 32768 + RANDOM)))
+    echo "$rec" >>"$OUT/checks.jsonl"
+    n=$((n + 1))
+    [[ "$rec" == *'"result": "PASS"'* ]] || { bad=$((bad + 1)); echo "not PASS: $rec"; }
+  done < <(problems tests/lists/cuda.txt)
+  note "list cuda.txt: $n checked, $bad not PASS, in $(($(date +%s) - t)) s"
+  if [ $TESTS_BUILT = 0 ]; then
+    # Tiny budget against a large one, bit for bit, through the CLI (the unit test's job otherwise).
+    tmp=$(mktemp -d)
+    same=0
+    diff=0
+    while IFS= read -r p; do
+      if $CONVND run "$p" --backend cuda --budget 64KiB --seed 7 --output "$tmp/a.npy" >/dev/null 2>&1 &&
+         $CONVND run "$p" --backend cuda --budget 4GiB --seed 7 --output "$tmp/b.npy" >/dev/null 2>&1 &&
+         cmp -s "$tmp/a.npy" "$tmp/b.npy"; then
+        same=$((same + 1))
+      else
+        diff=$((diff + 1))
+        echo "tiling: differs or failed: $p"
+      fi
+    done < <(problems tests/lists/cuda_tiling.txt)
+    rm -rf "$tmp"
+    note "tiling (64 KiB vs 4 GiB budget, bitwise, via convnd run): $same same, $diff differ or failed"
+  fi
+fi
+
+# ---- convnd on the suite, device-resident ---------------------------------------------------
+: >"$OUT/bench.jsonl"
+if want bench && [ $HAVE_BIN = 1 ]; then
+  t=$(date +%s)
+  line=$(timeout 60 $B/gpu_bench --copy 2>&1 | grep '^{' | tail -1)
+  [ -n "$line" ] && printf '{"copy": %s}\n' "$line" >>"$OUT/bench.jsonl"
+  n=0
+  while IFS= read -r p; do
+    if [ "$(left)" -lt 40 ]; then note "bench: out of time after $n problems"; break; fi
+    out=$(timeout "$(limit 120)" $B/gpu_bench --reps 5 --tails 64 "$p" 2>&1)
+    rc=$?
+    line=$(printf '%s\n' "$out" | grep '^{"problem"' | tail -1)
+    if [ -n "$line" ]; then
+      printf '{"suite": %s, "rc": %d, "result": %s}\n' "$(json_str "$p")" "$rc" "$line" >>"$OUT/bench.jsonl"
+    else
+      printf '{"suite": %s, "rc": %d, "error": %s}\n' "$(json_str "$p")" "$rc" \
+        "$(json_str "exit $rc: $(printf '%s' "$out" | tail -c 200)")" >>"$OUT/bench.jsonl"
+    fi
+    echo "$p -> ${line:-exit $rc: $(printf '%s' "$out" | tail -c 200)}"
+    n=$((n + 1))
+  done < <(problems bench/gpu-suite.txt)
+  note "bench: $n problems in $(($(date +%s) - t)) s"
+fi
+
+# ---- PyTorch on the suite ---------------------------------------------------------------------
+if want peers; then
+  if [ "$(left)" -gt 60 ]; then
+    t=$(date +%s)
+    reserve=0
+    want checks && reserve=60
+    PYTHONUNBUFFERED=1 "$PY" bench/peers_gpu.py --suite bench/gpu-suite.txt --out "$OUT/peers.jsonl" --ceilings \
+      --timeout "${GPU_SH_PEER_TIMEOUT:-45}" --deadline $((T0 + BUDGET - 15 - reserve))
+    note "peers (PyTorch): done in $(($(date +%s) - t)) s"
+  else
+    note "peers (PyTorch): skipped, out of time"
+  fi
+fi
+
+# ---- sampled checks of the suite -----------------------------------------------------------
+if want checks && [ $HAVE_BIN = 1 ]; then
+  t=$(date +%s)
+  n=0
+  while IFS= read -r p; do
+    if [ "$(left)" -lt 25 ]; then note "checks: out of time after $n problems"; break; fi
+    # The >2^31 problems (tests/lists/gpu_large.txt) get four times the samples.
+    k=$SAMPLES
+    problems tests/lists/gpu_large.txt | grep -qxF "$p" && k=$((SAMPLES * 4))
+    rec=$(check_one suite "$p" --samples "$k")
+    echo "$rec" >>"$OUT/checks.jsonl"
+    echo "$rec"
+    n=$((n + 1))
+  done < <(problems bench/gpu-suite.txt)
+  note "suite checks (--samples $SAMPLES): $n problems in $(($(date +%s) - t)) s"
+fi
+
+# ---- report ---------------------------------------------------------------------------------
+note "total $(elapsed) s"
+args=()
+for n in "${NOTES[@]}"; do args+=(--note "$n"); done
+"$PY" bench/compare_gpu.py --suite bench/gpu-suite.txt --bench "$OUT/bench.jsonl" --peers "$OUT/peers.jsonl" \
+  --checks "$OUT/checks.jsonl" --tests "$OUT/tests.log" --device "${DEVICE:-}" \
+  --out "$OUT/summary.md" --out "bench/results/gpu-$(date +%F).md" "${args[@]}"

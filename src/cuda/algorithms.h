@@ -1,0 +1,57 @@
+// What the CUDA algorithms share: the Geometry → kernel-struct conversions, and the
+// algorithm objects the list in backend.cpp is made of (one file each).
+#pragma once
+#include <convnd/problem.h>
+
+#include "cuda/kernels/kernels.h"
+#include "cuda/runtime.h"
+#include "plan/algorithm.h"
+
+namespace convnd {
+
+const Algorithm& pointwise_gemm_cuda_algorithm();      // cuBLAS, 1x1 stride 1 no padding
+const Algorithm& depthwise_direct_cuda_algorithm();    // one channel per group
+const Algorithm& transposed_scatter_cuda_algorithm();  // few-channel polyphase along one axis
+const Algorithm& implicit_gemm_cuda_algorithm();       // any conv without input dilation
+const Algorithm& polyphase_gemm_cuda_algorithm();      // input-dilated / transposed, many channels
+const Algorithm& direct_cuda_algorithm();              // everything (the fallback)
+
+namespace cuda {
+
+static_assert(int(Elem::f32) == int(DType::f32) && int(Elem::f16) == int(DType::f16) &&
+              int(Elem::bf16) == int(DType::bf16) && int(Elem::f64) == int(DType::f64));
+
+/// Reports progress once the work enqueued so far has finished (a synchronize, made only when
+/// the caller asked for progress); false when the caller asked to stop.
+inline bool report_done(const RunContext& ctx, double fraction) {
+  if (!ctx.progress || !*ctx.progress) return true;
+  CONVND_CUDA_CHECK(cudaStreamSynchronize(0));
+  return ctx.report(fraction);
+}
+
+inline Elem elem_of(DType t) { return static_cast<Elem>(int(t)); }
+
+inline ConvShape conv_shape(const Geometry& g) {
+  ConvShape s{};
+  s.n = g.n;
+  s.c = g.c;
+  s.o = g.o;
+  s.groups = g.groups;
+  s.cg = g.cg();
+  s.og = g.og();
+  for (int j = 0; j < 3; ++j) {
+    s.in[j] = g.in[j];
+    s.k[j] = g.k[j];
+    s.out[j] = g.out[j];
+    s.stride[j] = g.stride[j];
+    s.lo[j] = g.lo[j];
+    s.kdil[j] = g.kdil[j];
+    s.idil[j] = g.idil[j];
+  }
+  s.flip = g.flip ? 1 : 0;
+  s.elem = elem_of(g.dtype);
+  return s;
+}
+
+}  // namespace cuda
+}  // namespace convnd

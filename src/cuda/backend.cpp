@@ -1,0 +1,198 @@
+// The CUDA backend's entry points (backend.h): availability, the device memory check, and
+// execute() with staging of host tensors. The algorithm list is here too.
+#include "cuda/backend.h"
+
+#include <cstring>
+
+#include "core/checked.h"
+#include "cuda/algorithms.h"
+#include "cuda/runtime.h"
+
+namespace convnd {
+
+const std::vector<const Algorithm*>& cuda_algorithms() {
+  static const std::vector<const Algorithm*> list = {
+      &pointwise_gemm_cuda_algorithm(),
+      &transposed_scatter_cuda_algorithm(),
+      &direct_cuda_algorithm(),
+  };
+  return list;
+}
+
+namespace {
+
+std::string with_problem(const std::string& msg, const Problem& p) {
+  return msg.find("; problem: ") == std::string::npos ? msg + "; problem: " + to_string(p) : msg;
+}
+
+std::string device_count_problem() {
+  static const std::string reason = [] {
+    int n = 0;
+    const cudaError_t e = cudaGetDeviceCount(&n);
+    if (e != cudaSuccess) {
+      cudaGetLastError();
+      return std::string("no usable CUDA driver or device (cudaGetDeviceCount: ") + cudaGetErrorString(e) + ")";
+    }
+    if (n == 0) return std::string("no CUDA device is visible");
+    return std::string();
+  }();
+  return reason;
+}
+
+cuda::StridedLayout layout_of(const TensorView& t) {
+  cuda::StridedLayout l{};
+  l.ndim = t.ndim();
+  for (int d = 0; d < t.ndim(); ++d) {
+    l.shape[d] = t.shape[d];
+    l.strides[d] = t.strides[d];
+  }
+  return l;
+}
+
+bool needs_staging(const TensorView& t) { return t.device < 0 || !t.is_contiguous(); }
+
+// A dense device copy of an input view (host or strided device memory) in buf; returns the
+// pointer the algorithm reads.
+const void* stage_input(const TensorView& t, cuda::DeviceBuffer* buf, const char* what) {
+  if (!needs_staging(t)) return t.data;
+  *buf = cuda::DeviceBuffer(t.nbytes(), what);
+  if (t.device >= 0) {
+    CONVND_CUDA_CHECK(cuda::launch_gather(t.data, layout_of(t), buf->data(), int(dtype_size(t.dtype)), 0));
+  } else if (t.is_contiguous()) {
+    CONVND_CUDA_CHECK(cudaMemcpy(buf->data(), t.data, size_t(t.nbytes()), cudaMemcpyHostToDevice));
+  } else {
+    Tensor dense = contiguous_copy(t);
+    CONVND_CUDA_CHECK(cudaMemcpy(buf->data(), dense.data(), size_t(t.nbytes()), cudaMemcpyHostToDevice));
+  }
+  return buf->data();
+}
+
+// Writes the dense device result into the caller's view y (host or device, any strides).
+void unstage_output(const void* dense, const TensorView& y) {
+  if (y.device >= 0) {
+    CONVND_CUDA_CHECK(cuda::launch_scatter(dense, y.data, layout_of(y), int(dtype_size(y.dtype)), 0));
+    return;
+  }
+  if (y.is_contiguous()) {
+    CONVND_CUDA_CHECK(cudaMemcpy(y.data, dense, size_t(y.nbytes()), cudaMemcpyDeviceToHost));
+    return;
+  }
+  Tensor host = Tensor::empty(y.dtype, y.shape);
+  CONVND_CUDA_CHECK(cudaMemcpy(host.data(), dense, size_t(y.nbytes()), cudaMemcpyDeviceToHost));
+  const int64_t es = dtype_size(y.dtype);
+  const int nd = y.ndim();
+  std::vector<int64_t> idx(size_t(nd), 0);
+  const char* src = static_cast<const char*>(host.data());
+  char* dst = static_cast<char*>(y.data);
+  for (int64_t lin = 0, total = y.numel(); lin < total; ++lin) {
+    int64_t off = 0;
+    for (int d = 0; d < nd; ++d) off += idx[size_t(d)] * y.strides[size_t(d)];
+    std::memcpy(dst + off * es, src + lin * es, size_t(es));
+    for (int d = nd - 1; d >= 0 && ++idx[size_t(d)] == y.shape[size_t(d)]; --d) idx[size_t(d)] = 0;
+  }
+}
+
+TensorView as_5d(const void* data, DType t, int64_t a, const Dims& s, int64_t b, int device) {
+  TensorView v(const_cast<void*>(data), t, Shape{a, s[0], s[1], s[2], b});
+  v.device = device;
+  return v;
+}
+
+}  // namespace
+
+std::string cuda_unavailable_reason() {
+  std::string why = device_count_problem();
+  if (!why.empty()) return why;
+  try {
+    const cuda::DeviceInfo& d = cuda::device_info(cuda::current_device());
+    if (d.major != 9 || d.minor != 0)
+      return "device " + std::to_string(d.ordinal) + " (" + d.name + ") has compute capability " +
+             std::to_string(d.major) + "." + std::to_string(d.minor) + "; this build has code for sm_90 only";
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return {};
+}
+
+Status cuda_check_memory(const Plan& plan) {
+  const Geometry& g = plan.geometry;
+  const int64_t es = dtype_size(g.dtype);
+  int64_t need = 0;
+  const bool fits = checked_add(g.x_elems() * es, g.w_elems() * es, &need) &&
+                    checked_add(need, g.y_elems() * es, &need) && checked_add(need, plan.workspace_bytes, &need);
+  int64_t free_bytes = 0, total = 0;
+  try {
+    cuda::memory_info(&free_bytes, &total);
+  } catch (const Error& e) {
+    return Status(e.kind(), e.what());
+  }
+  const int64_t cached = cuda::cached_bytes();
+  if (fits && need <= free_bytes + cached) return Status::Ok();
+  const cuda::DeviceInfo& d = cuda::device_info(cuda::current_device());
+  return Status(ErrorKind::out_of_memory,
+                "[plan] input, weight, output and workspace need " + (fits ? std::to_string(need) : "more than 2^63") +
+                    " bytes on cuda device " + std::to_string(d.ordinal) + " (" + d.name + "), which has " +
+                    std::to_string(free_bytes + cached) + " bytes free of " + std::to_string(total));
+}
+
+void cuda_execute(const Plan& plan, const Algorithm& algorithm, const TensorView& x, const TensorView& w,
+                  const TensorView& y, const ExecOptions& opt) {
+  const Problem& p = plan.problem;
+  const Geometry& g = plan.geometry;
+  try {
+    // Every device tensor must live on one device; host tensors are staged on it.
+    int device = -1;
+    for (const TensorView* t : {&x, &w, &y}) {
+      if (t->device < 0) continue;
+      if (device >= 0 && t->device != device)
+        throw Error(ErrorKind::invalid, "[execute] tensors on cuda devices " + std::to_string(device) + " and " +
+                                            std::to_string(t->device) + " cannot be used in one call");
+      device = t->device;
+    }
+    const std::string why = cuda_unavailable_reason();
+    if (!why.empty()) throw Error(ErrorKind::unsupported, "[execute] the cuda backend is unavailable: " + why);
+    if (device < 0) device = cuda::current_device();
+    cuda::DeviceGuard guard(device);
+
+    // Staging and workspace must fit before anything is allocated.
+    int64_t staged = plan.workspace_bytes;
+    for (const TensorView* t : {&x, &w, &y})
+      if (needs_staging(*t)) staged += t->nbytes();
+    int64_t free_bytes = 0, total = 0;
+    cuda::memory_info(&free_bytes, &total);
+    if (staged > free_bytes + cuda::cached_bytes())
+      throw Error(ErrorKind::out_of_memory,
+                  "[execute] staging and workspace need " + std::to_string(staged) + " bytes on cuda device " +
+                      std::to_string(device) + ", which has " + std::to_string(free_bytes) + " bytes free");
+
+    cuda::DeviceBuffer xbuf, wbuf, ybuf;
+    const void* xd = stage_input(x, &xbuf, "input x");
+    const void* wd = stage_input(w, &wbuf, "weight w");
+    void* yd = y.data;
+    if (needs_staging(y)) {
+      ybuf = cuda::DeviceBuffer(y.nbytes(), "output y");
+      yd = ybuf.data();
+    }
+    cuda::DeviceBuffer ws(plan.workspace_bytes, "workspace");
+
+    const TensorView x5 = as_5d(xd, g.dtype, g.n, g.in, g.c, device);
+    const TensorView w5 = as_5d(wd, g.dtype, g.o, g.k, g.cg(), device);
+    const TensorView y5 = as_5d(yd, g.dtype, g.n, g.out, g.o, device);
+    RunContext ctx{plan, g, x5, w5, y5, ws.data(), nullptr, &opt.progress};
+    const Status st = algorithm.run(ctx);
+    if (!st.ok()) {
+      cudaStreamSynchronize(0);  // let enqueued work finish before the buffers go back
+      throw Error(st.kind(), st.message());
+    }
+    CONVND_CUDA_CHECK(cudaGetLastError());
+    CONVND_CUDA_CHECK(cudaStreamSynchronize(0));
+    if (ybuf.data()) {
+      unstage_output(ybuf.data(), y);
+      CONVND_CUDA_CHECK(cudaStreamSynchronize(0));
+    }
+  } catch (const Error& e) {
+    throw Error(e.kind(), with_problem(e.what(), p));
+  }
+}
+
+}  // namespace convnd

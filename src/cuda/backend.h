@@ -1,0 +1,33 @@
+// The CUDA backend as the planner and the registry see it: a list of algorithms and three
+// calls. Defined in src/cuda/backend.cpp when CUDA is built, and in src/cuda/no_cuda.cpp
+// (an empty list, "unavailable") otherwise, so nothing outside src/cuda/ includes a CUDA header.
+#pragma once
+#include <convnd/plan.h>
+#include <convnd/status.h>
+#include <convnd/tensor.h>
+
+#include <string>
+#include <vector>
+
+#include "plan/algorithm.h"
+
+namespace convnd {
+
+/// The CUDA algorithms in planner order, most specialised first, the direct kernel last
+/// (empty in a build without CUDA).
+const std::vector<const Algorithm*>& cuda_algorithms();
+
+/// "" when the CUDA backend can run in this process; otherwise why not, in one line (no
+/// CUDA in this build, no driver, no device, a device this build has no code for).
+std::string cuda_unavailable_reason();
+
+/// Out of memory (with the bytes) when the plan's input, weight, output and workspace do not
+/// fit in the current device's free memory; checked by make_plan before anything is allocated.
+Status cuda_check_memory(const Plan& plan);
+
+/// execute() for a CUDA plan: device tensors are used in place; host tensors are staged (x and
+/// w copied to the device, y copied back), so host callers work unchanged. Throws Error.
+void cuda_execute(const Plan& plan, const Algorithm& algorithm, const TensorView& x, const TensorView& w,
+                  const TensorView& y, const ExecOptions& opt);
+
+}  // namespace convnd

@@ -1,0 +1,77 @@
+// The device code's interface: plain parameter structs and launch functions, one per kernel
+// family. Self-contained (CUDA's runtime header only), so that src/cuda/kernels/ includes
+// nothing from the rest of convnd; the host code (src/cuda/*.cpp) fills the structs from a
+// Geometry and checks every returned cudaError_t with file and line.
+//
+// Every extent and offset is 64-bit. A kernel narrows to 32 bits only inside a tile whose
+// size the host proved small (each struct says where).
+#pragma once
+#include <cuda_runtime_api.h>
+
+#include <cstdint>
+
+namespace convnd::cuda {
+
+/// Element types, numbered like convnd::DType (checked by a static_assert on the host side).
+enum class Elem : int { f32 = 0, f16 = 1, bf16 = 2, f64 = 3 };
+
+/// The 3-D conv_general (see include/convnd/problem.h, Geometry), dense channels-last tensors:
+/// x [N, I0, I1, I2, C], w [O, K0, K1, K2, C/g], y [N, P0, P1, P2, O].
+struct ConvShape {
+  int64_t n, c, o, groups, cg, og;
+  int64_t in[3], k[3], out[3], stride[3], lo[3], kdil[3], idil[3];
+  int flip;
+  Elem elem;
+};
+
+// ---- direct: one thread per output element, any problem (the backend's fallback) ----------
+cudaError_t launch_direct_conv(const ConvShape& s, const void* x, const void* w, void* y, int64_t y_begin,
+                               int64_t y_end, cudaStream_t stream);
+
+// ---- strided copies between a dense buffer and a strided view (up to 8 dimensions) --------
+struct StridedLayout {
+  int ndim;
+  int64_t shape[8];
+  int64_t strides[8];  // elements
+};
+/// dst (dense) = src (strided).
+cudaError_t launch_gather(const void* src, const StridedLayout& src_layout, void* dst, int elem_bytes,
+                          cudaStream_t stream);
+/// dst (strided) = src (dense).
+cudaError_t launch_scatter(const void* src, void* dst, const StridedLayout& dst_layout, int elem_bytes,
+                           cudaStream_t stream);
+
+// ---- few-channel polyphase along one axis (transposed / input-dilated 1-D convs) ----------
+/// One stride phase of the last axis (src/plan/phases.h, PhaseAxis): output positions
+/// p = phi + Pp·m read input i = m·stride + j·dil − lo for taps j < taps, each tap's weight
+/// index being k_first + j·k_step.
+struct ScatterPhase {
+  int64_t lo;
+  int64_t k_first;
+  int64_t k_step;
+  int64_t taps;
+};
+/// y [N, P, O] viewed as rows m (P/Pp of them per sample) of Pp·O columns (phi, o): a thread
+/// owns a few consecutive columns, keeps their weights in registers and streams rows.
+/// Columns index in 32 bits (the host proves Pp·O < 2^31); row offsets are 64-bit.
+struct ScatterParams {
+  const void* x;
+  const void* w;
+  void* y;
+  const ScatterPhase* phases;  // [Pp], device memory
+  int64_t n, c, cg, og, o;
+  int64_t in;       // input extent of the axis
+  int64_t k;        // weight taps of the axis
+  int64_t out;      // output extent P
+  int64_t pp;       // phases Pp
+  int64_t stride;   // st' (undilated input stride between rows)
+  int64_t dil;      // kd' (input distance between taps)
+  int64_t rows;     // per sample: ceil(P / Pp)
+  int taps_max;     // largest phase tap count (taps_max·cg <= the kernel's register tile)
+  Elem elem;
+};
+/// Largest taps·(C/g) per phase the register kernel takes.
+constexpr int kScatterMaxTapChannels = 16;
+cudaError_t launch_scatter_conv(const ScatterParams& p, int sm_count, cudaStream_t stream);
+
+}  // namespace convnd::cuda

@@ -1,0 +1,87 @@
+// Pointwise convs (1x1 kernel, stride 1, no padding, no input dilation) through cuBLAS:
+// per group q, y[:, q·og:(q+1)·og] = x[:, q·cg:(q+1)·cg] · w[q·og:(q+1)·og, :]ᵀ with
+// M = N·P0·P1·P2 rows. cuBLAS takes int m, n, k and leading dimensions, so M is cut into
+// tiles of fewer than 2^31 elements per matrix; tile bases are 64-bit pointer offsets.
+// f32 computes in f32 (CUBLAS_COMPUTE_32F: no TF32 unless ExecOptions::allow_tf32), f16 and
+// bf16 accumulate in f32, f64 in f64.
+#include <algorithm>
+#include <climits>
+
+#include "cuda/algorithms.h"
+#include "cuda/runtime.h"
+
+namespace convnd {
+
+namespace {
+
+constexpr int64_t kMaxGroups = 16;  // beyond this, one GEMM call per group costs too much
+
+cudaDataType_t cuda_type(DType t) {
+  switch (t) {
+    case DType::f32: return CUDA_R_32F;
+    case DType::f16: return CUDA_R_16F;
+    case DType::bf16: return CUDA_R_16BF;
+    case DType::f64: return CUDA_R_64F;
+  }
+  return CUDA_R_32F;
+}
+
+class PointwiseGemmCuda final : public Algorithm {
+ public:
+  std::string_view name() const override { return "pointwise_gemm__cuda"; }
+  Backend backend() const override { return Backend::cuda; }
+  std::string plan(const Geometry& g, const PlanRequest& req, Plan* plan, int64_t*) const override {
+    if (g.k != Dims{1, 1, 1}) return "needs a 1x1 kernel";
+    if (g.stride != Dims{1, 1, 1} || g.idil != Dims{1, 1, 1} || g.lo != Dims{0, 0, 0} || g.hi != Dims{0, 0, 0})
+      return "needs stride 1, no padding and no input dilation";
+    if (g.c > INT_MAX || g.o > INT_MAX) return "more than 2^31-1 channels (cuBLAS sizes are int)";
+    if (g.groups > kMaxGroups) return "more than " + std::to_string(kMaxGroups) + " groups";
+    const int64_t M = g.n * g.out_volume();
+    // Each call's x and y blocks hold fewer than 2^31 elements.
+    const int64_t m_tile = std::min<int64_t>(M, INT_MAX / std::max(g.c, g.o));
+    plan->workspace_bytes = 0;
+    plan->index_bits = 32;
+    plan->tiles = {{"m_tile", m_tile}, {"gemm_calls", ((M + m_tile - 1) / m_tile) * g.groups},
+                   {"tf32", req.allow_tf32 && g.dtype == DType::f32 ? 1 : 0}};
+    return {};
+  }
+  Status run(const RunContext& ctx) const override {
+    const Geometry& g = ctx.g;
+    const int64_t M = g.n * g.out_volume(), m_tile = ctx.plan.tile("m_tile", 1);
+    const int64_t es = dtype_size(g.dtype), cg = g.cg(), og = g.og();
+    const bool tf32 = ctx.plan.tile("tf32") != 0;
+    const cudaDataType_t t = cuda_type(g.dtype);
+    const cublasComputeType_t compute = g.dtype == DType::f64 ? CUBLAS_COMPUTE_64F
+                                        : tf32                ? CUBLAS_COMPUTE_32F_FAST_TF32
+                                                              : CUBLAS_COMPUTE_32F;
+    const float one_f = 1.0f, zero_f = 0.0f;
+    const double one_d = 1.0, zero_d = 0.0;
+    const void* alpha = g.dtype == DType::f64 ? static_cast<const void*>(&one_d) : &one_f;
+    const void* beta = g.dtype == DType::f64 ? static_cast<const void*>(&zero_d) : &zero_f;
+    cublasHandle_t h = cuda::cublas_handle();
+    const char* x = static_cast<const char*>(ctx.x.data);
+    const char* w = static_cast<const char*>(ctx.w.data);
+    char* y = static_cast<char*>(ctx.y.data);
+    for (int64_t m0 = 0; m0 < M; m0 += m_tile) {
+      const int mt = int(std::min(m_tile, M - m0));
+      for (int64_t q = 0; q < g.groups; ++q) {
+        // Column-major view: C (og × mt, ld O) = Wᵀ-as-stored (og × cg) · X-block (cg × mt, ld C).
+        CONVND_CUDA_CHECK(cublasGemmEx(h, CUBLAS_OP_T, CUBLAS_OP_N, int(og), mt, int(cg), alpha,
+                                       w + q * og * cg * es, t, int(cg), x + (m0 * g.c + q * cg) * es, t, int(g.c),
+                                       beta, y + (m0 * g.o + q * og) * es, t, int(g.o), compute, CUBLAS_GEMM_DEFAULT));
+      }
+      if (!cuda::report_done(ctx, double(m0 + mt) / double(M)))
+        return Status(ErrorKind::interrupted, "[pointwise_gemm__cuda] cancelled");
+    }
+    return Status::Ok();
+  }
+};
+
+}  // namespace
+
+const Algorithm& pointwise_gemm_cuda_algorithm() {
+  static const PointwiseGemmCuda a;
+  return a;
+}
+
+}  // namespace convnd

@@ -1,0 +1,222 @@
+#include "cuda/runtime.h"
+
+#include <map>
+#include <memory>
+#include <mutex>
+#include <vector>
+
+namespace convnd::cuda {
+
+namespace {
+
+std::string short_path(const char* file) {
+  std::string f(file);
+  const size_t at = f.rfind("/src/");
+  return at == std::string::npos ? f : f.substr(at + 1);
+}
+
+const char* cublas_status_name(cublasStatus_t s) {
+  switch (s) {
+    case CUBLAS_STATUS_SUCCESS: return "CUBLAS_STATUS_SUCCESS";
+    case CUBLAS_STATUS_NOT_INITIALIZED: return "CUBLAS_STATUS_NOT_INITIALIZED";
+    case CUBLAS_STATUS_ALLOC_FAILED: return "CUBLAS_STATUS_ALLOC_FAILED";
+    case CUBLAS_STATUS_INVALID_VALUE: return "CUBLAS_STATUS_INVALID_VALUE";
+    case CUBLAS_STATUS_ARCH_MISMATCH: return "CUBLAS_STATUS_ARCH_MISMATCH";
+    case CUBLAS_STATUS_MAPPING_ERROR: return "CUBLAS_STATUS_MAPPING_ERROR";
+    case CUBLAS_STATUS_EXECUTION_FAILED: return "CUBLAS_STATUS_EXECUTION_FAILED";
+    case CUBLAS_STATUS_INTERNAL_ERROR: return "CUBLAS_STATUS_INTERNAL_ERROR";
+    case CUBLAS_STATUS_NOT_SUPPORTED: return "CUBLAS_STATUS_NOT_SUPPORTED";
+    case CUBLAS_STATUS_LICENSE_ERROR: return "CUBLAS_STATUS_LICENSE_ERROR";
+  }
+  return "CUBLAS_STATUS_?";
+}
+
+// Blocks of one device, keyed by their rounded size. Never destroyed: freeing at process exit
+// would race the CUDA runtime's own teardown.
+struct Pool {
+  std::mutex mu;
+  std::multimap<int64_t, void*> idle;
+  int64_t idle_bytes = 0;
+};
+
+constexpr int kMaxDevices = 64;
+
+Pool& pool_of(int device) {
+  static Pool* pools = new Pool[kMaxDevices];
+  return pools[device];
+}
+
+int64_t round_capacity(int64_t bytes) {
+  const int64_t small = 512, large = int64_t(2) << 20;
+  if (bytes <= (int64_t(1) << 20)) return (bytes + small - 1) / small * small;
+  return (bytes + large - 1) / large * large;
+}
+
+void free_idle(Pool& pool) {
+  for (auto& [cap, p] : pool.idle) cudaFree(p);
+  pool.idle.clear();
+  pool.idle_bytes = 0;
+}
+
+}  // namespace
+
+void check(cudaError_t e, const char* call, const char* file, int line) {
+  if (e == cudaSuccess) return;
+  // Clear a non-sticky error so that later calls are not blamed for it.
+  cudaGetLastError();
+  const std::string msg = std::string("[cuda] ") + call + " failed: " + cudaGetErrorString(e) + " (" +
+                          cudaGetErrorName(e) + ") at " + short_path(file) + ":" + std::to_string(line);
+  throw Error(e == cudaErrorMemoryAllocation ? ErrorKind::out_of_memory : ErrorKind::backend, msg);
+}
+
+void check(cublasStatus_t s, const char* call, const char* file, int line) {
+  if (s == CUBLAS_STATUS_SUCCESS) return;
+  throw Error(s == CUBLAS_STATUS_ALLOC_FAILED ? ErrorKind::out_of_memory : ErrorKind::backend,
+              std::string("[cuda] ") + call + " failed: " + cublas_status_name(s) + " at " + short_path(file) + ":" +
+                  std::to_string(line));
+}
+
+int current_device() {
+  int d = 0;
+  CONVND_CUDA_CHECK(cudaGetDevice(&d));
+  return d;
+}
+
+const DeviceInfo& device_info(int ordinal) {
+  static std::mutex mu;
+  static std::map<int, std::unique_ptr<DeviceInfo>>* cache = new std::map<int, std::unique_ptr<DeviceInfo>>;
+  std::lock_guard<std::mutex> lock(mu);
+  auto it = cache->find(ordinal);
+  if (it != cache->end()) return *it->second;
+  cudaDeviceProp prop{};
+  CONVND_CUDA_CHECK(cudaGetDeviceProperties(&prop, ordinal));
+  auto info = std::make_unique<DeviceInfo>();
+  info->ordinal = ordinal;
+  info->name = prop.name;
+  info->major = prop.major;
+  info->minor = prop.minor;
+  info->sm_count = prop.multiProcessorCount;
+  info->total_bytes = int64_t(prop.totalGlobalMem);
+  return *cache->emplace(ordinal, std::move(info)).first->second;
+}
+
+void memory_info(int64_t* free_bytes, int64_t* total_bytes) {
+  size_t f = 0, t = 0;
+  CONVND_CUDA_CHECK(cudaMemGetInfo(&f, &t));
+  *free_bytes = int64_t(f);
+  *total_bytes = int64_t(t);
+}
+
+int64_t cached_bytes() {
+  const int d = current_device();
+  if (d < 0 || d >= kMaxDevices) return 0;
+  Pool& pool = pool_of(d);
+  std::lock_guard<std::mutex> lock(pool.mu);
+  return pool.idle_bytes;
+}
+
+DeviceBuffer::DeviceBuffer(int64_t bytes, const char* what) {
+  if (bytes <= 0) return;
+  device_ = current_device();
+  if (device_ >= kMaxDevices) throw Error(ErrorKind::unsupported, "[cuda] device ordinals above 63 are not supported");
+  const int64_t cap = round_capacity(bytes);
+  Pool& pool = pool_of(device_);
+  {
+    std::lock_guard<std::mutex> lock(pool.mu);
+    // Reuse an idle block at most a quarter larger than needed.
+    auto it = pool.idle.lower_bound(cap);
+    if (it != pool.idle.end() && it->first <= cap + cap / 4) {
+      ptr_ = it->second;
+      capacity_ = it->first;
+      pool.idle_bytes -= it->first;
+      pool.idle.erase(it);
+      bytes_ = bytes;
+      return;
+    }
+  }
+  void* p = nullptr;
+  cudaError_t e = cudaMalloc(&p, size_t(cap));
+  if (e == cudaErrorMemoryAllocation) {
+    cudaGetLastError();
+    std::lock_guard<std::mutex> lock(pool.mu);
+    free_idle(pool);
+    e = cudaMalloc(&p, size_t(cap));
+  }
+  if (e == cudaErrorMemoryAllocation) {
+    cudaGetLastError();
+    int64_t f = 0, t = 0;
+    memory_info(&f, &t);
+    throw Error(ErrorKind::out_of_memory, std::string("[cuda] cannot allocate ") + std::to_string(bytes) +
+                                              " bytes for the " + what + " on device " + std::to_string(device_) +
+                                              " (" + std::to_string(f) + " of " + std::to_string(t) +
+                                              " bytes free)");
+  }
+  CONVND_CUDA_CHECK(e);
+  ptr_ = p;
+  capacity_ = cap;
+  bytes_ = bytes;
+}
+
+DeviceBuffer::DeviceBuffer(DeviceBuffer&& o) noexcept
+    : ptr_(o.ptr_), bytes_(o.bytes_), capacity_(o.capacity_), device_(o.device_) {
+  o.ptr_ = nullptr;
+  o.bytes_ = o.capacity_ = 0;
+}
+
+DeviceBuffer& DeviceBuffer::operator=(DeviceBuffer&& o) noexcept {
+  if (this != &o) {
+    release();
+    ptr_ = o.ptr_;
+    bytes_ = o.bytes_;
+    capacity_ = o.capacity_;
+    device_ = o.device_;
+    o.ptr_ = nullptr;
+    o.bytes_ = o.capacity_ = 0;
+  }
+  return *this;
+}
+
+DeviceBuffer::~DeviceBuffer() { release(); }
+
+void DeviceBuffer::release() {
+  if (!ptr_) return;
+  Pool& pool = pool_of(device_);
+  // Keep at most half of the device's memory idle; free the rest at once.
+  const int64_t limit = device_info(device_).total_bytes / 2;
+  std::lock_guard<std::mutex> lock(pool.mu);
+  if (pool.idle_bytes + capacity_ <= limit) {
+    pool.idle.emplace(capacity_, ptr_);
+    pool.idle_bytes += capacity_;
+  } else {
+    cudaFree(ptr_);
+  }
+  ptr_ = nullptr;
+}
+
+cublasHandle_t cublas_handle() {
+  const int d = current_device();
+  static std::mutex mu;
+  static std::map<int, cublasHandle_t>* handles = new std::map<int, cublasHandle_t>;
+  std::lock_guard<std::mutex> lock(mu);
+  auto it = handles->find(d);
+  if (it != handles->end()) return it->second;
+  cublasHandle_t h = nullptr;
+  CONVND_CUDA_CHECK(cublasCreate(&h));
+  CONVND_CUDA_CHECK(cublasSetStream(h, 0));
+  CONVND_CUDA_CHECK(cublasSetWorkspace(h, nullptr, 0));
+  CONVND_CUDA_CHECK(cublasSetMathMode(h, cublasMath_t(CUBLAS_DEFAULT_MATH | CUBLAS_MATH_DISALLOW_REDUCED_PRECISION_REDUCTION)));
+  handles->emplace(d, h);
+  return h;
+}
+
+DeviceGuard::DeviceGuard(int device) {
+  CONVND_CUDA_CHECK(cudaGetDevice(&previous_));
+  if (previous_ != device) CONVND_CUDA_CHECK(cudaSetDevice(device));
+}
+
+DeviceGuard::~DeviceGuard() {
+  int now = -1;
+  if (previous_ >= 0 && cudaGetDevice(&now) == cudaSuccess && now != previous_) cudaSetDevice(previous_);
+}
+
+}  // namespace convnd::cuda

@@ -1,0 +1,79 @@
+// The CUDA backend's runtime: checked calls (every failure names the call, file and line),
+// per-device facts, a caching device allocator, and one cuBLAS handle per device.
+// All work runs on the legacy default stream, so it is ordered with a caller's own work on
+// that stream; execute() synchronizes before it returns.
+#pragma once
+#include <convnd/status.h>
+#include <cublas_v2.h>
+#include <cuda_runtime_api.h>
+
+#include <cstdint>
+#include <string>
+
+namespace convnd::cuda {
+
+/// Throws Error(backend) (Error(out_of_memory) for cudaErrorMemoryAllocation) naming the
+/// failed call, its file and line.
+void check(cudaError_t e, const char* call, const char* file, int line);
+void check(cublasStatus_t s, const char* call, const char* file, int line);
+#define CONVND_CUDA_CHECK(call) ::convnd::cuda::check((call), #call, __FILE__, __LINE__)
+
+struct DeviceInfo {
+  int ordinal = 0;
+  std::string name;
+  int major = 0, minor = 0;
+  int sm_count = 1;
+  int64_t total_bytes = 0;
+};
+
+/// The device the caller's thread has current (cudaGetDevice).
+int current_device();
+/// Properties of a device, read once.
+const DeviceInfo& device_info(int ordinal);
+/// Free and total bytes of the current device (cudaMemGetInfo).
+void memory_info(int64_t* free_bytes, int64_t* total_bytes);
+
+/// Bytes the allocator holds for reuse on the current device (free to the backend).
+int64_t cached_bytes();
+
+/// Device memory from the caching allocator (blocks are kept for reuse after release; when a
+/// cudaMalloc fails the cache is emptied and the allocation tried once more).
+class DeviceBuffer {
+ public:
+  DeviceBuffer() = default;
+  /// Throws Error(out_of_memory) naming `what` and the bytes when the device has no room.
+  DeviceBuffer(int64_t bytes, const char* what);
+  DeviceBuffer(DeviceBuffer&& o) noexcept;
+  DeviceBuffer& operator=(DeviceBuffer&& o) noexcept;
+  DeviceBuffer(const DeviceBuffer&) = delete;
+  DeviceBuffer& operator=(const DeviceBuffer&) = delete;
+  ~DeviceBuffer();
+  void* data() const { return ptr_; }
+  int64_t bytes() const { return bytes_; }
+
+ private:
+  void release();
+  void* ptr_ = nullptr;
+  int64_t bytes_ = 0;      // requested
+  int64_t capacity_ = 0;   // allocated (rounded)
+  int device_ = -1;
+};
+
+/// The current device's cuBLAS handle (created once, on the default stream, with no
+/// workspace of its own so that results do not depend on memory left over; reductions in
+/// the compute type, never in a narrower output type).
+cublasHandle_t cublas_handle();
+
+/// Makes `device` current for the lifetime of the guard and restores the previous one.
+class DeviceGuard {
+ public:
+  explicit DeviceGuard(int device);
+  ~DeviceGuard();
+  DeviceGuard(const DeviceGuard&) = delete;
+  DeviceGuard& operator=(const DeviceGuard&) = delete;
+
+ private:
+  int previous_ = -1;
+};
+
+}  // namespace convnd::cuda
