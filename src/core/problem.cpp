@@ -179,11 +179,7 @@ Status validate(const Problem& p, Geometry* out, std::string_view api) {
 
 double Geometry::macs() const {
   double pairs = 1;
-  for (int j = 0; j < 3; ++j) {
-    double axis = 0;
-    for (const PhaseAxis& a : axis_phases(*this, j)) axis += double(a.count) * double(a.taps);
-    pairs *= axis;
-  }
+  for (int j = 0; j < 3; ++j) pairs *= axis_tap_pairs(*this, j);
   return double(n) * double(o) * double(cg()) * pairs;
 }
 

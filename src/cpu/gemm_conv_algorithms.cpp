@@ -10,6 +10,9 @@ namespace convnd {
 
 namespace {
 
+// Phases are enumerated (one GEMM each); beyond this many the per-phase work is tiny anyway.
+constexpr int64_t kMaxPhases = int64_t(1) << 20;
+
 bool all_ones(const Dims& d) { return d == Dims{1, 1, 1}; }
 bool all_zeros(const Dims& d) { return d == Dims{0, 0, 0}; }
 
@@ -102,6 +105,7 @@ class PolyphaseGemm final : public Algorithm {
   Backend backend() const override { return Backend::cpu; }
   std::string plan(const Geometry& g, const PlanRequest& req, Plan* plan, int64_t* min_ws) const override {
     if (all_ones(g.idil)) return "no input dilation (a dense conv needs no phases)";
+    if (phase_count(g) > kMaxPhases) return "more than " + std::to_string(kMaxPhases) + " stride phases";
     // The workspace grows with the sub-kernel; plan for the largest one.
     Phase widest;
     for (int j = 0; j < 3; ++j) {

@@ -1,5 +1,7 @@
 #include "plan/phases.h"
 
+#include <algorithm>
+#include <climits>
 #include <numeric>
 
 namespace convnd {
@@ -36,7 +38,30 @@ Dims phase_counts(const Geometry& g) {
 
 int64_t phase_count(const Geometry& g) {
   Dims d = phase_counts(g);
-  return d[0] * d[1] * d[2];
+  int64_t r = 1;
+  for (int64_t v : d)
+    if (__builtin_mul_overflow(r, v, &r)) return INT64_MAX;
+  return r;
+}
+
+double axis_tap_pairs(const Geometry& g, int j) {
+  const int64_t st = g.stride[j], kd = g.kdil[j], id = g.idil[j], lo = g.lo[j], K = g.k[j], P = g.out[j];
+  if (id == 1) return double(P) * double(K);
+  // Output p uses tap k when p·st ≡ lo − k·kd (mod id): for each k an arithmetic progression
+  // of p with period Pp = id / gcd(st, id), present iff gcd(st, id) divides the right side.
+  // Tap residues repeat with period T = id / gcd(kd, id), so at most T taps need solving.
+  const int64_t gs = std::gcd(st, id), Pp = id / gs, T = id / std::gcd(kd, id);
+  const int64_t inv = inverse_mod(st / gs, Pp);
+  double pairs = 0;
+  for (int64_t k = 0; k < std::min(K, T); ++k) {
+    const int64_t rk = mod(mod(lo, id) - int64_t((__int128)mod(k, id) * mod(kd, id) % id), id);
+    if (rk % gs) continue;
+    const int64_t p0 = int64_t((__int128)(rk / gs) * inv % Pp);
+    const double per_p = p0 < P ? double((P - 1 - p0) / Pp + 1) : 0;
+    const double taps_like_k = double((K - 1 - k) / T + 1);  // taps k, k + T, ... share p0
+    pairs += per_p * taps_like_k;
+  }
+  return pairs;
 }
 
 std::vector<PhaseAxis> axis_phases(const Geometry& g, int j) {

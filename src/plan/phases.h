@@ -34,9 +34,15 @@ struct Phase {
   int64_t outputs() const { return axis[0].count * axis[1].count * axis[2].count; }
 };
 
-/// Number of phases of each axis (Pp) and in all.
+/// Number of phases of each axis (Pp) and in all (saturating at INT64_MAX: with huge input
+/// dilations the product can exceed int64).
 Dims phase_counts(const Geometry& g);
 int64_t phase_count(const Geometry& g);
+
+/// Number of (output position, tap) pairs of axis j whose tap lands on the undilated grid
+/// (real input or padding, not an inserted zero). Computed without enumerating phases, so
+/// it is cheap for any input dilation.
+double axis_tap_pairs(const Geometry& g, int j);
 
 /// The phases of one axis j.
 std::vector<PhaseAxis> axis_phases(const Geometry& g, int j);
