@@ -27,14 +27,14 @@
 
 namespace {
 
-#define CHECK(call)                                                                                         \
-  do {                                                                                                      \
-    cudaError_t e_ = (call);                                                                                \
-    if (e_ != cudaSuccess) {                                                                                \
+#define CHECK(call)                                                                                        \
+  do {                                                                                                     \
+    cudaError_t e_ = (call);                                                                               \
+    if (e_ != cudaSuccess) {                                                                               \
       std::fprintf(stderr, "gpu_bench: %s failed: %s at %s:%d\n", #call, cudaGetErrorString(e_), __FILE__, \
-                   __LINE__);                                                                               \
-      std::exit(5);                                                                                         \
-    }                                                                                                       \
+                   __LINE__);                                                                              \
+      std::exit(5);                                                                                        \
+    }                                                                                                      \
   } while (0)
 
 __device__ uint64_t mix64(uint64_t z) {
@@ -45,14 +45,27 @@ __device__ uint64_t mix64(uint64_t z) {
 
 template <class T>
 __device__ T convert(float f);
-template <> __device__ float convert<float>(float f) { return f; }
-template <> __device__ double convert<double>(float f) { return f; }
-template <> __device__ __half convert<__half>(float f) { return __float2half_rn(f); }
-template <> __device__ __nv_bfloat16 convert<__nv_bfloat16>(float f) { return __float2bfloat16_rn(f); }
+template <>
+__device__ float convert<float>(float f) {
+  return f;
+}
+template <>
+__device__ double convert<double>(float f) {
+  return f;
+}
+template <>
+__device__ __half convert<__half>(float f) {
+  return __float2half_rn(f);
+}
+template <>
+__device__ __nv_bfloat16 convert<__nv_bfloat16>(float f) {
+  return __float2bfloat16_rn(f);
+}
 
 template <class T>
 __global__ void fill_kernel(T* p, int64_t n, uint64_t key) {
-  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
+  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n;
+       i += int64_t(gridDim.x) * blockDim.x) {
     const uint64_t bits = mix64(key + uint64_t(i + 1) * 0x9E3779B97F4A7C15ull);
     p[i] = convert<T>(float(double(bits >> 11) * 0x1p-52 - 1.0) * 0.999f);
   }
@@ -61,10 +74,18 @@ __global__ void fill_kernel(T* p, int64_t n, uint64_t key) {
 void fill(void* p, convnd::DType t, int64_t n, uint64_t key) {
   const int grid = 132 * 16, block = 256;
   switch (t) {
-    case convnd::DType::f32: fill_kernel<<<grid, block>>>(static_cast<float*>(p), n, key); break;
-    case convnd::DType::f64: fill_kernel<<<grid, block>>>(static_cast<double*>(p), n, key); break;
-    case convnd::DType::f16: fill_kernel<<<grid, block>>>(static_cast<__half*>(p), n, key); break;
-    case convnd::DType::bf16: fill_kernel<<<grid, block>>>(static_cast<__nv_bfloat16*>(p), n, key); break;
+    case convnd::DType::f32:
+      fill_kernel<<<grid, block>>>(static_cast<float*>(p), n, key);
+      break;
+    case convnd::DType::f64:
+      fill_kernel<<<grid, block>>>(static_cast<double*>(p), n, key);
+      break;
+    case convnd::DType::f16:
+      fill_kernel<<<grid, block>>>(static_cast<__half*>(p), n, key);
+      break;
+    case convnd::DType::bf16:
+      fill_kernel<<<grid, block>>>(static_cast<__nv_bfloat16*>(p), n, key);
+      break;
   }
   CHECK(cudaGetLastError());
 }
@@ -81,17 +102,21 @@ double error_ratio(convnd::DType t, double got, const convnd::PointValue& v) {
 
 double element(const void* p, convnd::DType t, int64_t i) {
   switch (t) {
-    case convnd::DType::f32: return static_cast<const float*>(p)[i];
-    case convnd::DType::f64: return static_cast<const double*>(p)[i];
-    case convnd::DType::f16: return convnd::half_to_float(static_cast<const uint16_t*>(p)[i]);
-    case convnd::DType::bf16: return convnd::bf16_to_float(static_cast<const uint16_t*>(p)[i]);
+    case convnd::DType::f32:
+      return static_cast<const float*>(p)[i];
+    case convnd::DType::f64:
+      return static_cast<const double*>(p)[i];
+    case convnd::DType::f16:
+      return convnd::half_to_float(static_cast<const uint16_t*>(p)[i]);
+    case convnd::DType::bf16:
+      return convnd::bf16_to_float(static_cast<const uint16_t*>(p)[i]);
   }
   return 0;
 }
 
 // Checks y's tails (see the header); returns "checked, worst ratio, worst index".
-std::string check_tails(const convnd::Geometry& g, const convnd::TensorShapes& ts, const void* xd, const void* wd,
-                        const void* yd, int64_t tails) {
+std::string check_tails(const convnd::Geometry& g, const convnd::TensorShapes& ts, const void* xd,
+                        const void* wd, const void* yd, int64_t tails) {
   using namespace convnd;
   const DType t = g.dtype;
   const int64_t es = dtype_size(t);
@@ -136,8 +161,11 @@ std::string check_tails(const convnd::Geometry& g, const convnd::TensorShapes& t
     }
   }
   char out[256];
-  std::snprintf(out, sizeof out, ", \"tails_checked\": %lld, \"tails_worst_err_over_tol\": %.4g, \"tails_worst_index\": %lld, \"tails_pass\": %s",
-                static_cast<long long>(checked), worst, static_cast<long long>(worst_at), worst <= 1.0 ? "true" : "false");
+  std::snprintf(out, sizeof out,
+                ", \"tails_checked\": %lld, \"tails_worst_err_over_tol\": %.4g, \"tails_worst_index\": %lld, "
+                "\"tails_pass\": %s",
+                static_cast<long long>(checked), worst, static_cast<long long>(worst_at),
+                worst <= 1.0 ? "true" : "false");
   return out;
 }
 
@@ -171,8 +199,8 @@ void copy_bandwidth() {
   }
   std::sort(ms.begin(), ms.end());
   const double med = ms[ms.size() / 2];
-  std::printf("{\"copy_GBps\": %.1f, \"copy_bytes\": %zu, \"median_ms\": %.4f}\n", 2.0 * double(bytes) / med / 1e6, bytes,
-              med);
+  std::printf("{\"copy_GBps\": %.1f, \"copy_bytes\": %zu, \"median_ms\": %.4f}\n",
+              2.0 * double(bytes) / med / 1e6, bytes, med);
   std::fflush(stdout);
   CHECK(cudaFree(a));
   CHECK(cudaFree(b));
@@ -184,8 +212,8 @@ int bench(const std::string& text, int reps, const std::string& algorithm, int64
   try {
     p = parse_problem(text);
   } catch (const Error& e) {
-    std::printf("{\"problem\": \"%s\", \"error\": \"%s\", \"kind\": \"invalid\"}\n", json_escape(text).c_str(),
-                json_escape(e.what()).c_str());
+    std::printf("{\"problem\": \"%s\", \"error\": \"%s\", \"kind\": \"invalid\"}\n",
+                json_escape(text).c_str(), json_escape(e.what()).c_str());
     return 2;
   }
   ExecOptions opt;
@@ -229,16 +257,16 @@ int bench(const std::string& text, int reps, const std::string& algorithm, int64
         "{\"problem\": \"%s\", \"algorithm\": \"%s\", \"median_ms\": %.5g, \"min_ms\": %.5g, \"reps\": %d, "
         "\"tflops\": %.4g, \"gbps\": %.4g, \"workspace_bytes\": %lld, \"index_bits\": %d%s}\n",
         json_escape(to_string(p)).c_str(), plan.algorithm.c_str(), med, double(ms.front()), reps,
-        2.0 * g.macs() / med / 1e9, bytes / med / 1e6, static_cast<long long>(plan.workspace_bytes), plan.index_bits,
-        tail.c_str());
+        2.0 * g.macs() / med / 1e9, bytes / med / 1e6, static_cast<long long>(plan.workspace_bytes),
+        plan.index_bits, tail.c_str());
     std::fflush(stdout);
     CHECK(cudaFree(x));
     CHECK(cudaFree(w));
     CHECK(cudaFree(y));
     return 0;
   } catch (const Error& e) {
-    std::printf("{\"problem\": \"%s\", \"error\": \"%s\", \"kind\": \"%s\"}\n", json_escape(to_string(p)).c_str(),
-                json_escape(e.what()).c_str(), error_kind_name(e.kind()));
+    std::printf("{\"problem\": \"%s\", \"error\": \"%s\", \"kind\": \"%s\"}\n",
+                json_escape(to_string(p)).c_str(), json_escape(e.what()).c_str(), error_kind_name(e.kind()));
     std::fflush(stdout);
     return int(e.kind());
   }
@@ -252,11 +280,16 @@ int main(int argc, char** argv) {
   std::string algorithm;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
-    if (a == "--reps" && i + 1 < argc) reps = std::max(1, std::atoi(argv[++i]));
-    else if (a == "--algorithm" && i + 1 < argc) algorithm = argv[++i];
-    else if (a == "--tails" && i + 1 < argc) tails = std::max(0, std::atoi(argv[++i]));
-    else if (a == "--copy") copy_bandwidth();
-    else code = std::max(code, bench(a, reps, algorithm, tails));
+    if (a == "--reps" && i + 1 < argc)
+      reps = std::max(1, std::atoi(argv[++i]));
+    else if (a == "--algorithm" && i + 1 < argc)
+      algorithm = argv[++i];
+    else if (a == "--tails" && i + 1 < argc)
+      tails = std::max(0, std::atoi(argv[++i]));
+    else if (a == "--copy")
+      copy_bandwidth();
+    else
+      code = std::max(code, bench(a, reps, algorithm, tails));
   }
   return code;
 }

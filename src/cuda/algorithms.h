@@ -29,7 +29,9 @@ inline bool report_done(const RunContext& ctx, double fraction) {
   return ctx.report(fraction);
 }
 
-inline Elem elem_of(DType t) { return static_cast<Elem>(int(t)); }
+inline Elem elem_of(DType t) {
+  return static_cast<Elem>(int(t));
+}
 
 inline ConvShape conv_shape(const Geometry& g) {
   ConvShape s{};

@@ -31,7 +31,8 @@ std::string device_count_problem() {
     const cudaError_t e = cudaGetDeviceCount(&n);
     if (e != cudaSuccess) {
       cudaGetLastError();
-      return std::string("no usable CUDA driver or device (cudaGetDeviceCount: ") + cudaGetErrorString(e) + ")";
+      return std::string("no usable CUDA driver or device (cudaGetDeviceCount: ") + cudaGetErrorString(e) +
+             ")";
     }
     if (n == 0) return std::string("no CUDA device is visible");
     return std::string();
@@ -49,7 +50,9 @@ cuda::StridedLayout layout_of(const TensorView& t) {
   return l;
 }
 
-bool needs_staging(const TensorView& t) { return t.device < 0 || !t.is_contiguous(); }
+bool needs_staging(const TensorView& t) {
+  return t.device < 0 || !t.is_contiguous();
+}
 
 // A dense device copy of an input view (host or strided device memory) in buf; returns the
 // pointer the algorithm reads.
@@ -119,7 +122,8 @@ Status cuda_check_memory(const Plan& plan) {
   const int64_t es = dtype_size(g.dtype);
   int64_t need = 0;
   const bool fits = checked_add(g.x_elems() * es, g.w_elems() * es, &need) &&
-                    checked_add(need, g.y_elems() * es, &need) && checked_add(need, plan.workspace_bytes, &need);
+                    checked_add(need, g.y_elems() * es, &need) &&
+                    checked_add(need, plan.workspace_bytes, &need);
   int64_t free_bytes = 0, total = 0;
   try {
     cuda::memory_info(&free_bytes, &total);
@@ -129,10 +133,11 @@ Status cuda_check_memory(const Plan& plan) {
   const int64_t cached = cuda::cached_bytes();
   if (fits && need <= free_bytes + cached) return Status::Ok();
   const cuda::DeviceInfo& d = cuda::device_info(cuda::current_device());
-  return Status(ErrorKind::out_of_memory,
-                "[plan] input, weight, output and workspace need " + (fits ? std::to_string(need) : "more than 2^63") +
-                    " bytes on cuda device " + std::to_string(d.ordinal) + " (" + d.name + "), which has " +
-                    std::to_string(free_bytes + cached) + " bytes free of " + std::to_string(total));
+  return Status(ErrorKind::out_of_memory, "[plan] input, weight, output and workspace need " +
+                                              (fits ? std::to_string(need) : "more than 2^63") +
+                                              " bytes on cuda device " + std::to_string(d.ordinal) + " (" +
+                                              d.name + "), which has " + std::to_string(free_bytes + cached) +
+                                              " bytes free of " + std::to_string(total));
 }
 
 void cuda_execute(const Plan& plan, const Algorithm& algorithm, const TensorView& x, const TensorView& w,
@@ -145,12 +150,14 @@ void cuda_execute(const Plan& plan, const Algorithm& algorithm, const TensorView
     for (const TensorView* t : {&x, &w, &y}) {
       if (t->device < 0) continue;
       if (device >= 0 && t->device != device)
-        throw Error(ErrorKind::invalid, "[execute] tensors on cuda devices " + std::to_string(device) + " and " +
-                                            std::to_string(t->device) + " cannot be used in one call");
+        throw Error(ErrorKind::invalid, "[execute] tensors on cuda devices " + std::to_string(device) +
+                                            " and " + std::to_string(t->device) +
+                                            " cannot be used in one call");
       device = t->device;
     }
     const std::string why = cuda_unavailable_reason();
-    if (!why.empty()) throw Error(ErrorKind::unsupported, "[execute] the cuda backend is unavailable: " + why);
+    if (!why.empty())
+      throw Error(ErrorKind::unsupported, "[execute] the cuda backend is unavailable: " + why);
     if (device < 0) device = cuda::current_device();
     cuda::DeviceGuard guard(device);
 
@@ -161,9 +168,9 @@ void cuda_execute(const Plan& plan, const Algorithm& algorithm, const TensorView
     int64_t free_bytes = 0, total = 0;
     cuda::memory_info(&free_bytes, &total);
     if (staged > free_bytes + cuda::cached_bytes())
-      throw Error(ErrorKind::out_of_memory,
-                  "[execute] staging and workspace need " + std::to_string(staged) + " bytes on cuda device " +
-                      std::to_string(device) + ", which has " + std::to_string(free_bytes) + " bytes free");
+      throw Error(ErrorKind::out_of_memory, "[execute] staging and workspace need " + std::to_string(staged) +
+                                                " bytes on cuda device " + std::to_string(device) +
+                                                ", which has " + std::to_string(free_bytes) + " bytes free");
 
     cuda::DeviceBuffer xbuf, wbuf, ybuf;
     const void* xd = stage_input(x, &xbuf, "input x");

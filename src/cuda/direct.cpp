@@ -16,9 +16,8 @@ constexpr int64_t kChunk = int64_t(1) << 26;
 class DirectCuda final : public Algorithm {
  public:
   std::string_view name() const override { return "direct__cuda"; }
-  // The last resort (Algorithm::fallback, where the interface has it): not chosen when a
-  // faster algorithm only lacks budget.
-  bool fallback() const { return true; }
+  // The last resort: not chosen when a faster algorithm only lacks budget.
+  bool fallback() const override { return true; }
   Backend backend() const override { return Backend::cuda; }
   std::string plan(const Geometry& g, const PlanRequest&, Plan* plan, int64_t*) const override {
     plan->workspace_bytes = 0;
@@ -32,7 +31,8 @@ class DirectCuda final : public Algorithm {
     for (int64_t b = 0; b < total; b += kChunk) {
       const int64_t e = std::min(total, b + kChunk);
       CONVND_CUDA_CHECK(cuda::launch_direct_conv(s, ctx.x.data, ctx.w.data, ctx.y.data, b, e, 0));
-      if (!cuda::report_done(ctx, double(e) / double(total))) return Status(ErrorKind::interrupted, "[direct__cuda] cancelled");
+      if (!cuda::report_done(ctx, double(e) / double(total)))
+        return Status(ErrorKind::interrupted, "[direct__cuda] cancelled");
     }
     return Status::Ok();
   }

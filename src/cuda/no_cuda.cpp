@@ -13,7 +13,9 @@ std::string cuda_unavailable_reason() {
   return "this build has no CUDA support (configure with nvcc on the PATH and -DCONVND_CUDA=ON)";
 }
 
-Status cuda_check_memory(const Plan&) { return Status::Ok(); }
+Status cuda_check_memory(const Plan&) {
+  return Status::Ok();
+}
 
 void cuda_execute(const Plan& plan, const Algorithm&, const TensorView&, const TensorView&, const TensorView&,
                   const ExecOptions&) {

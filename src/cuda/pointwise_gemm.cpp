@@ -18,10 +18,14 @@ constexpr int64_t kMaxGroups = 16;  // beyond this, one GEMM call per group cost
 
 cudaDataType_t cuda_type(DType t) {
   switch (t) {
-    case DType::f32: return CUDA_R_32F;
-    case DType::f16: return CUDA_R_16F;
-    case DType::bf16: return CUDA_R_16BF;
-    case DType::f64: return CUDA_R_64F;
+    case DType::f32:
+      return CUDA_R_32F;
+    case DType::f16:
+      return CUDA_R_16F;
+    case DType::bf16:
+      return CUDA_R_16BF;
+    case DType::f64:
+      return CUDA_R_64F;
   }
   return CUDA_R_32F;
 }
@@ -32,7 +36,8 @@ class PointwiseGemmCuda final : public Algorithm {
   Backend backend() const override { return Backend::cuda; }
   std::string plan(const Geometry& g, const PlanRequest& req, Plan* plan, int64_t*) const override {
     if (g.k != Dims{1, 1, 1}) return "needs a 1x1 kernel";
-    if (g.stride != Dims{1, 1, 1} || g.idil != Dims{1, 1, 1} || g.lo != Dims{0, 0, 0} || g.hi != Dims{0, 0, 0})
+    if (g.stride != Dims{1, 1, 1} || g.idil != Dims{1, 1, 1} || g.lo != Dims{0, 0, 0} ||
+        g.hi != Dims{0, 0, 0})
       return "needs stride 1, no padding and no input dilation";
     if (g.c > INT_MAX || g.o > INT_MAX) return "more than 2^31-1 channels (cuBLAS sizes are int)";
     if (g.groups > kMaxGroups) return "more than " + std::to_string(kMaxGroups) + " groups";
@@ -41,7 +46,8 @@ class PointwiseGemmCuda final : public Algorithm {
     const int64_t m_tile = std::min<int64_t>(M, INT_MAX / std::max(g.c, g.o));
     plan->workspace_bytes = 0;
     plan->index_bits = 32;
-    plan->tiles = {{"m_tile", m_tile}, {"gemm_calls", ((M + m_tile - 1) / m_tile) * g.groups},
+    plan->tiles = {{"m_tile", m_tile},
+                   {"gemm_calls", ((M + m_tile - 1) / m_tile) * g.groups},
                    {"tf32", req.allow_tf32 && g.dtype == DType::f32 ? 1 : 0}};
     return {};
   }
@@ -67,8 +73,9 @@ class PointwiseGemmCuda final : public Algorithm {
       for (int64_t q = 0; q < g.groups; ++q) {
         // Column-major view: C (og × mt, ld O) = Wᵀ-as-stored (og × cg) · X-block (cg × mt, ld C).
         CONVND_CUDA_CHECK(cublasGemmEx(h, CUBLAS_OP_T, CUBLAS_OP_N, int(og), mt, int(cg), alpha,
-                                       w + q * og * cg * es, t, int(cg), x + (m0 * g.c + q * cg) * es, t, int(g.c),
-                                       beta, y + (m0 * g.o + q * og) * es, t, int(g.o), compute, CUBLAS_GEMM_DEFAULT));
+                                       w + q * og * cg * es, t, int(cg), x + (m0 * g.c + q * cg) * es, t,
+                                       int(g.c), beta, y + (m0 * g.o + q * og) * es, t, int(g.o), compute,
+                                       CUBLAS_GEMM_DEFAULT));
       }
       if (!cuda::report_done(ctx, double(m0 + mt) / double(M)))
         return Status(ErrorKind::interrupted, "[pointwise_gemm__cuda] cancelled");

@@ -17,16 +17,26 @@ std::string short_path(const char* file) {
 
 const char* cublas_status_name(cublasStatus_t s) {
   switch (s) {
-    case CUBLAS_STATUS_SUCCESS: return "CUBLAS_STATUS_SUCCESS";
-    case CUBLAS_STATUS_NOT_INITIALIZED: return "CUBLAS_STATUS_NOT_INITIALIZED";
-    case CUBLAS_STATUS_ALLOC_FAILED: return "CUBLAS_STATUS_ALLOC_FAILED";
-    case CUBLAS_STATUS_INVALID_VALUE: return "CUBLAS_STATUS_INVALID_VALUE";
-    case CUBLAS_STATUS_ARCH_MISMATCH: return "CUBLAS_STATUS_ARCH_MISMATCH";
-    case CUBLAS_STATUS_MAPPING_ERROR: return "CUBLAS_STATUS_MAPPING_ERROR";
-    case CUBLAS_STATUS_EXECUTION_FAILED: return "CUBLAS_STATUS_EXECUTION_FAILED";
-    case CUBLAS_STATUS_INTERNAL_ERROR: return "CUBLAS_STATUS_INTERNAL_ERROR";
-    case CUBLAS_STATUS_NOT_SUPPORTED: return "CUBLAS_STATUS_NOT_SUPPORTED";
-    case CUBLAS_STATUS_LICENSE_ERROR: return "CUBLAS_STATUS_LICENSE_ERROR";
+    case CUBLAS_STATUS_SUCCESS:
+      return "CUBLAS_STATUS_SUCCESS";
+    case CUBLAS_STATUS_NOT_INITIALIZED:
+      return "CUBLAS_STATUS_NOT_INITIALIZED";
+    case CUBLAS_STATUS_ALLOC_FAILED:
+      return "CUBLAS_STATUS_ALLOC_FAILED";
+    case CUBLAS_STATUS_INVALID_VALUE:
+      return "CUBLAS_STATUS_INVALID_VALUE";
+    case CUBLAS_STATUS_ARCH_MISMATCH:
+      return "CUBLAS_STATUS_ARCH_MISMATCH";
+    case CUBLAS_STATUS_MAPPING_ERROR:
+      return "CUBLAS_STATUS_MAPPING_ERROR";
+    case CUBLAS_STATUS_EXECUTION_FAILED:
+      return "CUBLAS_STATUS_EXECUTION_FAILED";
+    case CUBLAS_STATUS_INTERNAL_ERROR:
+      return "CUBLAS_STATUS_INTERNAL_ERROR";
+    case CUBLAS_STATUS_NOT_SUPPORTED:
+      return "CUBLAS_STATUS_NOT_SUPPORTED";
+    case CUBLAS_STATUS_LICENSE_ERROR:
+      return "CUBLAS_STATUS_LICENSE_ERROR";
   }
   return "CUBLAS_STATUS_?";
 }
@@ -72,8 +82,8 @@ void check(cudaError_t e, const char* call, const char* file, int line) {
 void check(cublasStatus_t s, const char* call, const char* file, int line) {
   if (s == CUBLAS_STATUS_SUCCESS) return;
   throw Error(s == CUBLAS_STATUS_ALLOC_FAILED ? ErrorKind::out_of_memory : ErrorKind::backend,
-              std::string("[cuda] ") + call + " failed: " + cublas_status_name(s) + " at " + short_path(file) + ":" +
-                  std::to_string(line));
+              std::string("[cuda] ") + call + " failed: " + cublas_status_name(s) + " at " +
+                  short_path(file) + ":" + std::to_string(line));
 }
 
 int current_device() {
@@ -118,8 +128,11 @@ int64_t cached_bytes() {
 DeviceBuffer::DeviceBuffer(int64_t bytes, const char* what) {
   if (bytes <= 0) return;
   device_ = current_device();
-  if (device_ >= kMaxDevices) throw Error(ErrorKind::unsupported, "[cuda] device ordinals above 63 are not supported");
+  if (device_ >= kMaxDevices)
+    throw Error(ErrorKind::unsupported, "[cuda] device ordinals above 63 are not supported");
   const int64_t cap = round_capacity(bytes);
+  // Keep at most half of the device's memory idle (read here: release() must not throw).
+  keep_limit_ = device_info(device_).total_bytes / 2;
   Pool& pool = pool_of(device_);
   {
     std::lock_guard<std::mutex> lock(pool.mu);
@@ -147,9 +160,9 @@ DeviceBuffer::DeviceBuffer(int64_t bytes, const char* what) {
     int64_t f = 0, t = 0;
     memory_info(&f, &t);
     throw Error(ErrorKind::out_of_memory, std::string("[cuda] cannot allocate ") + std::to_string(bytes) +
-                                              " bytes for the " + what + " on device " + std::to_string(device_) +
-                                              " (" + std::to_string(f) + " of " + std::to_string(t) +
-                                              " bytes free)");
+                                              " bytes for the " + what + " on device " +
+                                              std::to_string(device_) + " (" + std::to_string(f) + " of " +
+                                              std::to_string(t) + " bytes free)");
   }
   CONVND_CUDA_CHECK(e);
   ptr_ = p;
@@ -158,7 +171,7 @@ DeviceBuffer::DeviceBuffer(int64_t bytes, const char* what) {
 }
 
 DeviceBuffer::DeviceBuffer(DeviceBuffer&& o) noexcept
-    : ptr_(o.ptr_), bytes_(o.bytes_), capacity_(o.capacity_), device_(o.device_) {
+    : ptr_(o.ptr_), bytes_(o.bytes_), capacity_(o.capacity_), keep_limit_(o.keep_limit_), device_(o.device_) {
   o.ptr_ = nullptr;
   o.bytes_ = o.capacity_ = 0;
 }
@@ -169,6 +182,7 @@ DeviceBuffer& DeviceBuffer::operator=(DeviceBuffer&& o) noexcept {
     ptr_ = o.ptr_;
     bytes_ = o.bytes_;
     capacity_ = o.capacity_;
+    keep_limit_ = o.keep_limit_;
     device_ = o.device_;
     o.ptr_ = nullptr;
     o.bytes_ = o.capacity_ = 0;
@@ -176,15 +190,15 @@ DeviceBuffer& DeviceBuffer::operator=(DeviceBuffer&& o) noexcept {
   return *this;
 }
 
-DeviceBuffer::~DeviceBuffer() { release(); }
+DeviceBuffer::~DeviceBuffer() {
+  release();
+}
 
 void DeviceBuffer::release() {
   if (!ptr_) return;
   Pool& pool = pool_of(device_);
-  // Keep at most half of the device's memory idle; free the rest at once.
-  const int64_t limit = device_info(device_).total_bytes / 2;
   std::lock_guard<std::mutex> lock(pool.mu);
-  if (pool.idle_bytes + capacity_ <= limit) {
+  if (pool.idle_bytes + capacity_ <= keep_limit_) {
     pool.idle.emplace(capacity_, ptr_);
     pool.idle_bytes += capacity_;
   } else {
@@ -204,7 +218,8 @@ cublasHandle_t cublas_handle() {
   CONVND_CUDA_CHECK(cublasCreate(&h));
   CONVND_CUDA_CHECK(cublasSetStream(h, 0));
   CONVND_CUDA_CHECK(cublasSetWorkspace(h, nullptr, 0));
-  CONVND_CUDA_CHECK(cublasSetMathMode(h, cublasMath_t(CUBLAS_DEFAULT_MATH | CUBLAS_MATH_DISALLOW_REDUCED_PRECISION_REDUCTION)));
+  CONVND_CUDA_CHECK(cublasSetMathMode(
+      h, cublasMath_t(CUBLAS_DEFAULT_MATH | CUBLAS_MATH_DISALLOW_REDUCED_PRECISION_REDUCTION)));
   handles->emplace(d, h);
   return h;
 }

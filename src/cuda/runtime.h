@@ -54,8 +54,9 @@ class DeviceBuffer {
  private:
   void release();
   void* ptr_ = nullptr;
-  int64_t bytes_ = 0;      // requested
-  int64_t capacity_ = 0;   // allocated (rounded)
+  int64_t bytes_ = 0;       // requested
+  int64_t capacity_ = 0;    // allocated (rounded)
+  int64_t keep_limit_ = 0;  // idle bytes the device's pool may hold
   int device_ = -1;
 };
 

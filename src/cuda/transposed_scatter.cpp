@@ -14,6 +14,7 @@ namespace convnd {
 namespace {
 
 constexpr int64_t kMaxChannelProduct = 16;  // (C/g)·(O/g) beyond which a GEMM is better
+constexpr int64_t kMaxPhases = int64_t(1) << 20;
 
 class TransposedScatterCuda final : public Algorithm {
  public:
@@ -26,13 +27,15 @@ class TransposedScatterCuda final : public Algorithm {
     if (g.idil[2] == 1) return "no input dilation: a dense conv is better";
     if (g.cg() * g.og() > kMaxChannelProduct)
       return "more than " + std::to_string(kMaxChannelProduct) + " channel pairs per group: a GEMM is better";
+    // The phase table has one entry per phase: bound it before building it.
+    if (phase_counts(g)[2] > kMaxPhases) return "more than 2^20 stride phases";
     const std::vector<PhaseAxis> phases = axis_phases(g, 2);
     int64_t taps_max = 0;
     for (const PhaseAxis& a : phases) taps_max = std::max(taps_max, a.count > 0 ? a.taps : 0);
     if (taps_max * g.cg() > cuda::kScatterMaxTapChannels)
       return "more than " + std::to_string(cuda::kScatterMaxTapChannels) + " taps x channels in a phase";
     const int64_t pp = int64_t(phases.size());
-    if (pp > INT32_MAX / g.o) return "more than 2^31 (phase, channel) columns";
+    if (pp > (INT32_MAX - 1024) / g.o) return "more than 2^31 (phase, channel) columns";
     const int64_t ws = pp * int64_t(sizeof(cuda::ScatterPhase));
     if (ws > req.budget) {
       *min_ws = ws;
@@ -55,7 +58,8 @@ class TransposedScatterCuda final : public Algorithm {
       table[i] = {a.lo, a.k_first, a.k_step, taps};
       taps_max = std::max(taps_max, int(taps));
     }
-    CONVND_CUDA_CHECK(cudaMemcpy(ctx.workspace, table.data(), table.size() * sizeof(table[0]), cudaMemcpyHostToDevice));
+    CONVND_CUDA_CHECK(
+        cudaMemcpy(ctx.workspace, table.data(), table.size() * sizeof(table[0]), cudaMemcpyHostToDevice));
     cuda::ScatterParams p{};
     p.x = ctx.x.data;
     p.w = ctx.w.data;
@@ -77,7 +81,8 @@ class TransposedScatterCuda final : public Algorithm {
     p.elem = cuda::elem_of(g.dtype);
     const int sms = cuda::device_info(cuda::current_device()).sm_count;
     CONVND_CUDA_CHECK(cuda::launch_scatter_conv(p, sms, 0));
-    if (!cuda::report_done(ctx, 1.0)) return Status(ErrorKind::interrupted, "[transposed_scatter__cuda] cancelled");
+    if (!cuda::report_done(ctx, 1.0))
+      return Status(ErrorKind::interrupted, "[transposed_scatter__cuda] cancelled");
     return Status::Ok();
   }
 };

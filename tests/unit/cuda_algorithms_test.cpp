@@ -83,13 +83,14 @@ TEST(CudaAlgorithms, TransposedScatterRandom) {
 
 TEST(CudaAlgorithms, TransposedScatterLongKernel) {
   CONVND_SKIP_WITHOUT_CUDA();
-  check_list("transposed_scatter__cuda",
-             {"op=convT in=40 c=1 o=1 k=64 stride=16", "op=convT n=2 in=23 c=2 o=3 k=17 stride=5 pad=3 outpad=2",
-              "op=convT in=50 c=1 o=1 k=9 stride=4 dil=2 pad=7", "in=20 c=2 o=2 k=7 idil=3 pad=-2:5 flip=1",
-              // Columns (Pp·O) around the 256-thread row and the vector width; partial last rows.
-              "op=convT n=3 in=37 c=1 o=1 k=4096 stride=1024 pad=5 outpad=3", "op=convT in=19 c=1 o=3 k=300 stride=100",
-              "op=convT n=2 in=64 c=1 o=1 k=8 stride=4 outpad=1", "op=convT in=7 c=4 o=4 k=8 stride=2 g=4",
-              "op=convT in=11 c=1 o=2 k=2048 stride=513"});
+  check_list(
+      "transposed_scatter__cuda",
+      {"op=convT in=40 c=1 o=1 k=64 stride=16", "op=convT n=2 in=23 c=2 o=3 k=17 stride=5 pad=3 outpad=2",
+       "op=convT in=50 c=1 o=1 k=9 stride=4 dil=2 pad=7", "in=20 c=2 o=2 k=7 idil=3 pad=-2:5 flip=1",
+       // Columns (Pp·O) around the 256-thread row and the vector width; partial last rows.
+       "op=convT n=3 in=37 c=1 o=1 k=4096 stride=1024 pad=5 outpad=3",
+       "op=convT in=19 c=1 o=3 k=300 stride=100", "op=convT n=2 in=64 c=1 o=1 k=8 stride=4 outpad=1",
+       "op=convT in=7 c=4 o=4 k=8 stride=2 g=4", "op=convT in=11 c=1 o=2 k=2048 stride=513"});
 }
 
 TEST(CudaAlgorithms, DirectRandom) {

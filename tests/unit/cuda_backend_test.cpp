@@ -22,7 +22,8 @@ TEST(CudaBackend, UnsupportedWithoutDeviceNamesTheReason) {
 TEST(CudaBackend, StagesStridedHostViews) {
   CONVND_SKIP_WITHOUT_CUDA();
   Rng rng = test_rng();
-  for (const char* s : {"n=2 in=9x8 c=5 o=6 k=3x3 pad=1", "in=40 c=8 o=16", "op=convT in=30 c=1 o=1 k=64 stride=16"}) {
+  for (const char* s :
+       {"n=2 in=9x8 c=5 o=6 k=3x3 pad=1", "in=40 c=8 o=16", "op=convT in=30 c=1 o=1 k=64 stride=16"}) {
     for (DType t : {DType::f32, DType::bf16}) {
       Problem p = parse_problem(s);
       p.dtype = t;
@@ -57,7 +58,8 @@ TEST(CudaBackend, DeviceTensorsRunInPlace) {
     DeviceMemory dx(c.x.nbytes()), dw(c.w.nbytes()), dy(y.nbytes());
     ASSERT_TRUE(dx.get() && dw.get() && dy.get());
     ASSERT_TRUE(dx.upload(c.x.data(), c.x.nbytes()) && dw.upload(c.w.data(), c.w.nbytes()));
-    TensorView xv(dx.get(), p.dtype, c.x.shape()), wv(dw.get(), p.dtype, c.w.shape()), yv(dy.get(), p.dtype, y.shape());
+    TensorView xv(dx.get(), p.dtype, c.x.shape()), wv(dw.get(), p.dtype, c.w.shape()),
+        yv(dy.get(), p.dtype, y.shape());
     xv.device = wv.device = yv.device = 0;
     const ExecOptions opt = cuda_options();
     execute(make_plan(p, opt), xv, wv, yv, opt);
@@ -75,9 +77,11 @@ TEST(CudaBackend, StridedDeviceViews) {
   Tensor y = Tensor::empty(p.dtype, y_shape(c.shapes));
   StridedCopy ys = strided_copy(y);
   DeviceMemory dx(xs.storage.nbytes()), dw(ws.storage.nbytes()), dy(ys.storage.nbytes());
-  ASSERT_TRUE(dx.upload(xs.storage.data(), xs.storage.nbytes()) && dw.upload(ws.storage.data(), ws.storage.nbytes()));
+  ASSERT_TRUE(dx.upload(xs.storage.data(), xs.storage.nbytes()) &&
+              dw.upload(ws.storage.data(), ws.storage.nbytes()));
   ASSERT_TRUE(dy.upload(ys.storage.data(), ys.storage.nbytes()));
-  TensorView xv(dx.get(), p.dtype, xs.view.shape, xs.view.strides), wv(dw.get(), p.dtype, ws.view.shape, ws.view.strides),
+  TensorView xv(dx.get(), p.dtype, xs.view.shape, xs.view.strides),
+      wv(dw.get(), p.dtype, ws.view.shape, ws.view.strides),
       yv(dy.get(), p.dtype, ys.view.shape, ys.view.strides);
   xv.device = wv.device = yv.device = 0;
   const ExecOptions opt = cuda_options();
@@ -102,6 +106,7 @@ TEST(CudaBackend, CancellingStopsBetweenLaunches) {
   int calls = 0;
   opt.progress = [&](double) { return ++calls < 1; };
   Tensor y = Tensor::empty(c.problem.dtype, y_shape(c.shapes));
-  EXPECT_TRUE(throws_error([&] { execute(make_plan(c.problem, opt), c.x, c.w, y, opt); }, ErrorKind::interrupted));
+  EXPECT_TRUE(
+      throws_error([&] { execute(make_plan(c.problem, opt), c.x, c.w, y, opt); }, ErrorKind::interrupted));
   EXPECT_GE(calls, 1);
 }

@@ -36,10 +36,10 @@ inline const std::string& cuda_unavailable() {
   return why;
 }
 
-#define CONVND_SKIP_WITHOUT_CUDA()                                                          \
-  do {                                                                                      \
-    if (!::convnd::test::cuda_unavailable().empty())                                        \
-      GTEST_SKIP() << "no CUDA device: " << ::convnd::test::cuda_unavailable();             \
+#define CONVND_SKIP_WITHOUT_CUDA()                                              \
+  do {                                                                          \
+    if (!::convnd::test::cuda_unavailable().empty())                            \
+      GTEST_SKIP() << "no CUDA device: " << ::convnd::test::cuda_unavailable(); \
   } while (0)
 
 inline ExecOptions cuda_options(const std::string& algorithm = {}, int64_t budget = -1) {

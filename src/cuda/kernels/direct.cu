@@ -15,8 +15,8 @@ struct TapRange {
   bool exact;  // every tap of the range is real (no per-tap check needed)
 };
 
-__device__ __forceinline__ TapRange tap_range(int64_t p, int64_t s, int64_t kd, int64_t id, int64_t lo, int64_t K,
-                                              int64_t I) {
+__device__ __forceinline__ TapRange tap_range(int64_t p, int64_t s, int64_t kd, int64_t id, int64_t lo,
+                                              int64_t K, int64_t I) {
   const int64_t base = p * s - lo;
   if (id == 1) {
     const int64_t kmin = base >= 0 ? 0 : (-base + kd - 1) / kd;
@@ -35,9 +35,9 @@ __device__ __forceinline__ TapRange tap_range(int64_t p, int64_t s, int64_t kd, 
 }
 
 template <class T>
-__global__ void __launch_bounds__(256) direct_conv_kernel(ConvShape s, const T* __restrict__ x,
-                                                          const T* __restrict__ w, T* __restrict__ y,
-                                                          int64_t begin, int64_t end) {
+__global__ void __launch_bounds__(256)
+    direct_conv_kernel(ConvShape s, const T* __restrict__ x, const T* __restrict__ w, T* __restrict__ y,
+                       int64_t begin, int64_t end) {
   using C = compute_t<T>;
   const int64_t stride = int64_t(gridDim.x) * blockDim.x;
   for (int64_t e = begin + int64_t(blockIdx.x) * blockDim.x + threadIdx.x; e < end; e += stride) {

@@ -60,14 +60,14 @@ struct ScatterParams {
   void* y;
   const ScatterPhase* phases;  // [Pp], device memory
   int64_t n, c, cg, og, o;
-  int64_t in;       // input extent of the axis
-  int64_t k;        // weight taps of the axis
-  int64_t out;      // output extent P
-  int64_t pp;       // phases Pp
-  int64_t stride;   // st' (undilated input stride between rows)
-  int64_t dil;      // kd' (input distance between taps)
-  int64_t rows;     // per sample: ceil(P / Pp)
-  int taps_max;     // largest phase tap count (taps_max·cg <= the kernel's register tile)
+  int64_t in;      // input extent of the axis
+  int64_t k;       // weight taps of the axis
+  int64_t out;     // output extent P
+  int64_t pp;      // phases Pp
+  int64_t stride;  // st' (undilated input stride between rows)
+  int64_t dil;     // kd' (input distance between taps)
+  int64_t rows;    // per sample: ceil(P / Pp)
+  int taps_max;    // largest phase tap count (taps_max·cg <= the kernel's register tile)
   Elem elem;
 };
 /// Largest taps·(C/g) per phase the register kernel takes.

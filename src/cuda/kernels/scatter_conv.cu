@@ -28,16 +28,20 @@ __device__ __forceinline__ void store_vector(T* dst, const compute_t<T> (&acc)[V
   } pack;
 #pragma unroll
   for (int v = 0; v < V; ++v) pack.v[v] = from_compute<T>(acc[v]);
-  if constexpr (bytes == 16) *reinterpret_cast<uint4*>(dst) = pack.u16;
-  else if constexpr (bytes == 8) *reinterpret_cast<uint2*>(dst) = pack.u8;
-  else *reinterpret_cast<unsigned*>(dst) = pack.u4;
+  if constexpr (bytes == 16)
+    *reinterpret_cast<uint4*>(dst) = pack.u16;
+  else if constexpr (bytes == 8)
+    *reinterpret_cast<uint2*>(dst) = pack.u8;
+  else
+    *reinterpret_cast<unsigned*>(dst) = pack.u4;
 }
 
 // V columns per thread; TW >= taps·cg of every phase (the register tile of weights).
 // Register caps: 3 blocks (24 warps) per multiprocessor for the small tile, 2 for the large.
 template <class T, int V, int TW>
-__global__ void __launch_bounds__(kBlock, TW <= 4 ? 3 : 2) scatter_conv_kernel(ScatterParams p, int tpr, int rows_per_pass,
-                                                               int64_t rows_per_block, bool vector_store) {
+__global__ void __launch_bounds__(kBlock, TW <= 4 ? 3 : 2)
+    scatter_conv_kernel(ScatterParams p, int tpr, int rows_per_pass, int64_t rows_per_block,
+                        bool vector_store) {
   using C = compute_t<T>;
   const T* __restrict__ x = static_cast<const T*>(p.x);
   const T* __restrict__ w = static_cast<const T*>(p.w);
@@ -78,7 +82,10 @@ __global__ void __launch_bounds__(kBlock, TW <= 4 ? 3 : 2) scatter_conv_kernel(S
 #pragma unroll
     for (int t = 0; t < TW; ++t) {
       wr[v][t] = t < tc ? load(w + (o * p.k + ph.k_first + j * ph.k_step) * p.cg + c) : C(0);
-      if (++c == cg) { c = 0; ++j; }
+      if (++c == cg) {
+        c = 0;
+        ++j;
+      }
     }
   }
   const int ncols = min(V, cols - col0);
@@ -107,7 +114,10 @@ __global__ void __launch_bounds__(kBlock, TW <= 4 ? 3 : 2) scatter_conv_kernel(S
             for (int v = 0; v < V; ++v) acc[v] += xv * wr[v][t];
           }
         }
-        if (++c == cg) { c = 0; jd += p.dil; }
+        if (++c == cg) {
+          c = 0;
+          jd += p.dil;
+        }
       }
     } else {
 #pragma unroll
@@ -124,7 +134,10 @@ __global__ void __launch_bounds__(kBlock, TW <= 4 ? 3 : 2) scatter_conv_kernel(S
             const int64_t i = ibase + jd - ph.lo;
             if (i >= 0 && i < p.in) acc[v] += load(xs + i * p.c + chan + c) * wr[v][t];
           }
-          if (++c == cg) { c = 0; jd += p.dil; }
+          if (++c == cg) {
+            c = 0;
+            jd += p.dil;
+          }
         }
       }
     }
@@ -156,15 +169,19 @@ cudaError_t launch_tile(const ScatterParams& p, int sm_count, cudaStream_t strea
   if (gx > 0x7fffffff) return cudaErrorInvalidConfiguration;
   const int64_t total_rows = p.n * p.rows;
   const int64_t passes = (total_rows + rows_per_pass - 1) / rows_per_pass;
-  // About 8 blocks per multiprocessor in all, each streaming a contiguous range of rows.
-  int64_t gy = (int64_t(sm_count) * 8 + gx - 1) / gx;
+  // One wave of resident blocks, each streaming a contiguous range of rows.
+  int resident = 0;
+  cudaError_t e =
+      cudaOccupancyMaxActiveBlocksPerMultiprocessor(&resident, scatter_conv_kernel<T, V, TW>, kBlock, 0);
+  if (e != cudaSuccess) return e;
+  int64_t gy = (int64_t(sm_count) * (resident > 0 ? resident : 1) + gx - 1) / gx;
   if (gy > passes) gy = passes;
   if (gy > 65535) gy = 65535;
   if (gy < 1) gy = 1;
   const int64_t rows_per_block = ((passes + gy - 1) / gy) * rows_per_pass;
   gy = (total_rows + rows_per_block - 1) / rows_per_block;
-  const bool vector_store = cols % V == 0 && (p.out * p.o) % V == 0 &&
-                            reinterpret_cast<uintptr_t>(p.y) % (V * sizeof(T)) == 0;
+  const bool vector_store =
+      cols % V == 0 && (p.out * p.o) % V == 0 && reinterpret_cast<uintptr_t>(p.y) % (V * sizeof(T)) == 0;
   scatter_conv_kernel<T, V, TW><<<dim3(unsigned(gx), unsigned(gy)), kBlock, 0, stream>>>(
       p, tpr, rows_per_pass, rows_per_block, vector_store);
   return cudaGetLastError();

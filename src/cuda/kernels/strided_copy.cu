@@ -7,8 +7,9 @@ namespace convnd::cuda {
 namespace {
 
 template <class U>
-__global__ void __launch_bounds__(256) strided_copy_kernel(const U* __restrict__ src, U* __restrict__ dst,
-                                                           StridedLayout layout, int64_t total, bool to_dense) {
+__global__ void __launch_bounds__(256)
+    strided_copy_kernel(const U* __restrict__ src, U* __restrict__ dst, StridedLayout layout, int64_t total,
+                        bool to_dense) {
   const int64_t step = int64_t(gridDim.x) * blockDim.x;
   for (int64_t e = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; e < total; e += step) {
     int64_t r = e, off = 0;
@@ -16,8 +17,10 @@ __global__ void __launch_bounds__(256) strided_copy_kernel(const U* __restrict__
       off += (r % layout.shape[d]) * layout.strides[d];
       r /= layout.shape[d];
     }
-    if (to_dense) dst[e] = src[off];
-    else dst[off] = src[e];
+    if (to_dense)
+      dst[e] = src[off];
+    else
+      dst[off] = src[e];
   }
 }
 
@@ -29,18 +32,19 @@ cudaError_t launch(const void* src, void* dst, const StridedLayout& l, int elem_
   const unsigned grid = grid_for(total, 256, 132 * 32);
   switch (elem_bytes) {
     case 2:
-      strided_copy_kernel<uint16_t><<<grid, 256, 0, stream>>>(static_cast<const uint16_t*>(src),
-                                                               static_cast<uint16_t*>(dst), l, total, to_dense);
+      strided_copy_kernel<uint16_t><<<grid, 256, 0, stream>>>(
+          static_cast<const uint16_t*>(src), static_cast<uint16_t*>(dst), l, total, to_dense);
       break;
     case 4:
-      strided_copy_kernel<uint32_t><<<grid, 256, 0, stream>>>(static_cast<const uint32_t*>(src),
-                                                               static_cast<uint32_t*>(dst), l, total, to_dense);
+      strided_copy_kernel<uint32_t><<<grid, 256, 0, stream>>>(
+          static_cast<const uint32_t*>(src), static_cast<uint32_t*>(dst), l, total, to_dense);
       break;
     case 8:
-      strided_copy_kernel<uint64_t><<<grid, 256, 0, stream>>>(static_cast<const uint64_t*>(src),
-                                                               static_cast<uint64_t*>(dst), l, total, to_dense);
+      strided_copy_kernel<uint64_t><<<grid, 256, 0, stream>>>(
+          static_cast<const uint64_t*>(src), static_cast<uint64_t*>(dst), l, total, to_dense);
       break;
-    default: return cudaErrorInvalidValue;
+    default:
+      return cudaErrorInvalidValue;
   }
   return cudaGetLastError();
 }
