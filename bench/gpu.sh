@@ -17,6 +17,7 @@
 # does not stop the next. The run keeps to GPU_SH_SECONDS (default 570) in all: stages past
 # the deadline are skipped and say so. GPU_SH_STAGES picks stages (default: all, in the order
 # above); a warm machine keeps build-gpu/, so a second call can run the stages the first missed.
+# GPU_SH_PEERS_FROM=FILE takes PyTorch's figures from an earlier run's peers.jsonl.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -104,7 +105,7 @@ fi
 check_one() {  # list problem [check options...]
   local list=$1 p=$2 out rc line
   shift 2
-  out=$(timeout "$(limit 150)" $CONVND check "$p" --backend cuda --json "$@" 2>&1)
+  out=$(timeout "$(limit 90)" $CONVND check "$p" --backend cuda --json "$@" 2>&1)
   rc=$?
   line=$(printf '%s\n' "$out" | grep '^{"result"' | tail -1)
   if [ -n "$line" ]; then
@@ -158,7 +159,7 @@ if want bench && [ $HAVE_BIN = 1 ]; then
   n=0
   while IFS= read -r p; do
     if [ "$(left)" -lt 40 ]; then note "bench: out of time after $n problems"; break; fi
-    out=$(timeout "$(limit 120)" $B/gpu_bench --reps 5 --tails 64 "$p" 2>&1)
+    out=$(timeout "$(limit 90)" $B/gpu_bench --reps 5 --tails 64 "$p" 2>&1)
     rc=$?
     line=$(printf '%s\n' "$out" | grep '^{"problem"' | tail -1)
     if [ -n "$line" ]; then
@@ -174,6 +175,11 @@ if want bench && [ $HAVE_BIN = 1 ]; then
 fi
 
 # ---- PyTorch on the suite ---------------------------------------------------------------------
+# GPU_SH_PEERS_FROM=FILE reuses an earlier run's peers.jsonl (same device kind) instead.
+if ! want peers && [ -n "${GPU_SH_PEERS_FROM:-}" ] && [ -f "$GPU_SH_PEERS_FROM" ]; then
+  cp "$GPU_SH_PEERS_FROM" "$OUT/peers.jsonl"
+  note "peers (PyTorch): from $GPU_SH_PEERS_FROM (an earlier run)"
+fi
 if want peers; then
   if [ "$(left)" -gt 60 ]; then
     t=$(date +%s)
