@@ -33,7 +33,10 @@ B=${GPU_SH_BUILD_DIR:-build-gpu}
 JOBS=$(nproc)
 PY=python3
 [ -x /opt/torch/.venv/bin/python3 ] && PY=/opt/torch/.venv/bin/python3
-[ -d /usr/local/cuda/bin ] && export PATH=/usr/local/cuda/bin:$PATH
+if ! command -v nvcc >/dev/null; then
+  for d in /usr/local/cuda/bin /usr/local/cuda-13*/bin /opt/cuda/bin; do [ -x "$d/nvcc" ] && export PATH=$d:$PATH && break; done
+fi
+CUDA_HOME_GUESS=$(dirname "$(dirname "$(command -v nvcc 2>/dev/null || echo /usr/local/cuda/bin/nvcc)")")
 NOTES=()
 
 want() { [[ "$STAGES" == *" $1 "* ]]; }
@@ -74,6 +77,7 @@ if want build; then
   fi
   if cmake --build $B -j"$JOBS" >>"$OUT/build.log" 2>&1 &&
      nvcc -O2 -std=c++20 -arch=sm_90 -Iinclude bench/gpu_bench.cu $B/libconvnd.a -lcublas -o $B/gpu_bench \
+       -Xlinker -rpath -Xlinker "$CUDA_HOME_GUESS/lib64" -Xlinker -rpath -Xlinker "$CUDA_HOME_GUESS/targets/x86_64-linux/lib" \
        >>"$OUT/build.log" 2>&1; then
     note "build: ok in $(($(date +%s) - t)) s (unit tests $([ $TESTS_BUILT = 1 ] && echo built || echo 'not built: no GoogleTest'))"
   else
