@@ -1,6 +1,7 @@
 #include <convnd/status.h>
 #include <convnd/tensor.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <new>
@@ -44,9 +45,11 @@ bool TensorView::is_contiguous() const {
 }
 
 Tensor Tensor::empty(DType dtype, const Shape& shape) {
-  int64_t n = 1, bytes;
+  // The strides multiply every extent but the first, so the product of max(e, 1) must fit
+  // too: a zero extent makes the element count 0 but not the strides small.
+  int64_t n = 1, span = 1, bytes;
   for (int64_t e : shape) {
-    if (e < 0 || !checked_mul(n, e, &n))
+    if (e < 0 || !checked_mul(n, e, &n) || !checked_mul(span, std::max<int64_t>(e, 1), &span))
       throw Error(ErrorKind::invalid, "[tensor] shape has a negative extent or its size overflows int64");
   }
   if (!checked_mul(n, dtype_size(dtype), &bytes))
