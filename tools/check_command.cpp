@@ -143,6 +143,20 @@ Outcome check_problem(const Problem& p, const Options& o, uint64_t seed) {
     r.worst = compare(g, x, w, y, r.checked, [](int64_t i) { return i; }, plan.threads, progress);
   } else {
     r.samples = choose_samples(g, o.samples, seed);
+    if (o.whole_batch_given) {
+      // Every element of one batch entry, e.g. the last, whose offsets are the largest.
+      const int64_t b = o.whole_batch < 0 ? g.n + o.whole_batch : o.whole_batch;
+      if (b < 0 || b >= g.n)
+        throw UsageError("--whole-batch " + std::to_string(o.whole_batch) + " is outside the batch of " +
+                         std::to_string(g.n));
+      const int64_t per = g.y_elems() / g.n;
+      std::vector<int64_t>& idx = r.samples.index;
+      const size_t before = idx.size();
+      idx.resize(before + size_t(per));
+      for (int64_t i = 0; i < per; ++i) idx[before + size_t(i)] = b * per + i;
+      std::sort(idx.begin(), idx.end());
+      idx.erase(std::unique(idx.begin(), idx.end()), idx.end());
+    }
     r.checked = int64_t(r.samples.index.size());
     const int64_t* idx = r.samples.index.data();
     r.worst = compare(g, x, w, y, r.checked, [idx](int64_t i) { return idx[i]; }, plan.threads, progress);

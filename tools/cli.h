@@ -39,6 +39,8 @@ struct Options {
   bool json = false;
   bool full = false;
   int64_t samples = -1;  // -1: the default
+  int64_t whole_batch = 0;  // check: a batch entry compared in full (negative: from the end)
+  bool whole_batch_given = false;
   int64_t budget = -1;   // -1: the library's default (CONVND_WORKSPACE_BYTES or 256 MiB)
   int threads = 0;       // 0: the library's default
   Backend backend = Backend::cpu;

@@ -68,6 +68,8 @@ constexpr const char* kCheckHelp =
     "\n"
     "  --full              compare every output element\n"
     "  --samples K         compare a sample with K random elements (default 4096 or fewer)\n"
+    "  --whole-batch B     in sampled mode, also compare every element of batch entry B\n"
+    "                      (negative counts from the end: -1 is the last entry)\n"
     "  --seed S            seed of the inputs and the sample (default: a fresh one, printed)\n"
     "  --json              one JSON object per problem\n";
 
@@ -105,6 +107,7 @@ constexpr OptionSpec kOptions[] = {
     {"input", true, kRun},           {"weight", true, kRun},          {"output", true, kRun},
     {"seed", true, kRun | kCheck | kBench},
     {"json", false, kAll},           {"full", false, kCheck},         {"samples", true, kCheck},
+    {"whole-batch", true, kCheck},
     {"file", true, kCheck | kBench}, {"reps", true, kBench},          {"budget", true, kAll},
     {"threads", true, kAll},         {"backend", true, kAll},         {"algorithm", true, kAll},
 };
@@ -134,6 +137,12 @@ void apply(Options& o, std::string_view name, std::string_view v) {
     o.seed = s;
     o.seed_given = true;
   } else if (name == "samples") o.samples = parse_count(name, v, 0, int64_t(1) << 40);
+  else if (name == "whole-batch") {
+    const bool neg = !v.empty() && v[0] == '-';
+    const int64_t b = parse_count(name, neg ? v.substr(1) : v, neg ? 1 : 0, int64_t(1) << 62);
+    o.whole_batch = neg ? -b : b;
+    o.whole_batch_given = true;
+  }
   else if (name == "reps") o.reps = int(parse_count(name, v, 1, 1000000));
   else if (name == "threads") o.threads = int(parse_count(name, v, 1, 1 << 16));
   else if (name == "budget") {

@@ -344,6 +344,12 @@ case_check() {
   contains "$T/out" "worst=y[2,39,49,15]"
   CONVND_CHECK_CORRUPT=17 expect 1 check 'n=3 in=40x50 c=8 o=16 k=3x3 pad=1' --samples 0 --seed 2
   CONVND_CHECK_CORRUPT=-3 expect 1 check 'n=3 in=40x50 c=8 o=16 k=3x3 pad=1' --samples 0 --seed 3
+  # --whole-batch compares one whole entry: an error in the middle of the last entry
+  # (y[2,20,25,3], away from every row and border of the default sample) is caught with it.
+  CONVND_CHECK_CORRUPT=-15597 expect 0 check 'n=3 in=40x50 c=8 o=16 k=3x3 pad=1' --samples 0 --seed 2
+  CONVND_CHECK_CORRUPT=-15597 expect 1 check 'n=3 in=40x50 c=8 o=16 k=3x3 pad=1' --samples 0 --seed 2 --whole-batch -1
+  contains "$T/out" "worst=y[2,20,25,3]"
+  expect 2 check 'n=3 in=40x50 c=8 o=16 k=3x3 pad=1' --samples 0 --whole-batch 3
   # JSON
   expect 0 check 'in=8 c=2 o=2 k=3' --json --seed 1 && contains "$T/out" '"result": "PASS"'
   contains "$T/out" '"seed": 1'
