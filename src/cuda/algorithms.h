@@ -3,6 +3,9 @@
 #pragma once
 #include <convnd/problem.h>
 
+#include <string>
+
+#include "cuda/gemm_conv_params.h"
 #include "cuda/kernels/kernels.h"
 #include "cuda/runtime.h"
 #include "plan/algorithm.h"
@@ -17,6 +20,17 @@ const Algorithm& polyphase_gemm_cuda_algorithm();      // input-dilated / transp
 const Algorithm& direct_cuda_algorithm();              // everything (the fallback)
 
 namespace cuda {
+
+/// The tensor-core kernels' tile width over output channels (64 or 128) for a dense problem,
+/// by rule: 128 reads shared memory less per multiply-add; 64 when O/g <= 64, or when its
+/// blocks fill the device's waves clearly better.
+int gemm_block_n(const Geometry& sub);
+
+/// Runs one dense conv of ctx's problem through the implicit GEMM kernels, a launch per chunk
+/// of whole samples (and of at most 65535 groups). Adds the outputs written to *done and
+/// reports progress as a fraction of `total`; Status interrupted when the caller asked to stop.
+Status run_gemm_conv(const RunContext& ctx, const Geometry& sub, const DenseConvMap& map, int block_n,
+                     int64_t* done, int64_t total);
 
 static_assert(int(Elem::f32) == int(DType::f32) && int(Elem::f16) == int(DType::f16) &&
               int(Elem::bf16) == int(DType::bf16) && int(Elem::f64) == int(DType::f64));

@@ -12,9 +12,9 @@ namespace convnd {
 
 const std::vector<const Algorithm*>& cuda_algorithms() {
   static const std::vector<const Algorithm*> list = {
-      &pointwise_gemm_cuda_algorithm(),
-      &transposed_scatter_cuda_algorithm(),
-      &direct_cuda_algorithm(),
+      &pointwise_gemm_cuda_algorithm(),     &depthwise_direct_cuda_algorithm(),
+      &transposed_scatter_cuda_algorithm(), &implicit_gemm_cuda_algorithm(),
+      &polyphase_gemm_cuda_algorithm(),     &direct_cuda_algorithm(),
   };
   return list;
 }

@@ -47,7 +47,128 @@ void check_list(const std::string& algo, std::initializer_list<const char*> prob
     }
 }
 
+// Random depthwise problems (C = O = groups) around the kernel's vector widths (4 channels
+// for f32, 8 for f16 / bf16, 2 for f64) and its 4 outputs per thread.
+Problem random_depthwise(Rng& rng, DType t) {
+  for (;;) {
+    DrawLimits lim;
+    lim.conv_transpose = false;
+    lim.max_input_dilation = 1;
+    lim.max_groups = 1;
+    lim.max_channels_per_group = 1;
+    lim.max_extent = 11;
+    lim.max_kernel = 5;
+    lim.max_macs = 1e9;
+    lim.dtypes = {t};
+    Problem p = random_problem(rng, lim);
+    p.groups = p.c = p.o = rng.pick(std::vector<int64_t>{1, 2, 3, 4, 5, 7, 8, 9, 15, 16, 17, 24, 37, 64});
+    Geometry g;
+    if (validate(p, &g).ok() && g.macs() <= 3e5) return p;
+  }
+}
+
+// Runs c with the named algorithm and one tile of its plan replaced (tiles never change bits).
+Tensor run_with_tile(const Case& c, const std::string& algo, const std::string& tile, int64_t value) {
+  const ExecOptions opt = cuda_options(algo);
+  Plan plan = make_plan(c.problem, opt);
+  for (auto& [name, v] : plan.tiles)
+    if (name == tile) v = value;
+  Tensor y = Tensor::empty(c.problem.dtype, y_shape(c.shapes));
+  execute(plan, c.x, c.w, y, opt);
+  return y;
+}
+
 }  // namespace
+
+TEST(CudaAlgorithms, DepthwiseDirectRandom) {
+  CONVND_SKIP_WITHOUT_CUDA();
+  Rng rng = test_rng();
+  for (int i = 0; i < 160; ++i) {
+    const Problem p = random_depthwise(rng, kAllDtypes[i % 4]);
+    Case c = make_case(p, rng);
+    Tensor y;
+    ASSERT_TRUE(run_cuda(c, "depthwise_direct__cuda", &y)) << to_string(p);
+    ASSERT_TRUE(matches_oracle(y, oracle(c))) << to_string(p);
+  }
+}
+
+TEST(CudaAlgorithms, DepthwiseDirectTileBoundaries) {
+  CONVND_SKIP_WITHOUT_CUDA();
+  // Output widths 3, 4, 5, 8, 9 around the 4 outputs per thread; channels around every vector
+  // width; the 3-tap window and the general path (stride, dilation, 5 taps, flip, 3-D).
+  check_list(
+      "depthwise_direct__cuda",
+      {"n=2 in=13x11 c=37 o=37 k=3x3 pad=1 g=37", "n=2 in=6x4 c=8 o=8 k=3x3 pad=1 g=8",
+       "in=5x5 c=16 o=16 k=3x3 g=16", "in=3x7 c=9 o=9 k=3x3 pad=1 g=9", "in=4x8 c=24 o=24 k=3x3 pad=1 g=24",
+       "in=2x9 c=7 o=7 k=1x3 pad=0:1 g=7", "n=3 in=15x17 c=4 o=4 k=3x3 pad=1 g=4 stride=2",
+       "in=9x9 c=64 o=64 k=5x5 stride=2 pad=2 g=64 flip=1",
+       "in=4x5x6 c=17 o=17 k=3x1x2 dil=2x1x1 pad=1:0 g=17", "in=33 c=8 o=8 k=7 pad=3 g=8",
+       "in=12 c=16 o=16 k=3 dil=2 pad=-1:2 g=16", "in=1x1 c=5 o=5 k=1x1 g=5"});
+}
+
+TEST(CudaAlgorithms, ImplicitGemmRandom) {
+  CONVND_SKIP_WITHOUT_CUDA();
+  DrawLimits lim;
+  lim.conv_transpose = false;
+  lim.max_input_dilation = 1;
+  lim.max_channels_per_group = 40;
+  lim.max_extent = 10;
+  lim.max_macs = 4e5;
+  check_algorithm_on_draws("implicit_gemm__cuda", lim, 160, 150);
+}
+
+TEST(CudaAlgorithms, ImplicitGemmTileBoundaries) {
+  CONVND_SKIP_WITHOUT_CUDA();
+  // Rows M around the 128-row tile (127, 128, 129, 256, primes), output channels around the 64 and
+  // 128 tiles, channels per group around the 8-channel (4 for f32) vectors and the 32-wide K
+  // step, K tails, groups, strides, dilation, negative padding, flip, 1-D and 3-D.
+  check_list("implicit_gemm__cuda",
+             {"n=1 in=127 c=8 o=64 k=3 pad=1", "n=1 in=128 c=32 o=128 k=1", "n=1 in=129 c=33 o=129 k=3 pad=1",
+              "n=2 in=16x8 c=64 o=63 k=3x3 pad=1", "n=1 in=11x13 c=32 o=65 k=3x3 pad=1",
+              "n=3 in=7x7 c=128 o=127 k=3x3 pad=1", "n=1 in=8x16 c=40 o=65 k=3x3 pad=1",
+              "n=2 in=9x9 c=3 o=17 k=3x3 pad=1", "in=31 c=7 o=13 k=5 dil=3 pad=-1:4 flip=1",
+              "n=1 in=17x15 c=16 o=33 k=3x3 stride=2 pad=0:2x1", "in=5x6x7 c=8 o=6 k=2x3x2 pad=1 flip=1",
+              "n=3 in=11x13 c=32 o=32 k=3x3 g=4 stride=1x2", "n=3 in=11x13 c=12 o=12 k=3x3 g=4 stride=1x2",
+              "n=2 in=8x8x8 c=16 o=16 k=3x3x3 pad=1", "n=2 in=12x12 c=24 o=40 k=1x1 stride=2",
+              "in=257 c=9 o=131 k=2", "n=2 in=37 c=24 o=256 k=4 stride=3 pad=2",
+              "in=23 c=96 o=8 k=7 dil=2 pad=6", "in=10 c=8 o=8 k=3 g=1 pad=-2"});
+}
+
+TEST(CudaAlgorithms, ImplicitGemmTileWidthsAgreeBitwise) {
+  CONVND_SKIP_WITHOUT_CUDA();
+  Rng rng = test_rng();
+  for (const char* s : {"n=2 in=15x9 c=64 o=200 k=3x3 pad=1", "n=1 in=130 c=17 o=129 k=3 pad=1 g=1"})
+    for (DType t : {DType::f16, DType::bf16}) {
+      Problem p = parse_problem(s);
+      p.dtype = t;
+      Case c = make_case(p, rng);
+      const Tensor a = run_with_tile(c, "implicit_gemm__cuda", "block_n", 64);
+      const Tensor b = run_with_tile(c, "implicit_gemm__cuda", "block_n", 128);
+      ASSERT_TRUE(matches_oracle(a, oracle(c))) << to_string(p);
+      ASSERT_TRUE(bit_equal(a, b)) << to_string(p);
+    }
+}
+
+TEST(CudaAlgorithms, PolyphaseGemmRandom) {
+  CONVND_SKIP_WITHOUT_CUDA();
+  DrawLimits lim;
+  lim.max_channels_per_group = 24;
+  lim.max_extent = 9;
+  lim.max_macs = 3e5;
+  check_algorithm_on_draws("polyphase_gemm__cuda", lim, 160, 60);
+}
+
+TEST(CudaAlgorithms, PolyphaseGemmCases) {
+  CONVND_SKIP_WITHOUT_CUDA();
+  check_list(
+      "polyphase_gemm__cuda",
+      {"op=convT n=2 in=9x7 c=16 o=8 k=4x4 stride=2 pad=1", "op=convT in=21 c=8 o=4 k=16 stride=8 pad=4",
+       "op=convT in=5x4x3 c=4 o=6 k=3x2x3 stride=2x3x1 dil=1x2x1 outpad=1x0x0 g=2",
+       "op=convT n=2 in=30 c=64 o=32 k=16 stride=8", "op=convT n=1 in=16x16 c=64 o=129 k=4x4 stride=2 pad=1",
+       "in=9x7 c=6 o=4 k=3x2 stride=2x1 pad=0:2x1:0 dil=1x2 idil=2x1 g=2 flip=1",
+       "in=6 c=3 o=5 k=2 stride=3 idil=4 pad=-3:2", "in=17 c=2 o=3 k=4 dil=2 idil=3 pad=2:1",
+       "op=convT in=3 c=8 o=8 k=2 stride=5"});
+}
 
 TEST(CudaAlgorithms, PointwiseGemmRandom) {
   CONVND_SKIP_WITHOUT_CUDA();
@@ -144,7 +265,13 @@ TEST(CudaAlgorithms, PlannerPrefersFastPathsAndExplainsRejections) {
     const char* algo;
   };
   for (Want w : {Want{"n=8 in=56x56 c=256 o=64 dtype=bf16", "pointwise_gemm__cuda"},
-                 Want{"op=convT in=5160 c=1 o=1 k=4096 stride=1024", "transposed_scatter__cuda"}}) {
+                 Want{"op=convT in=5160 c=1 o=1 k=4096 stride=1024", "transposed_scatter__cuda"},
+                 Want{"n=2 in=56x56 c=384 o=384 k=3x3 pad=1 g=384 dtype=bf16", "depthwise_direct__cuda"},
+                 Want{"n=2 in=14x14 c=256 o=256 k=3x3 pad=1 dtype=bf16", "implicit_gemm__cuda"},
+                 Want{"n=1 in=32x32x32 c=64 o=64 k=3x3x3 pad=1 dtype=bf16", "implicit_gemm__cuda"},
+                 Want{"n=1 in=64x64 c=64 o=1100 k=3x3 pad=1", "implicit_gemm__cuda"},
+                 Want{"op=convT n=1 in=1000 c=512 o=256 k=16 stride=8", "polyphase_gemm__cuda"},
+                 Want{"op=convT n=1 in=64x64 c=256 o=128 k=4x4 stride=2 pad=1", "polyphase_gemm__cuda"}}) {
     Plan p = make_plan(parse_problem(w.problem), cuda_options());
     EXPECT_EQ(p.algorithm, w.algo) << w.problem << "\n" << p.to_text();
     EXPECT_EQ(p.backend, Backend::cuda);

@@ -1,7 +1,7 @@
-// The device code's interface: plain parameter structs and launch functions, one per kernel
-// family. Self-contained (CUDA's runtime header only), so that src/cuda/kernels/ includes
-// nothing from the rest of convnd; the host code (src/cuda/*.cpp) fills the structs from a
-// Geometry and checks every returned cudaError_t with file and line.
+// The device code's interface: launch functions, one per kernel family, taking the plain
+// parameter structs of params.h. Self-contained (CUDA's runtime header only), so that src/cuda/kernels/
+// includes nothing from the rest of convnd; the host code (src/cuda/*.cpp) fills the structs from a Geometry
+// and checks every returned cudaError_t with file and line.
 //
 // Every extent and offset is 64-bit. A kernel narrows to 32 bits only inside a tile whose
 // size the host proved small (each struct says where).
@@ -10,19 +10,9 @@
 
 #include <cstdint>
 
+#include "params.h"
+
 namespace convnd::cuda {
-
-/// Element types, numbered like convnd::DType (checked by a static_assert on the host side).
-enum class Elem : int { f32 = 0, f16 = 1, bf16 = 2, f64 = 3 };
-
-/// The 3-D conv_general (see include/convnd/problem.h, Geometry), dense channels-last tensors:
-/// x [N, I0, I1, I2, C], w [O, K0, K1, K2, C/g], y [N, P0, P1, P2, O].
-struct ConvShape {
-  int64_t n, c, o, groups, cg, og;
-  int64_t in[3], k[3], out[3], stride[3], lo[3], kdil[3], idil[3];
-  int flip;
-  Elem elem;
-};
 
 // ---- direct: one thread per output element, any problem (the backend's fallback) ----------
 cudaError_t launch_direct_conv(const ConvShape& s, const void* x, const void* w, void* y, int64_t y_begin,
@@ -73,5 +63,17 @@ struct ScatterParams {
 /// Largest taps·(C/g) per phase the register kernel takes.
 constexpr int kScatterMaxTapChannels = 16;
 cudaError_t launch_scatter_conv(const ScatterParams& p, int sm_count, cudaStream_t stream);
+
+// ---- depthwise: one channel in and out per group (params.h DepthwiseParams) -------------
+/// wt[tap, c] = w[c, flip ? K−1−tap : tap] (all axes); wt holds K0·K1·K2·C elements.
+cudaError_t launch_depthwise_weights(const void* w, void* wt, int64_t c, const int64_t k[3], bool flip,
+                                     Elem elem, cudaStream_t stream);
+/// Runs the whole output; `vector` picks 16-byte channel loads (C a multiple of 16 / element
+/// size and every pointer 16-byte aligned), else one channel per thread.
+cudaError_t launch_depthwise(const DepthwiseParams& p, bool vector, int sm_count, cudaStream_t stream);
+
+// ---- implicit GEMM: a dense conv per group, maybe one stride phase (params.h GemmConvParams)
+/// Runs the whole dense problem (every group from group0 on, every row).
+cudaError_t launch_gemm_conv(const GemmConvParams& p, cudaStream_t stream);
 
 }  // namespace convnd::cuda

@@ -1,0 +1,124 @@
+// Dense convs (no input dilation) as an implicit GEMM per group on the GPU (the CUDA
+// counterpart of src/cpu im2col_gemm): kernels/implicit_gemm_mma.cu on the tensor cores for
+// f16 / bf16, kernels/implicit_gemm_fma.cu on the FMA units for f32 (exact, no TF32) and f64.
+// Nothing is unfolded: the kernels address x per tap, so no workspace is needed and the
+// budget never changes the result. Also the runner that polyphase_gemm.cpp shares.
+#include <algorithm>
+#include <climits>
+
+#include "cuda/algorithms.h"
+#include "cuda/runtime.h"
+
+namespace convnd {
+
+namespace cuda {
+
+namespace {
+
+constexpr int64_t kRowsPerLaunch = int64_t(1) << 22;  // progress granularity
+constexpr int64_t kMaxGroupsPerLaunch = 65535;        // grid.z
+
+bool aligned16(const void* p) {
+  return reinterpret_cast<uintptr_t>(p) % 16 == 0;
+}
+
+int64_t ceil_div64(int64_t a, int64_t b) {
+  return (a + b - 1) / b;
+}
+
+// Fraction of the launched waves' block slots that hold a block.
+double wave_fill(int64_t blocks, int64_t slots) {
+  const int64_t waves = ceil_div64(blocks, slots);
+  return waves == 0 ? 1.0 : double(blocks) / double(waves * slots);
+}
+
+}  // namespace
+
+int gemm_block_n(const Geometry& sub) {
+  const int64_t og = sub.og();
+  if (og <= 64) return 64;
+  const int64_t sms = device_info(current_device()).sm_count;
+  const int64_t m_tiles = ceil_div64(sub.n * sub.out_volume(), kGemmBlockM);
+  // Resident blocks per multiprocessor: 2 of the 128-wide tile, 3 of the 64-wide one.
+  const double fill128 = wave_fill(m_tiles * ceil_div64(og, 128) * sub.groups, 2 * sms);
+  const double fill64 = wave_fill(m_tiles * ceil_div64(og, 64) * sub.groups, 3 * sms);
+  return fill64 > 1.15 * fill128 ? 64 : 128;
+}
+
+Status run_gemm_conv(const RunContext& ctx, const Geometry& sub, const DenseConvMap& map, int block_n,
+                     int64_t* done, int64_t total) {
+  const Geometry& g = ctx.g;
+  const int64_t es = dtype_size(g.dtype);
+  GemmConvParams p = gemm_conv_params(g, sub, map);
+  p.block_n = block_n;
+  p.elem = elem_of(g.dtype);
+  const int64_t load_vec = g.dtype == DType::f64 ? 0 : g.dtype == DType::f32 ? 4 : 8;
+  p.vector_loads = load_vec > 0 && p.cg % load_vec == 0 && aligned16(ctx.x.data) && aligned16(ctx.w.data);
+  const int64_t store_vec = 16 / es;
+  p.vector_stores = p.o % store_vec == 0 && p.og % store_vec == 0 && aligned16(ctx.y.data);
+
+  const int64_t out_volume = sub.out_volume();
+  if (out_volume == 0 || g.n == 0) return Status::Ok();
+  const int64_t x_sample = g.in_volume() * g.c * es, y_sample = g.out_volume() * g.o * es;
+  const int64_t samples = std::clamp<int64_t>(kRowsPerLaunch / out_volume, 1, INT32_MAX / out_volume);
+  for (int64_t n0 = 0; n0 < g.n; n0 += samples) {
+    const int64_t ns = std::min(samples, g.n - n0);
+    p.n = ns;
+    p.m = ns * out_volume;
+    p.x = static_cast<const char*>(ctx.x.data) + n0 * x_sample;
+    p.w = ctx.w.data;
+    p.y = static_cast<char*>(ctx.y.data) + n0 * y_sample;
+    for (int64_t q0 = 0; q0 < g.groups; q0 += kMaxGroupsPerLaunch) {
+      p.group0 = q0;
+      p.groups = int32_t(std::min(kMaxGroupsPerLaunch, g.groups - q0));
+      CONVND_CUDA_CHECK(launch_gemm_conv(p, 0));
+      *done += p.m * p.og * p.groups;
+      if (!report_done(ctx, double(*done) / double(std::max<int64_t>(total, 1))))
+        return Status(ErrorKind::interrupted, "[" + std::string(ctx.plan.algorithm) + "] cancelled");
+    }
+  }
+  return Status::Ok();
+}
+
+}  // namespace cuda
+
+namespace {
+
+class ImplicitGemmCuda final : public Algorithm {
+ public:
+  std::string_view name() const override { return "implicit_gemm__cuda"; }
+  Backend backend() const override { return Backend::cuda; }
+  std::string plan(const Geometry& g, const PlanRequest&, Plan* plan, int64_t*) const override {
+    if (g.idil != Dims{1, 1, 1}) return "input dilation needs the polyphase algorithms";
+    const cuda::DenseConvPiece pc = cuda::dense_conv_pieces(g).front();
+    std::string why = cuda::gemm_conv_unsupported(g, pc.sub, pc.map);
+    if (!why.empty()) return why;
+    const bool mma = g.dtype == DType::f16 || g.dtype == DType::bf16;
+    const int64_t block_m = g.dtype == DType::f64 ? 64 : 128;
+    const int64_t block_n = mma ? cuda::gemm_block_n(pc.sub) : block_m;
+    const int64_t vec = g.dtype == DType::f64 ? 0 : g.dtype == DType::f32 ? 4 : 8;
+    plan->workspace_bytes = 0;
+    plan->index_bits = 64;
+    plan->tiles = {{"block_m", block_m},
+                   {"block_n", block_n},
+                   {"block_k", mma ? 32 : 8},
+                   {"tensor_cores", mma ? 1 : 0},
+                   {"vector_loads", vec > 0 && g.cg() % vec == 0 ? 1 : 0}};
+    return {};
+  }
+  Status run(const RunContext& ctx) const override {
+    const cuda::DenseConvPiece pc = cuda::dense_conv_pieces(ctx.g).front();
+    int64_t done = 0;
+    return cuda::run_gemm_conv(ctx, pc.sub, pc.map, int(ctx.plan.tile("block_n", 128)), &done,
+                               ctx.g.y_elems());
+  }
+};
+
+}  // namespace
+
+const Algorithm& implicit_gemm_cuda_algorithm() {
+  static const ImplicitGemmCuda a;
+  return a;
+}
+
+}  // namespace convnd
