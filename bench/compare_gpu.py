@@ -3,8 +3,13 @@ PyTorch's on the same problems (bench/peers_gpu.py), convnd's sampled checks, th
 the device ceilings measured in the same run. Writes a markdown report and prints a short table.
 
   python3 bench/compare_gpu.py --suite bench/gpu-suite.txt --bench bench.jsonl --peers peers.jsonl
-      --checks checks.jsonl --tests tests.log --out report.md [--out copy.md] [--note 'build: ok'] ...
+      --checks checks.jsonl --tests tests.log [--variants variants.jsonl] --out report.md [--out copy.md]
+      [--note 'build: ok'] ...
+
+Also checks the issue's targets (geometric mean over the standard bf16 layers, depthwise, the
+>2^31 problems, the long transposed conv's share of copy bandwidth, first-call pauses).
 """
+import math
 import argparse
 import datetime
 import json
@@ -72,6 +77,7 @@ def main():
     ap.add_argument("--peers")
     ap.add_argument("--checks")
     ap.add_argument("--tests")
+    ap.add_argument("--variants")
     ap.add_argument("--device", default="")
     ap.add_argument("--note", action="append", default=[])
     ap.add_argument("--out", action="append", default=[])
@@ -159,6 +165,81 @@ def main():
             fmt_ms(pms) if pms else (p.get("error", "-")[:40] if p else "-"), ("%.2f" % sp) if sp else "-",
             p.get("first_call_s", "-"), e["recorded"] or "-", check_word(checks.get(t)), tails))
         short.append((t, b.get("algorithm", "ERR"), cms, pms, sp, check_word(checks.get(t)), tails))
+    # ---- the issue's targets -------------------------------------------------------------------
+    def ratio(t):
+        b, p = bench.get(t) or {}, peers.get(t) or {}
+        return (p["ms"] / b["median_ms"]) if (b.get("median_ms") and p.get("ms")) else None
+
+    targets = []
+    std = [e["problem"] for e in suite if e["section"].startswith("standard layers")]
+    rs = [ratio(t) for t in std]
+    have = [r for r in rs if r]
+    if have:
+        gm = math.exp(sum(math.log(r) for r in have) / len(have))
+        targets.append(("standard bf16 layers: geometric mean of PyTorch/convnd (%d of %d problems)" % (len(have), len(std)),
+                        "%.2f" % gm, ">= 0.7", gm >= 0.7 and len(have) == len(std)))
+    for t in std:
+        if "g=384" in t:
+            r = ratio(t)
+            targets.append(("depthwise " + t, "%.2f" % r if r else "-", ">= 1.0", bool(r and r >= 1.0)))
+    large = [e["problem"] for e in suite if e["section"].startswith("more than 2^31")]
+    for t in large:
+        r = ratio(t)
+        need = 20.0 if t.startswith("n=1 ") else 1.0
+        if r is None:
+            rec = next((e["recorded_ms"] for e in suite if e["problem"] == t), None)
+            b = bench.get(t) or {}
+            if rec and b.get("median_ms"):
+                r = rec / b["median_ms"]
+                targets.append((t + " (vs the suite's recorded PyTorch time: no peer this run)", "%.2f" % r,
+                                ">= %g" % need, r >= need))
+                continue
+        targets.append((t, "%.2f" % r if r else "-", ">= %g" % need, bool(r and r >= need)))
+    for e in suite:
+        t = e["problem"]
+        if t.startswith("op=convT in=1000000"):
+            b = bench.get(t) or {}
+            if b.get("gbps") and copy and copy.get("copy_GBps"):
+                share = b["gbps"] / copy["copy_GBps"]
+                targets.append((t + ": share of copy bandwidth", "%.0f%%" % (100 * share), ">= 50%", share >= 0.5))
+    worst_pause = None
+    for t, b in bench.items():
+        if b.get("median_ms") is None:
+            continue
+        pause = (b.get("plan_ms") or 0) + max(0.0, (b.get("warmup_ms") or 0) - b["median_ms"])
+        if worst_pause is None or pause > worst_pause[0]:
+            worst_pause = (pause, t)
+    if worst_pause:
+        targets.append(("first call's pause (planning + warm-up beyond a run), worst: " + worst_pause[1],
+                        "%.0f ms" % worst_pause[0], "<= 1000 ms", worst_pause[0] <= 1000))
+    unchecked = [t for t in (e["problem"] for e in suite)
+                 if not (bench.get(t) or {}).get("tails_pass") and check_word(checks.get(t)) != "PASS"]
+    targets.append(("suite problems run and checked (tails or sampled check)",
+                    "%d of %d" % (len(suite) - len(unchecked), len(suite)), "all", not unchecked))
+    lines.append("")
+    lines.append("## Targets")
+    lines.append("")
+    lines.append("| target | measured | wanted | met |")
+    lines.append("| --- | --- | --- | --- |")
+    for name, got, want, ok in targets:
+        lines.append("| %s | %s | %s | %s |" % (name, got, want, "yes" if ok else "**no**"))
+
+    variants = read_jsonl(a.variants)
+    if variants:
+        lines.append("")
+        lines.append("## Tile alternatives (gpu_bench --tile), against the planner's choice")
+        lines.append("")
+        lines.append("| problem | planner's tiles | ms | alternative | ms |")
+        lines.append("| --- | --- | --- | --- | --- |")
+        for v in variants:
+            t = v.get("suite", "?")
+            b = bench.get(t) or {}
+            r = v.get("result") if isinstance(v.get("result"), dict) else {}
+            tiles = b.get("tiles") or {}
+            lines.append("| `%s` | %s | %s | %s | %s |" % (
+                t, ", ".join("%s=%s" % kv for kv in tiles.items() if kv[0].startswith("block")) or "-",
+                fmt_ms(b.get("median_ms")), v.get("variant", "?").strip(),
+                fmt_ms(r.get("median_ms")) if r else str(v.get("result"))[:60]))
     md = "\n".join(lines) + "\n"
     for path in a.out:
         os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
@@ -177,6 +258,8 @@ def main():
         print("  list %s: %d/%d PASS" % (name, ok, len(rows)))
     if copy:
         print("  copy bandwidth: %.0f GB/s" % copy.get("copy_GBps", 0))
+    for name, got, want, ok in targets:
+        print("  target %-4s %s: %s (want %s)" % ("ok" if ok else "MISS", name[:90], got, want))
     print("  %-52s %-26s %9s %9s %7s %-8s %s" % ("problem", "algorithm", "convnd", "torch", "speedup", "check", "tails"))
     for t, algo, cms, pms, sp, chk, tails in short:
         print("  %-52s %-26s %9s %9s %7s %-8s %s" % (t[:52], (algo or "")[:26], fmt_ms(cms), fmt_ms(pms),

@@ -7,18 +7,25 @@
 #           and, without the unit tests, the tiny-budget tiling equality through `convnd run`
 #   bench   bench/gpu-suite.txt with convnd, device-resident (bench/gpu_bench.cu), each problem's
 #           batch-entry tails checked against the oracle; the device copy bandwidth
+#   variants  the tile alternatives of bench/gpu-variants.txt (gpu_bench --tile), to check the
+#           planner's rules
 #   peers   the same problems with PyTorch (bench/peers_gpu.py), plus its copy and GEMM ceilings
-#   checks  every suite problem through `convnd check --backend cuda --samples K`
+#   checks  the suite problems through `convnd check --backend cuda --samples K` (those of
+#           tests/lists/gpu_large.txt only with GPU_SH_CHECK_LARGE=1: staging tens of GB through
+#           the host takes minutes; the bench stage's tails check them on the device)
 # then bench/results/gpu-<date>.md (and $OUT/summary.md) with the ratios, and a short table
 # printed last. Logs and results go to $OUT (default out/gpu): gpu.log (everything), build.log,
-# tests.log, checks.jsonl, bench.jsonl, peers.jsonl, summary.md.
+# tests.log, checks.jsonl, bench.jsonl, variants.jsonl, peers.jsonl, summary.md.
 #
 # Fail soft: each problem runs in its own process under a time limit, and a stage that fails
-# does not stop the next. The run keeps to GPU_SH_SECONDS (default 570) in all: stages past
+# does not stop the next. The run keeps to GPU_SH_SECONDS (default 540) in all: stages past
 # the deadline are skipped and say so. GPU_SH_STAGES picks stages (default: all, in the order
 # above); a warm machine keeps build-gpu/, so a second call can run the stages the first missed.
-# GPU_SH_PEERS_FROM=FILE takes PyTorch's figures from an earlier run's peers.jsonl.
+# GPU_SH_PEERS_FROM=FILE (a path in the repository, or from the caller's directory) takes
+# PyTorch's figures from an earlier run's peers.jsonl on the same device kind instead of the
+# peers stage (which then runs only with GPU_SH_PEERS=run); the report says so.
 set -uo pipefail
+CALLER_DIR=$PWD
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 OUT=${OUT:-$ROOT/out/gpu}
@@ -26,8 +33,16 @@ mkdir -p "$OUT" bench/results
 exec > >(tee -a "$OUT/gpu.log") 2>&1
 
 T0=$(date +%s)
-BUDGET=${GPU_SH_SECONDS:-570}
-STAGES=" ${GPU_SH_STAGES:-build tests lists bench peers checks} "
+BUDGET=${GPU_SH_SECONDS:-540}
+STAGES=" ${GPU_SH_STAGES:-build tests lists bench variants peers checks} "
+PEERS_FROM=""
+if [ -n "${GPU_SH_PEERS_FROM:-}" ]; then
+  for f in "$GPU_SH_PEERS_FROM" "$CALLER_DIR/$GPU_SH_PEERS_FROM"; do
+    [ -f "$f" ] && PEERS_FROM=$f && break
+  done
+  [ -z "$PEERS_FROM" ] && echo "GPU_SH_PEERS_FROM=$GPU_SH_PEERS_FROM: no such file (the peers stage runs instead)"
+  [ -n "$PEERS_FROM" ] && [ "${GPU_SH_PEERS:-}" != run ] && STAGES=${STAGES/ peers / }
+fi
 SAMPLES=${GPU_SH_SAMPLES:-1000}
 B=${GPU_SH_BUILD_DIR:-build-gpu}
 JOBS=$(nproc)
@@ -178,11 +193,32 @@ if want bench && [ $HAVE_BIN = 1 ]; then
   note "bench: $n problems in $(($(date +%s) - t)) s"
 fi
 
+# ---- tile alternatives -------------------------------------------------------------------------
+: >"$OUT/variants.jsonl"
+if want variants && [ $HAVE_BIN = 1 ] && [ -f bench/gpu-variants.txt ]; then
+  t=$(date +%s)
+  n=0
+  while IFS= read -r v; do
+    if [ "$(left)" -lt 120 ]; then note "variants: out of time after $n"; break; fi
+    p=$(printf '%s' "${v%%|*}" | sed 's/[[:space:]]*$//')
+    tiles=()
+    for tv in ${v#*|}; do tiles+=(--tile "$tv"); done
+    out=$(timeout "$(limit 60)" $B/gpu_bench --reps 5 "${tiles[@]}" "$p" 2>&1)
+    line=$(printf '%s\n' "$out" | grep '^{"problem"' | tail -1)
+    printf '{"suite": %s, "variant": %s, "result": %s}\n' "$(json_str "$p")" "$(json_str "${v#*|}")" \
+      "${line:-$(json_str "$(printf '%s' "$out" | tail -c 200)")}" >>"$OUT/variants.jsonl"
+    echo "variant $p |${v#*|} -> ${line:-$(printf '%s' "$out" | tail -c 200)}"
+    n=$((n + 1))
+  done < <(problems bench/gpu-variants.txt)
+  note "variants: $n in $(($(date +%s) - t)) s"
+fi
+
 # ---- PyTorch on the suite ---------------------------------------------------------------------
 # GPU_SH_PEERS_FROM=FILE reuses an earlier run's peers.jsonl (same device kind) instead.
-if ! want peers && [ -n "${GPU_SH_PEERS_FROM:-}" ] && [ -f "$GPU_SH_PEERS_FROM" ]; then
-  cp "$GPU_SH_PEERS_FROM" "$OUT/peers.jsonl"
-  note "peers (PyTorch): from $GPU_SH_PEERS_FROM (an earlier run)"
+if [ -n "$PEERS_FROM" ] && ! want peers; then
+  cp "$PEERS_FROM" "$OUT/peers.jsonl"
+  peer_dev=$("$PY" -c 'import json,sys; print(next((json.loads(l).get("device","?") for l in open(sys.argv[1]) if l.startswith("{")), "?"))' "$PEERS_FROM" 2>/dev/null)
+  note "peers (PyTorch): not re-run; taken from ${GPU_SH_PEERS_FROM} (an earlier run on ${peer_dev:-?}; this run's device: ${DEVICE:-?})"
 fi
 if want peers; then
   if [ "$(left)" -gt 60 ]; then
@@ -203,9 +239,12 @@ if want checks && [ $HAVE_BIN = 1 ]; then
   n=0
   while IFS= read -r p; do
     if [ "$(left)" -lt 25 ]; then note "checks: out of time after $n problems"; break; fi
-    # The >2^31 problems (tests/lists/gpu_large.txt) get four times the samples.
+    # The >2^31 problems (tests/lists/gpu_large.txt) get four times the samples, when asked for.
     k=$SAMPLES
-    problems tests/lists/gpu_large.txt | grep -qxF "$p" && k=$((SAMPLES * 4))
+    if problems tests/lists/gpu_large.txt | grep -qxF "$p"; then
+      [ "${GPU_SH_CHECK_LARGE:-0}" = 1 ] || continue
+      k=$((SAMPLES * 4))
+    fi
     rec=$(check_one suite "$p" --samples "$k")
     echo "$rec" >>"$OUT/checks.jsonl"
     echo "$rec"
@@ -219,5 +258,5 @@ note "total $(elapsed) s"
 args=()
 for n in "${NOTES[@]}"; do args+=(--note "$n"); done
 "$PY" bench/compare_gpu.py --suite bench/gpu-suite.txt --bench "$OUT/bench.jsonl" --peers "$OUT/peers.jsonl" \
-  --checks "$OUT/checks.jsonl" --tests "$OUT/tests.log" --device "${DEVICE:-}" \
+  --checks "$OUT/checks.jsonl" --tests "$OUT/tests.log" --variants "$OUT/variants.jsonl" --device "${DEVICE:-}" \
   --out "$OUT/summary.md" --out "bench/results/gpu-$(date +%F).md" "${args[@]}"

@@ -10,6 +10,9 @@
 // tolerance of `convnd check` (tools/tolerance.h): the outputs past 2^31 elements of one
 // sample, or of the whole tensor, are where 32-bit indexing would fail.
 //
+// --tile NAME=VALUE (repeatable) replaces a tile of the plan, to time the alternatives the
+// planner's rule chooses between; the JSON names the plan's tiles as run, and the planning time.
+//
 // Build (bench/gpu.sh does): nvcc -O2 -std=c++20 -arch=sm_90 -Iinclude bench/gpu_bench.cu
 //   build/libconvnd.a -lcublas -o build/gpu_bench
 #include <convnd/convnd.h>
@@ -18,6 +21,7 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -206,7 +210,12 @@ void copy_bandwidth() {
   CHECK(cudaFree(b));
 }
 
-int bench(const std::string& text, int reps, const std::string& algorithm, int64_t tails) {
+// --tile NAME=VALUE replaces one tile of the plan (tiles never change results; this times the
+// alternatives that the planner's rule decides between).
+using TileOverrides = std::vector<std::pair<std::string, int64_t>>;
+
+int bench(const std::string& text, int reps, const std::string& algorithm, int64_t tails,
+          const TileOverrides& overrides) {
   using namespace convnd;
   Problem p;
   try {
@@ -220,7 +229,23 @@ int bench(const std::string& text, int reps, const std::string& algorithm, int64
   opt.backend = Backend::cuda;
   opt.algorithm = algorithm;
   try {
-    const Plan plan = make_plan(p, opt);
+    const auto t_plan = std::chrono::steady_clock::now();
+    Plan plan = make_plan(p, opt);
+    const double plan_ms =
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t_plan).count();
+    std::string tiles_json;
+    for (const auto& [name, value] : overrides) {
+      bool found = false;
+      for (auto& [n, v] : plan.tiles)
+        if (n == name) v = value, found = true;
+      if (!found) {
+        std::printf("{\"problem\": \"%s\", \"error\": \"the plan has no tile %s\", \"kind\": \"invalid\"}\n",
+                    json_escape(text).c_str(), name.c_str());
+        return 2;
+      }
+    }
+    for (const auto& [n, v] : plan.tiles)
+      tiles_json += (tiles_json.empty() ? "" : ", ") + ("\"" + n + "\": " + std::to_string(v));
     const Geometry& g = plan.geometry;
     const TensorShapes ts = tensor_shapes(p, g);
     const int64_t es = dtype_size(p.dtype);
@@ -263,10 +288,11 @@ int bench(const std::string& text, int reps, const std::string& algorithm, int64
     const std::string tail = tails > 0 ? check_tails(g, ts, x, w, y, tails) : std::string();
     std::printf(
         "{\"problem\": \"%s\", \"algorithm\": \"%s\", \"median_ms\": %.5g, \"min_ms\": %.5g, \"reps\": %d, "
-        "\"warmup_ms\": %.5g, \"tflops\": %.4g, \"gbps\": %.4g, \"workspace_bytes\": %lld, \"index_bits\": %d%s}\n",
+        "\"warmup_ms\": %.5g, \"plan_ms\": %.4g, \"tflops\": %.4g, \"gbps\": %.4g, \"workspace_bytes\": %lld, "
+        "\"index_bits\": %d, \"tiles\": {%s}%s}\n",
         json_escape(to_string(p)).c_str(), plan.algorithm.c_str(), med, double(ms.front()), reps, double(warm),
-        2.0 * g.macs() / med / 1e9, bytes / med / 1e6, static_cast<long long>(plan.workspace_bytes),
-        plan.index_bits, tail.c_str());
+        plan_ms, 2.0 * g.macs() / med / 1e9, bytes / med / 1e6, static_cast<long long>(plan.workspace_bytes),
+        plan.index_bits, tiles_json.c_str(), tail.c_str());
     std::fflush(stdout);
     CHECK(cudaFree(x));
     CHECK(cudaFree(w));
@@ -286,6 +312,7 @@ int main(int argc, char** argv) {
   int reps = 5, code = 0;
   int64_t tails = 0;
   std::string algorithm;
+  TileOverrides overrides;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (a == "--reps" && i + 1 < argc)
@@ -294,10 +321,18 @@ int main(int argc, char** argv) {
       algorithm = argv[++i];
     else if (a == "--tails" && i + 1 < argc)
       tails = std::max(0, std::atoi(argv[++i]));
-    else if (a == "--copy")
+    else if (a == "--tile" && i + 1 < argc) {
+      const std::string t = argv[++i];
+      const size_t eq = t.find('=');
+      if (eq == std::string::npos) {
+        std::fprintf(stderr, "gpu_bench: --tile wants NAME=VALUE, got %s\n", t.c_str());
+        return 2;
+      }
+      overrides.emplace_back(t.substr(0, eq), std::atoll(t.c_str() + eq + 1));
+    } else if (a == "--copy")
       copy_bandwidth();
     else
-      code = std::max(code, bench(a, reps, algorithm, tails));
+      code = std::max(code, bench(a, reps, algorithm, tails, overrides));
   }
   return code;
 }
