@@ -78,6 +78,7 @@ def main():
     ap.add_argument("--checks")
     ap.add_argument("--tests")
     ap.add_argument("--variants")
+    ap.add_argument("--peers-from", default="", help="the earlier run's peers file, when PyTorch was not re-run")
     ap.add_argument("--device", default="")
     ap.add_argument("--note", action="append", default=[])
     ap.add_argument("--out", action="append", default=[])
@@ -124,11 +125,19 @@ def main():
     cb = []
     if copy:
         cb.append("cudaMemcpy device-to-device %.0f GB/s (bytes read + written)" % copy.get("copy_GBps", 0))
-    if ceil:
+    if ceil and not a.peers_from:
         cb.append("PyTorch copy_ %s GB/s" % ceil.get("torch_copy_GBps", "?"))
         cb.append("GEMM 8192^3 fp32 %s, bf16 %s TFLOP/s" % (ceil.get("gemm_fp32_TFLOPs", "?"), ceil.get("gemm_bf16_TFLOPs", "?")))
     if cb:
         lines.append("Ceilings measured in this run: " + "; ".join(cb) + ".")
+    if a.peers_from:
+        lines.append("")
+        lines.append("PyTorch was not re-run: its times (and its ceilings%s) come from `%s`, measured earlier on %s, "
+                     "the same device kind." % (
+                         (": copy_ %s GB/s, GEMM fp32 %s, bf16 %s TFLOP/s" % (
+                             ceil.get("torch_copy_GBps", "?"), ceil.get("gemm_fp32_TFLOPs", "?"),
+                             ceil.get("gemm_bf16_TFLOPs", "?"))) if ceil else "",
+                         a.peers_from, (ceil or {}).get("device", "?")))
     lines.append("")
     for n in a.note:
         lines.append("- " + n)

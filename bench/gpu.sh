@@ -257,6 +257,7 @@ fi
 note "total $(elapsed) s"
 args=()
 for n in "${NOTES[@]}"; do args+=(--note "$n"); done
+if [ -n "$PEERS_FROM" ] && ! want peers; then args+=(--peers-from "$GPU_SH_PEERS_FROM"); fi
 "$PY" bench/compare_gpu.py --suite bench/gpu-suite.txt --bench "$OUT/bench.jsonl" --peers "$OUT/peers.jsonl" \
   --checks "$OUT/checks.jsonl" --tests "$OUT/tests.log" --variants "$OUT/variants.jsonl" --device "${DEVICE:-}" \
   --out "$OUT/summary.md" --out "bench/results/gpu-$(date +%F).md" "${args[@]}"
