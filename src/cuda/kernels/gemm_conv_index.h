@@ -58,7 +58,7 @@ struct TapWalk {
   int32_t t[3];
   int32_t d[3];  // t·dil per axis
   int32_t c;
-  int64_t k;
+  int32_t k;        // K < 2^31 (the host checks)
   int64_t x_tap;  // ((d0·I1 + d1)·I2 + d2)·C + c
   int64_t w_tap;  // ((kk0·WK1 + kk1)·WK2 + kk2)·cg + c, kk = k_first + t·k_step
 
