@@ -3,6 +3,9 @@
 #include "cpu/gemm.h"
 
 #include <unistd.h>
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+#endif
 
 #include <algorithm>
 #include <cstdlib>
@@ -24,8 +27,10 @@ int64_t ceil_div(int64_t x, int64_t m) { return (x + m - 1) / m; }
 GemmIsa cpu_isa() {
 #if defined(__x86_64__) || defined(__i386__)
   __builtin_cpu_init();
-  const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-                    __builtin_cpu_supports("f16c");
+  // F16C from CPUID directly: clang 14's __builtin_cpu_supports does not know "f16c".
+  unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+  const bool f16c = __get_cpuid(1, &eax, &ebx, &ecx, &edx) && (ecx & bit_F16C);
+  const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && f16c;
   if (avx2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
       __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq"))
     return GemmIsa::avx512;
@@ -70,8 +75,10 @@ void zero_c(const GemmArgs& g) {
     std::memset(static_cast<char*>(g.c) + m * g.ldc * dtype_size(g.c_dtype), 0, size_t(row_bytes));
 }
 
+// Per-thread scratch inside the caller's workspace: one A panel (mr × kc, or mr × K when A
+// panels span all of K) and, for f16/bf16 C, an f32 accumulation block (mr × nc rows at a
+// time when A panels span all of K, else the task's mc × nc).
 struct Workspace {
-  char* packed_b = nullptr;
   int64_t a_bytes = 0, c_bytes = 0, per_thread = 0, total = 0;
 };
 
@@ -79,11 +86,21 @@ Workspace carve(const GemmPlan& p, int64_t N, int64_t K, DType c_dtype, bool b_p
   Workspace w;
   const int64_t e = elem_bytes(p.compute);
   const int64_t b_bytes = b_prepacked ? 0 : gemm_packed_b_bytes(p, N, K);
-  w.a_bytes = round_up(p.mr * std::max<int64_t>(p.kc, 1) * e, kAlign);
-  w.c_bytes = c_dtype == p.compute ? 0 : round_up(p.mc * p.nc * 4, kAlign);
+  w.a_bytes = round_up(p.mr * std::max<int64_t>(p.a_whole_k ? K : p.kc, 1) * e, kAlign);
+  w.c_bytes = c_dtype == p.compute ? 0 : round_up((p.a_whole_k ? p.mr : p.mc) * p.nc * 4, kAlign);
   w.per_thread = w.a_bytes + w.c_bytes;
   w.total = b_bytes + std::max(p.threads, 1) * w.per_thread;
   return w;
+}
+
+// Hands fn to the pool through a closure of one reference, which std::function keeps without
+// allocating.
+template <class Fn>
+void run_tasks(ThreadPool* pool, int64_t tasks, const Fn& fn) {
+  if (pool)
+    pool->parallel_for(tasks, [&fn](int64_t t, int thread) { fn(t, thread); });
+  else
+    for (int64_t t = 0; t < tasks; ++t) fn(t, 0);
 }
 
 template <class T>
@@ -98,46 +115,55 @@ void run_blocks(const GemmPlan& p, const GemmArgs& g, const T* packed_b, char* t
   const int64_t M = g.M, N = g.N, K = g.K, mr = p.mr, nr = p.nr, kc = p.kc;
   const int64_t m_blocks = ceil_div(M, p.mc), n_blocks = ceil_div(N, p.nc);
   const bool scratch = g.c_dtype != p.compute;
+  const int64_t es = dtype_size(g.c_dtype);
 
   // Task t owns C[m block, n block] whole, so no two threads touch one element.
   auto task = [&](int64_t t, int thread) {
     const int64_t m0 = (t % m_blocks) * p.mc, n0 = (t / m_blocks) * p.nc;
     const int64_t mlen = std::min(p.mc, M - m0), nlen = std::min(p.nc, N - n0);
     char* space = thread_space + thread * w.per_thread;
-    T* a_panel = reinterpret_cast<T*>(space);  // [kc, mr]
-    T* c_block;
-    int64_t ldc;
-    if (scratch) {
-      c_block = reinterpret_cast<T*>(space + w.a_bytes);  // [mc, nc] f32
-      ldc = p.nc;
-    } else {
-      c_block = static_cast<T*>(g.c) + m0 * g.ldc + n0;
-      ldc = g.ldc;
+    T* a_panel = reinterpret_cast<T*>(space);  // [kc or K, mr]
+    // Where the kernels accumulate: C itself, or the f32 scratch of a 16-bit C ([.., nc]).
+    T* c_block = scratch ? reinterpret_cast<T*>(space + w.a_bytes) : static_cast<T*>(g.c) + m0 * g.ldc + n0;
+    const int64_t ldc = scratch ? p.nc : g.ldc;
+    char* c_out = static_cast<char*>(g.c) + (m0 * g.ldc + n0) * es;  // the task's block of C
+
+    // C rows [i, i + mi) (row i of c_rows) += A panel · B[k0 : k0+klen, all the task's columns].
+    auto multiply = [&](const T* a, T* c_rows, int64_t mi, int64_t k0, int64_t klen) {
+      const bool accumulate = k0 > 0 || (g.accumulate && !scratch);
+      for (int64_t j = 0; j < nlen; j += nr) {
+        const T* b_panel = packed_b + (n0 + j) / nr * K * nr + k0 * nr;  // [klen, nr]
+        kernel(klen, a, b_panel, c_rows + j, ldc, mi, std::min(nr, nlen - j), accumulate);
+      }
+    };
+    if (p.a_whole_k) {
+      // One A panel over all of K serves every K block: A is read row by row, once, and a
+      // 16-bit C row strip is finished (and stored) before the next.
+      for (int64_t i = 0; i < mlen; i += mr) {
+        const int64_t mi = std::min(mr, mlen - i);
+        g.a->pack(p, m0 + i, mi, 0, K, a_panel);
+        T* c_rows = scratch ? c_block : c_block + i * ldc;
+        for (int64_t k0 = 0; k0 < K; k0 += kc) multiply(a_panel + k0 * mr, c_rows, mi, k0, std::min(kc, K - k0));
+        if (scratch)
+          kt.f32_store(reinterpret_cast<const float*>(c_block), ldc, mi, nlen, g.c_dtype,
+                       c_out + i * g.ldc * es, g.ldc, g.accumulate);
+      }
+      return;
     }
+    // B's K block for the task stays in L2 while the A panels pass.
     for (int64_t k0 = 0; k0 < K; k0 += kc) {
       const int64_t klen = std::min(kc, K - k0);
-      const bool accumulate = k0 > 0 || (g.accumulate && !scratch);
       for (int64_t i = 0; i < mlen; i += mr) {
         const int64_t mi = std::min(mr, mlen - i);
         g.a->pack(p, m0 + i, mi, k0, klen, a_panel);
-        for (int64_t j = 0; j < nlen; j += nr) {
-          const T* b_panel = packed_b + (n0 + j) / nr * K * nr + k0 * nr;  // [klen, nr]
-          kernel(klen, a_panel, b_panel, c_block + i * ldc + j, ldc, mi, std::min(nr, nlen - j),
-                 accumulate);
-        }
+        multiply(a_panel, c_block + i * ldc, mi, k0, klen);
       }
     }
-    if (scratch) {
-      char* c = static_cast<char*>(g.c) + (m0 * g.ldc + n0) * dtype_size(g.c_dtype);
-      kt.f32_store(reinterpret_cast<const float*>(c_block), ldc, mlen, nlen, g.c_dtype, c, g.ldc,
-                   g.accumulate);
-    }
+    if (scratch)
+      kt.f32_store(reinterpret_cast<const float*>(c_block), ldc, mlen, nlen, g.c_dtype, c_out,
+                   g.ldc, g.accumulate);
   };
-  const int64_t tasks = m_blocks * n_blocks;
-  if (pool)
-    pool->parallel_for(tasks, task);
-  else
-    for (int64_t t = 0; t < tasks; ++t) task(t, 0);
+  run_tasks(pool, m_blocks * n_blocks, task);
 }
 
 Status invalid(std::string message) { return Status(ErrorKind::invalid, "gemm: " + message); }
@@ -221,6 +247,9 @@ GemmPlan gemm_plan(int64_t M, int64_t N, int64_t K, DType compute, int threads, 
   const int64_t nc_max = std::max(p.nr, budget / (kc * e) / p.nr * p.nr);
   const int64_t n_blocks = ceil_div(std::max<int64_t>(N, 1), nc_max);
   p.nc = round_up(ceil_div(std::max<int64_t>(N, 1), n_blocks), p.nr);
+  // When all of the task's B (K × nc) fits in L2, walk A panel by panel over all of K: A rows
+  // are then read whole and in order, which is what the hardware prefetchers stream best.
+  p.a_whole_k = K * p.nc * e <= budget && p.mr * K * e <= (256 << 10);
 
   // M block: as many panels as keep the C block in a quarter of L2 (at most 64), then fewer
   // when that balances the threads better.
@@ -241,7 +270,7 @@ std::string gemm_plan_string(const GemmPlan& p) {
   return std::string("gemm isa=") + gemm_isa_name(p.isa) + " compute=" +
          std::string(dtype_name(p.compute)) + " tile=" + std::to_string(p.mr) + "x" +
          std::to_string(p.nr) + " kc=" + std::to_string(p.kc) + " mc=" + std::to_string(p.mc) +
-         " nc=" + std::to_string(p.nc) + " threads=" + std::to_string(p.threads);
+         " nc=" + std::to_string(p.nc) + (p.a_whole_k ? " a=whole-k" : "") + " threads=" + std::to_string(p.threads);
 }
 
 void gemm_pack_rows(const GemmPlan& plan, int64_t width, DType src_dtype, const void* const* rows,
@@ -335,11 +364,7 @@ Status gemm_pack_b(const GemmPlan& plan, int64_t N, int64_t K, const GemmBSource
       b.pack(plan, j * plan.nr, std::min(plan.nr, N - j * plan.nr), 0, K,
              static_cast<char*>(packed_b) + j * panel_bytes);
   };
-  const int64_t tasks = ceil_div(panels, per_task);
-  if (pool)
-    pool->parallel_for(tasks, task);
-  else
-    for (int64_t t = 0; t < tasks; ++t) task(t, 0);
+  run_tasks(pool, ceil_div(panels, per_task), task);
   return Status::Ok();
 }
 

@@ -64,6 +64,8 @@ struct GemmPlan {
   int64_t mr = 0, nr = 0;      // micro-tile (elements)
   int64_t kc = 0;              // K block (elements), = gemm_kc(isa, compute, K)
   int64_t mc = 0, nc = 0;      // a task computes an mc × nc block of C; multiples of mr, nr
+  bool a_whole_k = false;      // pack each A panel once over all of K (B's K × nc slice fits
+                               // in L2), rather than once per K block
   int threads = 1;             // at most this many threads run it (workspace is sized for it)
 };
 
@@ -80,7 +82,8 @@ class GemmASource {
   virtual ~GemmASource() = default;
   /// Writes A[m0 : m0+mc, k0 : k0+kc] as ceil(mc / plan.mr) packed A panels (layout above)
   /// of type plan.compute at dst (64-byte aligned), zero-filling rows past m0 + mc. m0 is a
-  /// multiple of plan.mr relative to the GEMM's own M; m0 + mc <= M.
+  /// multiple of plan.mr relative to the GEMM's own M; m0 + mc <= M. The engine asks for one
+  /// panel at a time, over one K block or (plan.a_whole_k) over all of K.
   virtual void pack(const GemmPlan& plan, int64_t m0, int64_t mc, int64_t k0, int64_t kc,
                     void* dst) const = 0;
 };
@@ -147,8 +150,9 @@ struct GemmArgs {
   bool accumulate = false;     // C += A·B (C is read) instead of C = A·B
 };
 
-/// Workspace bytes gemm() needs: B packed (unless pre-packed), and per thread one A panel and,
-/// for f16/bf16 C, an mc × nc f32 accumulation tile. Nothing else is allocated.
+/// Workspace bytes gemm() needs: B packed (unless pre-packed), and per plan.threads one A panel
+/// (mr × kc, or mr × K with a_whole_k) and, for f16/bf16 C, an f32 accumulation block (mc × nc,
+/// or mr × nc with a_whole_k). gemm() allocates nothing else.
 int64_t gemm_workspace_bytes(const GemmPlan& plan, int64_t N, int64_t K, DType c_dtype,
                              bool b_prepacked);
 

@@ -222,7 +222,7 @@ TEST(Gemm, EveryDtypeOverwriteAndAccumulate) {
 }
 
 // Blocks of a few tiles, so that one GEMM has many tasks over both M and N, with edges in
-// both; the bits must match the default blocking.
+// both, in either loop order; the bits must match the default plan's.
 TEST(Gemm, ManySmallBlocks) {
   std::mt19937_64 rng(fresh_seed());
   ThreadPool pool(2);
@@ -231,14 +231,18 @@ TEST(Gemm, ManySmallBlocks) {
       const GemmTile t = gemm_tile(isa, compute_of(dt));
       Problem p(dt, 7 * t.mr + 3, 5 * t.nr + 1, t.kc_max + 3, rng);
       const GemmPlan plan = gemm_plan(p.M, p.N, p.K, dt, 2, isa);
-      GemmPlan small = plan;
-      small.mc = 2 * t.mr;
-      small.nc = t.nr;
       const std::string what = describe(isa, dt, p.M, p.N, p.K);
-      for (bool accumulate : {false, true}) {
-        const std::vector<char> c = run(small, p, accumulate, &pool);
-        expect_close(p, c, accumulate, what + " small blocks");
-        EXPECT_TRUE(same_bytes(c, run(plan, p, accumulate, &pool))) << what << " small blocks, other bits";
+      for (bool whole_k : {false, true}) {
+        GemmPlan small = plan;
+        small.mc = 2 * t.mr;
+        small.nc = t.nr;
+        small.a_whole_k = whole_k;  // both loop orders
+        for (bool accumulate : {false, true}) {
+          const std::vector<char> c = run(small, p, accumulate, &pool);
+          const std::string how = what + (whole_k ? " whole-K A panels" : " A panels per K block");
+          expect_close(p, c, accumulate, how);
+          EXPECT_TRUE(same_bytes(c, run(plan, p, accumulate, &pool))) << how << ": other bits";
+        }
       }
     }
 }

@@ -3,7 +3,9 @@
 // panels from row-major data.
 // GCC 12's AVX-512 headers trip its own uninitialised-value warning (_mm512_undefined_ps,
 // GCC PR105593); nothing here reads an undefined register.
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 #include <immintrin.h>
 
 #include "cpu/gemm.h"
