@@ -36,9 +36,15 @@ def test_plan_from_arrays_and_op():
     assert t["problem"] == "op=convT in=7 c=3 o=2 k=4 stride=3 outpad=1"
 
 
-@pytest.mark.parametrize("budget,bytes_", [(12345, 12345), ("64MiB", 64 << 20), ("1GB", 10**9), ("0", 0)])
+@pytest.mark.parametrize("budget,bytes_", [(12345, 12345), ("64MiB", 64 << 20), ("1GB", 10**9)])
 def test_budget_forms(budget, bytes_):
     assert convnd.plan("in=8 c=1 o=1 k=3", budget=budget)["budget_bytes"] == bytes_
+
+
+def test_zero_budget_is_out_of_memory_not_a_slow_fallback():
+    """Every fast algorithm needs some workspace; the oracle is no fallback for them."""
+    with pytest.raises(MemoryError, match="budget is 0"):
+        convnd.plan("in=8 c=1 o=1 k=3", budget="0")
 
 
 def test_default_budget(monkeypatch):
