@@ -7,7 +7,7 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=${CONVND_BENCH_BUILD:-$root/build-bench}
 cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCONVND_BUILD_TESTS=OFF \
-  -DCONVND_BUILD_TOOLS=OFF >/dev/null
+  -DCONVND_BUILD_TOOLS=OFF -DCONVND_CUDA=OFF >/dev/null
 ninja -C "$build" -j2 convnd >/dev/null
 
 flags=()

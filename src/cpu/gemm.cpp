@@ -11,7 +11,6 @@
 #include <cstdlib>
 #include <cstring>
 #include <string_view>
-#include <vector>
 
 #include "cpu/isa/gemm_microkernel.h"
 #include "cpu/thread_pool.h"
@@ -55,18 +54,33 @@ int64_t l2_budget() {
 
 int64_t elem_bytes(DType compute) { return compute == DType::f64 ? 8 : 4; }
 
-// Time of the tasks (m blocks of `ppb` panels × n blocks) when each of `threads` threads
-// takes the next task as it frees up, as the pool does; plus a per-task cost for fetching the
-// task's B slice again.
-int64_t simulated_time(int64_t panels, int64_t ppb, int64_t n_blocks, int threads) {
-  const int64_t m_blocks = ceil_div(panels, ppb);
-  std::vector<int64_t> busy(size_t(threads), 0);
-  for (int64_t t = 0; t < m_blocks * n_blocks; ++t) {
-    const int64_t ib = t % m_blocks;
-    const int64_t cost = std::min(ppb, panels - ib * ppb) + 1;
-    *std::min_element(busy.begin(), busy.end()) += cost;
+// Panels per M block, at most ppb_max, for which the tasks (M blocks × n_blocks) finish soonest
+// when `threads` threads take them in order as the pool hands them out. A task costs its
+// panels plus one for fetching its B slice again; ties go to bigger blocks. Allocates nothing:
+// gemm() calls it for every M it is given.
+int64_t balanced_panels(int64_t panels, int64_t ppb_max, int64_t n_blocks, int threads) {
+  constexpr int kMaxSimulated = 64;
+  int64_t best = ppb_max, best_time = -1;
+  for (int64_t ppb = ppb_max; ppb >= 1; --ppb) {
+    const int64_t m_blocks = ceil_div(panels, ppb), tasks = m_blocks * n_blocks;
+    if (tasks > 4096 && ppb < ppb_max) break;  // blocks this small only add overhead
+    int64_t time = 0;
+    if (threads <= kMaxSimulated) {
+      int64_t busy[kMaxSimulated] = {};
+      for (int64_t t = 0; t < tasks; ++t) {
+        const int64_t ib = t % m_blocks;
+        int first = 0;
+        for (int i = 1; i < threads; ++i)
+          if (busy[i] < busy[first]) first = i;
+        busy[first] += std::min(ppb, panels - ib * ppb) + 1;
+      }
+      for (int i = 0; i < threads; ++i) time = std::max(time, busy[i]);
+    } else {  // the list-scheduling bound
+      time = ceil_div(panels * n_blocks + tasks, threads) + ppb + 1;
+    }
+    if (best_time < 0 || time < best_time) best = ppb, best_time = time;
   }
-  return *std::max_element(busy.begin(), busy.end());
+  return best;
 }
 
 void zero_c(const GemmArgs& g) {
@@ -256,13 +270,7 @@ GemmPlan gemm_plan(int64_t M, int64_t N, int64_t K, DType compute, int threads, 
   const int64_t panels = ceil_div(std::max<int64_t>(M, 1), p.mr);
   const int64_t ppb_max =
       std::clamp<int64_t>(budget / 2 / (p.mr * p.nc * e), 1, std::min<int64_t>(64, panels));
-  int64_t best = ppb_max, best_time = -1;
-  for (int64_t ppb = ppb_max; ppb >= 1; --ppb) {
-    if (ceil_div(panels, ppb) * n_blocks > 100000) break;  // simulating would cost too much
-    const int64_t time = simulated_time(panels, ppb, n_blocks, p.threads);
-    if (best_time < 0 || time < best_time) best = ppb, best_time = time;
-  }
-  p.mc = best * p.mr;
+  p.mc = balanced_panels(panels, ppb_max, n_blocks, p.threads) * p.mr;
   return p;
 }
 
@@ -402,10 +410,15 @@ Status gemm(const GemmPlan& plan, const GemmArgs& g, void* workspace, int64_t wo
     packed_b = ws;
     thread_space = ws + gemm_packed_b_bytes(plan, g.N, g.K);
   }
+  // The plan may have been made for another M (a conv calls it per piece of its M): balance
+  // this call's tasks over the threads, with blocks no larger than the plan's.
+  GemmPlan run = plan;
+  run.mc = balanced_panels(ceil_div(g.M, plan.mr), plan.mc / plan.mr, ceil_div(g.N, plan.nc),
+                           pool ? pool->threads() : 1) * plan.mr;
   if (f64)
-    run_blocks<double>(plan, g, static_cast<const double*>(packed_b), thread_space, w, pool);
+    run_blocks<double>(run, g, static_cast<const double*>(packed_b), thread_space, w, pool);
   else
-    run_blocks<float>(plan, g, static_cast<const float*>(packed_b), thread_space, w, pool);
+    run_blocks<float>(run, g, static_cast<const float*>(packed_b), thread_space, w, pool);
   return Status::Ok();
 }
 

@@ -64,6 +64,7 @@ struct GemmPlan {
   int64_t mr = 0, nr = 0;      // micro-tile (elements)
   int64_t kc = 0;              // K block (elements), = gemm_kc(isa, compute, K)
   int64_t mc = 0, nc = 0;      // a task computes an mc × nc block of C; multiples of mr, nr
+                               // (gemm() may use smaller M blocks to balance its threads)
   bool a_whole_k = false;      // pack each A panel once over all of K (B's K × nc slice fits
                                // in L2), rather than once per K block
   int threads = 1;             // at most this many threads run it (workspace is sized for it)
