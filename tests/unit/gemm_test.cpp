@@ -179,8 +179,9 @@ TEST(Gemm, MatchesReferenceAtTileEdges) {
   for (GemmIsa isa : supported_isas()) {
     const GemmTile t = gemm_tile(isa, DType::f32);
     for (int64_t M : {int64_t(1), t.mr - 1, t.mr, t.mr + 1, 2 * t.mr, 3 * t.mr + 1, int64_t(7),
-                      int64_t(13), int64_t(97)})
-      for (int64_t N : {int64_t(1), t.nr - 1, t.nr, t.nr + 1, 2 * t.nr + 3, int64_t(13)})
+                      int64_t(13), int64_t(97), int64_t(131)})
+      for (int64_t N : {int64_t(1), t.nr - 1, t.nr, t.nr + 1, 2 * t.nr, 2 * t.nr + 3, int64_t(13),
+                        int64_t(131)})
         for (int64_t K : {1, 7, 16, 131}) {
           if (M < 1 || N < 1) continue;
           Problem p(DType::f32, M, N, K, rng);
@@ -218,6 +219,25 @@ TEST(Gemm, EveryDtypeOverwriteAndAccumulate) {
                                  (accumulate ? " accumulate" : " overwrite");
         expect_close(p, run(plan, p, accumulate, &pool), accumulate, what);
         expect_close(p, run(plan, p, accumulate, &pool, true), accumulate, what + " prepacked");
+      }
+}
+
+// Conv-like shapes with the default plans on 2 threads: small N (A panels over all of K), and
+// a B slice of 1.2 MB, which on cores with up to 2 MiB of L2 takes the other loop order (A
+// panels per K block; ManySmallBlocks covers both orders on any machine).
+TEST(Gemm, ConvShapedProblems) {
+  std::mt19937_64 rng(fresh_seed());
+  ThreadPool pool(2);
+  struct Shape {
+    int64_t M, N, K;
+  };
+  for (GemmIsa isa : supported_isas())
+    for (Shape sh : {Shape{1000, 64, 576}, Shape{250, 300, 1000}})
+      for (DType dt : {DType::f32, DType::bf16}) {
+        Problem p(dt, sh.M, sh.N, sh.K, rng);
+        const GemmPlan plan = gemm_plan(sh.M, sh.N, sh.K, dt, 2, isa);
+        expect_close(p, run(plan, p, false, &pool), false,
+                     describe(isa, dt, sh.M, sh.N, sh.K) + " " + gemm_plan_string(plan));
       }
 }
 
