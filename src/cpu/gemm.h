@@ -25,6 +25,11 @@
 // [kc, 2kc), ... with kc = gemm_kc(isa, compute, K), each block summed in order by the same
 // micro-kernel whatever the tile position. So the bits depend on (isa, compute, K) only,
 // never on M, N, where a row sits in M, how the caller splits M, or the thread count.
+// With s_b the sum of block b: f32/f64 C = (((C_old +) s_0) + s_1) + ...; f16/bf16
+// C = round((((s_0 + s_1) + ...) (+ C_old)) in f32.
+//
+// Paths and tiles (mr × nr; f32 compute, f64 compute): avx512 14×32, 14×16; avx2 6×16, 6×8;
+// generic 4×8, 4×4. Use gemm_tile(), not these numbers.
 #pragma once
 #include <convnd/dtype.h>
 #include <convnd/status.h>
@@ -43,7 +48,7 @@ const char* gemm_isa_name(GemmIsa isa);
 /// Whether this CPU (and OS) can run the path.
 bool gemm_isa_supported(GemmIsa isa);
 /// The best supported path, lowered by the environment variable CONVND_ISA=avx512|avx2|generic
-/// (read once; a path above what the CPU has is ignored).
+/// (read once; an unknown name, or a path above what the CPU has, is ignored).
 GemmIsa gemm_isa();
 
 /// The micro-tile of a path: the kernel computes mr × nr elements of C per call.
