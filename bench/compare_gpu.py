@@ -246,7 +246,7 @@ def main():
             r = v.get("result") if isinstance(v.get("result"), dict) else {}
             tiles = b.get("tiles") or {}
             lines.append("| `%s` | %s | %s | %s | %s |" % (
-                t, ", ".join("%s=%s" % kv for kv in tiles.items() if kv[0].startswith("block")) or "-",
+                t, ", ".join("%s=%s" % kv for kv in tiles.items()) or "-",
                 fmt_ms(b.get("median_ms")), v.get("variant", "?").strip(),
                 fmt_ms(r.get("median_ms")) if r else str(v.get("result"))[:60]))
     md = "\n".join(lines) + "\n"
@@ -273,6 +273,12 @@ def main():
     for t, algo, cms, pms, sp, chk, tails in short:
         print("  %-52s %-26s %9s %9s %7s %-8s %s" % (t[:52], (algo or "")[:26], fmt_ms(cms), fmt_ms(pms),
                                                  ("%.2f" % sp) if sp else "-", chk[:8], tails))
+    for v in variants:
+        r = v.get("result") if isinstance(v.get("result"), dict) else {}
+        b = bench.get(v.get("suite", "?")) or {}
+        print("  variant %-52s %-28s %9s (planner's %s)" % (
+            v.get("suite", "?")[:52], v.get("variant", "?").strip()[:28],
+            fmt_ms(r.get("median_ms")) if r else str(v.get("result"))[:40], fmt_ms(b.get("median_ms"))))
 
 
 if __name__ == "__main__":

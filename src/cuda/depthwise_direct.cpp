@@ -1,8 +1,10 @@
 // Depthwise convs on the GPU (the CUDA counterpart of src/cpu/depthwise_direct.cpp): one
 // channel in and out per group, no input dilation. Memory-bound: kernels/depthwise.cu reads
-// 16-byte channel vectors and reuses each loaded input across a thread's outputs. The weights
-// are first transposed to [taps, C] in the workspace (flip applied), so that a thread's
-// channels of one tap are one vector load.
+// channel vectors and reuses each loaded input across a thread's outputs; 3x3 windows of
+// stride 1 (the MobileNet / EfficientNet layer) get a kernel whose threads walk 8 (4 for
+// fewer than 16 output rows) output rows, reading each input row once. The weights are first
+// transposed to [taps, C] in the workspace (flip applied), so that a thread's channels of one
+// tap are one vector load.
 #include <climits>
 #include <cstdint>
 
@@ -15,8 +17,27 @@ namespace {
 
 constexpr int64_t kMaxExtent = int64_t(1) << 30;
 
-bool aligned16(const void* p) {
-  return reinterpret_cast<uintptr_t>(p) % 16 == 0;
+bool aligned(const void* p, int64_t bytes) {
+  return reinterpret_cast<uintptr_t>(p) % uint64_t(bytes) == 0;
+}
+
+// Output rows per thread of the 3x3 window kernel (kernels/depthwise.cu), 0 where it does not
+// apply: one tap on axis 0, 3x3 taps of stride 1 and dilation 1 on axes 1 and 2, and one
+// sample's threads and blocks below 2^31.
+int64_t window_rows(const Geometry& g) {
+  if (g.k[0] != 1 || g.k[1] != 3 || g.k[2] != 3 || g.stride[1] != 1 || g.stride[2] != 1 || g.kdil[1] != 1 ||
+      g.kdil[2] != 1)
+    return 0;
+  const int64_t rows = g.out[1] >= 16 ? 8 : 4;
+  const int64_t threads = g.c * g.out[2];  // at most, with one channel per thread
+  const int64_t blocks = (threads + 255) / 256 * ((g.out[1] + rows - 1) / rows) * g.out[0];
+  return threads < INT32_MAX && blocks < INT32_MAX ? rows : 0;
+}
+
+// Channels per thread when C allows a vector: the window kernel's (8 bytes for f16 / bf16, 16
+// for f32 and f64) or the general kernel's (16 bytes).
+int64_t vector_width(DType t, int64_t rows) {
+  return rows > 0 ? cuda::depthwise_window_vector(int(dtype_size(t))) : 16 / dtype_size(t);
 }
 
 class DepthwiseDirectCuda final : public Algorithm {
@@ -44,13 +65,15 @@ class DepthwiseDirectCuda final : public Algorithm {
       return "needs " + std::to_string(ws) +
              " bytes of workspace for the transposed weights; the budget is " + std::to_string(req.budget);
     }
-    const int64_t vec = 16 / dtype_size(g.dtype);
+    const int64_t rows = window_rows(g);
+    const int64_t vec = vector_width(g.dtype, rows);
     plan->workspace_bytes = ws;
     plan->index_bits = 64;
-    plan->tiles = {
-        {"channels_per_thread", g.c % vec == 0 ? vec : 1},
-        {"outputs_per_thread", cuda::kDepthwiseOutputsPerThread},
-        {"input_window", g.k[2] == 3 && g.stride[2] == 1 && g.kdil[2] == 1 && dtype_size(g.dtype) < 8}};
+    plan->tiles = {{"rows_per_thread", rows},
+                   {"channels_per_thread", g.c % vec == 0 ? vec : 1},
+                   {"outputs_per_thread", rows > 0 ? 1 : cuda::kDepthwiseOutputsPerThread},
+                   {"input_window", rows == 0 && g.k[2] == 3 && g.stride[2] == 1 && g.kdil[2] == 1 &&
+                                        dtype_size(g.dtype) < 8}};
     return {};
   }
   Status run(const RunContext& ctx) const override {
@@ -72,11 +95,15 @@ class DepthwiseDirectCuda final : public Algorithm {
       p.dil[j] = int32_t(g.kdil[j]);
     }
     p.elem = cuda::elem_of(g.dtype);
-    // 16-byte channel vectors when the channel count and every pointer allow them.
-    const bool vector =
-        ctx.plan.tile("channels_per_thread", 1) > 1 && aligned16(p.x) && aligned16(p.wt) && aligned16(p.y);
-    CONVND_CUDA_CHECK(
-        cuda::launch_depthwise(p, vector, cuda::device_info(cuda::current_device()).sm_count, 0));
+    // rows_per_thread 0 is the general kernel (a tile override may ask for it on a window problem).
+    int rows = int(ctx.plan.tile("rows_per_thread", 0));
+    if (rows != 0 && ((rows != 4 && rows != 8) || !cuda::depthwise_window_fits(p))) rows = window_rows(g);
+    // Channel vectors when the plan wants them and the channel count and every pointer allow them.
+    const int64_t vec = vector_width(g.dtype, rows);
+    const int64_t bytes = vec * dtype_size(g.dtype);
+    const bool vector = ctx.plan.tile("channels_per_thread", 1) > 1 && g.c % vec == 0 && aligned(p.x, bytes) &&
+                        aligned(p.wt, bytes) && aligned(p.y, bytes);
+    CONVND_CUDA_CHECK(cuda::launch_depthwise(p, vector ? int(vec) : 1, rows, 0));
     if (!cuda::report_done(ctx, 1.0))
       return Status(ErrorKind::interrupted, "[depthwise_direct__cuda] cancelled");
     return Status::Ok();

@@ -47,8 +47,9 @@ void check_list(const std::string& algo, std::initializer_list<const char*> prob
     }
 }
 
-// Random depthwise problems (C = O = groups) around the kernel's vector widths (4 channels
-// for f32, 8 for f16 / bf16, 2 for f64) and its 4 outputs per thread.
+// Random depthwise problems (C = O = groups) around the kernels' vector widths (4 channels
+// for f32, 8 (general) or 4 (3x3 window) for f16 / bf16, 2 for f64) and their 4 outputs or rows
+// per thread.
 Problem random_depthwise(Rng& rng, DType t) {
   for (;;) {
     DrawLimits lim;
@@ -104,6 +105,39 @@ TEST(CudaAlgorithms, DepthwiseDirectTileBoundaries) {
        "in=9x9 c=64 o=64 k=5x5 stride=2 pad=2 g=64 flip=1",
        "in=4x5x6 c=17 o=17 k=3x1x2 dil=2x1x1 pad=1:0 g=17", "in=33 c=8 o=8 k=7 pad=3 g=8",
        "in=12 c=16 o=16 k=3 dil=2 pad=-1:2 g=16", "in=1x1 c=5 o=5 k=1x1 g=5"});
+}
+
+TEST(CudaAlgorithms, DepthwiseWindowTileBoundaries) {
+  CONVND_SKIP_WITHOUT_CUDA();
+  // The 3x3 window kernel: output rows around its 4- and 8-row groups (3, 4, 5, 8, 9, 15, 16, 17),
+  // channels around its vectors (4 for f16 / bf16 / f32, 2 for f64) and 128-byte channel tiles,
+  // columns around the 256-thread block, padding on one side, none, more than the window and
+  // negative, a 3-D problem with one tap (and a stride) on axis 0, flip.
+  check_list("depthwise_direct__cuda",
+             {"n=2 in=3x7 c=8 o=8 k=3x3 pad=1 g=8", "in=4x5 c=4 o=4 k=3x3 pad=1 g=4", "in=5x3 c=5 o=5 k=3x3 pad=1 g=5",
+              "n=3 in=10x6 c=12 o=12 k=3x3 g=12", "in=9x9 c=3 o=3 k=3x3 pad=1 g=3",
+              "in=15x4 c=96 o=96 k=3x3 pad=1 g=96 flip=1", "in=16x9 c=64 o=64 k=3x3 pad=1:0 g=64",
+              "n=2 in=17x33 c=40 o=40 k=3x3 pad=2 g=40", "in=19x260 c=2 o=2 k=3x3 pad=1 g=2",
+              "in=18x5 c=24 o=24 k=3x3 pad=-1:1x1 g=24", "n=2 in=3x12x7 c=16 o=16 k=1x3x3 stride=2x1x1 pad=1 g=16"});
+}
+
+TEST(CudaAlgorithms, DepthwiseKernelsAgreeBitwise) {
+  CONVND_SKIP_WITHOUT_CUDA();
+  // The window kernel at 8 and 4 rows per thread and the general kernel (rows_per_thread 0) sum
+  // every output's taps in the same order: the same bits.
+  Rng rng = test_rng();
+  for (const char* s : {"n=2 in=21x19 c=384 o=384 k=3x3 pad=1 g=384", "n=1 in=17x9 c=37 o=37 k=3x3 pad=1 g=37"})
+    for (DType t : kAllDtypes) {
+      Problem p = parse_problem(s);
+      p.dtype = t;
+      Case c = make_case(p, rng);
+      const Tensor a = run_with_tile(c, "depthwise_direct__cuda", "rows_per_thread", 8);
+      const Tensor b = run_with_tile(c, "depthwise_direct__cuda", "rows_per_thread", 4);
+      const Tensor g = run_with_tile(c, "depthwise_direct__cuda", "rows_per_thread", 0);
+      ASSERT_TRUE(matches_oracle(a, oracle(c))) << to_string(p);
+      ASSERT_TRUE(bit_equal(a, b)) << to_string(p);
+      ASSERT_TRUE(bit_equal(a, g)) << to_string(p);
+    }
 }
 
 TEST(CudaAlgorithms, ImplicitGemmRandom) {

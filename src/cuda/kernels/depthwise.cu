@@ -1,11 +1,26 @@
-// Depthwise convs (one channel in and out per group), memory-bound. A thread owns VEC
-// consecutive channels (one 16-byte vector) of kDepthwiseOutputsPerThread consecutive output
-// positions along the last axis, consecutive threads owning consecutive channel vectors so that
-// a warp reads and writes contiguous runs. For each kernel row it loads the row's weights
-// (transposed to [tap, C] by launch_depthwise_weights) once and, for a stride-1 undilated last
-// axis of 3 taps, the V + 2 inputs that its V outputs share once (a register window); other
-// shapes read each (output, tap) input, which the L1 cache serves. f16 and bf16 accumulate in
-// f32, f64 in f64; taps are summed in order.
+// Depthwise convs (one channel in and out per group), memory-bound. Two kernels:
+//
+// depthwise_window_kernel, for a 3x3 window of stride 1 and dilation 1 on the last two axes (one
+// tap on the first): a thread owns VEC consecutive channels of one output column and R
+// consecutive output rows. It keeps its 9 taps' weights in registers and walks the R + 2 input
+// rows it needs once each, reading every row's 3 columns (one load per column), adding each row
+// into the up-to-3 output rows it feeds and storing an output row as soon as it is complete; it
+// loads two rows ahead of the row it adds. So an input row is read by ~(R + 2) / R row groups
+// instead of 3 output rows, and the 3 columns are shared with the neighbouring threads
+// through L1. Consecutive threads own consecutive channel vectors of a tile of CB vectors
+// (CB·VEC·sizeof(T) <= 128 bytes), then consecutive columns, so a warp reads whole sectors.
+//
+// depthwise_kernel, any other shape: a thread owns VEC consecutive channels (one 16-byte
+// vector) of kDepthwiseOutputsPerThread consecutive output positions along the last axis,
+// consecutive threads owning consecutive channel vectors so that a warp reads and writes
+// contiguous runs. For each kernel row it loads the row's weights once and, for a stride-1
+// undilated last axis of 3 taps, the V + 2 inputs that its V outputs share once (a register
+// window); other shapes read each (output, tap) input, which the L1 cache serves.
+//
+// Both read the weights transposed to [tap, C] by launch_depthwise_weights, skip kernel rows
+// that fall in the padding, add padded columns as zeros, accumulate f16 and bf16 in f32, f64 in
+// f64, and sum each output's taps in the same order (axis 0, then 1, then 2), so they give the
+// same bits.
 #include "elem.cuh"
 
 namespace convnd::cuda {
@@ -17,6 +32,30 @@ constexpr int V = kDepthwiseOutputsPerThread;
 
 template <class T, int N>
 struct alignas(16) Pack {
+  T v[N];
+};
+
+// N elements of T as one load or store: 16, 8, 4 or 2 bytes.
+template <int BYTES>
+struct RawOf;
+template <>
+struct RawOf<16> {
+  using type = uint4;
+};
+template <>
+struct RawOf<8> {
+  using type = uint2;
+};
+template <>
+struct RawOf<4> {
+  using type = uint32_t;
+};
+template <>
+struct RawOf<2> {
+  using type = uint16_t;
+};
+template <class T, int N>
+struct alignas(N * sizeof(T)) Vec {
   T v[N];
 };
 
@@ -130,6 +169,98 @@ __global__ void __launch_bounds__(kBlock) depthwise_kernel(const DepthwiseParams
     if (q0 + v < p.out[2]) store_vec<T, VEC>(yr + int64_t(q0 + v) * p.c, acc[v]);
 }
 
+
+struct WindowDecompose {
+  FastDivmod cols;     // output columns P2
+  FastDivmod jblocks;  // blocks per (row group, P0 position, sample)
+  FastDivmod rgroups;  // row groups along axis 1: ceil(P1 / R)
+  FastDivmod p0;       // P0
+  uint32_t cb_log2;    // channel vectors per tile: 1 << cb_log2 (a divisor of C / VEC)
+  uint32_t j_total;    // threads per (row group, P0 position, sample): C / VEC · P2 (< 2^31)
+};
+
+// The 3x3 window: axis 0 one tap (any stride and padding), axes 1 and 2 three taps, stride 1,
+// dilation 1. Block b = ((n·P0 + p0)·groups + rg)·jblocks + jb; thread j = jb·kBlock + tid =
+// (tile·P2 + q)·CB + lane: channel vector tile·CB + lane, output column q, rows rg·R .. rg·R + R − 1.
+template <class T, int VEC, int R>
+__global__ void __launch_bounds__(kBlock) depthwise_window_kernel(const DepthwiseParams p, const WindowDecompose d) {
+  using C = compute_t<T>;
+  using V = Vec<T, VEC>;
+  using Raw = typename RawOf<sizeof(V)>::type;
+  constexpr int kAhead = 2;  // input rows loaded ahead of the row being added
+  const T* __restrict__ x = static_cast<const T*>(p.x);
+  T* __restrict__ y = static_cast<T*>(p.y);
+  uint32_t jb, rg, p0;
+  uint32_t r = d.jblocks.divmod(blockIdx.x, &jb);
+  r = d.rgroups.divmod(r, &rg);
+  const int64_t n = d.p0.divmod(r, &p0);
+  const uint32_t j = jb * kBlock + threadIdx.x;
+  if (j >= d.j_total) return;
+  uint32_t q;
+  const uint32_t tile = d.cols.divmod(j >> d.cb_log2, &q);
+  const int64_t c0 = int64_t((tile << d.cb_log2) + (j & ((1u << d.cb_log2) - 1))) * VEC;
+  const int32_t o1 = int32_t(rg) * R;       // first output row
+  const int32_t i1 = o1 - p.lo[1];          // first input row (may be negative)
+  const int32_t i2 = int32_t(q) - p.lo[2];  // first input column
+  const int32_t i0 = int32_t(p0) * p.stride[0] - p.lo[0];
+  const bool plane = unsigned(i0) < unsigned(p.in[0]);
+  bool col_ok[3];
+#pragma unroll
+  for (int kw = 0; kw < 3; ++kw) col_ok[kw] = unsigned(i2 + kw) < unsigned(p.in[2]);
+  const int64_t x_row = int64_t(p.in[2]) * p.c;
+  // [N, I0, I1, I2, C] at (n, i0, i1, i2, c0); rows i1 .. i1 + R + 1 follow at x_row.
+  const T* xp = x + ((n * p.in[0] + i0) * p.in[1] + i1) * x_row + int64_t(i2) * p.c + c0;
+  Raw w[9];  // [kh·3 + kw], taps of axis 0 index 0
+  const T* wp = static_cast<const T*>(p.wt) + c0;
+#pragma unroll
+  for (int t = 0; t < 9; ++t) w[t] = __ldg(reinterpret_cast<const Raw*>(wp + t * p.c));
+  Raw buf[R + 2][3];  // input rows, loaded kAhead rows before they are added
+  auto load_row = [&](int ii) {
+    const bool row_ok = plane && unsigned(i1 + ii) < unsigned(p.in[1]);
+#pragma unroll
+    for (int kw = 0; kw < 3; ++kw) {
+      buf[ii][kw] = Raw{};
+      if (row_ok && col_ok[kw]) buf[ii][kw] = __ldg(reinterpret_cast<const Raw*>(xp + ii * x_row + kw * p.c));
+    }
+  };
+#pragma unroll
+  for (int ii = 0; ii < kAhead; ++ii) load_row(ii);
+  C acc[R][VEC];
+#pragma unroll
+  for (int v = 0; v < R; ++v)
+#pragma unroll
+    for (int u = 0; u < VEC; ++u) acc[v][u] = C(0);
+  const int64_t y_row = int64_t(p.out[2]) * p.c;
+  T* yp = y + ((n * p.out[0] + p0) * p.out[1] + o1) * y_row + int64_t(q) * p.c + c0;
+#pragma unroll
+  for (int ii = 0; ii < R + 2; ++ii) {
+    if (ii + kAhead < R + 2) load_row(ii + kAhead);
+    if (plane && unsigned(i1 + ii) < unsigned(p.in[1])) {
+      // Input row ii feeds output row ii − kh through kernel row kh; kernel rows of one output
+      // arrive in order, so each output sums its taps in order.
+#pragma unroll
+      for (int kh = 2; kh >= 0; --kh) {
+        const int v = ii - kh;
+        if (v < 0 || v >= R) continue;
+#pragma unroll
+        for (int kw = 0; kw < 3; ++kw) {
+          const V xv = *reinterpret_cast<const V*>(&buf[ii][kw]);
+          const V wv = *reinterpret_cast<const V*>(&w[kh * 3 + kw]);
+#pragma unroll
+          for (int u = 0; u < VEC; ++u) acc[v][u] += to_compute(xv.v[u]) * to_compute(wv.v[u]);
+        }
+      }
+    }
+    // Output row ii − 2 has all its kernel rows now.
+    if (ii >= 2 && o1 + ii - 2 < p.out[1]) {
+      V out;
+#pragma unroll
+      for (int u = 0; u < VEC; ++u) out.v[u] = from_compute<T>(acc[ii - 2][u]);
+      *reinterpret_cast<Raw*>(yp + (ii - 2) * y_row) = *reinterpret_cast<const Raw*>(&out);
+    }
+  }
+}
+
 template <class T>
 __global__ void __launch_bounds__(kBlock)
     depthwise_weights_kernel(const T* __restrict__ w, T* __restrict__ wt, int64_t c, int64_t taps,
@@ -166,7 +297,42 @@ cudaError_t launch_shape(const DepthwiseParams& p, cudaStream_t stream) {
   return cudaSuccess;
 }
 
+template <class T, int VEC, int R>
+cudaError_t launch_window(const DepthwiseParams& p, cudaStream_t stream) {
+  const int64_t chunks = p.c / VEC;
+  uint32_t cb_log2 = 0;  // the largest power-of-two tile of channel vectors within 128 bytes
+  while (cb_log2 < 5 && chunks % (int64_t(2) << cb_log2) == 0 &&
+         (int64_t(2) << cb_log2) * VEC * int64_t(sizeof(T)) <= 128)
+    ++cb_log2;
+  const int64_t j_total = chunks * p.out[2];
+  const int64_t rgroups = (p.out[1] + R - 1) / R;
+  const int64_t jblocks = (j_total + kBlock - 1) / kBlock;
+  const int64_t per_sample = jblocks * rgroups * p.out[0];  // blocks
+  if (per_sample == 0 || p.n == 0) return cudaSuccess;
+  if (j_total >= 0x7fffffff || per_sample >= 0x7fffffff) return cudaErrorInvalidValue;
+  const int64_t samples = 0x7fffffff / per_sample;
+  WindowDecompose dec{FastDivmod(p.out[2]), FastDivmod(jblocks), FastDivmod(rgroups), FastDivmod(p.out[0]),
+                      cb_log2, uint32_t(j_total)};
+  const int64_t x_sample = int64_t(p.in[0]) * p.in[1] * p.in[2] * p.c;
+  const int64_t y_sample = int64_t(p.out[0]) * p.out[1] * p.out[2] * p.c;
+  for (int64_t n0 = 0; n0 < p.n; n0 += samples) {
+    DepthwiseParams part = p;
+    part.n = min(samples, p.n - n0);
+    part.x = static_cast<const T*>(p.x) + n0 * x_sample;
+    part.y = static_cast<T*>(p.y) + n0 * y_sample;
+    depthwise_window_kernel<T, VEC, R><<<unsigned(part.n * per_sample), kBlock, 0, stream>>>(part, dec);
+    const cudaError_t err = cudaGetLastError();
+    if (err != cudaSuccess) return err;
+  }
+  return cudaSuccess;
+}
+
 }  // namespace
+
+bool depthwise_window_fits(const DepthwiseParams& p) {
+  return p.k[0] == 1 && p.k[1] == 3 && p.k[2] == 3 && p.stride[1] == 1 && p.stride[2] == 1 && p.dil[1] == 1 &&
+         p.dil[2] == 1;
+}
 
 cudaError_t launch_depthwise_weights(const void* w, void* wt, int64_t c, const int64_t k[3], bool flip,
                                      Elem elem, cudaStream_t stream) {
@@ -180,12 +346,20 @@ cudaError_t launch_depthwise_weights(const void* w, void* wt, int64_t c, const i
   });
 }
 
-cudaError_t launch_depthwise(const DepthwiseParams& p, bool vector, int, cudaStream_t stream) {
+cudaError_t launch_depthwise(const DepthwiseParams& p, int vec, int rows, cudaStream_t stream) {
   const bool window = p.k[2] == 3 && p.stride[2] == 1 && p.dil[2] == 1;
   return dispatch_elem(p.elem, [&](auto tag) {
     using T = typename decltype(tag)::type;
+    if (rows > 0) {
+      if (!depthwise_window_fits(p) || (rows != 4 && rows != 8)) return cudaErrorInvalidValue;
+      constexpr int W = depthwise_window_vector(int(sizeof(T)));
+      if (vec == W) return rows == 8 ? launch_window<T, W, 8>(p, stream) : launch_window<T, W, 4>(p, stream);
+      if (vec == 1) return rows == 8 ? launch_window<T, 1, 8>(p, stream) : launch_window<T, 1, 4>(p, stream);
+      return cudaErrorInvalidValue;
+    }
     constexpr int VEC = int(16 / sizeof(T));
-    if (!vector) return launch_shape<T, 1, 0>(p, stream);
+    if (vec == 1) return launch_shape<T, 1, 0>(p, stream);
+    if (vec != VEC) return cudaErrorInvalidValue;
     if constexpr (sizeof(T) < 8) {
       if (window) return launch_shape<T, VEC, 3>(p, stream);
     }

@@ -68,9 +68,15 @@ cudaError_t launch_scatter_conv(const ScatterParams& p, int sm_count, cudaStream
 /// wt[tap, c] = w[c, flip ? K−1−tap : tap] (all axes); wt holds K0·K1·K2·C elements.
 cudaError_t launch_depthwise_weights(const void* w, void* wt, int64_t c, const int64_t k[3], bool flip,
                                      Elem elem, cudaStream_t stream);
-/// Runs the whole output; `vector` picks 16-byte channel loads (C a multiple of 16 / element
-/// size and every pointer 16-byte aligned), else one channel per thread.
-cudaError_t launch_depthwise(const DepthwiseParams& p, bool vector, int sm_count, cudaStream_t stream);
+/// Whether the 3x3 window kernel takes p: one tap on axis 0, 3x3 taps of stride 1 and
+/// dilation 1 on axes 1 and 2.
+bool depthwise_window_fits(const DepthwiseParams& p);
+/// Runs the whole output. rows 0: the general kernel, `vec` channels per thread, 16 / element
+/// size or 1; rows 4 or 8: the 3x3 window kernel (depthwise_window_fits) with that many output
+/// rows per thread and `vec` channels, depthwise_window_vector(element size) or 1. A vector needs C a
+/// multiple of it and every pointer aligned to its bytes. cudaErrorInvalidValue for any other
+/// choice, or when one sample's threads or blocks reach 2^31.
+cudaError_t launch_depthwise(const DepthwiseParams& p, int vec, int rows, cudaStream_t stream);
 
 // ---- implicit GEMM: a dense conv per group, maybe one stride phase (params.h GemmConvParams)
 /// Runs the whole dense problem (every group from group0 on, every row).

@@ -21,9 +21,11 @@ struct ConvShape {
 
 /// The depthwise kernel (kernels.h launch_depthwise): x [N, I0, I1, I2, C], y [N, P0, P1, P2, C];
 /// wt [K0·K1·K2, C] holds the weights transposed by launch_depthwise_weights (flip applied),
-/// so that a thread reads its channels' taps with vector loads. A thread owns `vec`
-/// consecutive channels of kDepthwiseOutputsPerThread consecutive output positions along the
-/// last axis. Extents are below 2^31 (the host checks); element offsets are 64-bit.
+/// so that a thread reads its channels' taps with vector loads. The general kernel: a thread
+/// owns `vec` consecutive channels of kDepthwiseOutputsPerThread consecutive output positions
+/// along the last axis; the 3x3 window kernel: `vec` channels of one output column and `rows`
+/// output rows (kernels/depthwise.cu). Extents are below 2^31 (the host checks); element
+/// offsets are 64-bit.
 struct DepthwiseParams {
   const void* x;
   const void* wt;
@@ -32,8 +34,13 @@ struct DepthwiseParams {
   int32_t in[3], k[3], out[3], stride[3], lo[3], dil[3];
   Elem elem;
 };
-/// Output positions per thread along the last axis.
+/// Output positions per thread along the last axis (the general kernel).
 constexpr int kDepthwiseOutputsPerThread = 4;
+/// Channels per thread of the 3x3 window kernel when C allows a vector: 8-byte vectors for
+/// f16 / bf16 (16-byte ones would need 72 registers of f32 weights), 16-byte for f32 and f64.
+constexpr int depthwise_window_vector(int elem_bytes) {
+  return elem_bytes == 2 ? 4 : 16 / elem_bytes;
+}
 
 // ---- implicit GEMM: a dense conv (no input dilation) per group ----------------------------
 // Per group q: M = N·M0·M1·M2 output pixels of the dense problem, N = O/g output channels,
