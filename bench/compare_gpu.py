@@ -79,6 +79,10 @@ def main():
     ap.add_argument("--tests")
     ap.add_argument("--variants")
     ap.add_argument("--peers-from", default="", help="the earlier run's peers file, when PyTorch was not re-run")
+    ap.add_argument("--peers-fallback", default="",
+                    help="an earlier run's peers file (same device kind) for the suite problems that --peers lacks "
+                         "or has no time for; each such row says so")
+    ap.add_argument("--peers-fallback-name", default="", help="the name to print for --peers-fallback")
     ap.add_argument("--device", default="")
     ap.add_argument("--note", action="append", default=[])
     ap.add_argument("--out", action="append", default=[])
@@ -98,6 +102,28 @@ def main():
             ceil = r
         elif "problem" in r:
             peers[r["problem"]] = r
+    # Where each problem's PyTorch figure comes from: this run, or the earlier file (and why).
+    source = {t: "this run" for t, r in peers.items() if r.get("ms")}
+    fb_name = a.peers_fallback_name or a.peers_fallback
+    fb_ceil, fb_n, ceil_from_fb = None, 0, False
+    if a.peers_fallback:
+        fb = {}
+        for r in read_jsonl(a.peers_fallback):
+            if r.get("ceilings"):
+                fb_ceil = r
+            elif "problem" in r:
+                fb[r["problem"]] = r
+        for e in suite_entries(a.suite):
+            t = e["problem"]
+            if t in source or t not in fb:
+                continue
+            err = (peers.get(t) or {}).get("error")
+            if fb[t].get("ms") or t not in peers:
+                peers[t] = dict(fb[t])
+                source[t] = "earlier file (%s)" % (("here: " + err[:40]) if err else "not re-run here")
+                fb_n += 1
+        if ceil is None and fb_ceil:
+            ceil, ceil_from_fb = fb_ceil, True
     checks = {}
     lists = {}
     for r in read_jsonl(a.checks):
@@ -125,7 +151,7 @@ def main():
     cb = []
     if copy:
         cb.append("cudaMemcpy device-to-device %.0f GB/s (bytes read + written)" % copy.get("copy_GBps", 0))
-    if ceil and not a.peers_from:
+    if ceil and not a.peers_from and not ceil_from_fb:
         cb.append("PyTorch copy_ %s GB/s" % ceil.get("torch_copy_GBps", "?"))
         cb.append("GEMM 8192^3 fp32 %s, bf16 %s TFLOP/s" % (ceil.get("gemm_fp32_TFLOPs", "?"), ceil.get("gemm_bf16_TFLOPs", "?")))
     if cb:
@@ -138,6 +164,14 @@ def main():
                              ceil.get("torch_copy_GBps", "?"), ceil.get("gemm_fp32_TFLOPs", "?"),
                              ceil.get("gemm_bf16_TFLOPs", "?"))) if ceil else "",
                          a.peers_from, (ceil or {}).get("device", "?")))
+    if a.peers_fallback and fb_n:
+        lines.append("")
+        lines.append("PyTorch was re-run in this run for %d suite problems (\"this run\" in the PyTorch source column). "
+                     "The figures of the other %d come from `%s`, measured earlier on %s (the same device kind): "
+                     "problems whose first call takes minutes, or that failed or timed out here; each row says which." % (
+                         sum(1 for v in source.values() if v == "this run"), fb_n, fb_name,
+                         (fb_ceil or {}).get("device") or next((p.get("device") for p in peers.values()
+                                                                if p.get("device")), "?")))
     lines.append("")
     for n in a.note:
         lines.append("- " + n)
@@ -154,8 +188,8 @@ def main():
                  "median of 5 after a warm-up). PyTorch: cudnn.benchmark=True, channels_last, TF32 off, median after "
                  "a warm-up (first call timed apart). speedup = PyTorch ms / convnd ms (above 1: convnd is faster).")
     lines.append("")
-    lines.append("| problem | convnd algorithm | convnd ms | TFLOP/s | GB/s | PyTorch ms | speedup | PyTorch first call s | suite's PyTorch (H200) | check | >2^31 tails |")
-    lines.append("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    lines.append("| problem | convnd algorithm | convnd ms | TFLOP/s | GB/s | PyTorch ms | speedup | PyTorch first call s | PyTorch source | suite's PyTorch (H200) | check | >2^31 tails |")
+    lines.append("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     short = []
     for e in suite:
         t = e["problem"]
@@ -168,12 +202,16 @@ def main():
         if "tails_pass" in b:
             tails = ("ok" if b["tails_pass"] else "FAIL") + " (%d, %.2g)" % (b.get("tails_checked", 0), b.get("tails_worst_err_over_tol", 0))
         algo = b.get("algorithm") or ("ERR " + str(b.get("error", "not run"))[:60])
-        lines.append("| `%s` | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
+        src = source.get(t) or (("this run" if not a.peers_from else "earlier file") if p else "-")
+        if a.peers_from and p:
+            src = "earlier file"
+        lines.append("| `%s` | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
             t, algo, fmt_ms(cms), ("%.1f" % b["tflops"]) if "tflops" in b else "-",
             ("%.0f" % b["gbps"]) if "gbps" in b else "-",
             fmt_ms(pms) if pms else (p.get("error", "-")[:40] if p else "-"), ("%.2f" % sp) if sp else "-",
-            p.get("first_call_s", "-"), e["recorded"] or "-", check_word(checks.get(t)), tails))
-        short.append((t, b.get("algorithm", "ERR"), cms, pms, sp, check_word(checks.get(t)), tails))
+            p.get("first_call_s", "-"), src, e["recorded"] or "-", check_word(checks.get(t)), tails))
+        short.append((t, b.get("algorithm", "ERR"), cms, pms, sp, check_word(checks.get(t)), tails,
+                      "here" if src == "this run" else ("file" if p else "-")))
     # ---- the targets -------------------------------------------------------------------
     def ratio(t):
         b, p = bench.get(t) or {}, peers.get(t) or {}
@@ -269,10 +307,11 @@ def main():
         print("  copy bandwidth: %.0f GB/s" % copy.get("copy_GBps", 0))
     for name, got, want, ok in targets:
         print("  target %-4s %s: %s (want %s)" % ("ok" if ok else "MISS", name[:90], got, want))
-    print("  %-52s %-26s %9s %9s %7s %-8s %s" % ("problem", "algorithm", "convnd", "torch", "speedup", "check", "tails"))
-    for t, algo, cms, pms, sp, chk, tails in short:
-        print("  %-52s %-26s %9s %9s %7s %-8s %s" % (t[:52], (algo or "")[:26], fmt_ms(cms), fmt_ms(pms),
-                                                 ("%.2f" % sp) if sp else "-", chk[:8], tails))
+    print("  %-52s %-26s %9s %9s %-5s %7s %-8s %s" % ("problem", "algorithm", "convnd", "torch", "from", "speedup",
+                                                      "check", "tails"))
+    for t, algo, cms, pms, sp, chk, tails, frm in short:
+        print("  %-52s %-26s %9s %9s %-5s %7s %-8s %s" % (t[:52], (algo or "")[:26], fmt_ms(cms), fmt_ms(pms), frm,
+                                                      ("%.2f" % sp) if sp else "-", chk[:8], tails))
     for v in variants:
         r = v.get("result") if isinstance(v.get("result"), dict) else {}
         b = bench.get(v.get("suite", "?")) or {}

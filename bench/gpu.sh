@@ -9,7 +9,9 @@
 #           batch-entry tails checked against the oracle; the device copy bandwidth
 #   variants  the tile alternatives of bench/gpu-variants.txt (gpu_bench --tile), to check the
 #           planner's rules
-#   peers   the same problems with PyTorch (bench/peers_gpu.py), plus its copy and GEMM ceilings
+#   peers   PyTorch (bench/peers_gpu.py) on the problems of bench/gpu-peers-quick.txt (those
+#           whose first call takes seconds, not minutes), plus its copy and GEMM ceilings; the
+#           other suite problems' PyTorch figures come from an earlier run's file (below)
 #   checks  the suite problems through `convnd check --backend cuda --samples K` (those of
 #           tests/lists/gpu_large.txt only with GPU_SH_CHECK_LARGE=1: staging tens of GB through
 #           the host takes minutes; the bench stage's tails check them on the device)
@@ -21,9 +23,14 @@
 # does not stop the next. The run keeps to GPU_SH_SECONDS (default 540) in all: stages past
 # the deadline are skipped and say so. GPU_SH_STAGES picks stages (default: all, in the order
 # above); a warm machine keeps build-gpu/, so a second call can run the stages the first missed.
-# GPU_SH_PEERS_FROM=FILE (a path in the repository, or from the caller's directory) takes
-# PyTorch's figures from an earlier run's peers.jsonl on the same device kind instead of the
-# peers stage (which then runs only with GPU_SH_PEERS=run); the report says so.
+# PyTorch: GPU_SH_PEERS=quick (default) re-runs bench/gpu-peers-quick.txt, each problem in its
+# own process under GPU_SH_PEER_TIMEOUT seconds (default 32: Python and CUDA start-up, a first
+# call of up to ~24 s, then ~1 s of timed calls), and takes every suite problem it did not
+# re-run, or that failed or timed out here, from GPU_SH_PEERS_FROM (default
+# bench/results/device-runs/gpu-run1-h100-peers.jsonl; a path in the repository or from the
+# caller's directory), saying so on each row of the report. GPU_SH_PEERS=all runs the whole
+# suite (45 s a problem; the file still fills the gaps); GPU_SH_PEERS=none takes every figure
+# from the file.
 set -uo pipefail
 CALLER_DIR=$PWD
 cd "$(dirname "$0")/.."
@@ -35,13 +42,18 @@ exec > >(tee -a "$OUT/gpu.log") 2>&1
 T0=$(date +%s)
 BUDGET=${GPU_SH_SECONDS:-540}
 STAGES=" ${GPU_SH_STAGES:-build tests lists bench variants peers checks} "
+PEERS_MODE=${GPU_SH_PEERS:-quick}
+[ "$PEERS_MODE" = run ] && PEERS_MODE=all
+PEERS_FROM_ARG=${GPU_SH_PEERS_FROM-bench/results/device-runs/gpu-run1-h100-peers.jsonl}
 PEERS_FROM=""
-if [ -n "${GPU_SH_PEERS_FROM:-}" ]; then
-  for f in "$GPU_SH_PEERS_FROM" "$CALLER_DIR/$GPU_SH_PEERS_FROM"; do
+if [ -n "$PEERS_FROM_ARG" ]; then
+  for f in "$PEERS_FROM_ARG" "$CALLER_DIR/$PEERS_FROM_ARG"; do
     [ -f "$f" ] && PEERS_FROM=$f && break
   done
-  [ -z "$PEERS_FROM" ] && echo "GPU_SH_PEERS_FROM=$GPU_SH_PEERS_FROM: no such file (the peers stage runs instead)"
-  [ -n "$PEERS_FROM" ] && [ "${GPU_SH_PEERS:-}" != run ] && STAGES=${STAGES/ peers / }
+  [ -z "$PEERS_FROM" ] && echo "GPU_SH_PEERS_FROM=$PEERS_FROM_ARG: no such file (no earlier PyTorch figures)"
+fi
+if [ "$PEERS_MODE" = none ]; then
+  if [ -n "$PEERS_FROM" ]; then STAGES=${STAGES/ peers / }; else PEERS_MODE=quick; fi
 fi
 SAMPLES=${GPU_SH_SAMPLES:-1000}
 B=${GPU_SH_BUILD_DIR:-build-gpu}
@@ -214,22 +226,30 @@ if want variants && [ $HAVE_BIN = 1 ] && [ -f bench/gpu-variants.txt ]; then
 fi
 
 # ---- PyTorch on the suite ---------------------------------------------------------------------
-# GPU_SH_PEERS_FROM=FILE reuses an earlier run's peers.jsonl (same device kind) instead.
+# The quick problems here; the rest (and any that fail here) from the earlier run's file.
+peer_dev=""
+if [ -n "$PEERS_FROM" ]; then
+  peer_dev=$("$PY" -c 'import json,sys; print(next((json.loads(l).get("device","?") for l in open(sys.argv[1]) if l.startswith("{")), "?"))' "$PEERS_FROM" 2>/dev/null)
+fi
+: >"$OUT/peers.jsonl"
 if [ -n "$PEERS_FROM" ] && ! want peers; then
   cp "$PEERS_FROM" "$OUT/peers.jsonl"
-  peer_dev=$("$PY" -c 'import json,sys; print(next((json.loads(l).get("device","?") for l in open(sys.argv[1]) if l.startswith("{")), "?"))' "$PEERS_FROM" 2>/dev/null)
-  note "peers (PyTorch): not re-run; taken from ${GPU_SH_PEERS_FROM} (an earlier run on ${peer_dev:-?}; this run's device: ${DEVICE:-?})"
+  note "peers (PyTorch): not re-run; taken from ${PEERS_FROM_ARG} (an earlier run on ${peer_dev:-?}; this run's device: ${DEVICE:-?})"
 fi
 if want peers; then
   if [ "$(left)" -gt 60 ]; then
     t=$(date +%s)
     reserve=0
-    want checks && reserve=60
-    PYTHONUNBUFFERED=1 "$PY" bench/peers_gpu.py --suite bench/gpu-suite.txt --out "$OUT/peers.jsonl" --ceilings \
-      --timeout "${GPU_SH_PEER_TIMEOUT:-45}" --deadline $((T0 + BUDGET - 15 - reserve))
-    note "peers (PyTorch): done in $(($(date +%s) - t)) s"
+    want checks && reserve=45
+    list=bench/gpu-peers-quick.txt
+    tmo=${GPU_SH_PEER_TIMEOUT:-32}
+    if [ "$PEERS_MODE" = all ]; then list=bench/gpu-suite.txt; tmo=${GPU_SH_PEER_TIMEOUT:-45}; fi
+    PYTHONUNBUFFERED=1 "$PY" bench/peers_gpu.py --suite "$list" --out "$OUT/peers.jsonl" --ceilings \
+      --timeout "$tmo" --deadline $((T0 + BUDGET - 15 - reserve))
+    got=$(grep -c '"ms"' "$OUT/peers.jsonl")
+    note "peers (PyTorch): $got of $(problems "$list" | wc -l) problems of $list timed here, ${tmo} s a problem, in $(($(date +%s) - t)) s$([ -n "$PEERS_FROM" ] && echo "; the other suite problems from ${PEERS_FROM_ARG} (an earlier run on ${peer_dev:-?})")"
   else
-    note "peers (PyTorch): skipped, out of time"
+    note "peers (PyTorch): skipped, out of time$([ -n "$PEERS_FROM" ] && echo "; every figure from ${PEERS_FROM_ARG}")"
   fi
 fi
 
@@ -257,7 +277,10 @@ fi
 note "total $(elapsed) s"
 args=()
 for n in "${NOTES[@]}"; do args+=(--note "$n"); done
-if [ -n "$PEERS_FROM" ] && ! want peers; then args+=(--peers-from "$GPU_SH_PEERS_FROM"); fi
+if [ -n "$PEERS_FROM" ]; then
+  if want peers; then args+=(--peers-fallback "$PEERS_FROM" --peers-fallback-name "$PEERS_FROM_ARG")
+  else args+=(--peers-from "$PEERS_FROM_ARG"); fi
+fi
 "$PY" bench/compare_gpu.py --suite bench/gpu-suite.txt --bench "$OUT/bench.jsonl" --peers "$OUT/peers.jsonl" \
   --checks "$OUT/checks.jsonl" --tests "$OUT/tests.log" --variants "$OUT/variants.jsonl" --device "${DEVICE:-}" \
   --out "$OUT/summary.md" --out "bench/results/gpu-$(date +%F).md" "${args[@]}"

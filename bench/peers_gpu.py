@@ -93,7 +93,15 @@ def run_one(text):
     y = call()
     torch.cuda.synchronize()
     first = time.time() - t
-    reps = 10 if first < 0.5 else (3 if first < 10 else 2)
+    # One warm call sizes the repetitions: about a second of them, 3 to 20.
+    e0 = torch.cuda.Event(enable_timing=True)
+    e1 = torch.cuda.Event(enable_timing=True)
+    e0.record()
+    call()
+    e1.record()
+    torch.cuda.synchronize()
+    warm_ms = e0.elapsed_time(e1)
+    reps = int(max(3, min(20, 1000.0 / max(warm_ms, 1e-3))))
     ts = []
     for _ in range(reps):
         e0 = torch.cuda.Event(enable_timing=True)
