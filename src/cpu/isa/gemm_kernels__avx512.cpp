@@ -1,6 +1,6 @@
 // The AVX-512 GEMM path: f32 14x32 and f64 14x16 register tiles (28 accumulators, 2 B
-// vectors, 1 broadcast of the 32 zmm registers), and a 16x16 in-register transpose to pack
-// panels from row-major data.
+// vectors, 1 broadcast of the 32 zmm registers), and 16x16 (f32) and 8x8 (f64) in-register
+// transposes to pack panels from row-major data.
 // GCC 12's AVX-512 headers trip its own uninitialised-value warning (_mm512_undefined_ps,
 // GCC PR105593); nothing here reads an undefined register.
 #if defined(__GNUC__) && !defined(__clang__)
@@ -131,10 +131,46 @@ void f32_pack_rows__avx512(DType dt, const void* const* rows, int64_t nrows, int
   }
 }
 
+// r[i] = row i (8 values) -> r[j] = column j (8 rows).
+inline void transpose_8x8(__m512d r[8]) {
+  __m512d t[8], u[8];
+  for (int i = 0; i < 4; ++i) {
+    t[2 * i] = _mm512_unpacklo_pd(r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm512_unpackhi_pd(r[2 * i], r[2 * i + 1]);
+  }
+  // t[2i], 128-bit lane l: rows 2i, 2i+1 of column 2l; t[2i+1]: of column 2l + 1.
+  for (int h = 0; h < 2; ++h) {
+    u[4 * h] = _mm512_shuffle_f64x2(t[4 * h], t[4 * h + 2], 0x88);
+    u[4 * h + 1] = _mm512_shuffle_f64x2(t[4 * h], t[4 * h + 2], 0xdd);
+    u[4 * h + 2] = _mm512_shuffle_f64x2(t[4 * h + 1], t[4 * h + 3], 0x88);
+    u[4 * h + 3] = _mm512_shuffle_f64x2(t[4 * h + 1], t[4 * h + 3], 0xdd);
+  }
+  // u[4h + q]: rows 4h..4h+3 of columns (0, 4), (2, 6), (1, 5), (3, 7) for q = 0, 1, 2, 3.
+  static constexpr int kColumn[4] = {0, 2, 1, 3};
+  for (int q = 0; q < 4; ++q) {
+    r[kColumn[q]] = _mm512_shuffle_f64x2(u[q], u[4 + q], 0x88);
+    r[kColumn[q] + 4] = _mm512_shuffle_f64x2(u[q], u[4 + q], 0xdd);
+  }
+}
+
 void f64_pack_rows__avx512(const double* const* rows, int64_t nrows, int64_t kn, int64_t width,
                            double* dst) {
-  gemm_pack_rows_scalar<double>(DType::f64, reinterpret_cast<const void* const*>(rows), nrows, 0,
-                                kn, width, 0, width, dst);
+  for (int64_t g = 0; g < width; g += 8) {
+    const int lanes = width - g < 8 ? int(width - g) : 8;
+    const __mmask8 store_mask = __mmask8((1u << lanes) - 1);
+    const double* group[8];
+    for (int i = 0; i < 8; ++i) group[i] = (i < lanes && g + i < nrows) ? rows[g + i] : nullptr;
+    __m512d r[8];
+    for (int64_t k = 0; k < kn; k += 8) {
+      const int count = kn - k < 8 ? int(kn - k) : 8;
+      const __mmask8 load_mask = __mmask8((1u << count) - 1);
+#pragma GCC unroll 8
+      for (int i = 0; i < 8; ++i)
+        r[i] = group[i] ? _mm512_maskz_loadu_pd(load_mask, group[i] + k) : _mm512_setzero_pd();
+      transpose_8x8(r);
+      for (int j = 0; j < count; ++j) _mm512_mask_storeu_pd(dst + g + (k + j) * width, store_mask, r[j]);
+    }
+  }
 }
 
 // Round to nearest even like float_to_bf16, NaN made quiet.

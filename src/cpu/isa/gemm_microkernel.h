@@ -83,27 +83,32 @@ inline float gemm_bf16_to_f32(uint16_t b) {
 }
 
 // dst[k·width + r] = rows[r][k] for rows r0 <= r < r1 (null or r >= nrows: zero), k in
-// [k0, k1). The portable path, also used for edges by the vector packers.
+// [k0, k1). The portable path, also used for edges by the vector packers. K goes in chunks so
+// that the rows revisit a destination piece while it is still in L1.
 template <class T>
 inline void gemm_pack_rows_scalar(DType dt, const void* const* rows, int64_t nrows, int64_t k0,
                                   int64_t k1, int64_t width, int64_t r0, int64_t r1, T* dst) {
-  for (int64_t r = r0; r < r1; ++r) {
-    const void* row = r < nrows ? rows[r] : nullptr;
-    T* d = dst + r;
-    if (!row) {
-      for (int64_t k = k0; k < k1; ++k) d[k * width] = T(0);
-    } else if (dt == DType::f32) {
-      const float* s = static_cast<const float*>(row);
-      for (int64_t k = k0; k < k1; ++k) d[k * width] = T(s[k]);
-    } else if (dt == DType::f64) {
-      const double* s = static_cast<const double*>(row);
-      for (int64_t k = k0; k < k1; ++k) d[k * width] = T(s[k]);
-    } else if (dt == DType::f16) {
-      const uint16_t* s = static_cast<const uint16_t*>(row);
-      for (int64_t k = k0; k < k1; ++k) d[k * width] = T(half_to_float(s[k]));
-    } else {
-      const uint16_t* s = static_cast<const uint16_t*>(row);
-      for (int64_t k = k0; k < k1; ++k) d[k * width] = T(gemm_bf16_to_f32(s[k]));
+  constexpr int64_t kChunk = 64;
+  for (int64_t ka = k0; ka < k1; ka += kChunk) {
+    const int64_t kb = ka + kChunk < k1 ? ka + kChunk : k1;
+    for (int64_t r = r0; r < r1; ++r) {
+      const void* row = r < nrows ? rows[r] : nullptr;
+      T* d = dst + r;
+      if (!row) {
+        for (int64_t k = ka; k < kb; ++k) d[k * width] = T(0);
+      } else if (dt == DType::f32) {
+        const float* s = static_cast<const float*>(row);
+        for (int64_t k = ka; k < kb; ++k) d[k * width] = T(s[k]);
+      } else if (dt == DType::f64) {
+        const double* s = static_cast<const double*>(row);
+        for (int64_t k = ka; k < kb; ++k) d[k * width] = T(s[k]);
+      } else if (dt == DType::f16) {
+        const uint16_t* s = static_cast<const uint16_t*>(row);
+        for (int64_t k = ka; k < kb; ++k) d[k * width] = T(half_to_float(s[k]));
+      } else {
+        const uint16_t* s = static_cast<const uint16_t*>(row);
+        for (int64_t k = ka; k < kb; ++k) d[k * width] = T(gemm_bf16_to_f32(s[k]));
+      }
     }
   }
 }
