@@ -101,8 +101,8 @@ class DepthwiseDirectCuda final : public Algorithm {
     // Channel vectors when the plan wants them and the channel count and every pointer allow them.
     const int64_t vec = vector_width(g.dtype, rows);
     const int64_t bytes = vec * dtype_size(g.dtype);
-    const bool vector = ctx.plan.tile("channels_per_thread", 1) > 1 && g.c % vec == 0 && aligned(p.x, bytes) &&
-                        aligned(p.wt, bytes) && aligned(p.y, bytes);
+    const bool vector = ctx.plan.tile("channels_per_thread", 1) > 1 && g.c % vec == 0 &&
+                        aligned(p.x, bytes) && aligned(p.wt, bytes) && aligned(p.y, bytes);
     CONVND_CUDA_CHECK(cuda::launch_depthwise(p, vector ? int(vec) : 1, rows, 0));
     if (!cuda::report_done(ctx, 1.0))
       return Status(ErrorKind::interrupted, "[depthwise_direct__cuda] cancelled");

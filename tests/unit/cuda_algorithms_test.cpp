@@ -113,12 +113,13 @@ TEST(CudaAlgorithms, DepthwiseWindowTileBoundaries) {
   // channels around its vectors (4 for f16 / bf16 / f32, 2 for f64) and 128-byte channel tiles,
   // columns around the 256-thread block, padding on one side, none, more than the window and
   // negative, a 3-D problem with one tap (and a stride) on axis 0, flip.
-  check_list("depthwise_direct__cuda",
-             {"n=2 in=3x7 c=8 o=8 k=3x3 pad=1 g=8", "in=4x5 c=4 o=4 k=3x3 pad=1 g=4", "in=5x3 c=5 o=5 k=3x3 pad=1 g=5",
-              "n=3 in=10x6 c=12 o=12 k=3x3 g=12", "in=9x9 c=3 o=3 k=3x3 pad=1 g=3",
-              "in=15x4 c=96 o=96 k=3x3 pad=1 g=96 flip=1", "in=16x9 c=64 o=64 k=3x3 pad=1:0 g=64",
-              "n=2 in=17x33 c=40 o=40 k=3x3 pad=2 g=40", "in=19x260 c=2 o=2 k=3x3 pad=1 g=2",
-              "in=18x5 c=24 o=24 k=3x3 pad=-1:1x1 g=24", "n=2 in=3x12x7 c=16 o=16 k=1x3x3 stride=2x1x1 pad=1 g=16"});
+  check_list(
+      "depthwise_direct__cuda",
+      {"n=2 in=3x7 c=8 o=8 k=3x3 pad=1 g=8", "in=4x5 c=4 o=4 k=3x3 pad=1 g=4",
+       "in=5x3 c=5 o=5 k=3x3 pad=1 g=5", "n=3 in=10x6 c=12 o=12 k=3x3 g=12", "in=9x9 c=3 o=3 k=3x3 pad=1 g=3",
+       "in=15x4 c=96 o=96 k=3x3 pad=1 g=96 flip=1", "in=16x9 c=64 o=64 k=3x3 pad=1:0 g=64",
+       "n=2 in=17x33 c=40 o=40 k=3x3 pad=2 g=40", "in=19x260 c=2 o=2 k=3x3 pad=1 g=2",
+       "in=18x5 c=24 o=24 k=3x3 pad=-1:1x1 g=24", "n=2 in=3x12x7 c=16 o=16 k=1x3x3 stride=2x1x1 pad=1 g=16"});
 }
 
 TEST(CudaAlgorithms, DepthwiseKernelsAgreeBitwise) {
@@ -126,7 +127,8 @@ TEST(CudaAlgorithms, DepthwiseKernelsAgreeBitwise) {
   // The window kernel at 8 and 4 rows per thread and the general kernel (rows_per_thread 0) sum
   // every output's taps in the same order: the same bits.
   Rng rng = test_rng();
-  for (const char* s : {"n=2 in=21x19 c=384 o=384 k=3x3 pad=1 g=384", "n=1 in=17x9 c=37 o=37 k=3x3 pad=1 g=37"})
+  for (const char* s :
+       {"n=2 in=21x19 c=384 o=384 k=3x3 pad=1 g=384", "n=1 in=17x9 c=37 o=37 k=3x3 pad=1 g=37"})
     for (DType t : kAllDtypes) {
       Problem p = parse_problem(s);
       p.dtype = t;
@@ -171,15 +173,18 @@ TEST(CudaAlgorithms, ImplicitGemmTileBoundaries) {
 TEST(CudaAlgorithms, ImplicitGemmTileWidthsAgreeBitwise) {
   CONVND_SKIP_WITHOUT_CUDA();
   Rng rng = test_rng();
-  for (const char* s : {"n=2 in=15x9 c=64 o=200 k=3x3 pad=1", "n=1 in=130 c=17 o=129 k=3 pad=1 g=1"})
+  for (const char* s : {"n=2 in=15x9 c=64 o=200 k=3x3 pad=1", "n=1 in=130 c=17 o=129 k=3 pad=1 g=1",
+                        "n=3 in=9x11 c=40 o=300 k=3x3 pad=1 g=1", "n=2 in=7x7 c=32 o=512 k=3x3 pad=1 g=2"})
     for (DType t : {DType::f16, DType::bf16}) {
       Problem p = parse_problem(s);
       p.dtype = t;
       Case c = make_case(p, rng);
       const Tensor a = run_with_tile(c, "implicit_gemm__cuda", "block_n", 64);
       const Tensor b = run_with_tile(c, "implicit_gemm__cuda", "block_n", 128);
+      const Tensor d = run_with_tile(c, "implicit_gemm__cuda", "block_n", 256);  // 8 warps, one block per SM
       ASSERT_TRUE(matches_oracle(a, oracle(c))) << to_string(p);
       ASSERT_TRUE(bit_equal(a, b)) << to_string(p);
+      ASSERT_TRUE(bit_equal(a, d)) << to_string(p) << " (block_n=256)";
     }
 }
 

@@ -169,7 +169,6 @@ __global__ void __launch_bounds__(kBlock) depthwise_kernel(const DepthwiseParams
     if (q0 + v < p.out[2]) store_vec<T, VEC>(yr + int64_t(q0 + v) * p.c, acc[v]);
 }
 
-
 struct WindowDecompose {
   FastDivmod cols;     // output columns P2
   FastDivmod jblocks;  // blocks per (row group, P0 position, sample)
@@ -183,7 +182,8 @@ struct WindowDecompose {
 // dilation 1. Block b = ((n·P0 + p0)·groups + rg)·jblocks + jb; thread j = jb·kBlock + tid =
 // (tile·P2 + q)·CB + lane: channel vector tile·CB + lane, output column q, rows rg·R .. rg·R + R − 1.
 template <class T, int VEC, int R>
-__global__ void __launch_bounds__(kBlock) depthwise_window_kernel(const DepthwiseParams p, const WindowDecompose d) {
+__global__ void __launch_bounds__(kBlock)
+    depthwise_window_kernel(const DepthwiseParams p, const WindowDecompose d) {
   using C = compute_t<T>;
   using V = Vec<T, VEC>;
   using Raw = typename RawOf<sizeof(V)>::type;
@@ -311,8 +311,9 @@ cudaError_t launch_window(const DepthwiseParams& p, cudaStream_t stream) {
   if (per_sample == 0 || p.n == 0) return cudaSuccess;
   if (j_total >= 0x7fffffff || per_sample >= 0x7fffffff) return cudaErrorInvalidValue;
   const int64_t samples = 0x7fffffff / per_sample;
-  WindowDecompose dec{FastDivmod(p.out[2]), FastDivmod(jblocks), FastDivmod(rgroups), FastDivmod(p.out[0]),
-                      cb_log2, uint32_t(j_total)};
+  WindowDecompose dec{
+      FastDivmod(p.out[2]), FastDivmod(jblocks), FastDivmod(rgroups), FastDivmod(p.out[0]), cb_log2,
+      uint32_t(j_total)};
   const int64_t x_sample = int64_t(p.in[0]) * p.in[1] * p.in[2] * p.c;
   const int64_t y_sample = int64_t(p.out[0]) * p.out[1] * p.out[2] * p.c;
   for (int64_t n0 = 0; n0 < p.n; n0 += samples) {

@@ -1,6 +1,7 @@
 // Implicit GEMM conv on the tensor cores for f16 and bf16 (f32 accumulation), see
 // gemm_conv.cuh for the mapping. CUTLASS-2-style multistage kernel:
-//   block tile 128 x BN x 32 (BN = 128 or 64), 4 warps of 64 x BN/2, mma.sync m16n8k16;
+//   block tile 128 x BN x 32: BN = 128 or 64 with 4 warps of 64 x BN/2, or BN = 256 with 8 warps
+//   of 64 x 64 (one block per SM, a third less L2 traffic per FLOP than 128 x 128); mma.sync m16n8k16;
 //   A and B tiles go global -> shared with 16-byte cp.async (zero-fill for padding, rows past M,
 //   channels past O/g and k past K), 4 stages deep; fragments come from shared memory through
 //   ldmatrix, rows of 64 bytes with their four 16-byte chunks XOR-swizzled so that ldmatrix
@@ -14,7 +15,10 @@ namespace convnd::cuda {
 
 namespace {
 
-constexpr int kBM = 128, kBK = 32, kStages = 4, kThreads = 128;
+constexpr int kBM = 128, kBK = 32, kStages = 4;
+// Threads of a block: 8 warps for the 256-wide tile, 4 otherwise.
+template <int BN>
+constexpr int kThreadsFor = BN == 256 ? 256 : 128;
 constexpr int kRowBytes = kBK * 2;  // one tile row of 32 16-bit elements
 
 __device__ __forceinline__ unsigned smem_addr(const void* p) {
@@ -80,12 +84,14 @@ constexpr int smem_bytes() {
   return kStages * (kBM + BN) * kRowBytes + kBM * int(sizeof(GemmRow));
 }
 
-// Thread t loads 16-byte chunk (t % 4) of tile rows t / 4 + 32·i: kBM / 32 rows of A and
-// BN / 32 rows of B, all at the same k, so one K walk serves them all.
+// Thread t loads 16-byte chunk (t % 4) of tile rows t / 4 + kPass·i (kPass = threads / 4):
+// kBM / kPass rows of A and BN / kPass rows of B, all at the same k, so one K walk serves them all.
 template <class T, int BN, bool kVectorLoads>
-__global__ void __launch_bounds__(kThreads, 2) gemm_conv_mma_kernel(const GemmConvParams p) {
-  constexpr int kAR = kBM / 32, kBR = BN / 32;     // tile rows per thread
-  constexpr int WN = BN / 2, NT = WN / 8, MT = 4;  // warp tile 64 x WN: MT x NT mma tiles
+__global__ void __launch_bounds__(kThreadsFor<BN>, 256 / kThreadsFor<BN>)
+    gemm_conv_mma_kernel(const GemmConvParams p) {
+  constexpr int kThreads = kThreadsFor<BN>, kPass = kThreads / 4;
+  constexpr int kAR = kBM / kPass, kBR = BN / kPass;                // tile rows per thread
+  constexpr int WN = BN == 256 ? 64 : BN / 2, NT = WN / 8, MT = 4;  // warp tile 64 x WN: MT x NT mma tiles
   constexpr int kAStage = kBM * kRowBytes, kBStage = BN * kRowBytes;
   extern __shared__ __align__(128) unsigned char smem[];
   unsigned char* const sa = smem;
@@ -100,7 +106,7 @@ __global__ void __launch_bounds__(kThreads, 2) gemm_conv_mma_kernel(const GemmCo
   const int n0 = int(blockIdx.y) * BN;
   const int64_t q = p.group0 + blockIdx.z;
 
-  gemm_row_table(p, m0, q, tid, rows);
+  if (tid < kBM) gemm_row_table(p, m0, q, tid, rows);
   __syncthreads();
 
   const int lrow = tid >> 2, chunk = tid & 3;
@@ -108,7 +114,7 @@ __global__ void __launch_bounds__(kThreads, 2) gemm_conv_mma_kernel(const GemmCo
   int32_t a_b[kAR][3];
 #pragma unroll
   for (int i = 0; i < kAR; ++i) {
-    const GemmRow& r = rows[lrow + 32 * i];
+    const GemmRow& r = rows[lrow + kPass * i];
     a_off[i] = r.x_off;
     a_b[i][0] = r.b[0];
     a_b[i][1] = r.b[1];
@@ -116,7 +122,7 @@ __global__ void __launch_bounds__(kThreads, 2) gemm_conv_mma_kernel(const GemmCo
   }
   const int64_t w_len = int64_t(p.w_k[0]) * p.w_k[1] * p.w_k[2] * p.cg;  // one output channel's weights
   const int64_t b_off = (q * p.og + n0 + lrow) * w_len;
-  const int dst0 = swizzle(lrow, chunk);  // + i·32 rows: the swizzle repeats every 8 rows
+  const int dst0 = swizzle(lrow, chunk);  // + i·kPass rows: the swizzle repeats every 8 rows
   const unsigned sa0 = smem_addr(sa), sb0 = smem_addr(sb);
 
   TapWalk walk;
@@ -130,12 +136,12 @@ __global__ void __launch_bounds__(kThreads, 2) gemm_conv_mma_kernel(const GemmCo
 #pragma unroll
       for (int i = 0; i < kAR; ++i) {
         const bool v = k_in && row_inside(p, a_b[i][0], a_b[i][1], a_b[i][2], walk.d);
-        cp_async16(a_dst + i * 32 * kRowBytes, v ? x + a_off[i] + walk.x_tap : x, v);
+        cp_async16(a_dst + i * kPass * kRowBytes, v ? x + a_off[i] + walk.x_tap : x, v);
       }
 #pragma unroll
       for (int i = 0; i < kBR; ++i) {
-        const bool v = k_in && n0 + lrow + 32 * i < p.og;
-        cp_async16(b_dst + i * 32 * kRowBytes, v ? w + b_off + i * 32 * w_len + walk.w_tap : w, v);
+        const bool v = k_in && n0 + lrow + kPass * i < p.og;
+        cp_async16(b_dst + i * kPass * kRowBytes, v ? w + b_off + i * kPass * w_len + walk.w_tap : w, v);
       }
       walk.advance(p, kBK);
     } else {
@@ -151,25 +157,26 @@ __global__ void __launch_bounds__(kThreads, 2) gemm_conv_mma_kernel(const GemmCo
         }
 #pragma unroll
         for (int i = 0; i < kBR; ++i) {
-          const bool v = tp.valid && n0 + lrow + 32 * i < p.og;
+          const bool v = tp.valid && n0 + lrow + kPass * i < p.og;
           bv[i][e] =
-              v ? __ldg(reinterpret_cast<const unsigned short*>(w + b_off + i * 32 * w_len + tp.w_tap)) : 0;
+              v ? __ldg(reinterpret_cast<const unsigned short*>(w + b_off + i * kPass * w_len + tp.w_tap))
+                : 0;
         }
       }
       k_next += kBK;
 #pragma unroll
       for (int i = 0; i < kAR; ++i)
-        *reinterpret_cast<uint4*>(sa + stage * kAStage + dst0 + i * 32 * kRowBytes) =
+        *reinterpret_cast<uint4*>(sa + stage * kAStage + dst0 + i * kPass * kRowBytes) =
             *reinterpret_cast<const uint4*>(av[i]);
 #pragma unroll
       for (int i = 0; i < kBR; ++i)
-        *reinterpret_cast<uint4*>(sb + stage * kBStage + dst0 + i * 32 * kRowBytes) =
+        *reinterpret_cast<uint4*>(sb + stage * kBStage + dst0 + i * kPass * kRowBytes) =
             *reinterpret_cast<const uint4*>(bv[i]);
     }
   };
 
   // ldmatrix addresses of this lane (stage 0, m-tile 0 / n-tile pair 0, both 16-wide k steps).
-  const int warp_m = (warp & 1) * 64, warp_n = (warp >> 1) * WN;
+  const int warp_m = (warp & 1) * 64, warp_n = (warp >> 1) * WN;  // 2 warps along M, BN / WN along N
   unsigned a_frag[2], b_frag[2];
 #pragma unroll
   for (int ks = 0; ks < 2; ++ks) {
@@ -253,6 +260,7 @@ __global__ void __launch_bounds__(kThreads, 2) gemm_conv_mma_kernel(const GemmCo
 
 template <class T, int BN, bool kVectorLoads>
 cudaError_t launch_tile(const GemmConvParams& p, cudaStream_t stream) {
+  constexpr int kThreads = kThreadsFor<BN>;
   constexpr int bytes = smem_bytes<BN>();
   auto kernel = gemm_conv_mma_kernel<T, BN, kVectorLoads>;
   // Above 48 KiB of shared memory a kernel must ask (per device: cheap enough to ask each time).
@@ -268,6 +276,7 @@ template <class T>
 cudaError_t launch_type(const GemmConvParams& p, cudaStream_t stream) {
   if (!p.vector_loads) return launch_tile<T, 64, false>(p, stream);
   if (p.block_n == 64) return launch_tile<T, 64, true>(p, stream);
+  if (p.block_n == 256) return launch_tile<T, 256, true>(p, stream);
   return launch_tile<T, 128, true>(p, stream);
 }
 

@@ -79,7 +79,7 @@ struct GemmConvParams {
   int32_t first[3], step[3];
   FastDivmod div_out[3];           // by out[0], out[1], out[2]
   FastDivmod div_cg, div_taps[3];  // by cg and taps (the unaligned-channel loaders)
-  int32_t block_n;     // 128 or 64 (tensor-core tiles; FMA tiles are 128x128 for f32, 64x64 for f64)
+  int32_t block_n;     // 256, 128 or 64 (tensor-core tiles; FMA tiles are 128x128 for f32, 64x64 for f64)
   bool vector_loads;   // cg a multiple of 8 (f16/bf16) or 4 (f32), x and w 16-byte aligned
   bool vector_stores;  // o and og multiples of 16 bytes / element, y 16-byte aligned
   Elem elem;
