@@ -514,9 +514,9 @@ TEST(Gemm, RejectsBadArguments) {
   GemmPlan other_k = gemm_plan(p.M, p.N, 10 * p.K, DType::f32, 1);  // kc of another K
   if (other_k.kc != plan.kc)
     EXPECT_EQ(gemm(other_k, args, workspace.get(), ws, nullptr).kind(), ErrorKind::invalid);
-  GemmArgs f16_c = args;
-  f16_c.c_dtype = DType::f64;
-  EXPECT_EQ(gemm(plan, f16_c, workspace.get(), ws, nullptr).kind(), ErrorKind::invalid);
+  GemmArgs f64_c = args;  // f64 C with an f32 plan
+  f64_c.c_dtype = DType::f64;
+  EXPECT_EQ(gemm(plan, f64_c, workspace.get(), ws, nullptr).kind(), ErrorKind::invalid);
   GemmArgs narrow = args;
   narrow.ldc = p.N - 1;
   EXPECT_EQ(gemm(plan, narrow, workspace.get(), ws, nullptr).kind(), ErrorKind::invalid);
