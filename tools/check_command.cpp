@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "check_samples.h"
+#include "core/element.h"
 #include "cli.h"
 #include "cpu/thread_pool.h"
 #include "progress.h"
@@ -43,14 +44,7 @@ struct Outcome {
 };
 
 double load(const TensorView& t, int64_t i) {
-  const char* p = static_cast<const char*>(t.data) + i * dtype_size(t.dtype);
-  switch (t.dtype) {
-    case DType::f32: { float v; std::memcpy(&v, p, 4); return v; }
-    case DType::f64: { double v; std::memcpy(&v, p, 8); return v; }
-    case DType::f16: { uint16_t v; std::memcpy(&v, p, 2); return half_to_float(v); }
-    case DType::bf16: { uint16_t v; std::memcpy(&v, p, 2); return bf16_to_float(v); }
-  }
-  return 0;
+  return load_as_double(static_cast<const char*>(t.data) + i * dtype_size(t.dtype), t.dtype);
 }
 
 // Compares `count` elements of y, the i-th being y[index_of(i)], with the oracle.

@@ -9,6 +9,7 @@
 #include <sys/mman.h>
 
 #include "core/checked.h"
+#include "core/element.h"
 
 namespace convnd {
 
@@ -122,14 +123,7 @@ Tensor contiguous_copy(const TensorView& src) {
 double element_as_double(const TensorView& t, const Shape& index) {
   int64_t off = 0;
   for (size_t d = 0; d < index.size(); ++d) off += index[d] * t.strides[d];
-  const char* p = static_cast<const char*>(t.data) + off * dtype_size(t.dtype);
-  switch (t.dtype) {
-    case DType::f32: { float v; std::memcpy(&v, p, 4); return v; }
-    case DType::f64: { double v; std::memcpy(&v, p, 8); return v; }
-    case DType::f16: { uint16_t v; std::memcpy(&v, p, 2); return half_to_float(v); }
-    case DType::bf16: { uint16_t v; std::memcpy(&v, p, 2); return bf16_to_float(v); }
-  }
-  return 0;
+  return load_as_double(static_cast<const char*>(t.data) + off * dtype_size(t.dtype), t.dtype);
 }
 
 }  // namespace convnd

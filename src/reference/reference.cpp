@@ -6,6 +6,7 @@
 #include <cstring>
 #include <thread>
 
+#include "core/element.h"
 #include "cpu/thread_pool.h"
 
 namespace convnd {
@@ -31,24 +32,11 @@ Strides5 strides5(const TensorView& v, const char* what) {
 }
 
 double load(const TensorView& t, int64_t off) {
-  const char* p = static_cast<const char*>(t.data) + off * dtype_size(t.dtype);
-  switch (t.dtype) {
-    case DType::f32: { float v; std::memcpy(&v, p, 4); return v; }
-    case DType::f64: { double v; std::memcpy(&v, p, 8); return v; }
-    case DType::f16: { uint16_t v; std::memcpy(&v, p, 2); return half_to_float(v); }
-    case DType::bf16: { uint16_t v; std::memcpy(&v, p, 2); return bf16_to_float(v); }
-  }
-  return 0;
+  return load_as_double(static_cast<const char*>(t.data) + off * dtype_size(t.dtype), t.dtype);
 }
 
 void store(const TensorView& t, int64_t off, double v) {
-  char* p = static_cast<char*>(t.data) + off * dtype_size(t.dtype);
-  switch (t.dtype) {
-    case DType::f32: { float f = float(v); std::memcpy(p, &f, 4); break; }
-    case DType::f64: std::memcpy(p, &v, 8); break;
-    case DType::f16: { uint16_t h = float_to_half(float(v)); std::memcpy(p, &h, 2); break; }
-    case DType::bf16: { uint16_t h = float_to_bf16(float(v)); std::memcpy(p, &h, 2); break; }
-  }
+  store_from_double(static_cast<char*>(t.data) + off * dtype_size(t.dtype), t.dtype, v);
 }
 
 // Input index along one axis for output position p and tap k, or -1 when the tap lands on
