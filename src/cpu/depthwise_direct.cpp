@@ -48,16 +48,15 @@ class DepthwiseDirect final : public Algorithm {
       }
     DepthwiseFn fn = direct_kernels().depthwise[int(g.dtype)];
     const int64_t rows = g.n * g.out[0] * g.out[1];
-    const int64_t chunk = std::max<int64_t>(1, rows / 64);
-    char* acc = ws + taps * g.c * cs;
-    for (int64_t r0 = 0; r0 < rows; r0 += chunk) {
-      const int64_t r1 = std::min(rows, r0 + chunk);
-      ctx.pool->parallel_for(r1 - r0, [&](int64_t t, int thread) {
-        DepthwiseArgs a{&g, ctx.x.data, ws, ctx.y.data, acc + int64_t(thread) * (g.c + 16) * cs};
-        fn(a, r0 + t, r0 + t + 1);
-      });
-      if (!ctx.report(double(r1) / double(rows))) return Status(ErrorKind::interrupted, "[depthwise_direct] cancelled");
-    }
+    char* acc = ws + taps * g.c * cs;  // one accumulator row per thread
+    const bool done = ctx.pool->parallel_for_reporting(
+        rows,
+        [&](int64_t row, int thread) {
+          DepthwiseArgs a{&g, ctx.x.data, ws, ctx.y.data, acc + int64_t(thread) * (g.c + 16) * cs};
+          fn(a, row, row + 1);
+        },
+        [&](int64_t finished) { return ctx.report(double(finished) / double(rows)); });
+    if (!done) return Status(ErrorKind::interrupted, "[depthwise_direct] cancelled");
     return Status::Ok();
   }
 };

@@ -1,5 +1,6 @@
 #include "cpu/thread_pool.h"
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -106,6 +107,20 @@ void ThreadPool::parallel_for(int64_t tasks, const std::function<void(int64_t, i
     s.fn = nullptr;
   }
   if (err) std::rethrow_exception(err);
+}
+
+bool ThreadPool::parallel_for_reporting(int64_t tasks, const std::function<void(int64_t, int)>& fn,
+                                        const std::function<bool(int64_t)>& report) {
+  int64_t round = 2 * int64_t(threads_);
+  for (int64_t t0 = 0; t0 < tasks;) {
+    const int64_t t1 = std::min(tasks, t0 + round);
+    const auto start = std::chrono::steady_clock::now();
+    parallel_for(t1 - t0, [&](int64_t t, int thread) { fn(t0 + t, thread); });
+    if (std::chrono::steady_clock::now() - start < std::chrono::milliseconds(5)) round *= 2;
+    t0 = t1;
+    if (!report(t0)) return false;
+  }
+  return true;
 }
 
 std::shared_ptr<ThreadPool> ThreadPool::shared(int threads) {

@@ -69,17 +69,16 @@ class TransposedScatter final : public Algorithm {
     const int64_t tiles_per_n = (g.out[2] + tile - 1) / tile;
     const int64_t tasks = g.n * tiles_per_n;
     ScatterFn fn = direct_kernels().scatter[int(g.dtype)];
-    const int64_t chunk = std::max<int64_t>(ctx.pool->threads(), tasks / 64);
-    for (int64_t t0 = 0; t0 < tasks; t0 += chunk) {
-      const int64_t t1 = std::min(tasks, t0 + chunk);
-      ctx.pool->parallel_for(t1 - t0, [&](int64_t t, int thread) {
-        const int64_t task = t0 + t, n = task / tiles_per_n, pa = (task % tiles_per_n) * tile;
-        ScatterArgs a{&g, ctx.x.data, ws, ctx.y.data, acc + int64_t(thread) * tile * g.og() * cs, n, pa,
-                      std::min(g.out[2], pa + tile)};
-        fn(a);
-      });
-      if (!ctx.report(double(t1) / double(tasks))) return Status(ErrorKind::interrupted, "[transposed_scatter] cancelled");
-    }
+    const bool done = ctx.pool->parallel_for_reporting(
+        tasks,
+        [&](int64_t task, int thread) {
+          const int64_t n = task / tiles_per_n, pa = (task % tiles_per_n) * tile;
+          ScatterArgs a{&g, ctx.x.data, ws, ctx.y.data, acc + int64_t(thread) * tile * g.og() * cs, n, pa,
+                        std::min(g.out[2], pa + tile)};
+          fn(a);
+        },
+        [&](int64_t finished) { return ctx.report(double(finished) / double(tasks)); });
+    if (!done) return Status(ErrorKind::interrupted, "[transposed_scatter] cancelled");
     return Status::Ok();
   }
 };

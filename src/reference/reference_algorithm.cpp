@@ -24,13 +24,10 @@ class ReferenceAlgorithm final : public Algorithm {
   Status run(const RunContext& ctx) const override {
     const Geometry& g = ctx.g;
     const int64_t rows = g.n * g.out[0] * g.out[1];
-    // Chunks between progress reports; rows inside a chunk are spread over the threads.
-    const int64_t chunk = std::max<int64_t>(1, rows / 64);
-    for (int64_t r0 = 0; r0 < rows; r0 += chunk) {
-      const int64_t r1 = std::min(rows, r0 + chunk);
-      ctx.pool->parallel_for(r1 - r0, [&](int64_t t, int) { reference_conv_rows(g, ctx.x, ctx.w, ctx.y, r0 + t, r0 + t + 1); });
-      if (!ctx.report(double(r1) / double(rows))) return Status(ErrorKind::interrupted, "[reference] cancelled");
-    }
+    const bool done = ctx.pool->parallel_for_reporting(
+        rows, [&](int64_t row, int) { reference_conv_rows(g, ctx.x, ctx.w, ctx.y, row, row + 1); },
+        [&](int64_t finished) { return ctx.report(double(finished) / double(rows)); });
+    if (!done) return Status(ErrorKind::interrupted, "[reference] cancelled");
     return Status::Ok();
   }
 };
