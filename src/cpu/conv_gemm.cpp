@@ -130,7 +130,7 @@ std::string plan_conv_gemm(const Geometry& sub, bool dense_output, int64_t budge
   tiles->gemm = gp;
   tiles->n_tile = n_tile;
   // Enough rows per call to keep every thread busy, few enough to report progress often.
-  int64_t m_tile = std::clamp<int64_t>(M / 64, 4096, std::max<int64_t>(M, 1));
+  int64_t m_tile = std::clamp<int64_t>(M / 16, 32768, std::max<int64_t>(M, 1));
   tiles->m_tile = ceil_div(m_tile, gp.mr) * gp.mr;
   tiles->workspace = ws;
   return {};
