@@ -23,6 +23,12 @@
 # does not stop the next. The run keeps to GPU_SH_SECONDS (default 540) in all: stages past
 # the deadline are skipped and say so. GPU_SH_STAGES picks stages (default: all, in the order
 # above); a warm machine keeps build-gpu/, so a second call can run the stages the first missed.
+# Narrow runs: GPU_SH_TESTS is the unit tests' gtest filter (default 'Cuda*'); GPU_SH_MATCH, an
+# extended regex, keeps only the problems of bench/gpu-suite.txt and bench/gpu-variants.txt
+# whose line matches it (a run with it set writes its report to $OUT only, not bench/results).
+# E.g. the depthwise kernels alone (build, their unit tests, the suite row and the variants):
+#   GPU_SH_STAGES="build tests bench variants" GPU_SH_TESTS='CudaAlgorithms.Depthwise*' \
+#     GPU_SH_MATCH='g=384' bench/gpu.sh
 # PyTorch: GPU_SH_PEERS=quick (default) re-runs bench/gpu-peers-quick.txt, each problem in its
 # own process under GPU_SH_PEER_TIMEOUT seconds (default 32: Python and CUDA start-up, a first
 # call of up to ~24 s, then ~1 s of timed calls), and takes every suite problem it did not
@@ -75,12 +81,15 @@ limit() { local l=$(($(left) - ${2:-20})); [ "$l" -lt "$1" ] && echo "$l" || ech
 json_str() { "$PY" -c 'import json, sys; print(json.dumps(sys.argv[1]))' "$1"; }
 # The problems of a list file, one a line, comments and blanks dropped.
 problems() { sed -e 's/#.*//' -e 's/^[[:space:]]*//' -e 's/[[:space:]]*$//' "$1" | grep -v '^$'; }
+MATCH=${GPU_SH_MATCH:-}
+# problems(), narrowed to the lines matching GPU_SH_MATCH when it is set.
+matching() { if [ -n "$MATCH" ]; then problems "$1" | grep -E -- "$MATCH"; else problems "$1"; fi; }
 
 echo "== convnd GPU run $(date -u +%FT%TZ) on $(hostname)"
 nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv,noheader 2>&1 | head -4
 DEVICE=$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1)
 nvcc --version 2>&1 | tail -1
-echo "cores: $JOBS; python: $PY; stages:$STAGES; budget ${BUDGET}s"
+echo "cores: $JOBS; python: $PY; stages:$STAGES; budget ${BUDGET}s${MATCH:+; problems matching /$MATCH/}"
 
 # ---- build ---------------------------------------------------------------------------------
 TESTS_BUILT=0
@@ -123,9 +132,9 @@ HAVE_BIN=0
 if want tests && [ $HAVE_BIN = 1 ]; then
   if [ $TESTS_BUILT = 1 ] && [ "$(left)" -gt 60 ]; then
     t=$(date +%s)
-    timeout "$(limit 200)" $B/tests/convnd_tests --gtest_filter='Cuda*' --gtest_color=no >"$OUT/tests.log" 2>&1
+    timeout "$(limit 200)" $B/tests/convnd_tests --gtest_filter="${GPU_SH_TESTS:-Cuda*}" --gtest_color=no >"$OUT/tests.log" 2>&1
     rc=$?
-    note "unit tests (gtest Cuda*): exit $rc in $(($(date +%s) - t)) s$([ $rc = 124 ] && echo ', TIMED OUT')"
+    note "unit tests (gtest ${GPU_SH_TESTS:-Cuda*}): exit $rc in $(($(date +%s) - t)) s$([ $rc = 124 ] && echo ', TIMED OUT')"
     grep -E "^\[  (FAILED|SKIPPED) " "$OUT/tests.log" | sort -u | head -20
   else
     note "unit tests: skipped ($([ $TESTS_BUILT = 1 ] && echo 'out of time' || echo 'not built'))"
@@ -201,7 +210,7 @@ if want bench && [ $HAVE_BIN = 1 ]; then
     fi
     echo "$p -> ${line:-exit $rc: $(printf '%s' "$out" | tail -c 200)}"
     n=$((n + 1))
-  done < <(problems bench/gpu-suite.txt)
+  done < <(matching bench/gpu-suite.txt)
   note "bench: $n problems in $(($(date +%s) - t)) s"
 fi
 
@@ -221,7 +230,7 @@ if want variants && [ $HAVE_BIN = 1 ] && [ -f bench/gpu-variants.txt ]; then
       "${line:-$(json_str "$(printf '%s' "$out" | tail -c 200)")}" >>"$OUT/variants.jsonl"
     echo "variant $p |${v#*|} -> ${line:-$(printf '%s' "$out" | tail -c 200)}"
     n=$((n + 1))
-  done < <(problems bench/gpu-variants.txt)
+  done < <(matching bench/gpu-variants.txt)
   note "variants: $n in $(($(date +%s) - t)) s"
 fi
 
@@ -277,10 +286,12 @@ fi
 note "total $(elapsed) s"
 args=()
 for n in "${NOTES[@]}"; do args+=(--note "$n"); done
+outs=(--out "bench/results/gpu-$(date +%F).md")
+[ -n "$MATCH" ] && outs=()
 if [ -n "$PEERS_FROM" ]; then
   if want peers; then args+=(--peers-fallback "$PEERS_FROM" --peers-fallback-name "$PEERS_FROM_ARG")
   else args+=(--peers-from "$PEERS_FROM_ARG"); fi
 fi
 "$PY" bench/compare_gpu.py --suite bench/gpu-suite.txt --bench "$OUT/bench.jsonl" --peers "$OUT/peers.jsonl" \
   --checks "$OUT/checks.jsonl" --tests "$OUT/tests.log" --variants "$OUT/variants.jsonl" --device "${DEVICE:-}" \
-  --out "$OUT/summary.md" --out "bench/results/gpu-$(date +%F).md" "${args[@]}"
+  --out "$OUT/summary.md" "${outs[@]}" "${args[@]}"

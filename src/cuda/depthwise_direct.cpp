@@ -34,10 +34,10 @@ int64_t window_rows(const Geometry& g) {
   return threads < INT32_MAX && blocks < INT32_MAX ? rows : 0;
 }
 
-// Channels per thread when C allows a vector: the window kernel's (8 bytes for f16 / bf16, 16
-// for f32 and f64) or the general kernel's (16 bytes).
-int64_t vector_width(DType t, int64_t rows) {
-  return rows > 0 ? cuda::depthwise_window_vector(int(dtype_size(t))) : 16 / dtype_size(t);
+// Channels per thread when C allows a vector: the window kernel's (8 bytes for f16 / bf16 in
+// variants 0 and 2, 16 for f32 and f64 and for variant 1) or the general kernel's (16 bytes).
+int64_t vector_width(DType t, int64_t rows, int variant = 0) {
+  return rows > 0 ? cuda::depthwise_window_vector(int(dtype_size(t)), variant) : 16 / dtype_size(t);
 }
 
 class DepthwiseDirectCuda final : public Algorithm {
@@ -72,6 +72,9 @@ class DepthwiseDirectCuda final : public Algorithm {
     plan->tiles = {{"rows_per_thread", rows},
                    {"channels_per_thread", g.c % vec == 0 ? vec : 1},
                    {"outputs_per_thread", rows > 0 ? 1 : cuda::kDepthwiseOutputsPerThread},
+                   // The window kernel's shape (kernels/depthwise.cu WindowShape0..2); variants
+                   // for timing, all giving the same bits.
+                   {"window_variant", 0},
                    {"input_window", rows == 0 && g.k[2] == 3 && g.stride[2] == 1 && g.kdil[2] == 1 &&
                                         dtype_size(g.dtype) < 8}};
     return {};
@@ -95,15 +98,19 @@ class DepthwiseDirectCuda final : public Algorithm {
       p.dil[j] = int32_t(g.kdil[j]);
     }
     p.elem = cuda::elem_of(g.dtype);
-    // rows_per_thread 0 is the general kernel (a tile override may ask for it on a window problem).
+    // rows_per_thread 0 is the general kernel (a tile override may ask for it on a window problem,
+    // or for 16 rows, or another window_variant).
     int rows = int(ctx.plan.tile("rows_per_thread", 0));
-    if (rows != 0 && ((rows != 4 && rows != 8) || !cuda::depthwise_window_fits(p))) rows = window_rows(g);
+    if (rows != 0 && ((rows != 4 && rows != 8 && rows != 16) || !cuda::depthwise_window_fits(p)))
+      rows = int(window_rows(g));
+    int variant = int(ctx.plan.tile("window_variant", 0));
+    if (variant < 0 || variant >= cuda::kDepthwiseWindowVariants) variant = 0;
     // Channel vectors when the plan wants them and the channel count and every pointer allow them.
-    const int64_t vec = vector_width(g.dtype, rows);
+    const int64_t vec = vector_width(g.dtype, rows, variant);
     const int64_t bytes = vec * dtype_size(g.dtype);
     const bool vector = ctx.plan.tile("channels_per_thread", 1) > 1 && g.c % vec == 0 &&
                         aligned(p.x, bytes) && aligned(p.wt, bytes) && aligned(p.y, bytes);
-    CONVND_CUDA_CHECK(cuda::launch_depthwise(p, vector ? int(vec) : 1, rows, 0));
+    CONVND_CUDA_CHECK(cuda::launch_depthwise(p, vector ? int(vec) : 1, rows, variant, 0));
     if (!cuda::report_done(ctx, 1.0))
       return Status(ErrorKind::interrupted, "[depthwise_direct__cuda] cancelled");
     return Status::Ok();

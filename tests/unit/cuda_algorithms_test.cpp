@@ -68,15 +68,38 @@ Problem random_depthwise(Rng& rng, DType t) {
   }
 }
 
-// Runs c with the named algorithm and one tile of its plan replaced (tiles never change bits).
-Tensor run_with_tile(const Case& c, const std::string& algo, const std::string& tile, int64_t value) {
+// Runs c with the named algorithm and tiles of its plan replaced (tiles never change bits).
+Tensor run_with_tiles(const Case& c, const std::string& algo,
+                      const std::vector<std::pair<std::string, int64_t>>& tiles) {
   const ExecOptions opt = cuda_options(algo);
   Plan plan = make_plan(c.problem, opt);
-  for (auto& [name, v] : plan.tiles)
-    if (name == tile) v = value;
+  for (const auto& [tile, value] : tiles) {
+    bool found = false;
+    for (auto& [name, v] : plan.tiles)
+      if (name == tile) v = value, found = true;
+    EXPECT_TRUE(found) << algo << " has no tile " << tile;
+  }
   Tensor y = Tensor::empty(c.problem.dtype, y_shape(c.shapes));
   execute(plan, c.x, c.w, y, opt);
   return y;
+}
+
+Tensor run_with_tile(const Case& c, const std::string& algo, const std::string& tile, int64_t value) {
+  return run_with_tiles(c, algo, {{tile, value}});
+}
+
+// The depthwise 3x3 window kernel's timing variants (rows_per_thread, window_variant), besides
+// the planner's rows 8 / 4 in variant 0: kernels/depthwise.cu WindowShape0..2.
+const std::vector<std::vector<std::pair<std::string, int64_t>>> kDepthwiseWindowVariants = {
+    {{"rows_per_thread", 16}, {"window_variant", 0}}, {{"rows_per_thread", 8}, {"window_variant", 1}},
+    {{"rows_per_thread", 4}, {"window_variant", 1}},  {{"rows_per_thread", 16}, {"window_variant", 1}},
+    {{"rows_per_thread", 8}, {"window_variant", 2}},  {{"rows_per_thread", 4}, {"window_variant", 2}},
+    {{"rows_per_thread", 16}, {"window_variant", 2}}};
+
+std::string tiles_string(const std::vector<std::pair<std::string, int64_t>>& tiles) {
+  std::string s;
+  for (const auto& [n, v] : tiles) s += " " + n + "=" + std::to_string(v);
+  return s;
 }
 
 }  // namespace
@@ -122,10 +145,35 @@ TEST(CudaAlgorithms, DepthwiseWindowTileBoundaries) {
        "in=18x5 c=24 o=24 k=3x3 pad=-1:1x1 g=24", "n=2 in=3x12x7 c=16 o=16 k=1x3x3 stride=2x1x1 pad=1 g=16"});
 }
 
+TEST(CudaAlgorithms, DepthwiseWindowVariantsTileBoundaries) {
+  CONVND_SKIP_WITHOUT_CUDA();
+  // The same boundaries for the timing variants (16 rows; shared-memory weights with 16-byte
+  // vectors; 128-thread blocks, 3 rows ahead), plus rows around 16 and a block that spans
+  // several channel tiles (few columns), every dtype, against the oracle.
+  Rng rng = test_rng();
+  for (const char* s :
+       {"n=2 in=3x7 c=8 o=8 k=3x3 pad=1 g=8", "in=5x3 c=5 o=5 k=3x3 pad=1 g=5", "n=3 in=10x6 c=12 o=12 k=3x3 g=12",
+        "in=15x4 c=96 o=96 k=3x3 pad=1 g=96 flip=1", "in=16x9 c=64 o=64 k=3x3 pad=1:0 g=64",
+        "n=2 in=17x33 c=40 o=40 k=3x3 pad=2 g=40", "in=19x260 c=2 o=2 k=3x3 pad=1 g=2",
+        "in=18x5 c=24 o=24 k=3x3 pad=-1:1x1 g=24", "n=2 in=3x12x7 c=16 o=16 k=1x3x3 stride=2x1x1 pad=1 g=16",
+        "in=33x1 c=8 o=8 k=3x3 pad=1 g=8", "in=17x2 c=264 o=264 k=3x3 pad=1 g=264"})
+    for (DType t : kAllDtypes) {
+      Problem p = parse_problem(s);
+      p.dtype = t;
+      Case c = make_case(p, rng);
+      const Oracle want = oracle(c);
+      for (const auto& tiles : kDepthwiseWindowVariants) {
+        const Tensor y = run_with_tiles(c, "depthwise_direct__cuda", tiles);
+        ASSERT_TRUE(matches_oracle(y, want)) << to_string(p) << tiles_string(tiles);
+      }
+    }
+}
+
 TEST(CudaAlgorithms, DepthwiseKernelsAgreeBitwise) {
   CONVND_SKIP_WITHOUT_CUDA();
-  // The window kernel at 8 and 4 rows per thread and the general kernel (rows_per_thread 0) sum
-  // every output's taps in the same order: the same bits.
+  // The window kernel at 8 and 4 rows per thread, its timing variants (16 rows, window_variant
+  // 1 and 2) and the general kernel (rows_per_thread 0) sum every output's taps in the same
+  // order: the same bits.
   Rng rng = test_rng();
   for (const char* s :
        {"n=2 in=21x19 c=384 o=384 k=3x3 pad=1 g=384", "n=1 in=17x9 c=37 o=37 k=3x3 pad=1 g=37"})
@@ -139,6 +187,8 @@ TEST(CudaAlgorithms, DepthwiseKernelsAgreeBitwise) {
       ASSERT_TRUE(matches_oracle(a, oracle(c))) << to_string(p);
       ASSERT_TRUE(bit_equal(a, b)) << to_string(p);
       ASSERT_TRUE(bit_equal(a, g)) << to_string(p);
+      for (const auto& tiles : kDepthwiseWindowVariants)
+        ASSERT_TRUE(bit_equal(a, run_with_tiles(c, "depthwise_direct__cuda", tiles))) << to_string(p) << tiles_string(tiles);
     }
 }
 

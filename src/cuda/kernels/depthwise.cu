@@ -21,6 +21,9 @@
 // that fall in the padding, add padded columns as zeros, accumulate f16 and bf16 in f32, f64 in
 // f64, and sum each output's taps in the same order (axis 0, then 1, then 2), so they give the
 // same bits.
+#include <algorithm>
+#include <type_traits>
+
 #include "elem.cuh"
 
 namespace convnd::cuda {
@@ -178,8 +181,34 @@ struct WindowDecompose {
   uint32_t j_total;    // threads per (row group, P0 position, sample): C / VEC · P2 (< 2^31)
 };
 
-// The 3x3 window: axis 0 one tap (any stride and padding), axes 1 and 2 three taps, stride 1,
-// dilation 1. Block b = ((n·P0 + p0)·groups + rg)·jblocks + jb; thread j = jb·kBlock + tid =
+// The window kernel's shapes (launch_depthwise's `variant`): threads per block, the minimum
+// blocks per SM given to __launch_bounds__, input rows loaded ahead of the row being added, and
+// whether the 9 taps' weights live in registers (loaded once per thread) or in shared memory
+// (the block's channel span, loaded once per block and read per kernel row).
+//   0: 256 threads, 2 rows ahead, weights in registers: depthwise_window_kernel (the planner's
+//      choice; bf16 8-byte vectors: 80 registers, 3 blocks per SM)
+//   1: 256 threads, 2 rows ahead, weights in shared memory; run with 16-byte vectors (8 f16 /
+//      bf16 channels) by the host, so twice the bytes per load of variant 0
+//   2: 128 threads, 3 rows ahead, weights in shared memory, 8-byte bf16 vectors, and
+//      __launch_bounds__(128, MIN) capping registers for more resident threads than 768
+template <int BLOCK, int MIN_BLOCKS, int AHEAD, bool SMEM_W>
+struct WindowShape {
+  static constexpr int block = BLOCK, min_blocks = MIN_BLOCKS, ahead = AHEAD;
+  static constexpr bool smem_weights = SMEM_W;
+};
+using WindowShape0 = WindowShape<256, 1, 2, false>;
+using WindowShape1 = WindowShape<256, 1, 2, true>;
+using WindowShape2 = WindowShape<128, 7, 3, true>;
+
+// Channel tiles that one block's threads can touch (shared-memory weights): a block covers
+// block / CB consecutive (tile, column) units, so at most ceil((block / CB − 1) / P2) + 1 tiles.
+inline int64_t window_block_tiles(int block, uint32_t cb_log2, int64_t cols, int64_t tiles) {
+  const int64_t units = block >> cb_log2;
+  return std::min(tiles, (units - 1 + cols - 1) / cols + 1);
+}
+
+// The 3x3 window (variant 0, the planner's): axis 0 one tap (any stride and padding), axes 1 and
+// 2 three taps, stride 1, dilation 1. Block b = ((n·P0 + p0)·groups + rg)·jblocks + jb; thread j = jb·kBlock + tid =
 // (tile·P2 + q)·CB + lane: channel vector tile·CB + lane, output column q, rows rg·R .. rg·R + R − 1.
 template <class T, int VEC, int R>
 __global__ void __launch_bounds__(kBlock)
@@ -261,6 +290,120 @@ __global__ void __launch_bounds__(kBlock)
   }
 }
 
+// Variants 1 and 2: the same walk with a WindowShape S (threads per block, rows ahead, weights
+// in shared memory or registers). Block b = ((n·P0 + p0)·groups + rg)·jblocks + jb; thread j = jb·block + tid =
+// (tile·P2 + q)·CB + lane: channel vector tile·CB + lane, output column q, rows rg·R .. rg·R + R − 1.
+// Every shape sums each output's taps in the same order, so all give the same bits.
+template <class T, int VEC, int R, class S>
+__global__ void __launch_bounds__(S::block, S::min_blocks)
+    depthwise_window_shaped_kernel(const DepthwiseParams p, const WindowDecompose d) {
+  using C = compute_t<T>;
+  using V = Vec<T, VEC>;
+  using Raw = typename RawOf<sizeof(V)>::type;
+  constexpr int kBlockW = S::block;
+  constexpr int kAhead = S::ahead;  // input rows loaded ahead of the row being added
+  const T* __restrict__ x = static_cast<const T*>(p.x);
+  T* __restrict__ y = static_cast<T*>(p.y);
+  uint32_t jb, rg, p0;
+  uint32_t r = d.jblocks.divmod(blockIdx.x, &jb);
+  r = d.rgroups.divmod(r, &rg);
+  const int64_t n = d.p0.divmod(r, &p0);
+  const uint32_t j = jb * kBlockW + threadIdx.x;
+  const uint32_t lane_mask = (1u << d.cb_log2) - 1;
+  // Shared-memory weights: taps [9][span] of Raw, span = the block's channel vectors.
+  extern __shared__ __align__(16) unsigned char window_smem[];
+  Raw* sw = reinterpret_cast<Raw*>(window_smem);
+  uint32_t span = 0, vec_base = 0;
+  if constexpr (S::smem_weights) {
+    const uint32_t j_first = jb * kBlockW;
+    const uint32_t j_last = min(j_first + uint32_t(kBlockW), d.j_total) - 1;
+    const uint32_t t_first = d.cols.div(j_first >> d.cb_log2);
+    const uint32_t t_last = d.cols.div(j_last >> d.cb_log2);
+    vec_base = t_first << d.cb_log2;
+    span = (t_last - t_first + 1) << d.cb_log2;
+    const T* wsrc = static_cast<const T*>(p.wt) + int64_t(vec_base) * VEC;
+    for (uint32_t e = threadIdx.x; e < 9 * span; e += kBlockW) {
+      const uint32_t t = e / span, v = e - t * span;
+      sw[e] = __ldg(reinterpret_cast<const Raw*>(wsrc + int64_t(t) * p.c + int64_t(v) * VEC));
+    }
+    __syncthreads();
+  }
+  if (j >= d.j_total) return;
+  uint32_t q;
+  const uint32_t tile = d.cols.divmod(j >> d.cb_log2, &q);
+  const uint32_t cvec = (tile << d.cb_log2) + (j & lane_mask);  // channel vector
+  const int64_t c0 = int64_t(cvec) * VEC;
+  const int32_t o1 = int32_t(rg) * R;       // first output row
+  const int32_t i1 = o1 - p.lo[1];          // first input row (may be negative)
+  const int32_t i2 = int32_t(q) - p.lo[2];  // first input column
+  const int32_t i0 = int32_t(p0) * p.stride[0] - p.lo[0];
+  const bool plane = unsigned(i0) < unsigned(p.in[0]);
+  bool col_ok[3];
+#pragma unroll
+  for (int kw = 0; kw < 3; ++kw) col_ok[kw] = unsigned(i2 + kw) < unsigned(p.in[2]);
+  const int64_t x_row = int64_t(p.in[2]) * p.c;
+  // [N, I0, I1, I2, C] at (n, i0, i1, i2, c0); rows i1 .. i1 + R + 1 follow at x_row.
+  const T* xp = x + ((n * p.in[0] + i0) * p.in[1] + i1) * x_row + int64_t(i2) * p.c + c0;
+  Raw w[S::smem_weights ? 1 : 9];  // [kh·3 + kw], taps of axis 0 index 0 (register weights)
+  if constexpr (!S::smem_weights) {
+    const T* wp = static_cast<const T*>(p.wt) + c0;
+#pragma unroll
+    for (int t = 0; t < 9; ++t) w[t] = __ldg(reinterpret_cast<const Raw*>(wp + t * p.c));
+  }
+  const Raw* swp = sw + (cvec - vec_base);  // this thread's column of the shared weights
+  Raw buf[R + 2][3];  // input rows, loaded kAhead rows before they are added
+  auto load_row = [&](int ii) {
+    const bool row_ok = plane && unsigned(i1 + ii) < unsigned(p.in[1]);
+#pragma unroll
+    for (int kw = 0; kw < 3; ++kw) {
+      buf[ii][kw] = Raw{};
+      if (row_ok && col_ok[kw]) buf[ii][kw] = __ldg(reinterpret_cast<const Raw*>(xp + ii * x_row + kw * p.c));
+    }
+  };
+#pragma unroll
+  for (int ii = 0; ii < kAhead && ii < R + 2; ++ii) load_row(ii);
+  C acc[R][VEC];
+#pragma unroll
+  for (int v = 0; v < R; ++v)
+#pragma unroll
+    for (int u = 0; u < VEC; ++u) acc[v][u] = C(0);
+  const int64_t y_row = int64_t(p.out[2]) * p.c;
+  T* yp = y + ((n * p.out[0] + p0) * p.out[1] + o1) * y_row + int64_t(q) * p.c + c0;
+#pragma unroll
+  for (int ii = 0; ii < R + 2; ++ii) {
+    if (ii + kAhead < R + 2) load_row(ii + kAhead);
+    if (plane && unsigned(i1 + ii) < unsigned(p.in[1])) {
+      // Input row ii feeds output row ii − kh through kernel row kh; kernel rows of one output
+      // arrive in order, so each output sums its taps in order.
+#pragma unroll
+      for (int kh = 2; kh >= 0; --kh) {
+        const int v = ii - kh;
+        if (v < 0 || v >= R) continue;
+#pragma unroll
+        for (int kw = 0; kw < 3; ++kw) {
+          const V xv = *reinterpret_cast<const V*>(&buf[ii][kw]);
+          Raw wr;
+          if constexpr (S::smem_weights) {
+            wr = swp[(kh * 3 + kw) * span];
+          } else {
+            wr = w[kh * 3 + kw];
+          }
+          const V wv = *reinterpret_cast<const V*>(&wr);
+#pragma unroll
+          for (int u = 0; u < VEC; ++u) acc[v][u] += to_compute(xv.v[u]) * to_compute(wv.v[u]);
+        }
+      }
+    }
+    // Output row ii − 2 has all its kernel rows now.
+    if (ii >= 2 && o1 + ii - 2 < p.out[1]) {
+      V out;
+#pragma unroll
+      for (int u = 0; u < VEC; ++u) out.v[u] = from_compute<T>(acc[ii - 2][u]);
+      *reinterpret_cast<Raw*>(yp + (ii - 2) * y_row) = *reinterpret_cast<const Raw*>(&out);
+    }
+  }
+}
+
 template <class T>
 __global__ void __launch_bounds__(kBlock)
     depthwise_weights_kernel(const T* __restrict__ w, T* __restrict__ wt, int64_t c, int64_t taps,
@@ -297,8 +440,9 @@ cudaError_t launch_shape(const DepthwiseParams& p, cudaStream_t stream) {
   return cudaSuccess;
 }
 
-template <class T, int VEC, int R>
+template <class T, int VEC, int R, class S>
 cudaError_t launch_window(const DepthwiseParams& p, cudaStream_t stream) {
+  constexpr int kBlockW = S::block;
   const int64_t chunks = p.c / VEC;
   uint32_t cb_log2 = 0;  // the largest power-of-two tile of channel vectors within 128 bytes
   while (cb_log2 < 5 && chunks % (int64_t(2) << cb_log2) == 0 &&
@@ -306,11 +450,17 @@ cudaError_t launch_window(const DepthwiseParams& p, cudaStream_t stream) {
     ++cb_log2;
   const int64_t j_total = chunks * p.out[2];
   const int64_t rgroups = (p.out[1] + R - 1) / R;
-  const int64_t jblocks = (j_total + kBlock - 1) / kBlock;
+  const int64_t jblocks = (j_total + kBlockW - 1) / kBlockW;
   const int64_t per_sample = jblocks * rgroups * p.out[0];  // blocks
   if (per_sample == 0 || p.n == 0) return cudaSuccess;
   if (j_total >= 0x7fffffff || per_sample >= 0x7fffffff) return cudaErrorInvalidValue;
   const int64_t samples = 0x7fffffff / per_sample;
+  size_t smem = 0;
+  if constexpr (S::smem_weights) {
+    const int64_t tiles = window_block_tiles(kBlockW, cb_log2, p.out[2], chunks >> cb_log2);
+    smem = size_t(9 * (tiles << cb_log2) * VEC * int64_t(sizeof(T)));  // at most ~37 KB
+    if (smem > 48 * 1024) return cudaErrorInvalidValue;
+  }
   WindowDecompose dec{
       FastDivmod(p.out[2]), FastDivmod(jblocks), FastDivmod(rgroups), FastDivmod(p.out[0]), cb_log2,
       uint32_t(j_total)};
@@ -321,11 +471,25 @@ cudaError_t launch_window(const DepthwiseParams& p, cudaStream_t stream) {
     part.n = min(samples, p.n - n0);
     part.x = static_cast<const T*>(p.x) + n0 * x_sample;
     part.y = static_cast<T*>(p.y) + n0 * y_sample;
-    depthwise_window_kernel<T, VEC, R><<<unsigned(part.n * per_sample), kBlock, 0, stream>>>(part, dec);
+    if constexpr (std::is_same_v<S, WindowShape0>)
+      depthwise_window_kernel<T, VEC, R><<<unsigned(part.n * per_sample), kBlockW, 0, stream>>>(part, dec);
+    else
+      depthwise_window_shaped_kernel<T, VEC, R, S>
+          <<<unsigned(part.n * per_sample), kBlockW, smem, stream>>>(part, dec);
     const cudaError_t err = cudaGetLastError();
     if (err != cudaSuccess) return err;
   }
   return cudaSuccess;
+}
+
+template <class T, int VEC, class S>
+cudaError_t launch_window_rows(const DepthwiseParams& p, int rows, cudaStream_t stream) {
+  switch (rows) {
+    case 4: return launch_window<T, VEC, 4, S>(p, stream);
+    case 8: return launch_window<T, VEC, 8, S>(p, stream);
+    case 16: return launch_window<T, VEC, 16, S>(p, stream);
+    default: return cudaErrorInvalidValue;
+  }
 }
 
 }  // namespace
@@ -347,16 +511,28 @@ cudaError_t launch_depthwise_weights(const void* w, void* wt, int64_t c, const i
   });
 }
 
-cudaError_t launch_depthwise(const DepthwiseParams& p, int vec, int rows, cudaStream_t stream) {
+cudaError_t launch_depthwise(const DepthwiseParams& p, int vec, int rows, int variant, cudaStream_t stream) {
   const bool window = p.k[2] == 3 && p.stride[2] == 1 && p.dil[2] == 1;
   return dispatch_elem(p.elem, [&](auto tag) {
     using T = typename decltype(tag)::type;
     if (rows > 0) {
-      if (!depthwise_window_fits(p) || (rows != 4 && rows != 8)) return cudaErrorInvalidValue;
-      constexpr int W = depthwise_window_vector(int(sizeof(T)));
-      if (vec == W) return rows == 8 ? launch_window<T, W, 8>(p, stream) : launch_window<T, W, 4>(p, stream);
-      if (vec == 1) return rows == 8 ? launch_window<T, 1, 8>(p, stream) : launch_window<T, 1, 4>(p, stream);
-      return cudaErrorInvalidValue;
+      if (!depthwise_window_fits(p)) return cudaErrorInvalidValue;
+      const int W = depthwise_window_vector(int(sizeof(T)), variant);
+      if (vec != W && vec != 1) return cudaErrorInvalidValue;
+      constexpr int W0 = depthwise_window_vector(int(sizeof(T)), 0);
+      constexpr int W1 = depthwise_window_vector(int(sizeof(T)), 1);
+      switch (variant) {
+        case 0:
+          return vec == 1 ? launch_window_rows<T, 1, WindowShape0>(p, rows, stream)
+                          : launch_window_rows<T, W0, WindowShape0>(p, rows, stream);
+        case 1:
+          return vec == 1 ? launch_window_rows<T, 1, WindowShape1>(p, rows, stream)
+                          : launch_window_rows<T, W1, WindowShape1>(p, rows, stream);
+        case 2:
+          return vec == 1 ? launch_window_rows<T, 1, WindowShape2>(p, rows, stream)
+                          : launch_window_rows<T, W0, WindowShape2>(p, rows, stream);
+        default: return cudaErrorInvalidValue;
+      }
     }
     constexpr int VEC = int(16 / sizeof(T));
     if (vec == 1) return launch_shape<T, 1, 0>(p, stream);

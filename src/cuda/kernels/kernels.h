@@ -72,11 +72,13 @@ cudaError_t launch_depthwise_weights(const void* w, void* wt, int64_t c, const i
 /// dilation 1 on axes 1 and 2.
 bool depthwise_window_fits(const DepthwiseParams& p);
 /// Runs the whole output. rows 0: the general kernel, `vec` channels per thread, 16 / element
-/// size or 1; rows 4 or 8: the 3x3 window kernel (depthwise_window_fits) with that many output
-/// rows per thread and `vec` channels, depthwise_window_vector(element size) or 1. A vector needs C a
-/// multiple of it and every pointer aligned to its bytes. cudaErrorInvalidValue for any other
-/// choice, or when one sample's threads or blocks reach 2^31.
-cudaError_t launch_depthwise(const DepthwiseParams& p, int vec, int rows, cudaStream_t stream);
+/// size or 1; rows 4, 8 or 16: the 3x3 window kernel (depthwise_window_fits) with that many
+/// output rows per thread, in shape `variant` (0 .. kDepthwiseWindowVariants − 1, see
+/// kernels/depthwise.cu; ignored for rows 0), and `vec` channels,
+/// depthwise_window_vector(element size, variant) or 1. A vector needs C a multiple of it and
+/// every pointer aligned to its bytes. cudaErrorInvalidValue for any other choice, or when one
+/// sample's threads or blocks reach 2^31.
+cudaError_t launch_depthwise(const DepthwiseParams& p, int vec, int rows, int variant, cudaStream_t stream);
 
 // ---- implicit GEMM: a dense conv per group, maybe one stride phase (params.h GemmConvParams)
 /// Runs the whole dense problem (every group from group0 on, every row).
