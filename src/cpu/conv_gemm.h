@@ -15,6 +15,7 @@
 #include <string>
 
 #include "cpu/gemm.h"
+#include "plan/algorithm.h"
 
 namespace convnd {
 
@@ -51,5 +52,33 @@ std::string plan_conv_gemm(const Geometry& sub, bool dense_output, int64_t budge
 Status run_conv_gemm(const ConvGemmTiles& tiles, const DenseConv& dc, const void* x, const void* w,
                      void* y, void* workspace, ThreadPool* pool,
                      const std::function<bool(int64_t)>& progress);
+
+
+// ---- Shared by the GEMM-based algorithms (pointwise_gemm, im2col_gemm, polyphase_gemm) ----
+
+inline bool all_ones(const Dims& d) { return d == Dims{1, 1, 1}; }
+inline bool all_zeros(const Dims& d) { return d == Dims{0, 0, 0}; }
+
+inline void record_tiles(const ConvGemmTiles& t, Plan* plan) {
+  plan->workspace_bytes = t.workspace;
+  plan->index_bits = 64;
+  plan->tiles = {{"n_tile", t.n_tile}, {"m_tile", t.m_tile}, {"mr", t.gemm.mr}, {"nr", t.gemm.nr},
+                 {"kc", t.gemm.kc},   {"mc", t.gemm.mc},     {"nc", t.gemm.nc}};
+}
+
+inline ConvGemmTiles tiles_from_plan(const Plan& plan, const Geometry& sub, bool dense_output) {
+  // Re-derive the GEMM plan for this piece within the planned workspace (the K of a phase
+  // can be smaller than the one planned for; its workspace is then smaller too).
+  ConvGemmTiles t;
+  int64_t min_ws = 0;
+  std::string why = plan_conv_gemm(sub, dense_output, plan.workspace_bytes, plan.threads, &t, &min_ws);
+  if (!why.empty()) t.workspace = -1;
+  return t;
+}
+
+inline std::function<bool(int64_t)> progress_of(const RunContext& ctx, int64_t total, int64_t offset = 0) {
+  return [&ctx, total, offset](int64_t done) { return ctx.report(double(offset + done) / double(std::max<int64_t>(total, 1))); };
+}
+
 
 }  // namespace convnd

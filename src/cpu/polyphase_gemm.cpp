@@ -1,9 +1,8 @@
-// The GEMM-based CPU algorithms: pointwise (1x1) convs, implicit-im2col convs and polyphase
-// transposed / input-dilated convs. All three run DenseConv pieces through conv_gemm.
+// polyphase_gemm: input-dilated and transposed convs as one dense implicit GEMM per stride
+// phase (src/plan/phases.h), with a strided selection of the kernel as B.
 #include <algorithm>
 
 #include "cpu/conv_gemm.h"
-#include "plan/algorithm.h"
 #include "plan/phases.h"
 
 namespace convnd {
@@ -12,89 +11,6 @@ namespace {
 
 // Phases are enumerated (one GEMM each); beyond this many the per-phase work is tiny anyway.
 constexpr int64_t kMaxPhases = int64_t(1) << 20;
-
-bool all_ones(const Dims& d) { return d == Dims{1, 1, 1}; }
-bool all_zeros(const Dims& d) { return d == Dims{0, 0, 0}; }
-
-void record_tiles(const ConvGemmTiles& t, Plan* plan) {
-  plan->workspace_bytes = t.workspace;
-  plan->index_bits = 64;
-  plan->tiles = {{"n_tile", t.n_tile}, {"m_tile", t.m_tile}, {"mr", t.gemm.mr}, {"nr", t.gemm.nr},
-                 {"kc", t.gemm.kc},   {"mc", t.gemm.mc},     {"nc", t.gemm.nc}};
-}
-
-ConvGemmTiles tiles_from_plan(const Plan& plan, const Geometry& sub, bool dense_output) {
-  // Re-derive the GEMM plan for this piece within the planned workspace (the K of a phase
-  // can be smaller than the one planned for; its workspace is then smaller too).
-  ConvGemmTiles t;
-  int64_t min_ws = 0;
-  std::string why = plan_conv_gemm(sub, dense_output, plan.workspace_bytes, plan.threads, &t, &min_ws);
-  if (!why.empty()) t.workspace = -1;
-  return t;
-}
-
-std::function<bool(int64_t)> progress_of(const RunContext& ctx, int64_t total, int64_t offset = 0) {
-  return [&ctx, total, offset](int64_t done) { return ctx.report(double(offset + done) / double(std::max<int64_t>(total, 1))); };
-}
-
-// --- pointwise: 1x1 kernel, stride 1, no padding: A is x itself ----------------------------
-class PointwiseGemm final : public Algorithm {
- public:
-  std::string_view name() const override { return "pointwise_gemm"; }
-  Backend backend() const override { return Backend::cpu; }
-  std::string plan(const Geometry& g, const PlanRequest& req, Plan* plan, int64_t* min_ws) const override {
-    if (!all_ones(g.k)) return "needs a 1x1 kernel";
-    if (!all_ones(g.stride) || !all_ones(g.idil) || !all_zeros(g.lo) || !all_zeros(g.hi))
-      return "needs stride 1, no padding and no input dilation";
-    ConvGemmTiles t;
-    std::string why = plan_conv_gemm(g, true, req.budget, req.threads, &t, min_ws);
-    if (!why.empty()) return why;
-    record_tiles(t, plan);
-    return {};
-  }
-  Status run(const RunContext& ctx) const override {
-    DenseConv dc;
-    dc.sub = ctx.g;
-    dc.w_k = ctx.g.k;
-    dc.y_out = ctx.g.out;
-    dc.pointwise_a = true;
-    ConvGemmTiles t = tiles_from_plan(ctx.plan, ctx.g, true);
-    if (t.workspace < 0) return Status(ErrorKind::backend, "[pointwise_gemm] plan no longer fits its workspace");
-    return run_conv_gemm(t, dc, ctx.x.data, ctx.w.data, ctx.y.data, ctx.workspace, ctx.pool,
-                         progress_of(ctx, ctx.g.y_elems()));
-  }
-};
-
-// --- implicit im2col GEMM: any dense conv (no input dilation) ------------------------------
-class Im2colGemm final : public Algorithm {
- public:
-  std::string_view name() const override { return "im2col_gemm"; }
-  Backend backend() const override { return Backend::cpu; }
-  std::string plan(const Geometry& g, const PlanRequest& req, Plan* plan, int64_t* min_ws) const override {
-    if (!all_ones(g.idil)) return "input dilation needs the polyphase algorithm";
-    ConvGemmTiles t;
-    std::string why = plan_conv_gemm(g, true, req.budget, req.threads, &t, min_ws);
-    if (!why.empty()) return why;
-    record_tiles(t, plan);
-    return {};
-  }
-  Status run(const RunContext& ctx) const override {
-    const Geometry& g = ctx.g;
-    DenseConv dc;
-    dc.sub = g;
-    dc.sub.flip = false;
-    dc.w_k = g.k;
-    dc.y_out = g.out;
-    for (int j = 0; j < 3; ++j) {
-      dc.k_first[j] = g.flip ? g.k[j] - 1 : 0;
-      dc.k_step[j] = g.flip ? -1 : 1;
-    }
-    ConvGemmTiles t = tiles_from_plan(ctx.plan, dc.sub, true);
-    if (t.workspace < 0) return Status(ErrorKind::backend, "[im2col_gemm] plan no longer fits its workspace");
-    return run_conv_gemm(t, dc, ctx.x.data, ctx.w.data, ctx.y.data, ctx.workspace, ctx.pool,
-                         progress_of(ctx, g.y_elems()));
-  }
-};
 
 // --- polyphase: input-dilated and transposed convs as one dense conv per output phase -----
 // Each phase's outputs are a dense conv of the undilated input with a sub-kernel, so no
@@ -179,16 +95,9 @@ class PolyphaseGemm final : public Algorithm {
   }
 };
 
+
 }  // namespace
 
-const Algorithm& pointwise_gemm_algorithm() {
-  static const PointwiseGemm a;
-  return a;
-}
-const Algorithm& im2col_gemm_algorithm() {
-  static const Im2colGemm a;
-  return a;
-}
 const Algorithm& polyphase_gemm_algorithm() {
   static const PolyphaseGemm a;
   return a;
