@@ -112,7 +112,7 @@ if want build; then
     cmake -S . -B $B "${cfg[@]}" -DCONVND_BUILD_TESTS=OFF >>"$OUT/build.log" 2>&1
   fi
   if cmake --build $B -j"$JOBS" >>"$OUT/build.log" 2>&1 &&
-     nvcc -O2 -std=c++20 -arch=sm_90 -Iinclude bench/gpu_bench.cu $B/libconvnd.a -lcublas -o $B/gpu_bench \
+     nvcc -O2 -std=c++20 -arch=sm_90 -Iinclude bench/gpu_bench.cu $B/libconvnd.a -ldl -o $B/gpu_bench \
        -Xlinker -rpath -Xlinker "$CUDA_HOME_GUESS/lib64" -Xlinker -rpath -Xlinker "$CUDA_HOME_GUESS/targets/x86_64-linux/lib" \
        >>"$OUT/build.log" 2>&1; then
     note "build: ok in $(($(date +%s) - t)) s (unit tests $([ $TESTS_BUILT = 1 ] && echo built || echo 'not built: no GoogleTest'))"

@@ -62,7 +62,9 @@ macro(convnd_add_cuda target)
     # Device code is C++17 (CMake 3.25 knows no CUDA20 dialect for nvcc 13).
     target_compile_options(${target} PRIVATE $<$<COMPILE_LANGUAGE:CUDA>:-lineinfo>)
     target_compile_definitions(${target} PUBLIC CONVND_WITH_CUDA=1)
-    target_link_libraries(${target} PRIVATE CUDA::cudart_static CUDA::cublas)
+    # cuBLAS is opened with dlopen when first used (src/cuda/runtime.cpp), not linked.
+    target_link_libraries(${target} PRIVATE CUDA::cudart_static ${CMAKE_DL_LIBS})
+    target_compile_definitions(${target} PRIVATE CONVND_CUBLAS_MAJOR="${CUDAToolkit_VERSION_MAJOR}")
     set(CONVND_HAVE_CUDA ON)
   elseif(EXISTS ${CMAKE_CURRENT_SOURCE_DIR}/src/cuda/no_cuda.cpp)
     target_sources(${target} PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/src/cuda/no_cuda.cpp)

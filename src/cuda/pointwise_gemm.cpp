@@ -41,6 +41,7 @@ class PointwiseGemmCuda final : public Algorithm {
       return "needs stride 1, no padding and no input dilation";
     if (g.c > INT_MAX || g.o > INT_MAX) return "more than 2^31-1 channels (cuBLAS sizes are int)";
     if (g.groups > kMaxGroups) return "more than " + std::to_string(kMaxGroups) + " groups";
+    if (std::string why; !cuda::cublas(&why)) return why;
     const int64_t M = g.n * g.out_volume();
     // Each call's x and y blocks hold fewer than 2^31 elements.
     const int64_t m_tile = std::min<int64_t>(M, INT_MAX / std::max(g.c, g.o));
@@ -65,6 +66,7 @@ class PointwiseGemmCuda final : public Algorithm {
     const void* alpha = g.dtype == DType::f64 ? static_cast<const void*>(&one_d) : &one_f;
     const void* beta = g.dtype == DType::f64 ? static_cast<const void*>(&zero_d) : &zero_f;
     cublasHandle_t h = cuda::cublas_handle();
+    const auto gemm_ex = cuda::cublas()->gemm_ex;  // loaded: cublas_handle() succeeded
     const char* x = static_cast<const char*>(ctx.x.data);
     const char* w = static_cast<const char*>(ctx.w.data);
     char* y = static_cast<char*>(ctx.y.data);
@@ -72,7 +74,7 @@ class PointwiseGemmCuda final : public Algorithm {
       const int mt = int(std::min(m_tile, M - m0));
       for (int64_t q = 0; q < g.groups; ++q) {
         // Column-major view: C (og × mt, ld O) = Wᵀ-as-stored (og × cg) · X-block (cg × mt, ld C).
-        CONVND_CUDA_CHECK(cublasGemmEx(h, CUBLAS_OP_T, CUBLAS_OP_N, int(og), mt, int(cg), alpha,
+        CONVND_CUDA_CHECK(gemm_ex(h, CUBLAS_OP_T, CUBLAS_OP_N, int(og), mt, int(cg), alpha,
                                        w + q * og * cg * es, t, int(cg), x + (m0 * g.c + q * cg) * es, t,
                                        int(g.c), beta, y + (m0 * g.o + q * og) * es, t, int(g.o), compute,
                                        CUBLAS_GEMM_DEFAULT));

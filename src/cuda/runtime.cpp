@@ -1,6 +1,13 @@
 #include "cuda/runtime.h"
 
+#ifndef CONVND_CUBLAS_MAJOR
+#define CONVND_CUBLAS_MAJOR "13"
+#endif
+
+#include <dlfcn.h>
+
 #include <map>
+#include <type_traits>
 #include <memory>
 #include <mutex>
 #include <vector>
@@ -207,6 +214,37 @@ void DeviceBuffer::release() {
   ptr_ = nullptr;
 }
 
+const Cublas* cublas(std::string* why) {
+  static std::string error;
+  static const Cublas* api = [] () -> const Cublas* {
+    void* lib = nullptr;
+    for (const char* name : {"libcublas.so." CONVND_CUBLAS_MAJOR, "libcublas.so"})
+      if ((lib = dlopen(name, RTLD_NOW | RTLD_LOCAL))) break;
+    if (!lib) {
+      const char* e = dlerror();
+      error = std::string("cuBLAS (libcublas.so." CONVND_CUBLAS_MAJOR ") could not be loaded: ") + (e ? e : "");
+      return nullptr;
+    }
+    static Cublas c;
+    bool ok = true;
+    auto get = [&](auto* fn, const char* sym) {
+      *fn = reinterpret_cast<std::remove_pointer_t<decltype(fn)>>(dlsym(lib, sym));
+      if (!*fn) {
+        ok = false;
+        error = std::string("cuBLAS lacks ") + sym;
+      }
+    };
+    get(&c.create, "cublasCreate_v2");
+    get(&c.set_stream, "cublasSetStream_v2");
+    get(&c.set_workspace, "cublasSetWorkspace_v2");
+    get(&c.set_math_mode, "cublasSetMathMode");
+    get(&c.gemm_ex, "cublasGemmEx");
+    return ok ? &c : nullptr;
+  }();
+  if (!api && why) *why = error;
+  return api;
+}
+
 cublasHandle_t cublas_handle() {
   const int d = current_device();
   static std::mutex mu;
@@ -214,11 +252,14 @@ cublasHandle_t cublas_handle() {
   std::lock_guard<std::mutex> lock(mu);
   auto it = handles->find(d);
   if (it != handles->end()) return it->second;
+  std::string why;
+  const Cublas* api = cublas(&why);
+  if (!api) throw Error(ErrorKind::backend, "[cuda] " + why);
   cublasHandle_t h = nullptr;
-  CONVND_CUDA_CHECK(cublasCreate(&h));
-  CONVND_CUDA_CHECK(cublasSetStream(h, 0));
-  CONVND_CUDA_CHECK(cublasSetWorkspace(h, nullptr, 0));
-  CONVND_CUDA_CHECK(cublasSetMathMode(
+  CONVND_CUDA_CHECK(api->create(&h));
+  CONVND_CUDA_CHECK(api->set_stream(h, 0));
+  CONVND_CUDA_CHECK(api->set_workspace(h, nullptr, 0));
+  CONVND_CUDA_CHECK(api->set_math_mode(
       h, cublasMath_t(CUBLAS_DEFAULT_MATH | CUBLAS_MATH_DISALLOW_REDUCED_PRECISION_REDUCTION)));
   handles->emplace(d, h);
   return h;

@@ -65,6 +65,21 @@ class DeviceBuffer {
 /// the compute type, never in a narrower output type).
 cublasHandle_t cublas_handle();
 
+/// cuBLAS is opened with dlopen on first use rather than linked: linking it costs every
+/// process that loads convnd about 200 MB of resident memory at start-up (its relocations),
+/// CPU-only users included. The few entry points the backend calls:
+struct Cublas {
+  decltype(&::cublasCreate_v2) create;
+  decltype(&::cublasSetStream_v2) set_stream;
+  decltype(&::cublasSetWorkspace_v2) set_workspace;
+  decltype(&::cublasSetMathMode) set_math_mode;
+  cublasStatus_t (*gemm_ex)(cublasHandle_t, cublasOperation_t, cublasOperation_t, int, int, int, const void*,
+                            const void*, cudaDataType, int, const void*, cudaDataType, int, const void*, void*,
+                            cudaDataType, int, cublasComputeType_t, cublasGemmAlgo_t);
+};
+/// The loaded library, or nullptr with *why set when it cannot be opened.
+const Cublas* cublas(std::string* why = nullptr);
+
 /// Makes `device` current for the lifetime of the guard and restores the previous one.
 class DeviceGuard {
  public:
