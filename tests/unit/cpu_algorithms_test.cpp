@@ -12,8 +12,6 @@ using namespace convnd::test;
 
 namespace {
 
-const DType kAllDtypes[] = {DType::f32, DType::f16, DType::bf16, DType::f64};
-
 // Runs problem p with the named algorithm forced; returns false when it
 // declines.
 bool run_forced(const Case& c, const std::string& algo, Tensor* y, int64_t budget = -1, int threads = 0) {
@@ -30,41 +28,19 @@ bool run_forced(const Case& c, const std::string& algo, Tensor* y, int64_t budge
   }
   EXPECT_EQ(plan.algorithm, algo);
   *y = Tensor::empty(c.problem.dtype, y_shape(c.shapes));
+  fill(y->view(), std::nan(""));  // every element must be written
   execute(plan, c.x, c.w, *y, opt);
   return true;
 }
 
+bool run_cpu(const Case& c, const std::string& algo, Tensor* y) { return run_forced(c, algo, y); }
+
 void check_algorithm_on_draws(const std::string& algo, DrawLimits lim, int draws, int min_accepted) {
-  Rng rng = test_rng();
-  int accepted = 0;
-  for (int i = 0; i < draws; ++i) {
-    lim.dtypes = {kAllDtypes[i % 4]};
-    Problem p = random_problem(rng, lim);
-    Case c = make_case(p, rng);
-    Tensor y;
-    if (!run_forced(c, algo, &y)) continue;
-    ++accepted;
-    ASSERT_TRUE(matches_oracle(y, oracle(c))) << algo << " on " << to_string(p);
-  }
-  EXPECT_GE(accepted, min_accepted) << algo << " accepted too few random problems";
+  convnd::test::check_algorithm_on_draws(run_cpu, algo, lim, draws, min_accepted);
 }
 
 void check_list(const std::string& algo, std::initializer_list<const char*> problems) {
-  Rng rng = test_rng();
-  for (const char* s : problems)
-    for (DType t : kAllDtypes) {
-      Problem p = parse_problem(s);
-      p.dtype = t;
-      Case c = make_case(p, rng);
-      Tensor y;
-      ASSERT_TRUE(run_forced(c, algo, &y)) << algo << " declined " << to_string(p);
-      ASSERT_TRUE(matches_oracle(y, oracle(c))) << algo << " on " << to_string(p);
-      // Small integers: every partial sum is exact, so the result must equal
-      // the oracle's bits.
-      Case ci = make_case(p, rng, Fill::small_int, 2);
-      ASSERT_TRUE(run_forced(ci, algo, &y));
-      ASSERT_TRUE(bit_equal(y, reference_output(ci))) << algo << " (small integers) on " << to_string(p);
-    }
+  check_algorithm_on_list(run_cpu, algo, problems);
 }
 
 }  // namespace

@@ -13,38 +13,14 @@ using namespace convnd::test;
 
 namespace {
 
-const DType kAllDtypes[] = {DType::f32, DType::f16, DType::bf16, DType::f64};
+bool run_cuda_default(const Case& c, const std::string& algo, Tensor* y) { return run_cuda(c, algo, y); }
 
 void check_algorithm_on_draws(const std::string& algo, DrawLimits lim, int draws, int min_accepted) {
-  Rng rng = test_rng();
-  int accepted = 0;
-  for (int i = 0; i < draws; ++i) {
-    lim.dtypes = {kAllDtypes[i % 4]};
-    Problem p = random_problem(rng, lim);
-    Case c = make_case(p, rng);
-    Tensor y;
-    if (!run_cuda(c, algo, &y)) continue;
-    ++accepted;
-    ASSERT_TRUE(matches_oracle(y, oracle(c))) << algo << " on " << to_string(p);
-  }
-  EXPECT_GE(accepted, min_accepted) << algo << " accepted too few random problems";
+  convnd::test::check_algorithm_on_draws(run_cuda_default, algo, lim, draws, min_accepted);
 }
 
 void check_list(const std::string& algo, std::initializer_list<const char*> problems) {
-  Rng rng = test_rng();
-  for (const char* s : problems)
-    for (DType t : kAllDtypes) {
-      Problem p = parse_problem(s);
-      p.dtype = t;
-      Case c = make_case(p, rng);
-      Tensor y;
-      ASSERT_TRUE(run_cuda(c, algo, &y)) << algo << " declined " << to_string(p);
-      ASSERT_TRUE(matches_oracle(y, oracle(c))) << algo << " on " << to_string(p);
-      // Small integers: every partial sum is exact, so the result must equal the oracle's bits.
-      Case ci = make_case(p, rng, Fill::small_int, 2);
-      ASSERT_TRUE(run_cuda(ci, algo, &y));
-      ASSERT_TRUE(bit_equal(y, reference_output(ci))) << algo << " (small integers) on " << to_string(p);
-    }
+  check_algorithm_on_list(run_cuda_default, algo, problems);
 }
 
 // Random depthwise problems (C = O = groups) around the kernels' vector widths (4 channels

@@ -404,6 +404,51 @@ inline Problem random_problem(Rng& rng, const DrawLimits& lim = {}) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// One algorithm against the oracle (shared by the CPU and CUDA algorithm tests)
+
+/// Runs a case with one algorithm forced into a fresh y; false when the algorithm declines.
+using AlgorithmRunner = bool (*)(const Case& c, const std::string& algo, Tensor* y);
+
+inline const DType kAllDtypes[] = {DType::f32, DType::f16, DType::bf16, DType::f64};
+
+/// Random problems within `lim`, cycling through the dtypes: every one the algorithm accepts
+/// must match the oracle, and it must accept at least `min_accepted` of them.
+inline void check_algorithm_on_draws(AlgorithmRunner run, const std::string& algo, DrawLimits lim, int draws,
+                                     int min_accepted) {
+  Rng rng = test_rng();
+  int accepted = 0;
+  for (int i = 0; i < draws; ++i) {
+    lim.dtypes = {kAllDtypes[i % 4]};
+    Problem p = random_problem(rng, lim);
+    Case c = make_case(p, rng);
+    Tensor y;
+    if (!run(c, algo, &y)) continue;
+    ++accepted;
+    ASSERT_TRUE(matches_oracle(y, oracle(c))) << algo << " on " << to_string(p);
+  }
+  EXPECT_GE(accepted, min_accepted) << algo << " accepted too few random problems";
+}
+
+/// Named problems in every dtype: within tolerance on random reals, and bit-exact on small
+/// integers (every partial sum is exact, so the result must equal the oracle's bits).
+inline void check_algorithm_on_list(AlgorithmRunner run, const std::string& algo,
+                                    std::initializer_list<const char*> problems) {
+  Rng rng = test_rng();
+  for (const char* s : problems)
+    for (DType t : kAllDtypes) {
+      Problem p = parse_problem(s);
+      p.dtype = t;
+      Case c = make_case(p, rng);
+      Tensor y;
+      ASSERT_TRUE(run(c, algo, &y)) << algo << " declined " << to_string(p);
+      ASSERT_TRUE(matches_oracle(y, oracle(c))) << algo << " on " << to_string(p);
+      Case ci = make_case(p, rng, Fill::small_int, 2);
+      ASSERT_TRUE(run(ci, algo, &y));
+      ASSERT_TRUE(bit_equal(y, reference_output(ci))) << algo << " (small integers) on " << to_string(p);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
 // Errors
 
 /// The status has `kind` and its message contains every one of `parts`.
