@@ -46,6 +46,9 @@ class Tensor {
   /// Uninitialised storage. Throws Error(out_of_memory) naming the bytes when allocation fails,
   /// and Error(invalid) when the byte count overflows int64.
   static Tensor empty(DType dtype, const Shape& shape);
+  /// The same on a CUDA device (device >= 0; -1 is host memory). Error(unsupported) in a
+  /// build without CUDA, Error(out_of_memory) when the device has no room.
+  static Tensor empty(DType dtype, const Shape& shape, int device);
   static Tensor zeros(DType dtype, const Shape& shape);
 
   const TensorView& view() const { return view_; }

@@ -202,6 +202,8 @@ def _array(a: Any, what: str) -> Tuple[Any, Optional[str]]:
 
 
 def _result(y: _np.ndarray) -> _np.ndarray:
+    if not isinstance(y, _np.ndarray):  # a CUDA output: a DLPack array on the device
+        return y
     if y.dtype == _np.uint16:  # bfloat16 bits (the native layer never returns integers otherwise)
         import ml_dtypes
 

@@ -216,6 +216,25 @@ nb::object numpy_of(convnd::Tensor y) {
   return a.cast();
 }
 
+// A CUDA output: an ndarray that exports DLPack with the device (torch.from_dlpack, cupy,
+// jax take it without a copy). bfloat16 keeps its own DLPack code here.
+nb::object device_array_of(convnd::Tensor y) {
+  auto* held = new convnd::Tensor(std::move(y));
+  nb::capsule owner(held, [](void* p) noexcept { delete static_cast<convnd::Tensor*>(p); });
+  std::vector<size_t> shape(held->shape().begin(), held->shape().end());
+  namespace dl = nb::dlpack;
+  dl::dtype t{};
+  t.lanes = 1;
+  switch (held->dtype()) {
+    case convnd::DType::f32: t.code = uint8_t(dl::dtype_code::Float); t.bits = 32; break;
+    case convnd::DType::f64: t.code = uint8_t(dl::dtype_code::Float); t.bits = 64; break;
+    case convnd::DType::f16: t.code = uint8_t(dl::dtype_code::Float); t.bits = 16; break;
+    case convnd::DType::bf16: t.code = uint8_t(dl::dtype_code::Bfloat); t.bits = 16; break;
+  }
+  nb::ndarray<> a(held->data(), shape.size(), shape.data(), owner, nullptr, t, kDLCUDA, held->view().device);
+  return nb::cast(a);
+}
+
 class ProblemObject {
  public:
   explicit ProblemObject(convnd::Problem p) : p_(p) {}
@@ -305,8 +324,8 @@ NB_MODULE(_core, m) {
           CallOptions o{stride, padding_lo, padding_hi, dilation, input_dilation, output_padding, groups, flip};
           convnd::Problem problem = problem_for(api, xv, wv, o);
           convnd::ExecOptions e = exec_options(device, budget, threads, algorithm);
-          // Later (CUDA backend): a device tensor in, a device tensor out; today every output
-          // is host memory.
+          // CUDA input on the CUDA backend: the output stays on that device, no copies.
+          const int out_device = e.backend == convnd::Backend::cuda && xv.device >= 0 ? xv.device : -1;
           SignalWatch watch;
           e.progress = [&watch](double f) { return watch(f); };
           convnd::Tensor y;
@@ -314,7 +333,7 @@ NB_MODULE(_core, m) {
             nb::gil_scoped_release release;
             convnd::Plan plan = convnd::make_plan(problem, e);
             convnd::TensorShapes ts = convnd::tensor_shapes(plan.problem, plan.geometry);
-            y = convnd::Tensor::empty(problem.dtype, convnd::Shape(ts.y.begin(), ts.y.begin() + ts.ndim));
+            y = convnd::Tensor::empty(problem.dtype, convnd::Shape(ts.y.begin(), ts.y.begin() + ts.ndim), out_device);
             convnd::execute(plan, xv, wv, y, e);
           } catch (const convnd::Error& err) {
             if (watch.error) throw *watch.error;  // the signal handler's exception, e.g. KeyboardInterrupt
@@ -322,7 +341,7 @@ NB_MODULE(_core, m) {
           }
           // A signal that arrived during the last tile still counts.
           if (watch.error) throw *watch.error;
-          return numpy_of(std::move(y));
+          return out_device >= 0 ? device_array_of(std::move(y)) : numpy_of(std::move(y));
         },
         "api"_a, "x"_a, "w"_a, "x_dtype"_a.none(), "w_dtype"_a.none(), "stride"_a, "padding_lo"_a, "padding_hi"_a,
         "dilation"_a, "input_dilation"_a, "output_padding"_a, "groups"_a, "flip"_a, "device"_a, "budget"_a.none(),

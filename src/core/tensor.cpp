@@ -10,6 +10,7 @@
 
 #include "core/checked.h"
 #include "core/element.h"
+#include "cuda/backend.h"
 
 namespace convnd {
 
@@ -43,6 +44,21 @@ bool TensorView::is_contiguous() const {
     acc *= shape[i];
   }
   return true;
+}
+
+Tensor Tensor::empty(DType dtype, const Shape& shape, int device) {
+  if (device < 0) return empty(dtype, shape);
+  int64_t n = 1, span = 1, bytes;
+  for (int64_t e : shape)
+    if (e < 0 || !checked_mul(n, e, &n) || !checked_mul(span, std::max<int64_t>(e, 1), &span))
+      throw Error(ErrorKind::invalid, "[tensor] shape has a negative extent or its size overflows int64");
+  if (!checked_mul(n, dtype_size(dtype), &bytes))
+    throw Error(ErrorKind::invalid, "[tensor] byte count overflows int64");
+  Tensor t;
+  t.storage_ = cuda_allocate(bytes, device);
+  t.view_ = TensorView(t.storage_.get(), dtype, shape);
+  t.view_.device = device;
+  return t;
 }
 
 Tensor Tensor::empty(DType dtype, const Shape& shape) {

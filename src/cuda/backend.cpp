@@ -202,4 +202,19 @@ void cuda_execute(const Plan& plan, const Algorithm& algorithm, const TensorView
   }
 }
 
+std::shared_ptr<void> cuda_allocate(int64_t bytes, int device) {
+  if (std::string why = cuda_unavailable_reason(); !why.empty())
+    throw Error(ErrorKind::unsupported, "[tensor] cannot allocate on CUDA device " + std::to_string(device) + ": " + why);
+  cuda::DeviceGuard guard(device);
+  auto* buffer = new cuda::DeviceBuffer(bytes, "a tensor");
+  return std::shared_ptr<void>(buffer->data(), [buffer, device](void*) noexcept {
+    try {
+      cuda::DeviceGuard back(device);  // the allocator's pools are per device
+      delete buffer;
+    } catch (...) {
+      // The driver is going away (process exit): the memory goes with it.
+    }
+  });
+}
+
 }  // namespace convnd

@@ -6,6 +6,7 @@
 #include <convnd/status.h>
 #include <convnd/tensor.h>
 
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -29,5 +30,10 @@ Status cuda_check_memory(const Plan& plan);
 /// w copied to the device, y copied back), so host callers work unchanged. Throws Error.
 void cuda_execute(const Plan& plan, const Algorithm& algorithm, const TensorView& x, const TensorView& w,
                   const TensorView& y, const ExecOptions& opt);
+
+/// Device memory for a Tensor on `device`, from the backend's caching allocator, released
+/// when the last owner lets go. Error(unsupported) without CUDA, Error(out_of_memory) when
+/// the device has no room.
+std::shared_ptr<void> cuda_allocate(int64_t bytes, int device);
 
 }  // namespace convnd

@@ -23,4 +23,9 @@ void cuda_execute(const Plan& plan, const Algorithm&, const TensorView&, const T
               "[execute] " + cuda_unavailable_reason() + "; problem: " + to_string(plan.problem));
 }
 
+std::shared_ptr<void> cuda_allocate(int64_t bytes, int device) {
+  throw Error(ErrorKind::unsupported, "[tensor] cannot allocate " + std::to_string(bytes) + " bytes on CUDA device " +
+                                          std::to_string(device) + ": " + cuda_unavailable_reason());
+}
+
 }  // namespace convnd
