@@ -4,7 +4,8 @@ The functions take MLX's Python signatures and keyword names, and channels-last 
 input ``(N, *spatial, C)``, weight ``(O, *kernel, C / groups)``, output ``(N, *out, O)``.
 Inputs are NumPy arrays (float32, float16, float64, and bfloat16 through ``ml_dtypes``) or any
 DLPack producer (torch, jax, cupy, MLX), strided views included. Outputs are NumPy arrays
-(bfloat16 as ``ml_dtypes.bfloat16``).
+(bfloat16 as ``ml_dtypes.bfloat16``); with ``device="cuda"`` and CUDA inputs, an array on that
+device that exports DLPack (``torch.from_dlpack(y)`` takes it without a copy).
 
 Every function also takes, keyword-only:
 
@@ -254,7 +255,8 @@ def conv_general(
         budget, device, threads, algorithm: see the package docstring.
 
     Returns:
-        A NumPy array ``(N, *out, O)`` of the input's dtype, where per axis
+        A NumPy array (a CUDA DLPack array for CUDA inputs on ``device="cuda"``) ``(N, *out, O)`` of
+        the input's dtype, where per axis
         ``out = floor((id*(I-1)+1 + lo + hi - (kd*(K-1)+1)) / stride) + 1``.
 
     Raises:
@@ -301,7 +303,8 @@ def _conv(rank: int):
         budget, device, threads, algorithm: see the package docstring.
 
     Returns:
-        A NumPy array ``(N, {dims.replace("L", "P")}, O)`` of the input's dtype.
+        A NumPy array (a CUDA DLPack array for CUDA inputs on ``device="cuda"``)
+        ``(N, {dims.replace("L", "P")}, O)`` of the input's dtype.
 
     Raises:
         ValueError, NotImplementedError, MemoryError: see the package docstring.
@@ -350,7 +353,8 @@ def _conv_transpose(rank: int):
         budget, device, threads, algorithm: see the package docstring.
 
     Returns:
-        A NumPy array ``(N, *out, O)`` with, per axis,
+        A NumPy array (a CUDA DLPack array for CUDA inputs on ``device="cuda"``) ``(N, *out, O)``
+        with, per axis,
         ``out = (I - 1) * stride - 2 * padding + dilation * (K - 1) + output_padding + 1``.
 
     Raises:

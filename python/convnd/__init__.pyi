@@ -14,6 +14,8 @@ IntOrSeq = Union[int, Sequence[int]]
 Padding = Union[int, Sequence[int], Tuple[Sequence[int], Sequence[int]]]
 Budget = Union[int, str, None]
 Shape = Tuple[int, ...]
+# A NumPy array; for CUDA inputs with device="cuda", an array on that device exporting DLPack.
+Output = Union[npt.NDArray[Any], Any]
 
 def has_cuda() -> bool: ...
 def default_workspace_budget() -> int: ...
@@ -31,7 +33,7 @@ def conv_general(
     device: str = "cpu",
     threads: int = 0,
     algorithm: Optional[str] = None,
-) -> npt.NDArray[Any]: ...
+) -> Output: ...
 def conv1d(
     input: ArrayLike,
     weight: ArrayLike,
@@ -44,7 +46,7 @@ def conv1d(
     device: str = "cpu",
     threads: int = 0,
     algorithm: Optional[str] = None,
-) -> npt.NDArray[Any]: ...
+) -> Output: ...
 def conv2d(
     input: ArrayLike,
     weight: ArrayLike,
@@ -57,7 +59,7 @@ def conv2d(
     device: str = "cpu",
     threads: int = 0,
     algorithm: Optional[str] = None,
-) -> npt.NDArray[Any]: ...
+) -> Output: ...
 def conv3d(
     input: ArrayLike,
     weight: ArrayLike,
@@ -70,7 +72,7 @@ def conv3d(
     device: str = "cpu",
     threads: int = 0,
     algorithm: Optional[str] = None,
-) -> npt.NDArray[Any]: ...
+) -> Output: ...
 def conv_transpose1d(
     input: ArrayLike,
     weight: ArrayLike,
@@ -84,7 +86,7 @@ def conv_transpose1d(
     device: str = "cpu",
     threads: int = 0,
     algorithm: Optional[str] = None,
-) -> npt.NDArray[Any]: ...
+) -> Output: ...
 def conv_transpose2d(
     input: ArrayLike,
     weight: ArrayLike,
@@ -98,7 +100,7 @@ def conv_transpose2d(
     device: str = "cpu",
     threads: int = 0,
     algorithm: Optional[str] = None,
-) -> npt.NDArray[Any]: ...
+) -> Output: ...
 def conv_transpose3d(
     input: ArrayLike,
     weight: ArrayLike,
@@ -112,7 +114,7 @@ def conv_transpose3d(
     device: str = "cpu",
     threads: int = 0,
     algorithm: Optional[str] = None,
-) -> npt.NDArray[Any]: ...
+) -> Output: ...
 @overload
 def problem_string(problem: str) -> str: ...
 @overload
