@@ -31,19 +31,17 @@ class TransposedScatter final : public Algorithm {
     if (g.idil[2] == 1) return "no input dilation: a dense conv is better";
     if (g.cg() * g.og() > kMaxChannelProduct)
       return "more than " + std::to_string(kMaxChannelProduct) + " channel pairs per group: a GEMM is better";
+    // Repacked weights plus one accumulator tile per thread; the tile shrinks to the budget
+    // (tiles change no bits, see direct_kernels.h).
     const int64_t cs = compute_size(g.dtype);
-    const int64_t tile = std::min(kTile, g.out[2]);
-    // Repacked weights plus one accumulator tile per thread.
-    const int64_t ws = (g.w_elems() + int64_t(req.threads) * tile * g.og()) * cs;
-    if (ws > req.budget) {
-      *min_ws = (g.w_elems() + g.og()) * cs;
-      if (*min_ws > req.budget)
-        return "needs " + std::to_string(*min_ws) + " bytes of workspace; the budget is " + std::to_string(req.budget);
+    auto workspace = [&](int64_t t) { return (g.w_elems() + int64_t(req.threads) * t * g.og()) * cs; };
+    int64_t t = std::min(kTile, g.out[2]);
+    while (t > 1 && workspace(t) > req.budget) t = (t + 1) / 2;
+    if (workspace(t) > req.budget) {
+      *min_ws = workspace(1);
+      return "needs " + std::to_string(*min_ws) + " bytes of workspace; the budget is " + std::to_string(req.budget);
     }
-    // Shrink the tile to the budget; tiles change no bits (see direct_kernels.h).
-    int64_t t = tile;
-    while (t > 1 && (g.w_elems() + int64_t(req.threads) * t * g.og()) * cs > req.budget) t = (t + 1) / 2;
-    plan->workspace_bytes = (g.w_elems() + int64_t(req.threads) * t * g.og()) * cs;
+    plan->workspace_bytes = workspace(t);
     plan->index_bits = 64;
     plan->tiles = {{"positions_per_task", t}};
     return {};

@@ -214,3 +214,39 @@ TEST(CpuAlgorithms, PlannerPrefersFastPathsAndExplainsRejections) {
     for (const Rejection& r : p.rejected) EXPECT_FALSE(r.reason.empty()) << r.algorithm;
   }
 }
+
+// Whatever the budget, a plan never asks for more workspace than it. Budgets on a coarse grid,
+// then byte by byte across every interval where the planner's answer changes (the smallest
+// tile of an algorithm lies there), on 1 and 2 threads.
+TEST(CpuAlgorithms, WorkspaceNeverExceedsTheBudget) {
+  for (const char* s : {"op=convT in=40 c=1 o=1 k=4000 stride=16", "op=convT n=2 in=30 c=2 o=3 k=64 stride=8",
+                        "n=2 in=9x9 c=24 o=40 k=3x3 pad=1", "in=50 c=64 o=96", "in=12x12 c=33 o=33 k=3x3 g=33",
+                        "op=convT in=9x7 c=16 o=8 k=4x4 stride=2 pad=1"}) {
+    const Problem p = parse_problem(s);
+    for (int threads : {1, 2}) {
+      // The algorithm planned for a budget ("" when out of memory), checking the bound.
+      auto plan_for = [&](int64_t budget) -> std::string {
+        ExecOptions opt;
+        opt.budget = budget;
+        opt.threads = threads;
+        try {
+          Plan plan = make_plan(p, opt);
+          EXPECT_LE(plan.workspace_bytes, budget) << s << " on " << threads << " threads: " << plan.algorithm;
+          return plan.algorithm + "/" + std::to_string(plan.workspace_bytes > 0);
+        } catch (const Error& e) {
+          EXPECT_EQ(e.kind(), ErrorKind::out_of_memory) << e.what();
+          return "";
+        }
+      };
+      int64_t prev = 0;
+      std::string prev_answer = plan_for(0);
+      for (int64_t budget = 1; budget < (int64_t(1) << 20); budget = budget * 9 / 8 + 1) {
+        const std::string answer = plan_for(budget);
+        if (answer != prev_answer && budget - prev <= 8192)
+          for (int64_t b = prev + 1; b < budget; ++b) plan_for(b);
+        prev = budget;
+        prev_answer = answer;
+      }
+    }
+  }
+}
