@@ -46,14 +46,26 @@ bool TensorView::is_contiguous() const {
   return true;
 }
 
-Tensor Tensor::empty(DType dtype, const Shape& shape, int device) {
-  if (device < 0) return empty(dtype, shape);
+namespace {
+
+// Bytes of a dense tensor, or Error(invalid). The strides multiply every extent but the
+// first, so the product of max(e, 1) must fit too: a zero extent makes the element count 0
+// but not the strides small.
+int64_t dense_bytes(DType dtype, const Shape& shape) {
   int64_t n = 1, span = 1, bytes;
   for (int64_t e : shape)
     if (e < 0 || !checked_mul(n, e, &n) || !checked_mul(span, std::max<int64_t>(e, 1), &span))
       throw Error(ErrorKind::invalid, "[tensor] shape has a negative extent or its size overflows int64");
   if (!checked_mul(n, dtype_size(dtype), &bytes))
     throw Error(ErrorKind::invalid, "[tensor] byte count overflows int64");
+  return bytes;
+}
+
+}  // namespace
+
+Tensor Tensor::empty(DType dtype, const Shape& shape, int device) {
+  if (device < 0) return empty(dtype, shape);
+  const int64_t bytes = dense_bytes(dtype, shape);
   Tensor t;
   t.storage_ = cuda_allocate(bytes, device);
   t.view_ = TensorView(t.storage_.get(), dtype, shape);
@@ -62,15 +74,7 @@ Tensor Tensor::empty(DType dtype, const Shape& shape, int device) {
 }
 
 Tensor Tensor::empty(DType dtype, const Shape& shape) {
-  // The strides multiply every extent but the first, so the product of max(e, 1) must fit
-  // too: a zero extent makes the element count 0 but not the strides small.
-  int64_t n = 1, span = 1, bytes;
-  for (int64_t e : shape) {
-    if (e < 0 || !checked_mul(n, e, &n) || !checked_mul(span, std::max<int64_t>(e, 1), &span))
-      throw Error(ErrorKind::invalid, "[tensor] shape has a negative extent or its size overflows int64");
-  }
-  if (!checked_mul(n, dtype_size(dtype), &bytes))
-    throw Error(ErrorKind::invalid, "[tensor] byte count overflows int64");
+  const int64_t bytes = dense_bytes(dtype, shape);
   // Round up to the alignment; aligned_alloc needs a multiple of it. Memory is left
   // uninitialised (and so untouched until written): a 9 GB output costs nothing up front.
   size_t alloc = size_t(bytes + 63) / 64 * 64;
