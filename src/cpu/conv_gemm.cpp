@@ -31,7 +31,7 @@ class Im2colA final : public GemmASource {
     std::array<const void*, kMaxPanel> rows;
     for (int64_t p = 0; p * mr < mc; ++p) {
       const int64_t rcount = std::min(mr, mc - p * mr);
-      char* panel = static_cast<char*>(dst) + p * kc * mr * ces;
+      char* panel = static_cast<char*>(dst) + p * gemm_a_panel_elems(plan, kc) * ces;
       // Decompose each row's pixel once; a tap then only adds its offset.
       for (int64_t r = 0; r < rcount; ++r) {
         int64_t pix = base_ + m0 + p * mr + r;
@@ -54,8 +54,7 @@ class Im2colA final : public GemmASource {
           rows[r] = inside ? x_ + ((((n[r] * s_.in[0] + j0) * s_.in[1] + j1) * s_.in[2] + j2) * s_.c + c0_ + c_lo) * es_
                            : nullptr;
         }
-        gemm_pack_rows(plan, mr, s_.dtype, rows.data(), rcount, c_hi - c_lo,
-                       panel + (t * cg + c_lo - k0) * mr * ces);
+        gemm_pack_a_rows(plan, s_.dtype, rows.data(), rcount, t * cg + c_lo - k0, c_hi - c_lo, panel);
       }
     }
   }

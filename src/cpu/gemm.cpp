@@ -100,7 +100,7 @@ Workspace carve(const GemmPlan& p, int64_t N, int64_t K, DType c_dtype, bool b_p
   Workspace w;
   const int64_t e = elem_bytes(p.compute);
   const int64_t b_bytes = b_prepacked ? 0 : gemm_packed_b_bytes(p, N, K);
-  w.a_bytes = round_up(p.mr * std::max<int64_t>(p.a_whole_k ? K : p.kc, 1) * e, kAlign);
+  w.a_bytes = round_up(gemm_a_panel_elems(p, std::max<int64_t>(p.a_whole_k ? K : p.kc, 1)) * e, kAlign);
   w.c_bytes = c_dtype == p.compute ? 0 : round_up((p.a_whole_k ? p.mr : p.mc) * p.nc * 4, kAlign);
   w.per_thread = w.a_bytes + w.c_bytes;
   w.total = b_bytes + std::max(p.threads, 1) * w.per_thread;
@@ -127,6 +127,7 @@ void run_blocks(const GemmPlan& p, const GemmArgs& g, const T* packed_b, char* t
   else
     kernel = kt.f32_gemm;
   const int64_t M = g.M, N = g.N, K = g.K, mr = p.mr, nr = p.nr, kc = p.kc;
+  // A K block starting at k0 (a multiple of kg, see gemm_kc) starts k0·mr into a whole-K panel.
   const int64_t m_blocks = ceil_div(M, p.mc), n_blocks = ceil_div(N, p.nc);
   const bool scratch = g.c_dtype != p.compute;
   const int64_t es = dtype_size(g.c_dtype);
@@ -189,7 +190,7 @@ Status check_plan(const GemmPlan& p, int64_t K) {
     return Status(ErrorKind::unsupported,
                   std::string("gemm: this CPU cannot run the ") + gemm_isa_name(p.isa) + " path");
   const GemmTile t = gemm_tile(p.isa, p.compute);
-  if (p.mr != t.mr || p.nr != t.nr) return invalid("plan tile does not match its path");
+  if (p.mr != t.mr || p.nr != t.nr || p.kg != t.kg) return invalid("plan tile does not match its path");
   if (p.kc != gemm_kc(p.isa, p.compute, K))
     return invalid("plan.kc " + std::to_string(p.kc) + " is not gemm_kc of K = " + std::to_string(K));
   if (p.mc <= 0 || p.nc <= 0 || p.mc % p.mr || p.nc % p.nr || p.threads < 1)
@@ -240,8 +241,9 @@ int64_t gemm_kc(GemmIsa isa, DType compute, int64_t K) {
   const int64_t kc_max = gemm_tile(isa, compute).kc_max;
   if (K <= kc_max) return K;
   const int64_t blocks = ceil_div(K, kc_max);
-  // Equal blocks (rounded to 8) rather than kc_max and a short tail.
-  return std::min(kc_max, round_up(ceil_div(K, blocks), 8));
+  // Equal blocks (rounded to 8, and to whole A-panel groups so that a block starts on a group)
+  // rather than kc_max and a short tail.
+  return std::min(kc_max, round_up(ceil_div(K, blocks), std::max<int64_t>(8, gemm_tile(isa, compute).kg)));
 }
 
 GemmPlan gemm_plan(int64_t M, int64_t N, int64_t K, DType compute, int threads, GemmIsa isa) {
@@ -251,6 +253,7 @@ GemmPlan gemm_plan(int64_t M, int64_t N, int64_t K, DType compute, int threads, 
   const GemmTile t = gemm_tile(isa, p.compute);
   p.mr = t.mr;
   p.nr = t.nr;
+  p.kg = t.kg;
   p.kc = gemm_kc(isa, p.compute, K);
   p.threads = std::max(threads, 1);
   const int64_t e = elem_bytes(p.compute);
@@ -263,7 +266,7 @@ GemmPlan gemm_plan(int64_t M, int64_t N, int64_t K, DType compute, int threads, 
   p.nc = round_up(ceil_div(std::max<int64_t>(N, 1), n_blocks), p.nr);
   // When all of the task's B (K × nc) fits in L2, walk A panel by panel over all of K: A rows
   // are then read whole and in order, which is what the hardware prefetchers stream best.
-  p.a_whole_k = K * p.nc * e <= budget && p.mr * K * e <= (256 << 10);
+  p.a_whole_k = K * p.nc * e <= budget && gemm_a_panel_elems(p, K) * e <= (256 << 10);
 
   // M block: as many panels as keep the C block in a quarter of L2 (at most 64), then fewer
   // when that balances the threads better.
@@ -279,6 +282,23 @@ std::string gemm_plan_string(const GemmPlan& p) {
          std::string(dtype_name(p.compute)) + " tile=" + std::to_string(p.mr) + "x" +
          std::to_string(p.nr) + " kc=" + std::to_string(p.kc) + " mc=" + std::to_string(p.mc) +
          " nc=" + std::to_string(p.nc) + (p.a_whole_k ? " a=whole-k" : "") + " threads=" + std::to_string(p.threads);
+}
+
+int64_t gemm_a_panel_elems(const GemmPlan& plan, int64_t kc) { return round_up(kc, plan.kg) * plan.mr; }
+
+void gemm_pack_a_rows(const GemmPlan& plan, DType src_dtype, const void* const* rows,
+                      int64_t nrows, int64_t k_off, int64_t kn, void* panel) {
+  const GemmKernels& k = gemm_kernels(plan.isa);
+  if (plan.compute == DType::f64) {
+    if (src_dtype == DType::f64)
+      k.f64_pack_a(reinterpret_cast<const double* const*>(rows), nrows, k_off, kn,
+                   static_cast<double*>(panel));
+    else
+      gemm_pack_a_scalar<double>(src_dtype, rows, nrows, k_off, k_off, k_off + kn, plan.mr, plan.kg,
+                                 0, plan.mr, static_cast<double*>(panel));
+  } else {
+    k.f32_pack_a(src_dtype, rows, nrows, k_off, kn, static_cast<float*>(panel));
+  }
 }
 
 void gemm_pack_rows(const GemmPlan& plan, int64_t width, DType src_dtype, const void* const* rows,
@@ -304,8 +324,8 @@ void DenseGemmA::pack(const GemmPlan& plan, int64_t m0, int64_t mc, int64_t k0, 
   for (int64_t p = 0; p * plan.mr < mc; ++p) {
     const int64_t nrows = std::min(plan.mr, mc - p * plan.mr);
     for (int64_t r = 0; r < nrows; ++r) rows[r] = base + ((m0 + p * plan.mr + r) * lda_ + k0) * e;
-    gemm_pack_rows(plan, plan.mr, dtype_, rows, nrows, kc,
-                   static_cast<char*>(dst) + p * kc * plan.mr * pe);
+    gemm_pack_a_rows(plan, dtype_, rows, nrows, 0, kc,
+                     static_cast<char*>(dst) + p * gemm_a_panel_elems(plan, kc) * pe);
   }
 }
 

@@ -10,16 +10,19 @@
 //
 // A and B reach the kernels through sources that pack blocks into micro-panels. Packed
 // layouts (element type T = plan.compute: float for f32/f16/bf16 data, double for f64):
-//   A block (m0, mc, k0, kc): ceil(mc/mr) panels one after another, each kc·mr elements;
-//     panel p, element [k][r] at dst[p·kc·mr + k·mr + r] = A[m0 + p·mr + r, k0 + k],
-//     rows past m0 + mc are zero.
+//   A block (m0, mc, k0, kc): ceil(mc/mr) panels one after another, each
+//     gemm_a_panel_elems(plan, kc) = round_up(kc, kg)·mr elements. Within a panel k goes in
+//     groups of kg = plan.kg (the path's vector length, or 1): element [k][r] =
+//     A[m0 + p·mr + r, k0 + k] lies at (k/kg)·mr·kg + r·kg + k%kg, so each row's kg values
+//     are contiguous and packing is a copy, not a transpose (with kg = 1 this is k·mr + r).
+//     Rows past m0 + mc are zero; the padding of a last partial group is never read.
 //   B block (n0, nc, k0, kc): ceil(nc/nr) panels one after another, each kc·nr elements;
 //     panel p, element [k][c] at dst[p·kc·nr + k·nr + c] = B[k0 + k, n0 + p·nr + c],
 //     columns past n0 + nc are zero.
 //   Packed B (gemm_pack_b): panel j (columns j·nr ...) holds all K rows at
 //     packed[j·K·nr + k·nr + c], so the block of any K range is a slice of each panel.
-// gemm_pack_rows() writes these layouts fast from row pointers; conv sources use it per
-// contiguous run of channels.
+// gemm_pack_a_rows() and gemm_pack_rows() write these layouts fast from row pointers; conv
+// sources use them per contiguous run of channels.
 //
 // Determinism: every C element is reduced over k = 0..K-1 in fixed blocks [0, kc),
 // [kc, 2kc), ... with kc = gemm_kc(isa, compute, K), each block summed in order by the same
@@ -55,11 +58,13 @@ GemmIsa gemm_isa();
 struct GemmTile {
   int64_t mr = 0, nr = 0;
   int64_t kc_max = 0;  // longest K block
+  int64_t kg = 1;      // k per group of the packed A panel (kc_max is a multiple of it)
 };
 /// compute: DType::f32 (f32, f16 and bf16 data) or DType::f64.
 GemmTile gemm_tile(GemmIsa isa, DType compute);
 /// The K block length for a reduction of K: K is cut into ceil(K / kc_max) nearly equal
-/// blocks. A function of (isa, compute, K) only, which is what makes results deterministic.
+/// blocks, each but the last a multiple of kg. A function of (isa, compute, K) only, which is
+/// what makes results deterministic.
 int64_t gemm_kc(GemmIsa isa, DType compute, int64_t K);
 
 /// How a GEMM runs: plain data. Only isa, compute and kc affect the result bits.
@@ -67,6 +72,7 @@ struct GemmPlan {
   GemmIsa isa = GemmIsa::generic;
   DType compute = DType::f32;  // f32 for f32/f16/bf16 operands, f64 for f64
   int64_t mr = 0, nr = 0;      // micro-tile (elements)
+  int64_t kg = 1;              // k per group of a packed A panel (the tile's)
   int64_t kc = 0;              // K block (elements), = gemm_kc(isa, compute, K)
   int64_t mc = 0, nc = 0;      // a task computes an mc × nc block of C; multiples of mr, nr
                                // (gemm() may use smaller M blocks to balance its threads)
@@ -102,10 +108,20 @@ class GemmBSource {
                     void* dst) const = 0;
 };
 
-/// Writes kn × width elements of plan.compute at dst: dst[k·width + r] = rows[r][k] converted
-/// from src_dtype, for r < nrows (a null rows[r] gives zeros) and zeros for nrows <= r < width.
-/// width is plan.mr for A panels and plan.nr for B panels; nrows <= width. To fill part of a
-/// panel, pass dst = panel + k_offset·width. f64 compute takes f64 rows only.
+/// Elements of plan.compute in one packed A panel of kc columns: round_up(kc, kg)·mr.
+int64_t gemm_a_panel_elems(const GemmPlan& plan, int64_t kc);
+
+/// Writes columns [k_off, k_off + kn) of one packed A panel (mr rows, layout above) at panel:
+/// A-column k_off + k of row r = rows[r][k] converted from src_dtype, for r < nrows (a null
+/// rows[r] gives zeros), and zeros for nrows <= r < mr. nrows <= mr. f64 compute takes f64
+/// rows only.
+void gemm_pack_a_rows(const GemmPlan& plan, DType src_dtype, const void* const* rows,
+                      int64_t nrows, int64_t k_off, int64_t kn, void* panel);
+
+/// Writes kn × width elements of plan.compute at dst in the B-panel layout: dst[k·width + r] =
+/// rows[r][k] converted from src_dtype, for r < nrows (a null rows[r] gives zeros) and zeros
+/// for nrows <= r < width. width is plan.nr; nrows <= width. To fill part of a panel, pass
+/// dst = panel + k_offset·width. f64 compute takes f64 rows only.
 void gemm_pack_rows(const GemmPlan& plan, int64_t width, DType src_dtype, const void* const* rows,
                     int64_t nrows, int64_t kn, void* dst);
 
@@ -157,7 +173,7 @@ struct GemmArgs {
 };
 
 /// Workspace bytes gemm() needs: B packed (unless pre-packed), and per plan.threads one A panel
-/// (mr × kc, or mr × K with a_whole_k) and, for f16/bf16 C, an f32 accumulation block (mc × nc,
+/// (gemm_a_panel_elems of kc, or of K with a_whole_k) and, for f16/bf16 C, an f32 accumulation block (mc × nc,
 /// or mr × nc with a_whole_k). gemm() allocates nothing else.
 int64_t gemm_workspace_bytes(const GemmPlan& plan, int64_t N, int64_t K, DType c_dtype,
                              bool b_prepacked);
@@ -173,13 +189,19 @@ Status gemm(const GemmPlan& plan, const GemmArgs& args, void* workspace, int64_t
 // Internal: the per-path kernel tables (src/cpu/isa/gemm_kernels__<isa>.cpp).
 struct GemmKernels {
   GemmTile f32, f64;
-  /// c[r·ldc + j] (+)= sum_k a[k·mr + r]·b[k·nr + j] for r < m, j < n (m <= mr, n <= nr),
-  /// summed over k in order; accumulate adds to the C already there.
+  /// c[r·ldc + j] (+)= sum_k A[r][k]·b[k·nr + j] for r < m, j < n (m <= mr, n <= nr), with
+  /// A[r][k] the packed A panel a (groups of kg), summed over k in order; accumulate adds to
+  /// the C already there.
   void (*f32_gemm)(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, int64_t m,
                    int64_t n, bool accumulate);
   void (*f64_gemm)(int64_t kc, const double* a, const double* b, double* c, int64_t ldc,
                    int64_t m, int64_t n, bool accumulate);
-  /// gemm_pack_rows for each compute type.
+  /// gemm_pack_a_rows for each compute type (width = the tile's mr, groups of its kg).
+  void (*f32_pack_a)(DType src_dtype, const void* const* rows, int64_t nrows, int64_t k_off,
+                     int64_t kn, float* panel);
+  void (*f64_pack_a)(const double* const* rows, int64_t nrows, int64_t k_off, int64_t kn,
+                     double* panel);
+  /// gemm_pack_rows (the B layout) for each compute type.
   void (*f32_pack_rows)(DType src_dtype, const void* const* rows, int64_t nrows, int64_t kn,
                         int64_t width, float* dst);
   void (*f64_pack_rows)(const double* const* rows, int64_t nrows, int64_t kn, int64_t width,

@@ -201,6 +201,7 @@ TEST(Gemm, KAroundTheBlock) {
         const GemmPlan plan = gemm_plan(p.M, p.N, K, dt, 1, isa);
         EXPECT_EQ(plan.kc, gemm_kc(isa, dt, K));
         EXPECT_LE(plan.kc, kc);
+        if (K > kc) EXPECT_EQ(plan.kc % plan.kg, 0) << "a K block must start on an A-panel group";
         expect_close(p, run(plan, p, false), false, describe(isa, dt, p.M, p.N, K));
       }
     }
@@ -374,7 +375,7 @@ TEST(Gemm, PackRowsLayout) {
     for (DType dt : {DType::f32, DType::f16, DType::bf16, DType::f64}) {
       const GemmPlan plan = gemm_plan(100, 100, 100, compute_of(dt), 1, isa);
       const int64_t pe = dtype_size(compute_of(dt));
-      for (int64_t width : {plan.mr, plan.nr})
+      for (int64_t width : {plan.nr})
         for (int64_t kn : {1, 15, 16, 17, 40}) {
           Tensor src(dt, width * kn);
           for (int64_t i = 0; i < width * kn; ++i) src.set(i, double(rng() % 1000) - 500);
@@ -403,6 +404,41 @@ TEST(Gemm, PackRowsLayout) {
     }
 }
 
+// gemm_pack_a_rows writes the grouped A-panel layout at any k offset (partial groups at both
+// ends), with null rows and fewer rows than the panel, and writes nothing outside its range.
+TEST(Gemm, PackARowsLayout) {
+  std::mt19937_64 rng(fresh_seed());
+  for (GemmIsa isa : supported_isas())
+    for (DType dt : {DType::f32, DType::f16, DType::bf16, DType::f64}) {
+      const GemmPlan plan = gemm_plan(100, 100, 100, compute_of(dt), 1, isa);
+      const int64_t pe = dtype_size(compute_of(dt)), mr = plan.mr, kg = plan.kg;
+      for (int64_t k_off : {int64_t(0), int64_t(3), kg - 1, kg, kg + 5})
+        for (int64_t kn : {int64_t(1), int64_t(15), int64_t(16), int64_t(17), int64_t(40), 2 * kg}) {
+          const int64_t total = k_off + kn + 7;  // the panel's columns
+          Tensor src(dt, mr * kn);
+          for (int64_t i = 0; i < mr * kn; ++i) src.set(i, double(rng() % 1000) - 500);
+          const int64_t nrows = mr - 1;
+          std::vector<const void*> rows(static_cast<size_t>(mr));
+          for (int64_t r = 0; r < mr; ++r) rows[size_t(r)] = r == 2 ? nullptr : src.at(r * kn);
+          std::vector<char> dst(size_t(gemm_a_panel_elems(plan, total) * pe), 0x55);
+          gemm_pack_a_rows(plan, dt, rows.data(), nrows, k_off, kn, dst.data());
+          int failures = 0;
+          for (int64_t k = 0; k < total; ++k)
+            for (int64_t r = 0; r < mr; ++r) {
+              const char* d = dst.data() + ((k / kg) * mr * kg + r * kg + k % kg) * pe;
+              if (k < k_off || k >= k_off + kn) {
+                failures += d[0] != 0x55;
+                continue;
+              }
+              const double want = (r == 2 || r >= nrows) ? 0.0 : src.val[size_t(r * kn + k - k_off)];
+              failures += Tensor::read(compute_of(dt), d) != want;
+            }
+          EXPECT_EQ(failures, 0) << gemm_isa_name(isa) << " " << dtype_name(dt) << " k_off=" << k_off
+                                 << " kn=" << kn;
+        }
+    }
+}
+
 // A source that packs like an implicit im2col: each panel in two K segments, rows shifted by
 // one pixel with a zero (padding) row first, through gemm_pack_rows.
 class ShiftedSource final : public GemmASource {
@@ -412,7 +448,7 @@ class ShiftedSource final : public GemmASource {
             void* dst) const override {
     std::vector<const void*> rows(static_cast<size_t>(plan.mr));
     for (int64_t p = 0; p * plan.mr < mc; ++p) {
-      float* panel = static_cast<float*>(dst) + p * kc * plan.mr;
+      float* panel = static_cast<float*>(dst) + p * gemm_a_panel_elems(plan, kc);
       const int64_t nrows = std::min(plan.mr, mc - p * plan.mr);
       const int64_t split = kc / 3;
       for (int64_t seg = 0; seg < 2; ++seg) {
@@ -421,8 +457,7 @@ class ShiftedSource final : public GemmASource {
           const int64_t m = m0 + p * plan.mr + r;
           rows[size_t(r)] = m == 0 ? nullptr : a_ + (m - 1) * lda_ + k0 + ka;
         }
-        gemm_pack_rows(plan, plan.mr, DType::f32, rows.data(), nrows, kb - ka,
-                       panel + ka * plan.mr);
+        gemm_pack_a_rows(plan, DType::f32, rows.data(), nrows, ka, kb - ka, panel);
       }
     }
   }

@@ -9,6 +9,9 @@ namespace convnd {
 namespace {
 
 constexpr int kPrefetchB = 16 * 8;
+// k per group of an f32 A panel: one ymm of a row, so packing is a load and a store (f64
+// panels keep groups of 1 and the scalar packer).
+constexpr int kGroupF32 = 8;
 
 struct F32x8 {
   using T = float;
@@ -44,12 +47,12 @@ struct F64x4 {
 
 void f32_gemm_6x16__avx2(int64_t kc, const float* a, const float* b, float* c, int64_t ldc,
                          int64_t m, int64_t n, bool accumulate) {
-  gemm_microkernel<F32x8, 6, 2, kPrefetchB>(kc, a, b, c, ldc, m, n, accumulate);
+  gemm_microkernel<F32x8, 6, 2, kGroupF32, kPrefetchB>(kc, a, b, c, ldc, m, n, accumulate);
 }
 
 void f64_gemm_6x8__avx2(int64_t kc, const double* a, const double* b, double* c, int64_t ldc,
                         int64_t m, int64_t n, bool accumulate) {
-  gemm_microkernel<F64x4, 6, 2, kPrefetchB / 2>(kc, a, b, c, ldc, m, n, accumulate);
+  gemm_microkernel<F64x4, 6, 2, 1, kPrefetchB / 2>(kc, a, b, c, ldc, m, n, accumulate);
 }
 
 // Loads 8 consecutive elements of a row as f32.
@@ -114,6 +117,45 @@ void f32_pack_rows__avx2(DType dt, const void* const* rows, int64_t nrows, int64
   }
 }
 
+// One row of an f32 A panel (6 rows, groups of 8): whole groups by vector, the partial
+// groups at either end element by element.
+template <DType D>
+void pack_a_row_f32(const void* const* rows, int64_t nrows, int64_t r, int64_t k_off, int64_t kn,
+                    float* panel) {
+  constexpr int64_t MR = 6, G = kGroupF32;
+  const int64_t k_end = k_off + kn;
+  // [g_lo, g_hi): the whole groups (no std::min here: see gemm_microkernel.h on inline code).
+  const int64_t up = (k_off + G - 1) / G * G, g_lo = up < k_end ? up : k_end;
+  const int64_t down = k_end / G * G, g_hi = down > g_lo ? down : g_lo;
+  gemm_pack_a_scalar<float>(D, rows, nrows, k_off, k_off, g_lo, MR, G, r, r + 1, panel);
+  const void* row = r < nrows ? rows[r] : nullptr;
+  for (int64_t kk = g_lo; kk < g_hi; kk += G) {
+    float* d = panel + kk * MR + r * G;  // (kk/G)·MR·G with kk a multiple of G
+    _mm256_storeu_ps(d, row ? load_row<D>(row, kk - k_off) : _mm256_setzero_ps());
+  }
+  gemm_pack_a_scalar<float>(D, rows, nrows, k_off, g_hi, k_end, MR, G, r, r + 1, panel);
+}
+
+void f32_pack_a__avx2(DType dt, const void* const* rows, int64_t nrows, int64_t k_off, int64_t kn,
+                      float* panel) {
+  for (int64_t r = 0; r < 6; ++r) {
+    switch (dt) {
+      case DType::f32: pack_a_row_f32<DType::f32>(rows, nrows, r, k_off, kn, panel); break;
+      case DType::f16: pack_a_row_f32<DType::f16>(rows, nrows, r, k_off, kn, panel); break;
+      case DType::bf16: pack_a_row_f32<DType::bf16>(rows, nrows, r, k_off, kn, panel); break;
+      default:
+        gemm_pack_a_scalar<float>(dt, rows, nrows, k_off, k_off, k_off + kn, 6, kGroupF32, r, r + 1, panel);
+        break;
+    }
+  }
+}
+
+void f64_pack_a__avx2(const double* const* rows, int64_t nrows, int64_t k_off, int64_t kn,
+                      double* panel) {
+  gemm_pack_rows_scalar<double>(DType::f64, reinterpret_cast<const void* const*>(rows), nrows, 0,
+                                kn, 6, 0, 6, panel + k_off * 6);
+}
+
 void f64_pack_rows__avx2(const double* const* rows, int64_t nrows, int64_t kn, int64_t width,
                          double* dst) {
   gemm_pack_rows_scalar<double>(DType::f64, reinterpret_cast<const void* const*>(rows), nrows, 0,
@@ -140,10 +182,12 @@ void f32_store__avx2(const float* acc, int64_t ld_acc, int64_t m, int64_t n, DTy
 
 const GemmKernels& gemm_kernels_avx2() {
   static const GemmKernels k = {
-      {6, 16, 256},
-      {6, 8, 256},
+      {6, 16, 256, kGroupF32},
+      {6, 8, 256, 1},
       f32_gemm_6x16__avx2,
       f64_gemm_6x8__avx2,
+      f32_pack_a__avx2,
+      f64_pack_a__avx2,
       f32_pack_rows__avx2,
       f64_pack_rows__avx2,
       f32_store__avx2,

@@ -1,6 +1,7 @@
 // The AVX-512 GEMM path: f32 14x32 and f64 14x16 register tiles (28 accumulators, 2 B
-// vectors, 1 broadcast of the 32 zmm registers), and 16x16 (f32) and 8x8 (f64) in-register
-// transposes to pack panels from row-major data.
+// vectors, 1 broadcast of the 32 zmm registers). A panels are in groups of one zmm of k (16
+// f32, 8 f64), packed by masked copies; B panels by 16x16 (f32) and 8x8 (f64) in-register
+// transposes.
 // GCC 12's AVX-512 headers trip its own uninitialised-value warning (_mm512_undefined_ps,
 // GCC PR105593); nothing here reads an undefined register.
 #if defined(__GNUC__) && !defined(__clang__)
@@ -51,12 +52,12 @@ struct F64x8 {
 
 void f32_gemm_14x32__avx512(int64_t kc, const float* a, const float* b, float* c, int64_t ldc,
                             int64_t m, int64_t n, bool accumulate) {
-  gemm_microkernel<F32x16, 14, 2, kPrefetchB>(kc, a, b, c, ldc, m, n, accumulate);
+  gemm_microkernel<F32x16, 14, 2, 16, kPrefetchB>(kc, a, b, c, ldc, m, n, accumulate);
 }
 
 void f64_gemm_14x16__avx512(int64_t kc, const double* a, const double* b, double* c, int64_t ldc,
                             int64_t m, int64_t n, bool accumulate) {
-  gemm_microkernel<F64x8, 14, 2, kPrefetchB / 2>(kc, a, b, c, ldc, m, n, accumulate);
+  gemm_microkernel<F64x8, 14, 2, 8, kPrefetchB / 2>(kc, a, b, c, ldc, m, n, accumulate);
 }
 
 // Loads 16 consecutive elements of a row as f32 (the first `count` of them; the rest zero).
@@ -110,6 +111,68 @@ void pack_group_f32(const void* const rows[16], int64_t kn, int64_t width, int l
       r[i] = rows[i] ? load_row<D>(rows[i], k, load_mask) : _mm512_setzero_ps();
     transpose_16x16(r);
     for (int j = 0; j < count; ++j) _mm512_mask_storeu_ps(dst + (k + j) * width, store_mask, r[j]);
+  }
+}
+
+// The address of element k of a row as a uintptr_t: k may be negative, for a masked load
+// whose leading lanes are off (they read nothing and cannot fault).
+inline uintptr_t element_address(const void* row, int64_t k, int64_t bytes) {
+  return reinterpret_cast<uintptr_t>(row) + uintptr_t(k * bytes);
+}
+
+// Writes A-panel columns [k_off, k_off + kn) of all 14 rows, groups of 16: each row's part of a
+// group is one masked load (lanes before k_off or past the end off) and one masked store.
+template <DType D>
+void pack_a_f32(const void* const* rows, int64_t nrows, int64_t k_off, int64_t kn, float* panel) {
+  constexpr int64_t MR = 14, G = 16;
+  const int64_t es = D == DType::f32 ? 4 : 2;
+  const int64_t k_end = k_off + kn;
+  for (int64_t g0 = k_off / G * G; g0 < k_end; g0 += G) {
+    const int64_t lo = g0 > k_off ? g0 : k_off, hi = g0 + G < k_end ? g0 + G : k_end;
+    const __mmask16 mask = __mmask16(((1u << (hi - lo)) - 1) << (lo - g0));
+    float* d = panel + g0 * MR;  // (g0/G)·MR·G
+    for (int64_t r = 0; r < MR; ++r) {
+      const void* row = r < nrows ? rows[r] : nullptr;
+      __m512 v = _mm512_setzero_ps();
+      if (row) {
+        const uintptr_t lane0 = element_address(row, g0 - k_off, es);
+        if (D == DType::f32) {
+          v = _mm512_maskz_loadu_ps(mask, reinterpret_cast<const float*>(lane0));
+        } else {
+          __m256i h = _mm256_maskz_loadu_epi16(mask, reinterpret_cast<const uint16_t*>(lane0));
+          v = D == DType::f16 ? _mm512_cvtph_ps(h)
+                              : _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+        }
+      }
+      _mm512_mask_storeu_ps(d + r * G, mask, v);
+    }
+  }
+}
+
+void f32_pack_a__avx512(DType dt, const void* const* rows, int64_t nrows, int64_t k_off, int64_t kn,
+                        float* panel) {
+  switch (dt) {
+    case DType::f32: pack_a_f32<DType::f32>(rows, nrows, k_off, kn, panel); break;
+    case DType::f16: pack_a_f32<DType::f16>(rows, nrows, k_off, kn, panel); break;
+    case DType::bf16: pack_a_f32<DType::bf16>(rows, nrows, k_off, kn, panel); break;
+    default: gemm_pack_a_scalar<float>(dt, rows, nrows, k_off, k_off, k_off + kn, 14, 16, 0, 14, panel); break;
+  }
+}
+
+void f64_pack_a__avx512(const double* const* rows, int64_t nrows, int64_t k_off, int64_t kn,
+                        double* panel) {
+  constexpr int64_t MR = 14, G = 8;
+  const int64_t k_end = k_off + kn;
+  for (int64_t g0 = k_off / G * G; g0 < k_end; g0 += G) {
+    const int64_t lo = g0 > k_off ? g0 : k_off, hi = g0 + G < k_end ? g0 + G : k_end;
+    const __mmask8 mask = __mmask8(((1u << (hi - lo)) - 1) << (lo - g0));
+    double* d = panel + g0 * MR;
+    for (int64_t r = 0; r < MR; ++r) {
+      const double* row = r < nrows ? rows[r] : nullptr;
+      const __m512d v = row ? _mm512_maskz_loadu_pd(mask, reinterpret_cast<const double*>(element_address(row, g0 - k_off, 8)))
+                            : _mm512_setzero_pd();
+      _mm512_mask_storeu_pd(d + r * G, mask, v);
+    }
   }
 }
 
@@ -209,10 +272,12 @@ void f32_store__avx512(const float* acc, int64_t ld_acc, int64_t m, int64_t n, D
 
 const GemmKernels& gemm_kernels_avx512() {
   static const GemmKernels k = {
-      {14, 32, 384},
-      {14, 16, 192},
+      {14, 32, 384, 16},
+      {14, 16, 192, 8},
       f32_gemm_14x32__avx512,
       f64_gemm_14x16__avx512,
+      f32_pack_a__avx512,
+      f64_pack_a__avx512,
       f32_pack_rows__avx512,
       f64_pack_rows__avx512,
       f32_store__avx512,

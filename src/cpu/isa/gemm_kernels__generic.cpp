@@ -30,12 +30,24 @@ struct GenericVec {
 
 void f32_gemm_4x8__generic(int64_t kc, const float* a, const float* b, float* c, int64_t ldc,
                            int64_t m, int64_t n, bool accumulate) {
-  gemm_microkernel<GenericVec<float, F32x4>, 4, 2>(kc, a, b, c, ldc, m, n, accumulate);
+  gemm_microkernel<GenericVec<float, F32x4>, 4, 2, 1>(kc, a, b, c, ldc, m, n, accumulate);
 }
 
 void f64_gemm_4x4__generic(int64_t kc, const double* a, const double* b, double* c, int64_t ldc,
                            int64_t m, int64_t n, bool accumulate) {
-  gemm_microkernel<GenericVec<double, F64x2>, 4, 2>(kc, a, b, c, ldc, m, n, accumulate);
+  gemm_microkernel<GenericVec<double, F64x2>, 4, 2, 1>(kc, a, b, c, ldc, m, n, accumulate);
+}
+
+// A panels in groups of one k: the B layout with width mr = 4.
+void f32_pack_a__generic(DType dt, const void* const* rows, int64_t nrows, int64_t k_off,
+                         int64_t kn, float* panel) {
+  gemm_pack_rows_scalar<float>(dt, rows, nrows, 0, kn, 4, 0, 4, panel + k_off * 4);
+}
+
+void f64_pack_a__generic(const double* const* rows, int64_t nrows, int64_t k_off, int64_t kn,
+                         double* panel) {
+  gemm_pack_rows_scalar<double>(DType::f64, reinterpret_cast<const void* const*>(rows), nrows, 0,
+                                kn, 4, 0, 4, panel + k_off * 4);
 }
 
 void f32_pack_rows__generic(DType dt, const void* const* rows, int64_t nrows, int64_t kn,
@@ -58,10 +70,12 @@ void f32_store__generic(const float* acc, int64_t ld_acc, int64_t m, int64_t n, 
 
 const GemmKernels& gemm_kernels_generic() {
   static const GemmKernels k = {
-      {4, 8, 256},
-      {4, 4, 256},
+      {4, 8, 256, 1},
+      {4, 4, 256, 1},
       f32_gemm_4x8__generic,
       f64_gemm_4x4__generic,
+      f32_pack_a__generic,
+      f64_pack_a__generic,
       f32_pack_rows__generic,
       f64_pack_rows__generic,
       f32_store__generic,

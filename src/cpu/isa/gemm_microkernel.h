@@ -14,9 +14,11 @@ namespace {
 // C[m, n] (+)= A-panel · B-panel for one mr × (NV·lanes) tile. acc[r][v] holds C[r, v·lanes ...]:
 // A is broadcast one element at a time, B is loaded as NV vectors per k. The k loop is the
 // only reduction, in order, so the result of an element does not depend on where its tile sits.
+// The A panel is in groups of G k (gemm.h): element [k][r] at (k/G)·MR·G + r·G + k%G, so a
+// row's G values are contiguous and packing them needs no transpose.
 // V provides: T, R (register), lanes, zero, load, bcast, fma, add, store, prefetch (of B,
 // PrefetchB elements ahead; 0: none), prefetch_c.
-template <class V, int MR, int NV, int PrefetchB = 0>
+template <class V, int MR, int NV, int G, int PrefetchB = 0>
 inline void gemm_microkernel(int64_t kc, const typename V::T* a, const typename V::T* b,
                              typename V::T* c, int64_t ldc, int64_t m, int64_t n, bool accumulate) {
   using T = typename V::T;
@@ -32,21 +34,24 @@ inline void gemm_microkernel(int64_t kc, const typename V::T* a, const typename 
 #pragma GCC unroll 32
   for (int r = 0; r < MR; ++r) V::prefetch_c(c + r * ldc, NR);
 
-  for (int64_t k = 0; k < kc; ++k) {
-    if (PrefetchB)
+  for (int64_t k0 = 0; k0 < kc; k0 += G) {
+    const int64_t kn = kc - k0 < G ? kc - k0 : G;
+    for (int64_t kk = 0; kk < kn; ++kk) {
+      if (PrefetchB)
 #pragma GCC unroll 8
-      for (int v = 0; v < NV; ++v) V::prefetch(b + PrefetchB + v * L);
-    R bv[NV];
+        for (int v = 0; v < NV; ++v) V::prefetch(b + PrefetchB + v * L);
+      R bv[NV];
 #pragma GCC unroll 8
-    for (int v = 0; v < NV; ++v) bv[v] = V::load(b + v * L);
+      for (int v = 0; v < NV; ++v) bv[v] = V::load(b + v * L);
 #pragma GCC unroll 32
-    for (int r = 0; r < MR; ++r) {
-      R av = V::bcast(a + r);
+      for (int r = 0; r < MR; ++r) {
+        R av = V::bcast(a + r * G + kk);
 #pragma GCC unroll 8
-      for (int v = 0; v < NV; ++v) acc[r][v] = V::fma(av, bv[v], acc[r][v]);
+        for (int v = 0; v < NV; ++v) acc[r][v] = V::fma(av, bv[v], acc[r][v]);
+      }
+      b += NR;
     }
-    a += MR;
-    b += NR;
+    a += MR * G;
   }
 
   if (m == MR && n == NR) {
@@ -109,6 +114,33 @@ inline void gemm_pack_rows_scalar(DType dt, const void* const* rows, int64_t nro
         const uint16_t* s = static_cast<const uint16_t*>(row);
         for (int64_t k = ka; k < kb; ++k) d[k * width] = T(gemm_bf16_to_f32(s[k]));
       }
+    }
+  }
+}
+
+// The A-panel layout of gemm.h with G k per group: row r, k position kk of a panel of `width`
+// rows lies at (kk/G)·width·G + r·G + kk%G. Writes rows r0 <= r < r1 (null or r >= nrows:
+// zero) for kk in [k_lo, k_hi), reading rows[r][kk - k_off]. The portable path, also used for
+// edges by the vector packers.
+template <class T>
+inline void gemm_pack_a_scalar(DType dt, const void* const* rows, int64_t nrows, int64_t k_off,
+                               int64_t k_lo, int64_t k_hi, int64_t width, int64_t G, int64_t r0,
+                               int64_t r1, T* panel) {
+  for (int64_t r = r0; r < r1; ++r) {
+    const void* row = r < nrows ? rows[r] : nullptr;
+    for (int64_t kk = k_lo; kk < k_hi; ++kk) {
+      const int64_t k = kk - k_off;
+      T& d = panel[(kk / G) * width * G + r * G + kk % G];
+      if (!row)
+        d = T(0);
+      else if (dt == DType::f32)
+        d = T(static_cast<const float*>(row)[k]);
+      else if (dt == DType::f64)
+        d = T(static_cast<const double*>(row)[k]);
+      else if (dt == DType::f16)
+        d = T(half_to_float(static_cast<const uint16_t*>(row)[k]));
+      else
+        d = T(gemm_bf16_to_f32(static_cast<const uint16_t*>(row)[k]));
     }
   }
 }
