@@ -27,34 +27,67 @@ class Im2colA final : public GemmASource {
     const int64_t mr = plan.mr, cg = s_.cg();
     const int64_t ces = plan.compute == DType::f64 ? 8 : 4;
     const int64_t t_first = k0 / cg, t_last = (k0 + kc - 1) / cg;
-    std::array<int64_t, kMaxPanel> n, i0, i1, i2;
+    // Per row: the element offset of its tap (0, 0, 0) (outside x when that tap is padding:
+    // only used for taps inside), and per axis the range [lo, hi) of taps that land inside x.
+    // A tap's row pointer is then one add, and a check only for rows near a border.
+    std::array<int64_t, kMaxPanel> off;
+    std::array<std::array<int64_t, 6>, kMaxPanel> range;
     std::array<const void*, kMaxPanel> rows;
     for (int64_t p = 0; p * mr < mc; ++p) {
       const int64_t rcount = std::min(mr, mc - p * mr);
       char* panel = static_cast<char*>(dst) + p * gemm_a_panel_elems(plan, kc) * ces;
-      // Decompose each row's pixel once; a tap then only adds its offset.
-      for (int64_t r = 0; r < rcount; ++r) {
-        int64_t pix = base_ + m0 + p * mr + r;
-        int64_t a2 = pix % s_.out[2];
+      bool interior = true;  // every tap of every row inside x
+      // The first row's pixel by division, the next ones by counting (divisions cost more
+      // than the rest of a row's set-up).
+      int64_t a[3], n;
+      {
+        int64_t pix = base_ + m0 + p * mr;
+        a[2] = pix % s_.out[2];
         pix /= s_.out[2];
-        int64_t a1 = pix % s_.out[1];
+        a[1] = pix % s_.out[1];
         pix /= s_.out[1];
-        int64_t a0 = pix % s_.out[0];
-        n[r] = pix / s_.out[0];
-        i0[r] = a0 * s_.stride[0] - s_.lo[0];
-        i1[r] = a1 * s_.stride[1] - s_.lo[1];
-        i2[r] = a2 * s_.stride[2] - s_.lo[2];
+        a[0] = pix % s_.out[0];
+        n = pix / s_.out[0];
       }
+      for (int64_t r = 0; r < rcount; ++r) {
+        if (r > 0 && ++a[2] == s_.out[2]) {
+          a[2] = 0;
+          if (++a[1] == s_.out[1]) {
+            a[1] = 0;
+            if (++a[0] == s_.out[0]) a[0] = 0, ++n;
+          }
+        }
+        int64_t i[3];
+        for (int ax = 0; ax < 3; ++ax) {
+          i[ax] = a[ax] * s_.stride[ax] - s_.lo[ax];
+          // Taps t with 0 <= i + t·kdil < in.
+          const int64_t d = s_.kdil[ax];
+          const int64_t lo = i[ax] >= 0 ? 0 : (-i[ax] + d - 1) / d;
+          const int64_t hi = s_.in[ax] - i[ax] <= 0 ? 0 : std::min(s_.k[ax], (s_.in[ax] - i[ax] + d - 1) / d);
+          range[r][2 * ax] = lo;
+          range[r][2 * ax + 1] = hi;
+          interior = interior && lo == 0 && hi == s_.k[ax];
+        }
+        off[r] = (((n * s_.in[0] + i[0]) * s_.in[1] + i[1]) * s_.in[2] + i[2]) * s_.c + c0_;
+      }
+      int64_t t2 = t_first % s_.k[2], t1 = (t_first / s_.k[2]) % s_.k[1], t0 = t_first / (s_.k[2] * s_.k[1]);
       for (int64_t t = t_first; t <= t_last; ++t) {
-        const int64_t t2 = t % s_.k[2], t1 = (t / s_.k[2]) % s_.k[1], t0 = t / (s_.k[2] * s_.k[1]);
         const int64_t c_lo = std::max(k0, t * cg) - t * cg, c_hi = std::min(k0 + kc, (t + 1) * cg) - t * cg;
-        for (int64_t r = 0; r < rcount; ++r) {
-          const int64_t j0 = i0[r] + t0 * s_.kdil[0], j1 = i1[r] + t1 * s_.kdil[1], j2 = i2[r] + t2 * s_.kdil[2];
-          const bool inside = j0 >= 0 && j0 < s_.in[0] && j1 >= 0 && j1 < s_.in[1] && j2 >= 0 && j2 < s_.in[2];
-          rows[r] = inside ? x_ + ((((n[r] * s_.in[0] + j0) * s_.in[1] + j1) * s_.in[2] + j2) * s_.c + c0_ + c_lo) * es_
-                           : nullptr;
+        const int64_t toff = ((t0 * s_.kdil[0] * s_.in[1] + t1 * s_.kdil[1]) * s_.in[2] + t2 * s_.kdil[2]) * s_.c + c_lo;
+        if (interior) {
+          for (int64_t r = 0; r < rcount; ++r) rows[r] = x_ + (off[r] + toff) * es_;
+        } else {
+          for (int64_t r = 0; r < rcount; ++r) {
+            const std::array<int64_t, 6>& g = range[r];
+            const bool inside = t0 >= g[0] && t0 < g[1] && t1 >= g[2] && t1 < g[3] && t2 >= g[4] && t2 < g[5];
+            rows[r] = inside ? x_ + (off[r] + toff) * es_ : nullptr;
+          }
         }
         gemm_pack_a_rows(plan, s_.dtype, rows.data(), rcount, t * cg + c_lo - k0, c_hi - c_lo, panel);
+        if (++t2 == s_.k[2]) {
+          t2 = 0;
+          if (++t1 == s_.k[1]) t1 = 0, ++t0;
+        }
       }
     }
   }
