@@ -121,7 +121,7 @@ template <class T>
 void run_blocks(const GemmPlan& p, const GemmArgs& g, const T* packed_b, char* thread_space,
                 const Workspace& w, ThreadPool* pool) {
   const GemmKernels& kt = gemm_kernels(p.isa);
-  void (*kernel)(int64_t, const T*, const T*, T*, int64_t, int64_t, int64_t, bool);
+  void (*kernel)(int64_t, const T*, const T*, T*, int64_t, int64_t, int64_t, bool, GemmPrefetch*);
   if constexpr (sizeof(T) == 8)
     kernel = kt.f64_gemm;
   else
@@ -143,12 +143,15 @@ void run_blocks(const GemmPlan& p, const GemmArgs& g, const T* packed_b, char* t
     const int64_t ldc = scratch ? p.nc : g.ldc;
     char* c_out = static_cast<char*>(g.c) + (m0 * g.ldc + n0) * es;  // the task's block of C
 
+    // What the kernels fetch while they work: the memory of the next A panel to pack, so that
+    // packing it does not wait on DRAM (the hardware prefetchers do not run that far ahead).
+    GemmPrefetch pf;
     // C rows [i, i + mi) (row i of c_rows) += A panel · B[k0 : k0+klen, all the task's columns].
     auto multiply = [&](const T* a, T* c_rows, int64_t mi, int64_t k0, int64_t klen) {
       const bool accumulate = k0 > 0 || (g.accumulate && !scratch);
       for (int64_t j = 0; j < nlen; j += nr) {
         const T* b_panel = packed_b + (n0 + j) / nr * K * nr + k0 * nr;  // [klen, nr]
-        kernel(klen, a, b_panel, c_rows + j, ldc, mi, std::min(nr, nlen - j), accumulate);
+        kernel(klen, a, b_panel, c_rows + j, ldc, mi, std::min(nr, nlen - j), accumulate, &pf);
       }
     };
     if (p.a_whole_k) {
@@ -157,6 +160,7 @@ void run_blocks(const GemmPlan& p, const GemmArgs& g, const T* packed_b, char* t
       for (int64_t i = 0; i < mlen; i += mr) {
         const int64_t mi = std::min(mr, mlen - i);
         g.a->pack(p, m0 + i, mi, 0, K, a_panel);
+        pf = i + mr < mlen ? g.a->prefetch(p, m0 + i + mr, std::min(mr, mlen - i - mr), 0, K) : GemmPrefetch{};
         T* c_rows = scratch ? c_block : c_block + i * ldc;
         for (int64_t k0 = 0; k0 < K; k0 += kc) multiply(a_panel + k0 * mr, c_rows, mi, k0, std::min(kc, K - k0));
         if (scratch)
@@ -171,6 +175,7 @@ void run_blocks(const GemmPlan& p, const GemmArgs& g, const T* packed_b, char* t
       for (int64_t i = 0; i < mlen; i += mr) {
         const int64_t mi = std::min(mr, mlen - i);
         g.a->pack(p, m0 + i, mi, k0, klen, a_panel);
+        pf = i + mr < mlen ? g.a->prefetch(p, m0 + i + mr, std::min(mr, mlen - i - mr), k0, klen) : GemmPrefetch{};
         multiply(a_panel, c_block + i * ldc, mi, k0, klen);
       }
     }
@@ -327,6 +332,20 @@ void DenseGemmA::pack(const GemmPlan& plan, int64_t m0, int64_t mc, int64_t k0, 
     gemm_pack_a_rows(plan, dtype_, rows, nrows, 0, kc,
                      static_cast<char*>(dst) + p * gemm_a_panel_elems(plan, kc) * pe);
   }
+}
+
+GemmPrefetch DenseGemmA::prefetch(const GemmPlan& plan, int64_t m0, int64_t mc, int64_t k0,
+                                  int64_t kc) const {
+  (void)plan;
+  const int64_t e = dtype_size(dtype_);
+  const char* first = static_cast<const char*>(a_) + (m0 * lda_ + k0) * e;
+  const int64_t skew = int64_t(reinterpret_cast<uintptr_t>(first) & 63);
+  GemmPrefetch f;
+  f.p = first - skew;
+  f.row_lines = (skew + kc * e + 63) / 64;
+  f.row_stride = lda_ * e;
+  f.rows = mc;
+  return f;
 }
 
 namespace {

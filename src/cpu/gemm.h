@@ -87,6 +87,16 @@ GemmPlan gemm_plan(int64_t M, int64_t N, int64_t K, DType compute, int threads,
                    GemmIsa isa = gemm_isa());
 std::string gemm_plan_string(const GemmPlan& plan);
 
+/// Memory the micro-kernels touch with prefetch instructions while they multiply, one 64-byte
+/// line per k step: `rows` rows of `row_lines` lines each, from p, rows `row_stride` bytes
+/// apart. A hint that hides the memory latency of the next A panel behind this one's work;
+/// it changes no result.
+struct GemmPrefetch {
+  const char* p = nullptr;
+  int64_t row_lines = 0, row_stride = 0, rows = 0;
+  int64_t line = 0;  // the next line of the current row
+};
+
 /// Produces packed blocks of A [M, K]. Implementations are called concurrently from several
 /// threads, so pack() must not modify shared state.
 class GemmASource {
@@ -98,6 +108,13 @@ class GemmASource {
   /// panel at a time, over one K block or (plan.a_whole_k) over all of K.
   virtual void pack(const GemmPlan& plan, int64_t m0, int64_t mc, int64_t k0, int64_t kc,
                     void* dst) const = 0;
+  /// The memory that pack() of this block will read, for the kernels to prefetch while the
+  /// panel before it is multiplied; empty (the default) when there is nothing worth fetching.
+  virtual GemmPrefetch prefetch(const GemmPlan& plan, int64_t m0, int64_t mc, int64_t k0,
+                                int64_t kc) const {
+    (void)plan, (void)m0, (void)mc, (void)k0, (void)kc;
+    return {};
+  }
 };
 
 /// Produces packed blocks of B [K, N]; same contract as GemmASource with nr and columns.
@@ -131,6 +148,8 @@ class DenseGemmA final : public GemmASource {
   DenseGemmA(DType dtype, const void* a, int64_t lda) : dtype_(dtype), a_(a), lda_(lda) {}
   void pack(const GemmPlan& plan, int64_t m0, int64_t mc, int64_t k0, int64_t kc,
             void* dst) const override;
+  GemmPrefetch prefetch(const GemmPlan& plan, int64_t m0, int64_t mc, int64_t k0,
+                        int64_t kc) const override;
 
  private:
   DType dtype_;
@@ -191,11 +210,11 @@ struct GemmKernels {
   GemmTile f32, f64;
   /// c[r·ldc + j] (+)= sum_k A[r][k]·b[k·nr + j] for r < m, j < n (m <= mr, n <= nr), with
   /// A[r][k] the packed A panel a (groups of kg), summed over k in order; accumulate adds to
-  /// the C already there.
+  /// the C already there. Prefetches lines of pf (not null) as it goes, one per k.
   void (*f32_gemm)(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, int64_t m,
-                   int64_t n, bool accumulate);
+                   int64_t n, bool accumulate, GemmPrefetch* pf);
   void (*f64_gemm)(int64_t kc, const double* a, const double* b, double* c, int64_t ldc,
-                   int64_t m, int64_t n, bool accumulate);
+                   int64_t m, int64_t n, bool accumulate, GemmPrefetch* pf);
   /// gemm_pack_a_rows for each compute type (width = the tile's mr, groups of its kg).
   void (*f32_pack_a)(DType src_dtype, const void* const* rows, int64_t nrows, int64_t k_off,
                      int64_t kn, float* panel);

@@ -18,9 +18,10 @@ namespace {
 // row's G values are contiguous and packing them needs no transpose.
 // V provides: T, R (register), lanes, zero, load, bcast, fma, add, store, prefetch (of B,
 // PrefetchB elements ahead; 0: none), prefetch_c.
-template <class V, int MR, int NV, int G, int PrefetchB = 0>
-inline void gemm_microkernel(int64_t kc, const typename V::T* a, const typename V::T* b,
-                             typename V::T* c, int64_t ldc, int64_t m, int64_t n, bool accumulate) {
+template <class V, int MR, int NV, int G, int PrefetchB, bool PrefetchA>
+inline void gemm_microkernel_body(int64_t kc, const typename V::T* a, const typename V::T* b,
+                             typename V::T* c, int64_t ldc, int64_t m, int64_t n, bool accumulate,
+                             GemmPrefetch* pf) {
   using T = typename V::T;
   using R = typename V::R;
   constexpr int L = V::lanes;
@@ -34,6 +35,11 @@ inline void gemm_microkernel(int64_t kc, const typename V::T* a, const typename 
 #pragma GCC unroll 32
   for (int r = 0; r < MR; ++r) V::prefetch_c(c + r * ldc, NR);
 
+  // The prefetch stream in registers (a store to *pf per k would cost more than the fetch).
+  const char* pf_p = PrefetchA ? pf->p : nullptr;
+  int64_t pf_line = PrefetchA ? pf->line : 0, pf_rows = PrefetchA ? pf->rows : 0;
+  const int64_t pf_row_lines = PrefetchA ? pf->row_lines : 0;
+  const int64_t pf_skip = PrefetchA ? pf->row_stride - pf->row_lines * 64 : 0;
   for (int64_t k0 = 0; k0 < kc; k0 += G) {
     const int64_t kn = kc - k0 < G ? kc - k0 : G;
     for (int64_t kk = 0; kk < kn; ++kk) {
@@ -50,8 +56,18 @@ inline void gemm_microkernel(int64_t kc, const typename V::T* a, const typename 
         for (int v = 0; v < NV; ++v) acc[r][v] = V::fma(av, bv[v], acc[r][v]);
       }
       b += NR;
+      if (PrefetchA && pf_rows > 0) {
+        __builtin_prefetch(pf_p, 0, 3);
+        pf_p += 64;
+        if (++pf_line == pf_row_lines) pf_line = 0, pf_p += pf_skip, --pf_rows;
+      }
     }
     a += MR * G;
+  }
+  if (PrefetchA) {
+    pf->p = pf_p;
+    pf->line = pf_line;
+    pf->rows = pf_rows;
   }
 
   if (m == MR && n == NR) {
@@ -76,6 +92,18 @@ inline void gemm_microkernel(int64_t kc, const typename V::T* a, const typename 
       T* p = c + r * ldc + j;
       *p = accumulate ? T(*p + tmp[r * NR + j]) : tmp[r * NR + j];
     }
+}
+
+// The kernel, in two builds: with the A prefetch stream, and without it for when there is
+// none (its per-k test, though never taken, costs a few percent of the tightest loop).
+template <class V, int MR, int NV, int G, int PrefetchB = 0>
+inline void gemm_microkernel(int64_t kc, const typename V::T* a, const typename V::T* b,
+                             typename V::T* c, int64_t ldc, int64_t m, int64_t n, bool accumulate,
+                             GemmPrefetch* pf) {
+  if (pf && pf->rows > 0)
+    gemm_microkernel_body<V, MR, NV, G, PrefetchB, true>(kc, a, b, c, ldc, m, n, accumulate, pf);
+  else
+    gemm_microkernel_body<V, MR, NV, G, PrefetchB, false>(kc, a, b, c, ldc, m, n, accumulate, pf);
 }
 
 // bf16_to_float of dtype.h, kept file-local: an inline function shared with other files could

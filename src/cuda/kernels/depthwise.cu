@@ -404,6 +404,241 @@ __global__ void __launch_bounds__(S::block, S::min_blocks)
   }
 }
 
+// ---- Variants 3 and 4: a shared-memory row ring ------------------------------------------
+//
+// Why: variants 0..2 read each input vector from global memory once per column tap (3 loads
+// per row, served by L1) and once more per row group for the 2 halo rows, and keep only
+// 2-3 rows of 8-16 bytes per thread in flight, which is too little to cover the latency of
+// HBM at full rate (at 3 TB/s and ~1 us, ~23 KB per SM must be in flight). Here a block copies
+// whole input rows of its tile into a ring of shared-memory slots with cp.async, AHEAD rows
+// ahead of the row it adds (~15 KB per block in flight for the suite problem), so that each
+// input byte leaves global memory once per block, in 16-byte coalesced copies that skip L1
+// (cp.async.cg), and the 3 column taps are read from shared memory instead.
+//
+// Block = (column tile, row strip, channel chunk, P0 position, sample), tile fastest, so that
+// the blocks sharing halo columns and halo rows run at about the same time and meet in L2.
+//   - channel chunk: CV 16-byte vectors of channels (CV·16 bytes per pixel: 128 bytes in
+//     variant 3, 64 in variant 4); the last chunk may hold fewer (C need only be a multiple
+//     of the vector, 16 / sizeof(T) channels);
+//   - column tile: up to 256 / CV output columns, the tiles of a row balanced (56 columns:
+//     2 tiles of 28 in variant 3, one of 56 in variant 4; both 224 threads);
+//   - row strip: up to kRingRowsPerR·rows output rows (rows = launch_depthwise's 4, 8 or 16:
+//     strips of up to 16, 32 or 64 rows), balanced (56 rows: 14, 28 or 56).
+// Thread tid = q·CV + v computes channel vector v of output column q0 + q for every row of the
+// strip; blockDim = ceil32(tile columns · CV). It keeps its 9 taps' weights converted to the
+// compute type in registers and, like variant 0, walks the strip's input rows once each,
+// adding row ii into the 3 output rows it feeds (partial sums in 3 rotating register slots:
+// output o lives in slot o % 3, the walk unrolled by 3 so every slot index is a constant) and
+// storing an output row (16 bytes per thread) as soon as its 3 kernel rows are in.
+//
+// Ring: S = AHEAD + 1 slots of (tile columns + 2) pixels × CV vectors. Step ii: wait until this
+// thread's copies of row ii are done (cp.async.wait_group AHEAD − 1: groups are committed one
+// per row, empty ones included, so AHEAD + ii groups precede the wait and the oldest ii + 1 are
+// done), __syncthreads (every thread's copies of row ii are visible, and every thread has
+// finished reading row ii − 1), then copy row ii + AHEAD into the slot of row ii − 1 (the one
+// the barrier freed), then add row ii from its slot. Columns outside the input (padding) never
+// get a copy: their vectors are zeroed once in every slot with ordinary stores before the first
+// barrier, so they read as zeros like variant 0's padded columns (which it adds as 0·w); rows
+// outside the input (padding) are neither copied nor added, like variant 0's. Each output sums
+// its taps in variant 0's order (kernel row 0, 1, 2, each column 0, 1, 2, from 0), in f32 for
+// f16 / bf16 / f32 and f64 for f64, with the same expression (acc += x · w, contracted to an
+// FMA in both), so every variant gives the same bits.
+//
+// Global traffic per block: (strip rows + 2) input rows of (tile columns + 2) pixels and one
+// output row per strip row, CV·16 bytes per pixel; the halo rows and columns are read again by
+// the neighbouring blocks, from L2 when those run alongside.
+constexpr int kRingMaxThreads = 256;  // column tile · CV <= 256
+constexpr int kRingRowsPerR = 4;      // strip of up to kRingRowsPerR · rows output rows
+
+struct RingDecompose {
+  FastDivmod tiles;    // column tiles per row strip
+  FastDivmod strips;   // row strips per (chunk, P0 position, sample)
+  FastDivmod chunks;   // channel chunks: ceil(C / (CV·VEC))
+  FastDivmod p0;       // P0
+  int32_t tile_cols;   // output columns of a tile (the last may have fewer)
+  int32_t strip_rows;  // output rows of a strip (the last may have fewer)
+};
+
+// Variant 3: 128-byte channel chunks (a full cache line per pixel); variant 4: 64-byte chunks,
+// so that a 56-column row fits one tile (no halo columns read twice). Both 4 rows ahead.
+template <int CV, int AHEAD>
+struct RingShape {
+  static constexpr int cv = CV, ahead = AHEAD;
+};
+using RingShape3 = RingShape<8, 4>;
+using RingShape4 = RingShape<4, 4>;
+
+__device__ __forceinline__ uint32_t ring_smem_addr(const void* p) {
+  return uint32_t(__cvta_generic_to_shared(p));
+}
+__device__ __forceinline__ void ring_copy16(uint32_t dst, const void* src) {
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(dst), "l"(src) : "memory");
+}
+__device__ __forceinline__ void ring_commit() {
+  asm volatile("cp.async.commit_group;\n" ::: "memory");
+}
+template <int N>
+__device__ __forceinline__ void ring_wait() {
+  asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory");
+}
+
+template <class T, class S>
+__global__ void __launch_bounds__(kRingMaxThreads, 2)
+    depthwise_ring_kernel(const DepthwiseParams p, const RingDecompose d) {
+  using C = compute_t<T>;
+  constexpr int VEC = 16 / int(sizeof(T));  // channels per 16-byte vector
+  constexpr int CV = S::cv;                 // vectors per pixel of a chunk
+  constexpr int AHEAD = S::ahead;           // rows copied ahead of the row being added
+  constexpr int SLOTS = AHEAD + 1;
+  constexpr int kCvLog2 = CV == 8 ? 3 : CV == 4 ? 2 : CV == 2 ? 1 : 0;
+  static_assert((1 << kCvLog2) == CV && CV <= 8, "CV a power of two, at most 8");
+  static_assert(AHEAD >= 1, "at least one row ahead");
+  using V = Vec<T, VEC>;
+  const T* __restrict__ x = static_cast<const T*>(p.x);
+  T* __restrict__ y = static_cast<T*>(p.y);
+  extern __shared__ __align__(16) unsigned char window_smem[];
+  uint4* ring = reinterpret_cast<uint4*>(window_smem);  // [SLOTS][tile_cols + 2][CV]
+
+  uint32_t tile, strip, chunk, p0;
+  uint32_t r = d.tiles.divmod(blockIdx.x, &tile);
+  r = d.strips.divmod(r, &strip);
+  r = d.chunks.divmod(r, &chunk);
+  const int64_t n = d.p0.divmod(r, &p0);
+  const int32_t q0 = int32_t(tile) * d.tile_cols;   // first output column
+  const int32_t cols = min(d.tile_cols, p.out[2] - q0);
+  const int32_t o1 = int32_t(strip) * d.strip_rows;  // first output row
+  const int32_t rows = min(d.strip_rows, p.out[1] - o1);
+  const int64_t c0 = int64_t(chunk) * (CV * VEC);    // first channel
+  const int32_t nv = int32_t(min(int64_t(CV), (p.c - c0) / VEC));  // vectors of this chunk in C
+  const int32_t i0 = int32_t(p0) * p.stride[0] - p.lo[0];
+  const bool plane = unsigned(i0) < unsigned(p.in[0]);
+  const int32_t i1 = o1 - p.lo[1];  // input row of strip row 0 (may be negative)
+  const int32_t i2 = q0 - p.lo[2];  // input column of ring column 0 (may be negative)
+  const int32_t slot_vecs = (d.tile_cols + 2) * CV;
+  const int64_t x_row = int64_t(p.in[2]) * p.c;
+  // Element offset of input row i1 (column 0, channel 0) of plane (n, i0); rows follow at x_row.
+  // Only used for rows inside the input.
+  const int64_t x_base = ((n * p.in[0] + i0) * p.in[1] + i1) * x_row;
+  const int tid = int(threadIdx.x);
+  const int nthreads = int(blockDim.x);
+
+  // This thread's copies of every row: vectors e = tid and tid + blockDim of the slot, ring
+  // column e / CV, vector e % CV. (cols + 2)·CV <= 2·blockDim: blockDim >= cols·CV rounded up
+  // to 32, and cols >= 2 or 3·CV <= 32.
+  const int copies = (cols + 2) * CV;
+  const uint32_t ring_base = ring_smem_addr(ring);
+  bool copy_ok[2];
+  int64_t copy_src[2];  // element offset within an input row
+  uint32_t copy_dst[2];  // byte offset within a slot
+#pragma unroll
+  for (int k = 0; k < 2; ++k) {
+    const int e = tid + k * nthreads;
+    const int col = e >> kCvLog2, vv = e & (CV - 1);
+    const bool in_tile = e < copies && vv < nv;
+    const bool col_in = unsigned(i2 + col) < unsigned(p.in[2]);
+    copy_ok[k] = in_tile && col_in;
+    copy_src[k] = int64_t(i2 + col) * p.c + c0 + int64_t(vv) * VEC;
+    copy_dst[k] = uint32_t(e) * 16u;
+    if (in_tile && !col_in) {  // a padding column: zeros in every slot, never copied over
+#pragma unroll
+      for (int s = 0; s < SLOTS; ++s) ring[s * slot_vecs + e] = make_uint4(0, 0, 0, 0);
+    }
+  }
+  const int steps = rows + 2;  // input rows i1 .. i1 + rows + 1
+  const uint32_t slot_bytes = uint32_t(slot_vecs) * 16u;
+  // Copies input row ii of the strip into slot `slot` when it is inside the input; commits a
+  // group either way, so that group g always holds row g.
+  auto issue = [&](int ii, int slot) {
+    if (ii < steps && plane && unsigned(i1 + ii) < unsigned(p.in[1])) {
+      const T* src = x + (x_base + int64_t(ii) * x_row);
+      const uint32_t dst = ring_base + uint32_t(slot) * slot_bytes;
+#pragma unroll
+      for (int k = 0; k < 2; ++k)
+        if (copy_ok[k]) ring_copy16(dst + copy_dst[k], src + copy_src[k]);
+    }
+    ring_commit();
+  };
+#pragma unroll
+  for (int s = 0; s < AHEAD; ++s) issue(s, s);
+
+  // This thread's output column and channel vector.
+  const int q = tid >> kCvLog2, v = tid & (CV - 1);
+  const bool active = q < cols && v < nv;
+  const int64_t cv0 = c0 + int64_t(v) * VEC;  // first channel of this thread's vector
+  C w[9][VEC];                               // [kh·3 + kw][channel]: taps of axis 0 index 0
+  if (active) {
+    const T* wp = static_cast<const T*>(p.wt) + cv0;
+#pragma unroll
+    for (int t = 0; t < 9; ++t) {
+      const uint4 raw = __ldg(reinterpret_cast<const uint4*>(wp + t * p.c));
+      const V wv = *reinterpret_cast<const V*>(&raw);
+#pragma unroll
+      for (int u = 0; u < VEC; ++u) w[t][u] = to_compute(wv.v[u]);
+    }
+  } else {
+#pragma unroll
+    for (int t = 0; t < 9; ++t)
+#pragma unroll
+      for (int u = 0; u < VEC; ++u) w[t][u] = C(0);
+  }
+  C acc[3][VEC];  // output row o in acc[o % 3]
+#pragma unroll
+  for (int a = 0; a < 3; ++a)
+#pragma unroll
+    for (int u = 0; u < VEC; ++u) acc[a][u] = C(0);
+  const int64_t y_row = int64_t(p.out[2]) * p.c;
+  // Output (n, p0, o1, q0 + q, cv0); only formed for active threads.
+  const int64_t y_base = ((n * p.out[0] + p0) * p.out[1] + o1) * y_row + int64_t(q0 + q) * p.c + cv0;
+  const uint4* rp = ring + q * CV + v;  // this thread's ring column 0 in slot 0; column kw at kw·CV
+
+  int rd = 0;  // slot of row ii
+  for (int base = 0; base < steps; base += 3) {
+#pragma unroll
+    for (int k = 0; k < 3; ++k) {
+      const int ii = base + k;  // base % 3 == 0: output ii − kh lives in acc[(k − kh) mod 3]
+      if (ii >= steps) break;
+      ring_wait<AHEAD - 1>();
+      __syncthreads();
+      issue(ii + AHEAD, rd == 0 ? SLOTS - 1 : rd - 1);
+      if (active) {
+        if (plane && unsigned(i1 + ii) < unsigned(p.in[1])) {
+          C xv[3][VEC];
+#pragma unroll
+          for (int kw = 0; kw < 3; ++kw) {
+            const uint4 raw = rp[rd * slot_vecs + kw * CV];
+            const V xr = *reinterpret_cast<const V*>(&raw);
+#pragma unroll
+            for (int u = 0; u < VEC; ++u) xv[kw][u] = to_compute(xr.v[u]);
+          }
+          // Input row ii feeds output row ii − kh through kernel row kh; an output's kernel rows
+          // arrive in order, so each output sums its taps in order.
+#pragma unroll
+          for (int kh = 2; kh >= 0; --kh) {
+            const int o = ii - kh;
+            if (o < 0 || o >= rows) continue;
+            C(&a)[VEC] = acc[(k - kh + 3) % 3];
+#pragma unroll
+            for (int kw = 0; kw < 3; ++kw)
+#pragma unroll
+              for (int u = 0; u < VEC; ++u) a[u] += xv[kw][u] * w[kh * 3 + kw][u];
+          }
+        }
+        // Output row ii − 2 has all its kernel rows now (ii − 2 < rows since ii < steps).
+        if (ii >= 2) {
+          C(&a)[VEC] = acc[(k + 1) % 3];
+          V out;
+#pragma unroll
+          for (int u = 0; u < VEC; ++u) out.v[u] = from_compute<T>(a[u]);
+          *reinterpret_cast<uint4*>(y + (y_base + int64_t(ii - 2) * y_row)) = *reinterpret_cast<const uint4*>(&out);
+#pragma unroll
+          for (int u = 0; u < VEC; ++u) a[u] = C(0);
+        }
+      }
+      rd = rd + 1 == SLOTS ? 0 : rd + 1;
+    }
+  }
+}
+
 template <class T>
 __global__ void __launch_bounds__(kBlock)
     depthwise_weights_kernel(const T* __restrict__ w, T* __restrict__ wt, int64_t c, int64_t taps,
@@ -492,6 +727,43 @@ cudaError_t launch_window_rows(const DepthwiseParams& p, int rows, cudaStream_t 
   }
 }
 
+// Variants 3 and 4 (16-byte vectors only): strips of up to kRingRowsPerR · rows output rows.
+template <class T, class S>
+cudaError_t launch_ring(const DepthwiseParams& p, int rows, cudaStream_t stream) {
+  constexpr int VEC = 16 / int(sizeof(T));
+  constexpr int CV = S::cv;
+  if (p.c % VEC != 0) return cudaErrorInvalidValue;
+  const int64_t chunk = int64_t(CV) * VEC;
+  const int64_t chunks = (p.c + chunk - 1) / chunk;
+  // Balanced tiles and strips: as few as the caps allow, each ceil(extent / count) long (the
+  // last one possibly shorter).
+  const int64_t max_cols = kRingMaxThreads / CV, max_rows = int64_t(kRingRowsPerR) * rows;
+  const int64_t tiles = (p.out[2] + max_cols - 1) / max_cols;
+  const int64_t strips = (p.out[1] + max_rows - 1) / max_rows;
+  if (tiles == 0 || strips == 0 || chunks == 0 || p.out[0] == 0 || p.n == 0) return cudaSuccess;
+  const int64_t tile_cols = (p.out[2] + tiles - 1) / tiles;
+  const int64_t strip_rows = (p.out[1] + strips - 1) / strips;
+  const int64_t per_sample = tiles * strips * chunks * p.out[0];  // blocks
+  if (per_sample >= 0x7fffffff) return cudaErrorInvalidValue;
+  const int64_t samples = 0x7fffffff / per_sample;
+  const int threads = int((tile_cols * CV + 31) / 32 * 32);  // <= kRingMaxThreads
+  const size_t smem = size_t(S::ahead + 1) * size_t(tile_cols + 2) * CV * 16;  // <= 21.8 KB
+  RingDecompose dec{FastDivmod(tiles), FastDivmod(strips), FastDivmod(chunks), FastDivmod(p.out[0]),
+                    int32_t(tile_cols), int32_t(strip_rows)};
+  const int64_t x_sample = int64_t(p.in[0]) * p.in[1] * p.in[2] * p.c;
+  const int64_t y_sample = int64_t(p.out[0]) * p.out[1] * p.out[2] * p.c;
+  for (int64_t n0 = 0; n0 < p.n; n0 += samples) {
+    DepthwiseParams part = p;
+    part.n = min(samples, p.n - n0);
+    part.x = static_cast<const T*>(p.x) + n0 * x_sample;
+    part.y = static_cast<T*>(p.y) + n0 * y_sample;
+    depthwise_ring_kernel<T, S><<<unsigned(part.n * per_sample), threads, smem, stream>>>(part, dec);
+    const cudaError_t err = cudaGetLastError();
+    if (err != cudaSuccess) return err;
+  }
+  return cudaSuccess;
+}
+
 }  // namespace
 
 bool depthwise_window_fits(const DepthwiseParams& p) {
@@ -531,6 +803,14 @@ cudaError_t launch_depthwise(const DepthwiseParams& p, int vec, int rows, int va
         case 2:
           return vec == 1 ? launch_window_rows<T, 1, WindowShape2>(p, rows, stream)
                           : launch_window_rows<T, W0, WindowShape2>(p, rows, stream);
+        case 3:
+        case 4:
+          // The ring copies 16-byte vectors; without them (C not a multiple of 16 bytes, or
+          // unaligned pointers) variant 0's one-channel kernel, which gives the same bits.
+          if (rows != 4 && rows != 8 && rows != 16) return cudaErrorInvalidValue;
+          if (vec == 1) return launch_window_rows<T, 1, WindowShape0>(p, rows, stream);
+          return variant == 3 ? launch_ring<T, RingShape3>(p, rows, stream)
+                              : launch_ring<T, RingShape4>(p, rows, stream);
         default: return cudaErrorInvalidValue;
       }
     }

@@ -38,10 +38,11 @@ struct DepthwiseParams {
 constexpr int kDepthwiseOutputsPerThread = 4;
 /// Channels per thread of the 3x3 window kernel when C allows a vector: 8-byte vectors for
 /// f16 / bf16 (16-byte ones would need 72 registers of f32 weights), 16-byte for f32 and f64;
-/// window variant 1 (weights in shared memory) takes 16-byte vectors for every type.
-constexpr int kDepthwiseWindowVariants = 3;
+/// window variant 1 (weights in shared memory) and variants 3 and 4 (the shared-memory row
+/// ring, which copies 16-byte vectors) take 16-byte vectors for every type.
+constexpr int kDepthwiseWindowVariants = 5;
 constexpr int depthwise_window_vector(int elem_bytes, int variant = 0) {
-  return elem_bytes == 2 && variant != 1 ? 4 : 16 / elem_bytes;
+  return elem_bytes == 2 && (variant == 0 || variant == 2) ? 4 : 16 / elem_bytes;
 }
 
 // ---- implicit GEMM: a dense conv (no input dilation) per group ----------------------------
