@@ -27,7 +27,7 @@ class Im2colA final : public GemmASource {
     const int64_t mr = plan.mr, cg = s_.cg();
     const int64_t ces = plan.compute == DType::f64 ? 8 : 4;
     const int64_t t_first = k0 / cg, t_last = (k0 + kc - 1) / cg;
-    // Per row: the element offset of its tap (0, 0, 0) (outside x when that tap is padding:
+    // Per row: the byte offset of its tap (0, 0, 0) (outside x when that tap is padding:
     // only used for taps inside), and per axis the range [lo, hi) of taps that land inside x.
     // A tap's row pointer is then one add, and a check only for rows near a border.
     std::array<int64_t, kMaxPanel> off;
@@ -61,26 +61,33 @@ class Im2colA final : public GemmASource {
         for (int ax = 0; ax < 3; ++ax) {
           i[ax] = a[ax] * s_.stride[ax] - s_.lo[ax];
           // Taps t with 0 <= i + t·kdil < in.
-          const int64_t d = s_.kdil[ax];
-          const int64_t lo = i[ax] >= 0 ? 0 : (-i[ax] + d - 1) / d;
-          const int64_t hi = s_.in[ax] - i[ax] <= 0 ? 0 : std::min(s_.k[ax], (s_.in[ax] - i[ax] + d - 1) / d);
+          const int64_t d = s_.kdil[ax], below = -i[ax], room = s_.in[ax] - i[ax];
+          int64_t lo = 0, hi = 0;
+          if (d == 1) {  // no division in the common case
+            lo = below > 0 ? below : 0;
+            hi = room > 0 ? std::min(s_.k[ax], room) : 0;
+          } else {
+            lo = below > 0 ? (below + d - 1) / d : 0;
+            hi = room > 0 ? std::min(s_.k[ax], (room + d - 1) / d) : 0;
+          }
           range[r][2 * ax] = lo;
           range[r][2 * ax + 1] = hi;
           interior = interior && lo == 0 && hi == s_.k[ax];
         }
-        off[r] = (((n * s_.in[0] + i[0]) * s_.in[1] + i[1]) * s_.in[2] + i[2]) * s_.c + c0_;
+        off[r] = ((((n * s_.in[0] + i[0]) * s_.in[1] + i[1]) * s_.in[2] + i[2]) * s_.c + c0_) * es_;
       }
       int64_t t2 = t_first % s_.k[2], t1 = (t_first / s_.k[2]) % s_.k[1], t0 = t_first / (s_.k[2] * s_.k[1]);
       for (int64_t t = t_first; t <= t_last; ++t) {
         const int64_t c_lo = std::max(k0, t * cg) - t * cg, c_hi = std::min(k0 + kc, (t + 1) * cg) - t * cg;
-        const int64_t toff = ((t0 * s_.kdil[0] * s_.in[1] + t1 * s_.kdil[1]) * s_.in[2] + t2 * s_.kdil[2]) * s_.c + c_lo;
+        const int64_t toff = (((t0 * s_.kdil[0] * s_.in[1] + t1 * s_.kdil[1]) * s_.in[2] + t2 * s_.kdil[2]) * s_.c + c_lo) * es_;
         if (interior) {
-          for (int64_t r = 0; r < rcount; ++r) rows[r] = x_ + (off[r] + toff) * es_;
+          for (int64_t r = 0; r < rcount; ++r) rows[r] = x_ + off[r] + toff;
         } else {
           for (int64_t r = 0; r < rcount; ++r) {
             const std::array<int64_t, 6>& g = range[r];
-            const bool inside = t0 >= g[0] && t0 < g[1] && t1 >= g[2] && t1 < g[3] && t2 >= g[4] && t2 < g[5];
-            rows[r] = inside ? x_ + (off[r] + toff) * es_ : nullptr;
+            // & rather than &&: no branch to mispredict on the border pattern.
+            const bool inside = (t0 >= g[0]) & (t0 < g[1]) & (t1 >= g[2]) & (t1 < g[3]) & (t2 >= g[4]) & (t2 < g[5]);
+            rows[r] = inside ? x_ + off[r] + toff : nullptr;
           }
         }
         gemm_pack_a_rows(plan, s_.dtype, rows.data(), rcount, t * cg + c_lo - k0, c_hi - c_lo, panel);
