@@ -338,13 +338,9 @@ GemmPrefetch DenseGemmA::prefetch(const GemmPlan& plan, int64_t m0, int64_t mc, 
                                   int64_t kc) const {
   (void)plan;
   const int64_t e = dtype_size(dtype_);
-  const char* first = static_cast<const char*>(a_) + (m0 * lda_ + k0) * e;
-  const int64_t skew = int64_t(reinterpret_cast<uintptr_t>(first) & 63);
+  const char* base = static_cast<const char*>(a_);
   GemmPrefetch f;
-  f.p = first - skew;
-  f.row_lines = (skew + kc * e + 63) / 64;
-  f.row_stride = lda_ * e;
-  f.rows = mc;
+  for (int64_t r = 0; r < mc; ++r) f.add(base + ((m0 + r) * lda_ + k0) * e, kc * e);
   return f;
 }
 

@@ -88,13 +88,24 @@ GemmPlan gemm_plan(int64_t M, int64_t N, int64_t K, DType compute, int threads,
 std::string gemm_plan_string(const GemmPlan& plan);
 
 /// Memory the micro-kernels touch with prefetch instructions while they multiply, one 64-byte
-/// line per k step: `rows` rows of `row_lines` lines each, from p, rows `row_stride` bytes
-/// apart. A hint that hides the memory latency of the next A panel behind this one's work;
-/// it changes no result.
+/// line per k step: up to kMaxRuns runs of consecutive lines. A hint that hides the memory
+/// latency of the next A panel behind this one's work; it changes no result.
 struct GemmPrefetch {
-  const char* p = nullptr;
-  int64_t row_lines = 0, row_stride = 0, rows = 0;
-  int64_t line = 0;  // the next line of the current row
+  static constexpr int kMaxRuns = 32;
+  struct Run {
+    const char* p;  // first line (any address in it)
+    int64_t lines;
+  };
+  Run runs[kMaxRuns];
+  int count = 0;     // runs given
+  int next = 0;      // the run being fetched
+  int64_t line = 0;  // the next line of that run
+  /// Appends a run of the bytes [p, p + bytes); ignored once kMaxRuns are given.
+  void add(const char* p, int64_t bytes) {
+    if (count == kMaxRuns || bytes <= 0) return;
+    const int64_t skew = int64_t(reinterpret_cast<uintptr_t>(p) & 63);
+    runs[count++] = {p - skew, (skew + bytes + 63) / 64};
+  }
 };
 
 /// Produces packed blocks of A [M, K]. Implementations are called concurrently from several

@@ -35,11 +35,11 @@ inline void gemm_microkernel_body(int64_t kc, const typename V::T* a, const type
 #pragma GCC unroll 32
   for (int r = 0; r < MR; ++r) V::prefetch_c(c + r * ldc, NR);
 
-  // The prefetch stream in registers (a store to *pf per k would cost more than the fetch).
-  const char* pf_p = PrefetchA ? pf->p : nullptr;
-  int64_t pf_line = PrefetchA ? pf->line : 0, pf_rows = PrefetchA ? pf->rows : 0;
-  const int64_t pf_row_lines = PrefetchA ? pf->row_lines : 0;
-  const int64_t pf_skip = PrefetchA ? pf->row_stride - pf->row_lines * 64 : 0;
+  // The prefetch position in registers (a store to *pf per k would cost more than the fetch):
+  // pf_p the next line, pf_left the lines left in run pf_run.
+  int pf_run = PrefetchA ? pf->next : 0;
+  const char* pf_p = PrefetchA ? pf->runs[pf_run].p + pf->line * 64 : nullptr;
+  int64_t pf_left = PrefetchA ? pf->runs[pf_run].lines - pf->line : 0;
   for (int64_t k0 = 0; k0 < kc; k0 += G) {
     const int64_t kn = kc - k0 < G ? kc - k0 : G;
     for (int64_t kk = 0; kk < kn; ++kk) {
@@ -56,18 +56,21 @@ inline void gemm_microkernel_body(int64_t kc, const typename V::T* a, const type
         for (int v = 0; v < NV; ++v) acc[r][v] = V::fma(av, bv[v], acc[r][v]);
       }
       b += NR;
-      if (PrefetchA && pf_rows > 0) {
+      if (PrefetchA && pf_left > 0) {
         __builtin_prefetch(pf_p, 0, 3);
         pf_p += 64;
-        if (++pf_line == pf_row_lines) pf_line = 0, pf_p += pf_skip, --pf_rows;
+        if (--pf_left == 0 && pf_run + 1 < pf->count) {
+          ++pf_run;
+          pf_p = pf->runs[pf_run].p;
+          pf_left = pf->runs[pf_run].lines;
+        }
       }
     }
     a += MR * G;
   }
   if (PrefetchA) {
-    pf->p = pf_p;
-    pf->line = pf_line;
-    pf->rows = pf_rows;
+    pf->next = pf_run;
+    pf->line = pf->runs[pf_run].lines - pf_left;
   }
 
   if (m == MR && n == NR) {
@@ -100,7 +103,7 @@ template <class V, int MR, int NV, int G, int PrefetchB = 0>
 inline void gemm_microkernel(int64_t kc, const typename V::T* a, const typename V::T* b,
                              typename V::T* c, int64_t ldc, int64_t m, int64_t n, bool accumulate,
                              GemmPrefetch* pf) {
-  if (pf && pf->rows > 0)
+  if (pf && pf->next < pf->count && pf->line < pf->runs[pf->next].lines)
     gemm_microkernel_body<V, MR, NV, G, PrefetchB, true>(kc, a, b, c, ldc, m, n, accumulate, pf);
   else
     gemm_microkernel_body<V, MR, NV, G, PrefetchB, false>(kc, a, b, c, ldc, m, n, accumulate, pf);

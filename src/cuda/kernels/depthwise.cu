@@ -602,25 +602,25 @@ __global__ void __launch_bounds__(kRingMaxThreads, 2)
       issue(ii + AHEAD, rd == 0 ? SLOTS - 1 : rd - 1);
       if (active) {
         if (plane && unsigned(i1 + ii) < unsigned(p.in[1])) {
-          C xv[3][VEC];
+          // Input row ii feeds output row ii − kh through kernel row kh; an output's kernel rows
+          // arrive in order, and within a kernel row its columns (kw outermost here, so that
+          // one column's VEC inputs are converted at a time), so each output sums its taps in
+          // order.
+          const bool out2 = ii >= 2, out1 = ii >= 1 && ii - 1 < rows, out0 = ii < rows;
 #pragma unroll
           for (int kw = 0; kw < 3; ++kw) {
             const uint4 raw = rp[rd * slot_vecs + kw * CV];
             const V xr = *reinterpret_cast<const V*>(&raw);
+            C xv[VEC];
 #pragma unroll
-            for (int u = 0; u < VEC; ++u) xv[kw][u] = to_compute(xr.v[u]);
-          }
-          // Input row ii feeds output row ii − kh through kernel row kh; an output's kernel rows
-          // arrive in order, so each output sums its taps in order.
+            for (int u = 0; u < VEC; ++u) xv[u] = to_compute(xr.v[u]);
 #pragma unroll
-          for (int kh = 2; kh >= 0; --kh) {
-            const int o = ii - kh;
-            if (o < 0 || o >= rows) continue;
-            C(&a)[VEC] = acc[(k - kh + 3) % 3];
+            for (int kh = 2; kh >= 0; --kh) {
+              if (!(kh == 2 ? out2 : kh == 1 ? out1 : out0)) continue;
+              C(&a)[VEC] = acc[(k - kh + 3) % 3];
 #pragma unroll
-            for (int kw = 0; kw < 3; ++kw)
-#pragma unroll
-              for (int u = 0; u < VEC; ++u) a[u] += xv[kw][u] * w[kh * 3 + kw][u];
+              for (int u = 0; u < VEC; ++u) a[u] += xv[u] * w[kh * 3 + kw][u];
+            }
           }
         }
         // Output row ii − 2 has all its kernel rows now (ii − 2 < rows since ii < steps).
