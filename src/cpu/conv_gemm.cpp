@@ -32,7 +32,6 @@ class Im2colA final : public GemmASource {
     // A tap's row pointer is then one add, and a check only for rows near a border.
     std::array<int64_t, kMaxPanel> off;
     std::array<std::array<int64_t, 6>, kMaxPanel> range;
-    std::array<const void*, kMaxPanel> rows;
     for (int64_t p = 0; p * mr < mc; ++p) {
       const int64_t rcount = std::min(mr, mc - p * mr);
       char* panel = static_cast<char*>(dst) + p * gemm_a_panel_elems(plan, kc) * ces;
@@ -77,20 +76,50 @@ class Im2colA final : public GemmASource {
         off[r] = ((((n * s_.in[0] + i[0]) * s_.in[1] + i[1]) * s_.in[2] + i[2]) * s_.c + c0_) * es_;
       }
       int64_t t2 = t_first % s_.k[2], t1 = (t_first / s_.k[2]) % s_.k[1], t0 = t_first / (s_.k[2] * s_.k[1]);
+      // Kernels of at most 64 taps: bit t of valid[r] says whether tap t of row r is inside x,
+      // built from the per-axis ranges once per row rather than tested per (tap, row).
+      const bool use_bits = s_.kernel_volume() <= 64 && !interior;
+      std::array<uint64_t, kMaxPanel> valid;
+      if (use_bits) {
+        for (int64_t r = 0; r < rcount; ++r) {
+          const std::array<int64_t, 6>& g = range[r];
+          uint64_t bits = 0;
+          if (g[4] < g[5]) {
+            const uint64_t run = ((uint64_t(1) << (g[5] - g[4])) - 1) << g[4];  // taps of the last axis
+            for (int64_t u0 = g[0]; u0 < g[1]; ++u0)
+              for (int64_t u1 = g[2]; u1 < g[3]; ++u1) bits |= run << ((u0 * s_.k[1] + u1) * s_.k[2]);
+          }
+          valid[r] = bits;
+        }
+      }
+      // The taps go to the packer in batches of kBatch segments (one call each).
+      constexpr int64_t kBatch = 32;
+      std::array<GemmASegment, kBatch> segs;
+      std::array<const void*, kBatch * kMaxPanel> rows;
+      int64_t nseg = 0;
       for (int64_t t = t_first; t <= t_last; ++t) {
         const int64_t c_lo = std::max(k0, t * cg) - t * cg, c_hi = std::min(k0 + kc, (t + 1) * cg) - t * cg;
         const int64_t toff = (((t0 * s_.kdil[0] * s_.in[1] + t1 * s_.kdil[1]) * s_.in[2] + t2 * s_.kdil[2]) * s_.c + c_lo) * es_;
+        const void** tr = rows.data() + nseg * kMaxPanel;
         if (interior) {
-          for (int64_t r = 0; r < rcount; ++r) rows[r] = x_ + off[r] + toff;
+          for (int64_t r = 0; r < rcount; ++r) tr[r] = x_ + off[r] + toff;
+        } else if (use_bits) {
+          for (int64_t r = 0; r < rcount; ++r) tr[r] = (valid[r] >> t) & 1 ? x_ + off[r] + toff : nullptr;
         } else {
           for (int64_t r = 0; r < rcount; ++r) {
             const std::array<int64_t, 6>& g = range[r];
             // & rather than &&: no branch to mispredict on the border pattern.
             const bool inside = (t0 >= g[0]) & (t0 < g[1]) & (t1 >= g[2]) & (t1 < g[3]) & (t2 >= g[4]) & (t2 < g[5]);
-            rows[r] = inside ? x_ + off[r] + toff : nullptr;
+            tr[r] = inside ? x_ + off[r] + toff : nullptr;
           }
         }
-        gemm_pack_a_rows(plan, s_.dtype, rows.data(), rcount, t * cg + c_lo - k0, c_hi - c_lo, panel);
+        segs[size_t(nseg)].k_off = t * cg + c_lo - k0;
+        segs[size_t(nseg)].kn = c_hi - c_lo;
+        segs[size_t(nseg)].rows = tr;
+        if (++nseg == kBatch || t == t_last) {
+          gemm_pack_a_segments(plan, s_.dtype, segs.data(), nseg, rcount, panel);
+          nseg = 0;
+        }
         if (++t2 == s_.k[2]) {
           t2 = 0;
           if (++t1 == s_.k[1]) t1 = 0, ++t0;

@@ -291,19 +291,30 @@ std::string gemm_plan_string(const GemmPlan& p) {
 
 int64_t gemm_a_panel_elems(const GemmPlan& plan, int64_t kc) { return round_up(kc, plan.kg) * plan.mr; }
 
-void gemm_pack_a_rows(const GemmPlan& plan, DType src_dtype, const void* const* rows,
-                      int64_t nrows, int64_t k_off, int64_t kn, void* panel) {
+void gemm_pack_a_segments(const GemmPlan& plan, DType src_dtype, const GemmASegment* segs,
+                          int64_t nseg, int64_t nrows, void* panel) {
   const GemmKernels& k = gemm_kernels(plan.isa);
   if (plan.compute == DType::f64) {
-    if (src_dtype == DType::f64)
-      k.f64_pack_a(reinterpret_cast<const double* const*>(rows), nrows, k_off, kn,
-                   static_cast<double*>(panel));
-    else
-      gemm_pack_a_scalar<double>(src_dtype, rows, nrows, k_off, k_off, k_off + kn, plan.mr, plan.kg,
-                                 0, plan.mr, static_cast<double*>(panel));
+    if (src_dtype == DType::f64) {
+      k.f64_pack_a(segs, nseg, nrows, static_cast<double*>(panel));
+    } else {
+      for (int64_t i = 0; i < nseg; ++i)
+        gemm_pack_a_scalar<double>(src_dtype, segs[i].rows, nrows, segs[i].k_off, segs[i].k_off,
+                                   segs[i].k_off + segs[i].kn, plan.mr, plan.kg, 0, plan.mr,
+                                   static_cast<double*>(panel));
+    }
   } else {
-    k.f32_pack_a(src_dtype, rows, nrows, k_off, kn, static_cast<float*>(panel));
+    k.f32_pack_a(src_dtype, segs, nseg, nrows, static_cast<float*>(panel));
   }
+}
+
+void gemm_pack_a_rows(const GemmPlan& plan, DType src_dtype, const void* const* rows,
+                      int64_t nrows, int64_t k_off, int64_t kn, void* panel) {
+  GemmASegment seg;
+  seg.k_off = k_off;
+  seg.kn = kn;
+  seg.rows = rows;
+  gemm_pack_a_segments(plan, src_dtype, &seg, 1, nrows, panel);
 }
 
 void gemm_pack_rows(const GemmPlan& plan, int64_t width, DType src_dtype, const void* const* rows,

@@ -139,6 +139,16 @@ class GemmBSource {
 /// Elements of plan.compute in one packed A panel of kc columns: round_up(kc, kg)·mr.
 int64_t gemm_a_panel_elems(const GemmPlan& plan, int64_t kc);
 
+/// One piece of a packed A panel: columns [k_off, k_off + kn), row r from rows[r] (null: zeros).
+struct GemmASegment {
+  int64_t k_off = 0, kn = 0;
+  const void* const* rows = nullptr;
+};
+
+/// gemm_pack_a_rows for several pieces of one panel in one call (all with nrows rows).
+void gemm_pack_a_segments(const GemmPlan& plan, DType src_dtype, const GemmASegment* segs,
+                          int64_t nseg, int64_t nrows, void* panel);
+
 /// Writes columns [k_off, k_off + kn) of one packed A panel (mr rows, layout above) at panel:
 /// A-column k_off + k of row r = rows[r][k] converted from src_dtype, for r < nrows (a null
 /// rows[r] gives zeros), and zeros for nrows <= r < mr. nrows <= mr. f64 compute takes f64
@@ -226,11 +236,10 @@ struct GemmKernels {
                    int64_t n, bool accumulate, GemmPrefetch* pf);
   void (*f64_gemm)(int64_t kc, const double* a, const double* b, double* c, int64_t ldc,
                    int64_t m, int64_t n, bool accumulate, GemmPrefetch* pf);
-  /// gemm_pack_a_rows for each compute type (width = the tile's mr, groups of its kg).
-  void (*f32_pack_a)(DType src_dtype, const void* const* rows, int64_t nrows, int64_t k_off,
-                     int64_t kn, float* panel);
-  void (*f64_pack_a)(const double* const* rows, int64_t nrows, int64_t k_off, int64_t kn,
-                     double* panel);
+  /// gemm_pack_a_segments for each compute type (width = the tile's mr, groups of its kg).
+  void (*f32_pack_a)(DType src_dtype, const GemmASegment* segs, int64_t nseg, int64_t nrows,
+                     float* panel);
+  void (*f64_pack_a)(const GemmASegment* segs, int64_t nseg, int64_t nrows, double* panel);
   /// gemm_pack_rows (the B layout) for each compute type.
   void (*f32_pack_rows)(DType src_dtype, const void* const* rows, int64_t nrows, int64_t kn,
                         int64_t width, float* dst);

@@ -65,12 +65,17 @@ Tensor run_with_tile(const Case& c, const std::string& algo, const std::string& 
 }
 
 // The depthwise 3x3 window kernel's timing variants (rows_per_thread, window_variant), besides
-// the planner's rows 8 / 4 in variant 0: kernels/depthwise.cu WindowShape0..2.
+// the planner's rows 8 / 4 in variant 0: kernels/depthwise.cu WindowShape0..2, and the
+// shared-memory row ring (variants 3 and 4: 128- and 64-byte channel chunks, row strips of up to
+// 4·rows_per_thread = 16, 32 or 64 rows).
 const std::vector<std::vector<std::pair<std::string, int64_t>>> kDepthwiseWindowVariants = {
     {{"rows_per_thread", 16}, {"window_variant", 0}}, {{"rows_per_thread", 8}, {"window_variant", 1}},
     {{"rows_per_thread", 4}, {"window_variant", 1}},  {{"rows_per_thread", 16}, {"window_variant", 1}},
     {{"rows_per_thread", 8}, {"window_variant", 2}},  {{"rows_per_thread", 4}, {"window_variant", 2}},
-    {{"rows_per_thread", 16}, {"window_variant", 2}}};
+    {{"rows_per_thread", 16}, {"window_variant", 2}}, {{"rows_per_thread", 8}, {"window_variant", 3}},
+    {{"rows_per_thread", 4}, {"window_variant", 3}},  {{"rows_per_thread", 16}, {"window_variant", 3}},
+    {{"rows_per_thread", 8}, {"window_variant", 4}},  {{"rows_per_thread", 4}, {"window_variant", 4}},
+    {{"rows_per_thread", 16}, {"window_variant", 4}}};
 
 std::string tiles_string(const std::vector<std::pair<std::string, int64_t>>& tiles) {
   std::string s;
@@ -124,15 +129,22 @@ TEST(CudaAlgorithms, DepthwiseWindowTileBoundaries) {
 TEST(CudaAlgorithms, DepthwiseWindowVariantsTileBoundaries) {
   CONVND_SKIP_WITHOUT_CUDA();
   // The same boundaries for the timing variants (16 rows; shared-memory weights with 16-byte
-  // vectors; 128-thread blocks, 3 rows ahead), plus rows around 16 and a block that spans
-  // several channel tiles (few columns), every dtype, against the oracle.
+  // vectors; 128-thread blocks, 3 rows ahead; the shared-memory row ring), plus rows around 16
+  // and a block that spans several channel tiles (few columns), every dtype, against the
+  // oracle. For the ring: channels that end inside a 64- or 128-byte chunk (72, 40, 264) or
+  // allow no 16-byte vector (37, 5: variant 0's one-channel kernel instead), prime widths over
+  // several balanced column tiles (67, 131), prime heights over several balanced row strips
+  // (37, 41), padding on one side only, more padding than the window (whole rows and columns
+  // of zeros), and a 3-D problem whose first P0 plane falls in the padding.
   Rng rng = test_rng();
   for (const char* s :
        {"n=2 in=3x7 c=8 o=8 k=3x3 pad=1 g=8", "in=5x3 c=5 o=5 k=3x3 pad=1 g=5", "n=3 in=10x6 c=12 o=12 k=3x3 g=12",
         "in=15x4 c=96 o=96 k=3x3 pad=1 g=96 flip=1", "in=16x9 c=64 o=64 k=3x3 pad=1:0 g=64",
         "n=2 in=17x33 c=40 o=40 k=3x3 pad=2 g=40", "in=19x260 c=2 o=2 k=3x3 pad=1 g=2",
         "in=18x5 c=24 o=24 k=3x3 pad=-1:1x1 g=24", "n=2 in=3x12x7 c=16 o=16 k=1x3x3 stride=2x1x1 pad=1 g=16",
-        "in=33x1 c=8 o=8 k=3x3 pad=1 g=8", "in=17x2 c=264 o=264 k=3x3 pad=1 g=264"})
+        "in=33x1 c=8 o=8 k=3x3 pad=1 g=8", "in=17x2 c=264 o=264 k=3x3 pad=1 g=264",
+        "n=3 in=37x67 c=72 o=72 k=3x3 pad=1 g=72", "in=41x131 c=24 o=24 k=3x3 pad=1:2x2:0 g=24",
+        "n=2 in=5x9 c=8 o=8 k=3x3 pad=3 g=8", "in=23x29 c=136 o=136 k=3x3 pad=0:1x1:0 g=136 flip=1"})
     for (DType t : kAllDtypes) {
       Problem p = parse_problem(s);
       p.dtype = t;
@@ -148,11 +160,12 @@ TEST(CudaAlgorithms, DepthwiseWindowVariantsTileBoundaries) {
 TEST(CudaAlgorithms, DepthwiseKernelsAgreeBitwise) {
   CONVND_SKIP_WITHOUT_CUDA();
   // The window kernel at 8 and 4 rows per thread, its timing variants (16 rows, window_variant
-  // 1 and 2) and the general kernel (rows_per_thread 0) sum every output's taps in the same
+  // 1 to 4) and the general kernel (rows_per_thread 0) sum every output's taps in the same
   // order: the same bits.
   Rng rng = test_rng();
   for (const char* s :
-       {"n=2 in=21x19 c=384 o=384 k=3x3 pad=1 g=384", "n=1 in=17x9 c=37 o=37 k=3x3 pad=1 g=37"})
+       {"n=2 in=21x19 c=384 o=384 k=3x3 pad=1 g=384", "n=1 in=17x9 c=37 o=37 k=3x3 pad=1 g=37",
+        "n=3 in=37x67 c=72 o=72 k=3x3 pad=1 g=72", "n=2 in=3x11x7 c=24 o=24 k=1x3x3 stride=2x1x1 pad=1 g=24"})
     for (DType t : kAllDtypes) {
       Problem p = parse_problem(s);
       p.dtype = t;

@@ -136,24 +136,29 @@ void pack_a_row_f32(const void* const* rows, int64_t nrows, int64_t r, int64_t k
   gemm_pack_a_scalar<float>(D, rows, nrows, k_off, g_hi, k_end, MR, G, r, r + 1, panel);
 }
 
-void f32_pack_a__avx2(DType dt, const void* const* rows, int64_t nrows, int64_t k_off, int64_t kn,
-                      float* panel) {
-  for (int64_t r = 0; r < 6; ++r) {
-    switch (dt) {
-      case DType::f32: pack_a_row_f32<DType::f32>(rows, nrows, r, k_off, kn, panel); break;
-      case DType::f16: pack_a_row_f32<DType::f16>(rows, nrows, r, k_off, kn, panel); break;
-      case DType::bf16: pack_a_row_f32<DType::bf16>(rows, nrows, r, k_off, kn, panel); break;
-      default:
-        gemm_pack_a_scalar<float>(dt, rows, nrows, k_off, k_off, k_off + kn, 6, kGroupF32, r, r + 1, panel);
-        break;
-    }
+template <DType D>
+void pack_a_segments_f32(const GemmASegment* segs, int64_t nseg, int64_t nrows, float* panel) {
+  for (int64_t i = 0; i < nseg; ++i)
+    for (int64_t r = 0; r < 6; ++r) pack_a_row_f32<D>(segs[i].rows, nrows, r, segs[i].k_off, segs[i].kn, panel);
+}
+
+void f32_pack_a__avx2(DType dt, const GemmASegment* segs, int64_t nseg, int64_t nrows, float* panel) {
+  switch (dt) {
+    case DType::f32: pack_a_segments_f32<DType::f32>(segs, nseg, nrows, panel); break;
+    case DType::f16: pack_a_segments_f32<DType::f16>(segs, nseg, nrows, panel); break;
+    case DType::bf16: pack_a_segments_f32<DType::bf16>(segs, nseg, nrows, panel); break;
+    default:
+      for (int64_t i = 0; i < nseg; ++i)
+        gemm_pack_a_scalar<float>(dt, segs[i].rows, nrows, segs[i].k_off, segs[i].k_off,
+                                  segs[i].k_off + segs[i].kn, 6, kGroupF32, 0, 6, panel);
+      break;
   }
 }
 
-void f64_pack_a__avx2(const double* const* rows, int64_t nrows, int64_t k_off, int64_t kn,
-                      double* panel) {
-  gemm_pack_rows_scalar<double>(DType::f64, reinterpret_cast<const void* const*>(rows), nrows, 0,
-                                kn, 6, 0, 6, panel + k_off * 6);
+void f64_pack_a__avx2(const GemmASegment* segs, int64_t nseg, int64_t nrows, double* panel) {
+  for (int64_t i = 0; i < nseg; ++i)
+    gemm_pack_rows_scalar<double>(DType::f64, segs[i].rows, nrows, 0, segs[i].kn, 6, 0, 6,
+                                  panel + segs[i].k_off * 6);
 }
 
 void f64_pack_rows__avx2(const double* const* rows, int64_t nrows, int64_t kn, int64_t width,

@@ -149,29 +149,38 @@ void pack_a_f32(const void* const* rows, int64_t nrows, int64_t k_off, int64_t k
   }
 }
 
-void f32_pack_a__avx512(DType dt, const void* const* rows, int64_t nrows, int64_t k_off, int64_t kn,
-                        float* panel) {
+template <DType D>
+void pack_a_segments_f32(const GemmASegment* segs, int64_t nseg, int64_t nrows, float* panel) {
+  for (int64_t i = 0; i < nseg; ++i) pack_a_f32<D>(segs[i].rows, nrows, segs[i].k_off, segs[i].kn, panel);
+}
+
+void f32_pack_a__avx512(DType dt, const GemmASegment* segs, int64_t nseg, int64_t nrows, float* panel) {
   switch (dt) {
-    case DType::f32: pack_a_f32<DType::f32>(rows, nrows, k_off, kn, panel); break;
-    case DType::f16: pack_a_f32<DType::f16>(rows, nrows, k_off, kn, panel); break;
-    case DType::bf16: pack_a_f32<DType::bf16>(rows, nrows, k_off, kn, panel); break;
-    default: gemm_pack_a_scalar<float>(dt, rows, nrows, k_off, k_off, k_off + kn, 14, 16, 0, 14, panel); break;
+    case DType::f32: pack_a_segments_f32<DType::f32>(segs, nseg, nrows, panel); break;
+    case DType::f16: pack_a_segments_f32<DType::f16>(segs, nseg, nrows, panel); break;
+    case DType::bf16: pack_a_segments_f32<DType::bf16>(segs, nseg, nrows, panel); break;
+    default:
+      for (int64_t i = 0; i < nseg; ++i)
+        gemm_pack_a_scalar<float>(dt, segs[i].rows, nrows, segs[i].k_off, segs[i].k_off,
+                                  segs[i].k_off + segs[i].kn, 14, 16, 0, 14, panel);
+      break;
   }
 }
 
-void f64_pack_a__avx512(const double* const* rows, int64_t nrows, int64_t k_off, int64_t kn,
-                        double* panel) {
+void f64_pack_a__avx512(const GemmASegment* segs, int64_t nseg, int64_t nrows, double* panel) {
   constexpr int64_t MR = 14, G = 8;
-  const int64_t k_end = k_off + kn;
-  for (int64_t g0 = k_off / G * G; g0 < k_end; g0 += G) {
-    const int64_t lo = g0 > k_off ? g0 : k_off, hi = g0 + G < k_end ? g0 + G : k_end;
-    const __mmask8 mask = __mmask8(((1u << (hi - lo)) - 1) << (lo - g0));
-    double* d = panel + g0 * MR;
-    for (int64_t r = 0; r < MR; ++r) {
-      const double* row = r < nrows ? rows[r] : nullptr;
-      const __m512d v = row ? _mm512_maskz_loadu_pd(mask, reinterpret_cast<const double*>(element_address(row, g0 - k_off, 8)))
-                            : _mm512_setzero_pd();
-      _mm512_mask_storeu_pd(d + r * G, mask, v);
+  for (int64_t i = 0; i < nseg; ++i) {
+    const int64_t k_off = segs[i].k_off, k_end = k_off + segs[i].kn;
+    for (int64_t g0 = k_off / G * G; g0 < k_end; g0 += G) {
+      const int64_t lo = g0 > k_off ? g0 : k_off, hi = g0 + G < k_end ? g0 + G : k_end;
+      const __mmask8 mask = __mmask8(((1u << (hi - lo)) - 1) << (lo - g0));
+      double* d = panel + g0 * MR;
+      for (int64_t r = 0; r < MR; ++r) {
+        const void* row = r < nrows ? segs[i].rows[r] : nullptr;
+        const __m512d v = row ? _mm512_maskz_loadu_pd(mask, reinterpret_cast<const double*>(element_address(row, g0 - k_off, 8)))
+                              : _mm512_setzero_pd();
+        _mm512_mask_storeu_pd(d + r * G, mask, v);
+      }
     }
   }
 }

@@ -39,15 +39,16 @@ void f64_gemm_4x4__generic(int64_t kc, const double* a, const double* b, double*
 }
 
 // A panels in groups of one k: the B layout with width mr = 4.
-void f32_pack_a__generic(DType dt, const void* const* rows, int64_t nrows, int64_t k_off,
-                         int64_t kn, float* panel) {
-  gemm_pack_rows_scalar<float>(dt, rows, nrows, 0, kn, 4, 0, 4, panel + k_off * 4);
+void f32_pack_a__generic(DType dt, const GemmASegment* segs, int64_t nseg, int64_t nrows,
+                         float* panel) {
+  for (int64_t i = 0; i < nseg; ++i)
+    gemm_pack_rows_scalar<float>(dt, segs[i].rows, nrows, 0, segs[i].kn, 4, 0, 4, panel + segs[i].k_off * 4);
 }
 
-void f64_pack_a__generic(const double* const* rows, int64_t nrows, int64_t k_off, int64_t kn,
-                         double* panel) {
-  gemm_pack_rows_scalar<double>(DType::f64, reinterpret_cast<const void* const*>(rows), nrows, 0,
-                                kn, 4, 0, 4, panel + k_off * 4);
+void f64_pack_a__generic(const GemmASegment* segs, int64_t nseg, int64_t nrows, double* panel) {
+  for (int64_t i = 0; i < nseg; ++i)
+    gemm_pack_rows_scalar<double>(DType::f64, segs[i].rows, nrows, 0, segs[i].kn, 4, 0, 4,
+                                  panel + segs[i].k_off * 4);
 }
 
 void f32_pack_rows__generic(DType dt, const void* const* rows, int64_t nrows, int64_t kn,

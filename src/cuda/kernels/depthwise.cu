@@ -1,4 +1,5 @@
-// Depthwise convs (one channel in and out per group), memory-bound. Two kernels:
+// Depthwise convs (one channel in and out per group), memory-bound. Two kernels, and a third
+// shape of the first for timing (variants 3 and 4, depthwise_ring_kernel below):
 //
 // depthwise_window_kernel, for a 3x3 window of stride 1 and dilation 1 on the last two axes (one
 // tap on the first): a thread owns VEC consecutive channels of one output column and R
@@ -17,7 +18,12 @@
 // undilated last axis of 3 taps, the V + 2 inputs that its V outputs share once (a register
 // window); other shapes read each (output, tap) input, which the L1 cache serves.
 //
-// Both read the weights transposed to [tap, C] by launch_depthwise_weights, skip kernel rows
+// depthwise_ring_kernel, the 3x3 window problems of depthwise_window_kernel with 16-byte channel
+// vectors: a block streams whole input rows of a channel chunk and column tile into a ring of
+// shared-memory slots with cp.async, several rows ahead, and its threads add them from there
+// (see the comment above the kernel).
+//
+// All read the weights transposed to [tap, C] by launch_depthwise_weights, skip kernel rows
 // that fall in the padding, add padded columns as zeros, accumulate f16 and bf16 in f32, f64 in
 // f64, and sum each output's taps in the same order (axis 0, then 1, then 2), so they give the
 // same bits.
@@ -191,6 +197,8 @@ struct WindowDecompose {
 //      bf16 channels) by the host, so twice the bytes per load of variant 0
 //   2: 128 threads, 3 rows ahead, weights in shared memory, 8-byte bf16 vectors, and
 //      __launch_bounds__(128, MIN) capping registers for more resident threads than 768
+//   3, 4: not a WindowShape: depthwise_ring_kernel (RingShape3, RingShape4 below), the input
+//      rows staged in a shared-memory ring; 16-byte vectors for every type
 template <int BLOCK, int MIN_BLOCKS, int AHEAD, bool SMEM_W>
 struct WindowShape {
   static constexpr int block = BLOCK, min_blocks = MIN_BLOCKS, ahead = AHEAD;
@@ -406,12 +414,13 @@ __global__ void __launch_bounds__(S::block, S::min_blocks)
 
 // ---- Variants 3 and 4: a shared-memory row ring ------------------------------------------
 //
-// Why: variants 0..2 read each input vector from global memory once per column tap (3 loads
-// per row, served by L1) and once more per row group for the 2 halo rows, and keep only
-// 2-3 rows of 8-16 bytes per thread in flight, which is too little to cover the latency of
-// HBM at full rate (at 3 TB/s and ~1 us, ~23 KB per SM must be in flight). Here a block copies
+// Why: variants 0..2 issue 3 global loads per input vector and row (one per column tap; L1
+// serves the repeats), read the 2 halo rows of every row group again, and keep only 2-3 rows of
+// 8-16 bytes per thread in flight: ~12 KB per SM for variant 0, which at its 0.94 TB/s of reads
+// means ~1.7 us of latency, and reading at the ~1.5 TB/s that copy bandwidth allows needs
+// more bytes in flight than that. Here a block copies
 // whole input rows of its tile into a ring of shared-memory slots with cp.async, AHEAD rows
-// ahead of the row it adds (~15 KB per block in flight for the suite problem), so that each
+// ahead of the row it adds (~23 KB per block in flight for the suite problem), so that each
 // input byte leaves global memory once per block, in 16-byte coalesced copies that skip L1
 // (cp.async.cg), and the 3 column taps are read from shared memory instead.
 //
@@ -431,7 +440,7 @@ __global__ void __launch_bounds__(S::block, S::min_blocks)
 // output o lives in slot o % 3, the walk unrolled by 3 so every slot index is a constant) and
 // storing an output row (16 bytes per thread) as soon as its 3 kernel rows are in.
 //
-// Ring: S = AHEAD + 1 slots of (tile columns + 2) pixels × CV vectors. Step ii: wait until this
+// Ring: SLOTS = AHEAD + 1 slots of (tile columns + 2) pixels × CV vectors. Step ii: wait until this
 // thread's copies of row ii are done (cp.async.wait_group AHEAD − 1: groups are committed one
 // per row, empty ones included, so AHEAD + ii groups precede the wait and the oldest ii + 1 are
 // done), __syncthreads (every thread's copies of row ii are visible, and every thread has
@@ -446,7 +455,10 @@ __global__ void __launch_bounds__(S::block, S::min_blocks)
 //
 // Global traffic per block: (strip rows + 2) input rows of (tile columns + 2) pixels and one
 // output row per strip row, CV·16 bytes per pixel; the halo rows and columns are read again by
-// the neighbouring blocks, from L2 when those run alongside.
+// the neighbouring blocks, from L2 when those run alongside. For the suite problem (56x56,
+// C 384 bf16) with 28-row strips that is 30/28 · 30/28 = 1.15x the input through L2 in
+// variant 3 and 30/28 = 1.07x in variant 4 (1.11x and 1.04x with whole-height strips), the
+// output once, and from DRAM ideally each byte once.
 constexpr int kRingMaxThreads = 256;  // column tile · CV <= 256
 constexpr int kRingRowsPerR = 4;      // strip of up to kRingRowsPerR · rows output rows
 
@@ -460,13 +472,16 @@ struct RingDecompose {
 };
 
 // Variant 3: 128-byte channel chunks (a full cache line per pixel); variant 4: 64-byte chunks,
-// so that a 56-column row fits one tile (no halo columns read twice). Both 4 rows ahead.
+// so that a 56-column row fits one tile (no halo columns read twice). Both 6 rows ahead: the
+// f16 / bf16 kernels need ~125 registers (72 of them the weights in f32, converted once rather
+// than per tap), so 2 blocks of 224 threads share an SM; 6 rows of 3.7-3.8 KB each keep ~45 KB
+// per SM in flight for the suite problem.
 template <int CV, int AHEAD>
 struct RingShape {
   static constexpr int cv = CV, ahead = AHEAD;
 };
-using RingShape3 = RingShape<8, 4>;
-using RingShape4 = RingShape<4, 4>;
+using RingShape3 = RingShape<8, 6>;
+using RingShape4 = RingShape<4, 6>;
 
 __device__ __forceinline__ uint32_t ring_smem_addr(const void* p) {
   return uint32_t(__cvta_generic_to_shared(p));
@@ -480,6 +495,36 @@ __device__ __forceinline__ void ring_commit() {
 template <int N>
 __device__ __forceinline__ void ring_wait() {
   asm volatile("cp.async.wait_group %0;\n" ::"n"(N) : "memory");
+}
+
+// VEC outputs rounded to T element by element (from_compute, as store_vec does) and packed into
+// four 32-bit words, then stored with one 16-byte store (an explicit v4 store: storing a
+// Vec<T, VEC> through a uint4 pointer here let the compiler split it into 2- and 4-byte stores).
+__device__ __forceinline__ uint32_t ring_bits(__half h) {
+  return __half_as_ushort(h);
+}
+__device__ __forceinline__ uint32_t ring_bits(__nv_bfloat16 h) {
+  return __bfloat16_as_ushort(h);
+}
+template <class T, int VEC>
+__device__ __forceinline__ uint4 ring_pack(const compute_t<T> (&a)[VEC]) {
+  static_assert(VEC * sizeof(T) == 16, "16-byte vectors");
+  uint32_t wd[4];
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    if constexpr (sizeof(T) == 2) {
+      wd[i] = ring_bits(from_compute<T>(a[2 * i])) | ring_bits(from_compute<T>(a[2 * i + 1])) << 16;
+    } else if constexpr (sizeof(T) == 4) {
+      wd[i] = __float_as_uint(a[i]);
+    } else {
+      wd[i] = uint32_t(i % 2 == 0 ? __double2loint(a[i / 2]) : __double2hiint(a[i / 2]));
+    }
+  }
+  return make_uint4(wd[0], wd[1], wd[2], wd[3]);
+}
+__device__ __forceinline__ void ring_store16(void* p, const uint4 v) {
+  asm volatile("st.global.v4.b32 [%0], {%1, %2, %3, %4};\n" ::"l"(p), "r"(v.x), "r"(v.y), "r"(v.z), "r"(v.w)
+               : "memory");
 }
 
 template <class T, class S>
@@ -626,10 +671,7 @@ __global__ void __launch_bounds__(kRingMaxThreads, 2)
         // Output row ii − 2 has all its kernel rows now (ii − 2 < rows since ii < steps).
         if (ii >= 2) {
           C(&a)[VEC] = acc[(k + 1) % 3];
-          V out;
-#pragma unroll
-          for (int u = 0; u < VEC; ++u) out.v[u] = from_compute<T>(a[u]);
-          *reinterpret_cast<uint4*>(y + (y_base + int64_t(ii - 2) * y_row)) = *reinterpret_cast<const uint4*>(&out);
+          ring_store16(y + (y_base + int64_t(ii - 2) * y_row), ring_pack<T, VEC>(a));
 #pragma unroll
           for (int u = 0; u < VEC; ++u) a[u] = C(0);
         }
@@ -747,7 +789,7 @@ cudaError_t launch_ring(const DepthwiseParams& p, int rows, cudaStream_t stream)
   if (per_sample >= 0x7fffffff) return cudaErrorInvalidValue;
   const int64_t samples = 0x7fffffff / per_sample;
   const int threads = int((tile_cols * CV + 31) / 32 * 32);  // <= kRingMaxThreads
-  const size_t smem = size_t(S::ahead + 1) * size_t(tile_cols + 2) * CV * 16;  // <= 21.8 KB
+  const size_t smem = size_t(S::ahead + 1) * size_t(tile_cols + 2) * CV * 16;  // <= 30.5 KB
   RingDecompose dec{FastDivmod(tiles), FastDivmod(strips), FastDivmod(chunks), FastDivmod(p.out[0]),
                     int32_t(tile_cols), int32_t(strip_rows)};
   const int64_t x_sample = int64_t(p.in[0]) * p.in[1] * p.in[2] * p.c;
