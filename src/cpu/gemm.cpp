@@ -93,16 +93,18 @@ void zero_c(const GemmArgs& g) {
 // panels span all of K) and, for f16/bf16 C, an f32 accumulation block (mr × nc rows at a
 // time when A panels span all of K, else the task's mc × nc).
 struct Workspace {
-  int64_t a_bytes = 0, c_bytes = 0, per_thread = 0, total = 0;
+  int64_t a_bytes = 0, groups_bytes = 0, c_bytes = 0, per_thread = 0, total = 0;
 };
 
 Workspace carve(const GemmPlan& p, int64_t N, int64_t K, DType c_dtype, bool b_prepacked) {
   Workspace w;
   const int64_t e = elem_bytes(p.compute);
   const int64_t b_bytes = b_prepacked ? 0 : gemm_packed_b_bytes(p, N, K);
-  w.a_bytes = round_up(gemm_a_panel_elems(p, std::max<int64_t>(p.a_whole_k ? K : p.kc, 1)) * e, kAlign);
+  const int64_t a_len = std::max<int64_t>(p.a_whole_k ? K : p.kc, 1);
+  w.a_bytes = round_up(gemm_a_panel_elems(p, a_len) * e, kAlign);
+  w.groups_bytes = round_up(ceil_div(a_len, p.kg) * int64_t(sizeof(int64_t)), kAlign);
   w.c_bytes = c_dtype == p.compute ? 0 : round_up((p.a_whole_k ? p.mr : p.mc) * p.nc * 4, kAlign);
-  w.per_thread = w.a_bytes + w.c_bytes;
+  w.per_thread = w.a_bytes + w.groups_bytes + w.c_bytes;
   w.total = b_bytes + std::max(p.threads, 1) * w.per_thread;
   return w;
 }
@@ -121,13 +123,13 @@ template <class T>
 void run_blocks(const GemmPlan& p, const GemmArgs& g, const T* packed_b, char* thread_space,
                 const Workspace& w, ThreadPool* pool) {
   const GemmKernels& kt = gemm_kernels(p.isa);
-  void (*kernel)(int64_t, const T*, const T*, T*, int64_t, int64_t, int64_t, bool, GemmPrefetch*);
+  void (*kernel)(int64_t, const T*, const int64_t*, const T*, T*, int64_t, int64_t, int64_t, bool, GemmPrefetch*);
   if constexpr (sizeof(T) == 8)
     kernel = kt.f64_gemm;
   else
     kernel = kt.f32_gemm;
   const int64_t M = g.M, N = g.N, K = g.K, mr = p.mr, nr = p.nr, kc = p.kc;
-  // A K block starting at k0 (a multiple of kg, see gemm_kc) starts k0·mr into a whole-K panel.
+  // A K block starting at k0 (a multiple of kg, see gemm_kc) is the panel's groups from k0 / kg.
   const int64_t m_blocks = ceil_div(M, p.mc), n_blocks = ceil_div(N, p.nc);
   const bool scratch = g.c_dtype != p.compute;
   const int64_t es = dtype_size(g.c_dtype);
@@ -138,8 +140,17 @@ void run_blocks(const GemmPlan& p, const GemmArgs& g, const T* packed_b, char* t
     const int64_t mlen = std::min(p.mc, M - m0), nlen = std::min(p.nc, N - n0);
     char* space = thread_space + thread * w.per_thread;
     T* a_panel = reinterpret_cast<T*>(space);  // [kc or K, mr]
+    // Where each group of the panel starts: the standard layout, or the source's own.
+    int64_t* groups = reinterpret_cast<int64_t*>(space + w.a_bytes);
     // Where the kernels accumulate: C itself, or the f32 scratch of a 16-bit C ([.., nc]).
-    T* c_block = scratch ? reinterpret_cast<T*>(space + w.a_bytes) : static_cast<T*>(g.c) + m0 * g.ldc + n0;
+    T* c_block = scratch ? reinterpret_cast<T*>(space + w.a_bytes + w.groups_bytes)
+                         : static_cast<T*>(g.c) + m0 * g.ldc + n0;
+    // Packs rows [m, m + mi), columns [k0, k0 + klen) into a_panel and fills groups.
+    auto pack = [&](int64_t m, int64_t mi, int64_t k0, int64_t klen) {
+      if (g.a->pack_indexed(p, m, mi, k0, klen, a_panel, groups)) return;
+      g.a->pack(p, m, mi, k0, klen, a_panel);
+      for (int64_t j = 0; j * p.kg < klen; ++j) groups[j] = j * mr * p.kg;
+    };
     const int64_t ldc = scratch ? p.nc : g.ldc;
     char* c_out = static_cast<char*>(g.c) + (m0 * g.ldc + n0) * es;  // the task's block of C
 
@@ -147,11 +158,12 @@ void run_blocks(const GemmPlan& p, const GemmArgs& g, const T* packed_b, char* t
     // packing it does not wait on DRAM (the hardware prefetchers do not run that far ahead).
     GemmPrefetch pf;
     // C rows [i, i + mi) (row i of c_rows) += A panel · B[k0 : k0+klen, all the task's columns].
-    auto multiply = [&](const T* a, T* c_rows, int64_t mi, int64_t k0, int64_t klen) {
+    // a_groups: the groups of this K block.
+    auto multiply = [&](const int64_t* a_groups, T* c_rows, int64_t mi, int64_t k0, int64_t klen) {
       const bool accumulate = k0 > 0 || (g.accumulate && !scratch);
       for (int64_t j = 0; j < nlen; j += nr) {
         const T* b_panel = packed_b + (n0 + j) / nr * K * nr + k0 * nr;  // [klen, nr]
-        kernel(klen, a, b_panel, c_rows + j, ldc, mi, std::min(nr, nlen - j), accumulate, &pf);
+        kernel(klen, a_panel, a_groups, b_panel, c_rows + j, ldc, mi, std::min(nr, nlen - j), accumulate, &pf);
       }
     };
     if (p.a_whole_k) {
@@ -159,10 +171,10 @@ void run_blocks(const GemmPlan& p, const GemmArgs& g, const T* packed_b, char* t
       // 16-bit C row strip is finished (and stored) before the next.
       for (int64_t i = 0; i < mlen; i += mr) {
         const int64_t mi = std::min(mr, mlen - i);
-        g.a->pack(p, m0 + i, mi, 0, K, a_panel);
+        pack(m0 + i, mi, 0, K);
         pf = i + mr < mlen ? g.a->prefetch(p, m0 + i + mr, std::min(mr, mlen - i - mr), 0, K) : GemmPrefetch{};
         T* c_rows = scratch ? c_block : c_block + i * ldc;
-        for (int64_t k0 = 0; k0 < K; k0 += kc) multiply(a_panel + k0 * mr, c_rows, mi, k0, std::min(kc, K - k0));
+        for (int64_t k0 = 0; k0 < K; k0 += kc) multiply(groups + k0 / p.kg, c_rows, mi, k0, std::min(kc, K - k0));
         if (scratch)
           kt.f32_store(reinterpret_cast<const float*>(c_block), ldc, mi, nlen, g.c_dtype,
                        c_out + i * g.ldc * es, g.ldc, g.accumulate);
@@ -174,9 +186,9 @@ void run_blocks(const GemmPlan& p, const GemmArgs& g, const T* packed_b, char* t
       const int64_t klen = std::min(kc, K - k0);
       for (int64_t i = 0; i < mlen; i += mr) {
         const int64_t mi = std::min(mr, mlen - i);
-        g.a->pack(p, m0 + i, mi, k0, klen, a_panel);
+        pack(m0 + i, mi, k0, klen);
         pf = i + mr < mlen ? g.a->prefetch(p, m0 + i + mr, std::min(mr, mlen - i - mr), k0, klen) : GemmPrefetch{};
-        multiply(a_panel, c_block + i * ldc, mi, k0, klen);
+        multiply(groups, c_block + i * ldc, mi, k0, klen);
       }
     }
     if (scratch)

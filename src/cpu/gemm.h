@@ -119,6 +119,17 @@ class GemmASource {
   /// panel at a time, over one K block or (plan.a_whole_k) over all of K.
   virtual void pack(const GemmPlan& plan, int64_t m0, int64_t mc, int64_t k0, int64_t kc,
                     void* dst) const = 0;
+  /// Optional, instead of pack() for one panel (mc <= plan.mr): writes the panel in a layout of
+  /// the source's choosing within the same gemm_a_panel_elems(plan, kc) elements at dst, and
+  /// sets groups[j], for each group j < ceil(kc / plan.kg) of the block's k, to where that
+  /// group's mr rows of kg values start (elements from dst; rows kg apart, a row's values
+  /// contiguous, as in the standard layout). Groups may overlap, which is what lets a source
+  /// share rows between taps. Returns false (the default) to have pack() used instead.
+  virtual bool pack_indexed(const GemmPlan& plan, int64_t m0, int64_t mc, int64_t k0, int64_t kc,
+                            void* dst, int64_t* groups) const {
+    (void)plan, (void)m0, (void)mc, (void)k0, (void)kc, (void)dst, (void)groups;
+    return false;
+  }
   /// The memory that pack() of this block will read, for the kernels to prefetch while the
   /// panel before it is multiplied; empty (the default) when there is nothing worth fetching.
   virtual GemmPrefetch prefetch(const GemmPlan& plan, int64_t m0, int64_t mc, int64_t k0,
@@ -213,8 +224,9 @@ struct GemmArgs {
 };
 
 /// Workspace bytes gemm() needs: B packed (unless pre-packed), and per plan.threads one A panel
-/// (gemm_a_panel_elems of kc, or of K with a_whole_k) and, for f16/bf16 C, an f32 accumulation block (mc × nc,
-/// or mr × nc with a_whole_k). gemm() allocates nothing else.
+/// (gemm_a_panel_elems of kc, or of K with a_whole_k) with its table of group offsets (one
+/// int64 per kg columns) and, for f16/bf16 C, an f32 accumulation block (mc × nc, or mr × nc
+/// with a_whole_k). gemm() allocates nothing else.
 int64_t gemm_workspace_bytes(const GemmPlan& plan, int64_t N, int64_t K, DType c_dtype,
                              bool b_prepacked);
 
@@ -230,12 +242,13 @@ Status gemm(const GemmPlan& plan, const GemmArgs& args, void* workspace, int64_t
 struct GemmKernels {
   GemmTile f32, f64;
   /// c[r·ldc + j] (+)= sum_k A[r][k]·b[k·nr + j] for r < m, j < n (m <= mr, n <= nr), with
-  /// A[r][k] the packed A panel a (groups of kg), summed over k in order; accumulate adds to
-  /// the C already there. Prefetches lines of pf (not null) as it goes, one per k.
-  void (*f32_gemm)(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, int64_t m,
-                   int64_t n, bool accumulate, GemmPrefetch* pf);
-  void (*f64_gemm)(int64_t kc, const double* a, const double* b, double* c, int64_t ldc,
-                   int64_t m, int64_t n, bool accumulate, GemmPrefetch* pf);
+  /// A[r][k] the packed A panel at a whose group j (of kg k) starts at a + a_groups[j],
+  /// summed over k in order; accumulate adds to the C already there. Prefetches lines of pf
+  /// (not null) as it goes, one per k.
+  void (*f32_gemm)(int64_t kc, const float* a, const int64_t* a_groups, const float* b, float* c,
+                   int64_t ldc, int64_t m, int64_t n, bool accumulate, GemmPrefetch* pf);
+  void (*f64_gemm)(int64_t kc, const double* a, const int64_t* a_groups, const double* b,
+                   double* c, int64_t ldc, int64_t m, int64_t n, bool accumulate, GemmPrefetch* pf);
   /// gemm_pack_a_segments for each compute type (width = the tile's mr, groups of its kg).
   void (*f32_pack_a)(DType src_dtype, const GemmASegment* segs, int64_t nseg, int64_t nrows,
                      float* panel);

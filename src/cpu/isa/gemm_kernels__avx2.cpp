@@ -45,14 +45,14 @@ struct F64x4 {
   }
 };
 
-void f32_gemm_6x16__avx2(int64_t kc, const float* a, const float* b, float* c, int64_t ldc,
+void f32_gemm_6x16__avx2(int64_t kc, const float* a, const int64_t* a_groups, const float* b, float* c, int64_t ldc,
                          int64_t m, int64_t n, bool accumulate, GemmPrefetch* pf) {
-  gemm_microkernel<F32x8, 6, 2, kGroupF32, kPrefetchB>(kc, a, b, c, ldc, m, n, accumulate, pf);
+  gemm_microkernel<F32x8, 6, 2, kGroupF32, kPrefetchB>(kc, a, a_groups, b, c, ldc, m, n, accumulate, pf);
 }
 
-void f64_gemm_6x8__avx2(int64_t kc, const double* a, const double* b, double* c, int64_t ldc,
+void f64_gemm_6x8__avx2(int64_t kc, const double* a, const int64_t* a_groups, const double* b, double* c, int64_t ldc,
                         int64_t m, int64_t n, bool accumulate, GemmPrefetch* pf) {
-  gemm_microkernel<F64x4, 6, 2, 1, kPrefetchB / 2>(kc, a, b, c, ldc, m, n, accumulate, pf);
+  gemm_microkernel<F64x4, 6, 2, 1, kPrefetchB / 2>(kc, a, a_groups, b, c, ldc, m, n, accumulate, pf);
 }
 
 // Loads 8 consecutive elements of a row as f32.

@@ -50,14 +50,14 @@ struct F64x8 {
   }
 };
 
-void f32_gemm_14x32__avx512(int64_t kc, const float* a, const float* b, float* c, int64_t ldc,
+void f32_gemm_14x32__avx512(int64_t kc, const float* a, const int64_t* a_groups, const float* b, float* c, int64_t ldc,
                             int64_t m, int64_t n, bool accumulate, GemmPrefetch* pf) {
-  gemm_microkernel<F32x16, 14, 2, 16, kPrefetchB>(kc, a, b, c, ldc, m, n, accumulate, pf);
+  gemm_microkernel<F32x16, 14, 2, 16, kPrefetchB>(kc, a, a_groups, b, c, ldc, m, n, accumulate, pf);
 }
 
-void f64_gemm_14x16__avx512(int64_t kc, const double* a, const double* b, double* c, int64_t ldc,
+void f64_gemm_14x16__avx512(int64_t kc, const double* a, const int64_t* a_groups, const double* b, double* c, int64_t ldc,
                             int64_t m, int64_t n, bool accumulate, GemmPrefetch* pf) {
-  gemm_microkernel<F64x8, 14, 2, 8, kPrefetchB / 2>(kc, a, b, c, ldc, m, n, accumulate, pf);
+  gemm_microkernel<F64x8, 14, 2, 8, kPrefetchB / 2>(kc, a, a_groups, b, c, ldc, m, n, accumulate, pf);
 }
 
 // Loads 16 consecutive elements of a row as f32 (the first `count` of them; the rest zero).

@@ -28,14 +28,14 @@ struct GenericVec {
   static void prefetch_c(const T*, int) {}
 };
 
-void f32_gemm_4x8__generic(int64_t kc, const float* a, const float* b, float* c, int64_t ldc,
+void f32_gemm_4x8__generic(int64_t kc, const float* a, const int64_t* a_groups, const float* b, float* c, int64_t ldc,
                            int64_t m, int64_t n, bool accumulate, GemmPrefetch* pf) {
-  gemm_microkernel<GenericVec<float, F32x4>, 4, 2, 1>(kc, a, b, c, ldc, m, n, accumulate, pf);
+  gemm_microkernel<GenericVec<float, F32x4>, 4, 2, 1>(kc, a, a_groups, b, c, ldc, m, n, accumulate, pf);
 }
 
-void f64_gemm_4x4__generic(int64_t kc, const double* a, const double* b, double* c, int64_t ldc,
+void f64_gemm_4x4__generic(int64_t kc, const double* a, const int64_t* a_groups, const double* b, double* c, int64_t ldc,
                            int64_t m, int64_t n, bool accumulate, GemmPrefetch* pf) {
-  gemm_microkernel<GenericVec<double, F64x2>, 4, 2, 1>(kc, a, b, c, ldc, m, n, accumulate, pf);
+  gemm_microkernel<GenericVec<double, F64x2>, 4, 2, 1>(kc, a, a_groups, b, c, ldc, m, n, accumulate, pf);
 }
 
 // A panels in groups of one k: the B layout with width mr = 4.

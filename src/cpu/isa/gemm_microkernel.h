@@ -14,14 +14,15 @@ namespace {
 // C[m, n] (+)= A-panel · B-panel for one mr × (NV·lanes) tile. acc[r][v] holds C[r, v·lanes ...]:
 // A is broadcast one element at a time, B is loaded as NV vectors per k. The k loop is the
 // only reduction, in order, so the result of an element does not depend on where its tile sits.
-// The A panel is in groups of G k (gemm.h): element [k][r] at (k/G)·MR·G + r·G + k%G, so a
-// row's G values are contiguous and packing them needs no transpose.
+// The A panel is in groups of G k (gemm.h): group j (k in [j·G, j·G + G)) starts at
+// a + a_groups[j], and within it element [k][r] is at r·G + k%G, so a row's G values are
+// contiguous and packing them needs no transpose. The standard layout has a_groups[j] = j·MR·G.
 // V provides: T, R (register), lanes, zero, load, bcast, fma, add, store, prefetch (of B,
 // PrefetchB elements ahead; 0: none), prefetch_c.
 template <class V, int MR, int NV, int G, int PrefetchB, bool PrefetchA>
-inline void gemm_microkernel_body(int64_t kc, const typename V::T* a, const typename V::T* b,
-                             typename V::T* c, int64_t ldc, int64_t m, int64_t n, bool accumulate,
-                             GemmPrefetch* pf) {
+inline void gemm_microkernel_body(int64_t kc, const typename V::T* a, const int64_t* a_groups,
+                                  const typename V::T* b, typename V::T* c, int64_t ldc, int64_t m,
+                                  int64_t n, bool accumulate, GemmPrefetch* pf) {
   using T = typename V::T;
   using R = typename V::R;
   constexpr int L = V::lanes;
@@ -42,6 +43,7 @@ inline void gemm_microkernel_body(int64_t kc, const typename V::T* a, const type
   int64_t pf_left = PrefetchA ? pf->runs[pf_run].lines - pf->line : 0;
   for (int64_t k0 = 0; k0 < kc; k0 += G) {
     const int64_t kn = kc - k0 < G ? kc - k0 : G;
+    const T* ak = a + *a_groups++;  // this group's MR rows of G values
     for (int64_t kk = 0; kk < kn; ++kk) {
       if (PrefetchB)
 #pragma GCC unroll 8
@@ -51,7 +53,7 @@ inline void gemm_microkernel_body(int64_t kc, const typename V::T* a, const type
       for (int v = 0; v < NV; ++v) bv[v] = V::load(b + v * L);
 #pragma GCC unroll 32
       for (int r = 0; r < MR; ++r) {
-        R av = V::bcast(a + r * G + kk);
+        R av = V::bcast(ak + r * G + kk);
 #pragma GCC unroll 8
         for (int v = 0; v < NV; ++v) acc[r][v] = V::fma(av, bv[v], acc[r][v]);
       }
@@ -66,7 +68,6 @@ inline void gemm_microkernel_body(int64_t kc, const typename V::T* a, const type
         }
       }
     }
-    a += MR * G;
   }
   if (PrefetchA) {
     pf->next = pf_run;
@@ -100,13 +101,13 @@ inline void gemm_microkernel_body(int64_t kc, const typename V::T* a, const type
 // The kernel, in two builds: with the A prefetch stream, and without it for when there is
 // none (its per-k test, though never taken, costs a few percent of the tightest loop).
 template <class V, int MR, int NV, int G, int PrefetchB = 0>
-inline void gemm_microkernel(int64_t kc, const typename V::T* a, const typename V::T* b,
-                             typename V::T* c, int64_t ldc, int64_t m, int64_t n, bool accumulate,
-                             GemmPrefetch* pf) {
+inline void gemm_microkernel(int64_t kc, const typename V::T* a, const int64_t* a_groups,
+                             const typename V::T* b, typename V::T* c, int64_t ldc, int64_t m,
+                             int64_t n, bool accumulate, GemmPrefetch* pf) {
   if (pf && pf->next < pf->count && pf->line < pf->runs[pf->next].lines)
-    gemm_microkernel_body<V, MR, NV, G, PrefetchB, true>(kc, a, b, c, ldc, m, n, accumulate, pf);
+    gemm_microkernel_body<V, MR, NV, G, PrefetchB, true>(kc, a, a_groups, b, c, ldc, m, n, accumulate, pf);
   else
-    gemm_microkernel_body<V, MR, NV, G, PrefetchB, false>(kc, a, b, c, ldc, m, n, accumulate, pf);
+    gemm_microkernel_body<V, MR, NV, G, PrefetchB, false>(kc, a, a_groups, b, c, ldc, m, n, accumulate, pf);
 }
 
 // bf16_to_float of dtype.h, kept file-local: an inline function shared with other files could

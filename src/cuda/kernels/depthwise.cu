@@ -207,6 +207,9 @@ struct WindowShape {
 using WindowShape0 = WindowShape<256, 1, 2, false>;
 using WindowShape1 = WindowShape<256, 1, 2, true>;
 using WindowShape2 = WindowShape<128, 7, 3, true>;
+// depthwise_window_kernel hard-codes variant 0's shape (kBlock threads, kAhead = 2, no minimum).
+static_assert(WindowShape0::block == kBlock && WindowShape0::ahead == 2 && WindowShape0::min_blocks == 1,
+              "variant 0 is depthwise_window_kernel's shape");
 
 // Channel tiles that one block's threads can touch (shared-memory weights): a block covers
 // block / CB consecutive (tile, column) units, so at most ceil((block / CB − 1) / P2) + 1 tiles.
