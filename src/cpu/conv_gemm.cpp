@@ -117,7 +117,7 @@ class Im2colA final : public GemmASource {
         segs[size_t(nseg)].kn = c_hi - c_lo;
         segs[size_t(nseg)].rows = tr;
         if (++nseg == kBatch || t == t_last) {
-          gemm_pack_a_segments(plan, s_.dtype, segs.data(), nseg, rcount, panel);
+          gemm_pack_a_segments(plan, s_.dtype, segs.data(), nseg, rcount, mr, panel);
           nseg = 0;
         }
         if (++t2 == s_.k[2]) {
@@ -126,6 +126,54 @@ class Im2colA final : public GemmASource {
         }
       }
     }
+  }
+
+  // A panel whose rows are consecutive outputs of one output line (last-axis stride 1): the
+  // taps t2 = 0, 1, ... of one (t0, t1) read the same input run shifted by t2·kdil pixels. So
+  // the input run is packed once per (t0, t1), as a block of E = mr + (k2 - 1)·kdil rows, and
+  // tap t2's groups point kdil·t2 rows into it: k2 times fewer rows to gather than pack(),
+  // and the same values in the same order for the kernels, so the same bits.
+  bool pack_indexed(const GemmPlan& plan, int64_t m0, int64_t mc, int64_t k0, int64_t kc, void* dst,
+                    int64_t* groups) const override {
+    const int64_t mr = plan.mr, kg = plan.kg, cg = s_.cg(), k2 = s_.k[2], d2 = s_.kdil[2];
+    if (mc > mr || s_.stride[2] != 1 || k2 < 2 || cg % kg != 0) return false;
+    const int64_t E = mr + (k2 - 1) * d2;  // rows of a block
+    if (E > kMaxPanel) return false;
+    int64_t pix = base_ + m0;
+    const int64_t a2 = pix % s_.out[2];
+    if (a2 + mc > s_.out[2]) return false;  // the rows cross into the next output line
+    pix /= s_.out[2];
+    const int64_t a1 = pix % s_.out[1];
+    pix /= s_.out[1];
+    const int64_t a0 = pix % s_.out[0], n = pix / s_.out[0];
+    // Blocks for the (t0, t1) pairs q_first .. q_last of the taps in [k0, k0 + kc).
+    const int64_t q_first = k0 / cg / k2, q_last = (k0 + kc - 1) / cg / k2;
+    const int64_t block = (cg / kg) * E * kg;  // elements: all of a tap's channel groups
+    if ((q_last - q_first + 1) * block > gemm_a_panel_elems(plan, kc)) return false;
+    const int64_t ces = plan.compute == DType::f64 ? 8 : 4;
+    const int64_t w0 = a2 - s_.lo[2];  // input position of row 0's tap 0 on the last axis
+    const int64_t used = mc + (k2 - 1) * d2;  // rows any kept output reads; the rest are zeros
+    std::array<const void*, kMaxPanel> rows;
+    for (int64_t q = q_first; q <= q_last; ++q) {
+      const int64_t j0 = a0 * s_.stride[0] - s_.lo[0] + (q / s_.k[1]) * s_.kdil[0];
+      const int64_t j1 = a1 * s_.stride[1] - s_.lo[1] + (q % s_.k[1]) * s_.kdil[1];
+      const bool line_inside = j0 >= 0 && j0 < s_.in[0] && j1 >= 0 && j1 < s_.in[1];
+      const int64_t line = line_inside ? (((n * s_.in[0] + j0) * s_.in[1] + j1) * s_.in[2] * s_.c + c0_) * es_ : 0;
+      for (int64_t e = 0; e < E; ++e) {
+        const int64_t w = w0 + e;
+        rows[size_t(e)] = line_inside && e < used && w >= 0 && w < s_.in[2] ? x_ + line + w * s_.c * es_ : nullptr;
+      }
+      GemmASegment seg;
+      seg.k_off = 0;
+      seg.kn = cg;
+      seg.rows = rows.data();
+      gemm_pack_a_segments(plan, s_.dtype, &seg, 1, E, E, static_cast<char*>(dst) + (q - q_first) * block * ces);
+    }
+    for (int64_t j = 0; j * kg < kc; ++j) {
+      const int64_t k = k0 + j * kg, t = k / cg, cgi = (k % cg) / kg;
+      groups[j] = (t / k2 - q_first) * block + cgi * E * kg + (t % k2) * d2 * kg;
+    }
+    return true;
   }
 
  private:

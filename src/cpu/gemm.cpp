@@ -304,19 +304,19 @@ std::string gemm_plan_string(const GemmPlan& p) {
 int64_t gemm_a_panel_elems(const GemmPlan& plan, int64_t kc) { return round_up(kc, plan.kg) * plan.mr; }
 
 void gemm_pack_a_segments(const GemmPlan& plan, DType src_dtype, const GemmASegment* segs,
-                          int64_t nseg, int64_t nrows, void* panel) {
+                          int64_t nseg, int64_t nrows, int64_t width, void* panel) {
   const GemmKernels& k = gemm_kernels(plan.isa);
   if (plan.compute == DType::f64) {
     if (src_dtype == DType::f64) {
-      k.f64_pack_a(segs, nseg, nrows, static_cast<double*>(panel));
+      k.f64_pack_a(segs, nseg, nrows, width, static_cast<double*>(panel));
     } else {
       for (int64_t i = 0; i < nseg; ++i)
         gemm_pack_a_scalar<double>(src_dtype, segs[i].rows, nrows, segs[i].k_off, segs[i].k_off,
-                                   segs[i].k_off + segs[i].kn, plan.mr, plan.kg, 0, plan.mr,
+                                   segs[i].k_off + segs[i].kn, width, plan.kg, 0, width,
                                    static_cast<double*>(panel));
     }
   } else {
-    k.f32_pack_a(src_dtype, segs, nseg, nrows, static_cast<float*>(panel));
+    k.f32_pack_a(src_dtype, segs, nseg, nrows, width, static_cast<float*>(panel));
   }
 }
 
@@ -326,7 +326,7 @@ void gemm_pack_a_rows(const GemmPlan& plan, DType src_dtype, const void* const* 
   seg.k_off = k_off;
   seg.kn = kn;
   seg.rows = rows;
-  gemm_pack_a_segments(plan, src_dtype, &seg, 1, nrows, panel);
+  gemm_pack_a_segments(plan, src_dtype, &seg, 1, nrows, plan.mr, panel);
 }
 
 void gemm_pack_rows(const GemmPlan& plan, int64_t width, DType src_dtype, const void* const* rows,

@@ -156,9 +156,11 @@ struct GemmASegment {
   const void* const* rows = nullptr;
 };
 
-/// gemm_pack_a_rows for several pieces of one panel in one call (all with nrows rows).
+/// gemm_pack_a_rows for several pieces of one panel in one call (all with nrows rows), for a
+/// panel of `width` rows (plan.mr, or another width for a source's own layout: group j of
+/// such a panel starts at j·width·kg).
 void gemm_pack_a_segments(const GemmPlan& plan, DType src_dtype, const GemmASegment* segs,
-                          int64_t nseg, int64_t nrows, void* panel);
+                          int64_t nseg, int64_t nrows, int64_t width, void* panel);
 
 /// Writes columns [k_off, k_off + kn) of one packed A panel (mr rows, layout above) at panel:
 /// A-column k_off + k of row r = rows[r][k] converted from src_dtype, for r < nrows (a null
@@ -249,10 +251,11 @@ struct GemmKernels {
                    int64_t ldc, int64_t m, int64_t n, bool accumulate, GemmPrefetch* pf);
   void (*f64_gemm)(int64_t kc, const double* a, const int64_t* a_groups, const double* b,
                    double* c, int64_t ldc, int64_t m, int64_t n, bool accumulate, GemmPrefetch* pf);
-  /// gemm_pack_a_segments for each compute type (width = the tile's mr, groups of its kg).
+  /// gemm_pack_a_segments for each compute type (groups of the tile's kg).
   void (*f32_pack_a)(DType src_dtype, const GemmASegment* segs, int64_t nseg, int64_t nrows,
-                     float* panel);
-  void (*f64_pack_a)(const GemmASegment* segs, int64_t nseg, int64_t nrows, double* panel);
+                     int64_t width, float* panel);
+  void (*f64_pack_a)(const GemmASegment* segs, int64_t nseg, int64_t nrows, int64_t width,
+                     double* panel);
   /// gemm_pack_rows (the B layout) for each compute type.
   void (*f32_pack_rows)(DType src_dtype, const void* const* rows, int64_t nrows, int64_t kn,
                         int64_t width, float* dst);

@@ -81,6 +81,20 @@ TEST(CpuAlgorithms, Im2colGemmTileBoundaries) {
               "n=3 in=11x13 c=12 o=12 k=3x3 g=4 stride=1x2", "in=8x8 c=64 o=32 k=3x3 pad=1"});
 }
 
+// Panels inside one output line pack each (t0, t1) input run once and let the last-axis taps
+// share its rows (Im2colA::pack_indexed). Channels per group that are whole vector groups (so
+// that it applies on every path), lines that are and are not multiples of the micro-tile,
+// kernel dilation on the last axis, several K blocks that start inside a tap pair, groups,
+// every dtype.
+TEST(CpuAlgorithms, Im2colGemmSharedTapRows) {
+  check_list("im2col_gemm",
+             {"n=2 in=28x28 c=32 o=40 k=3x3 pad=1", "in=14x30 c=64 o=16 k=3x3 pad=1 dil=1x2",
+              "n=3 in=9x20 c=16 o=24 k=2x5 pad=0x2", "in=6x7x28 c=48 o=8 k=3x3x3 pad=1 dtype=bf16",
+              "in=5x6x15 c=48 o=8 k=3x3x3 pad=1 dtype=f16", "in=6x5x14 c=32 o=9 k=3x3x3 pad=1x0x1 dtype=f64",
+              "in=16x16x16 c=32 o=32 k=3x3x3 pad=1", "n=2 in=14x14 c=64 o=64 k=3x3 pad=1 g=2",
+              "in=3x70 c=16 o=5 k=1x7 pad=0x3 dil=1x3"});
+}
+
 TEST(CpuAlgorithms, DepthwiseDirectRandom) {
   DrawLimits lim;
   lim.conv_transpose = false;

@@ -121,8 +121,8 @@ void f32_pack_rows__avx2(DType dt, const void* const* rows, int64_t nrows, int64
 // groups at either end element by element.
 template <DType D>
 void pack_a_row_f32(const void* const* rows, int64_t nrows, int64_t r, int64_t k_off, int64_t kn,
-                    float* panel) {
-  constexpr int64_t MR = 6, G = kGroupF32;
+                    int64_t MR, float* panel) {
+  constexpr int64_t G = kGroupF32;
   const int64_t k_end = k_off + kn;
   // [g_lo, g_hi): the whole groups (no std::min here: see gemm_microkernel.h on inline code).
   const int64_t up = (k_off + G - 1) / G * G, g_lo = up < k_end ? up : k_end;
@@ -137,28 +137,29 @@ void pack_a_row_f32(const void* const* rows, int64_t nrows, int64_t r, int64_t k
 }
 
 template <DType D>
-void pack_a_segments_f32(const GemmASegment* segs, int64_t nseg, int64_t nrows, float* panel) {
+void pack_a_segments_f32(const GemmASegment* segs, int64_t nseg, int64_t nrows, int64_t width, float* panel) {
   for (int64_t i = 0; i < nseg; ++i)
-    for (int64_t r = 0; r < 6; ++r) pack_a_row_f32<D>(segs[i].rows, nrows, r, segs[i].k_off, segs[i].kn, panel);
+    for (int64_t r = 0; r < width; ++r) pack_a_row_f32<D>(segs[i].rows, nrows, r, segs[i].k_off, segs[i].kn, width, panel);
 }
 
-void f32_pack_a__avx2(DType dt, const GemmASegment* segs, int64_t nseg, int64_t nrows, float* panel) {
+void f32_pack_a__avx2(DType dt, const GemmASegment* segs, int64_t nseg, int64_t nrows, int64_t width,
+                      float* panel) {
   switch (dt) {
-    case DType::f32: pack_a_segments_f32<DType::f32>(segs, nseg, nrows, panel); break;
-    case DType::f16: pack_a_segments_f32<DType::f16>(segs, nseg, nrows, panel); break;
-    case DType::bf16: pack_a_segments_f32<DType::bf16>(segs, nseg, nrows, panel); break;
+    case DType::f32: pack_a_segments_f32<DType::f32>(segs, nseg, nrows, width, panel); break;
+    case DType::f16: pack_a_segments_f32<DType::f16>(segs, nseg, nrows, width, panel); break;
+    case DType::bf16: pack_a_segments_f32<DType::bf16>(segs, nseg, nrows, width, panel); break;
     default:
       for (int64_t i = 0; i < nseg; ++i)
         gemm_pack_a_scalar<float>(dt, segs[i].rows, nrows, segs[i].k_off, segs[i].k_off,
-                                  segs[i].k_off + segs[i].kn, 6, kGroupF32, 0, 6, panel);
+                                  segs[i].k_off + segs[i].kn, width, kGroupF32, 0, width, panel);
       break;
   }
 }
 
-void f64_pack_a__avx2(const GemmASegment* segs, int64_t nseg, int64_t nrows, double* panel) {
+void f64_pack_a__avx2(const GemmASegment* segs, int64_t nseg, int64_t nrows, int64_t width, double* panel) {
   for (int64_t i = 0; i < nseg; ++i)
-    gemm_pack_rows_scalar<double>(DType::f64, segs[i].rows, nrows, 0, segs[i].kn, 6, 0, 6,
-                                  panel + segs[i].k_off * 6);
+    gemm_pack_rows_scalar<double>(DType::f64, segs[i].rows, nrows, 0, segs[i].kn, width, 0, width,
+                                  panel + segs[i].k_off * width);
 }
 
 void f64_pack_rows__avx2(const double* const* rows, int64_t nrows, int64_t kn, int64_t width,

@@ -120,11 +120,11 @@ inline uintptr_t element_address(const void* row, int64_t k, int64_t bytes) {
   return reinterpret_cast<uintptr_t>(row) + uintptr_t(k * bytes);
 }
 
-// Writes A-panel columns [k_off, k_off + kn) of all 14 rows, groups of 16: each row's part of a
+// Writes A-panel columns [k_off, k_off + kn) of all MR rows, groups of 16: each row's part of a
 // group is one masked load (lanes before k_off or past the end off) and one masked store.
 template <DType D>
-void pack_a_f32(const void* const* rows, int64_t nrows, int64_t k_off, int64_t kn, float* panel) {
-  constexpr int64_t MR = 14, G = 16;
+void pack_a_f32(const void* const* rows, int64_t nrows, int64_t k_off, int64_t kn, int64_t MR, float* panel) {
+  constexpr int64_t G = 16;
   const int64_t es = D == DType::f32 ? 4 : 2;
   const int64_t k_end = k_off + kn;
   for (int64_t g0 = k_off / G * G; g0 < k_end; g0 += G) {
@@ -150,25 +150,27 @@ void pack_a_f32(const void* const* rows, int64_t nrows, int64_t k_off, int64_t k
 }
 
 template <DType D>
-void pack_a_segments_f32(const GemmASegment* segs, int64_t nseg, int64_t nrows, float* panel) {
-  for (int64_t i = 0; i < nseg; ++i) pack_a_f32<D>(segs[i].rows, nrows, segs[i].k_off, segs[i].kn, panel);
+void pack_a_segments_f32(const GemmASegment* segs, int64_t nseg, int64_t nrows, int64_t width, float* panel) {
+  for (int64_t i = 0; i < nseg; ++i) pack_a_f32<D>(segs[i].rows, nrows, segs[i].k_off, segs[i].kn, width, panel);
 }
 
-void f32_pack_a__avx512(DType dt, const GemmASegment* segs, int64_t nseg, int64_t nrows, float* panel) {
+void f32_pack_a__avx512(DType dt, const GemmASegment* segs, int64_t nseg, int64_t nrows, int64_t width,
+                        float* panel) {
   switch (dt) {
-    case DType::f32: pack_a_segments_f32<DType::f32>(segs, nseg, nrows, panel); break;
-    case DType::f16: pack_a_segments_f32<DType::f16>(segs, nseg, nrows, panel); break;
-    case DType::bf16: pack_a_segments_f32<DType::bf16>(segs, nseg, nrows, panel); break;
+    case DType::f32: pack_a_segments_f32<DType::f32>(segs, nseg, nrows, width, panel); break;
+    case DType::f16: pack_a_segments_f32<DType::f16>(segs, nseg, nrows, width, panel); break;
+    case DType::bf16: pack_a_segments_f32<DType::bf16>(segs, nseg, nrows, width, panel); break;
     default:
       for (int64_t i = 0; i < nseg; ++i)
         gemm_pack_a_scalar<float>(dt, segs[i].rows, nrows, segs[i].k_off, segs[i].k_off,
-                                  segs[i].k_off + segs[i].kn, 14, 16, 0, 14, panel);
+                                  segs[i].k_off + segs[i].kn, width, 16, 0, width, panel);
       break;
   }
 }
 
-void f64_pack_a__avx512(const GemmASegment* segs, int64_t nseg, int64_t nrows, double* panel) {
-  constexpr int64_t MR = 14, G = 8;
+void f64_pack_a__avx512(const GemmASegment* segs, int64_t nseg, int64_t nrows, int64_t MR,
+                        double* panel) {
+  constexpr int64_t G = 8;
   for (int64_t i = 0; i < nseg; ++i) {
     const int64_t k_off = segs[i].k_off, k_end = k_off + segs[i].kn;
     for (int64_t g0 = k_off / G * G; g0 < k_end; g0 += G) {
