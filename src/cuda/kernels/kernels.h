@@ -74,7 +74,8 @@ bool depthwise_window_fits(const DepthwiseParams& p);
 /// Runs the whole output. rows 0: the general kernel, `vec` channels per thread, 16 / element
 /// size or 1; rows 4, 8 or 16: the 3x3 window kernel (depthwise_window_fits) with that many
 /// output rows per thread, in shape `variant` (0 .. kDepthwiseWindowVariants − 1, see
-/// kernels/depthwise.cu; ignored for rows 0), and `vec` channels,
+/// kernels/depthwise.cu; ignored for rows 0; variants 3 and 4, the shared-memory row ring, give a
+/// thread strips of up to 4·rows rows, and with vec 1 run variant 0), and `vec` channels,
 /// depthwise_window_vector(element size, variant) or 1. A vector needs C a multiple of it and
 /// every pointer aligned to its bytes. cudaErrorInvalidValue for any other choice, or when one
 /// sample's threads or blocks reach 2^31.
