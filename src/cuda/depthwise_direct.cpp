@@ -1,10 +1,13 @@
 // Depthwise convs on the GPU (the CUDA counterpart of src/cpu/depthwise_direct.cpp): one
 // channel in and out per group, no input dilation. Memory-bound: kernels/depthwise.cu reads
-// channel vectors and reuses each loaded input across a thread's outputs; 3x3 windows of
-// stride 1 (the MobileNet / EfficientNet layer) get a kernel whose threads walk 8 (4 for
-// fewer than 16 output rows) output rows, reading each input row once. The weights are first
-// transposed to [taps, C] in the workspace (flip applied), so that a thread's channels of one
-// tap are one vector load.
+// channel vectors and reuses each loaded input across a thread's outputs. 3x3 windows of
+// stride 1 (the MobileNet / EfficientNet layer) get window kernels: with 16-byte channel
+// vectors, the shared-memory row ring (window variant 3: a block streams whole input rows of
+// a channel chunk into shared memory with cp.async, each read from memory about once; 0.477
+// ms against 0.643 for variant 0 and cuDNN's 0.675 on the suite's 56x56 c384 bf16 layer, H100,
+// bench/results/device-runs); otherwise variant 0, whose threads walk 8 (4 for fewer than 16
+// output rows) output rows. The weights are first transposed to [taps, C] in the workspace
+// (flip applied), so that a thread's channels of one tap are one vector load.
 #include <climits>
 #include <cstdint>
 
@@ -35,9 +38,16 @@ int64_t window_rows(const Geometry& g) {
 }
 
 // Channels per thread when C allows a vector: the window kernel's (8 bytes for f16 / bf16 in
-// variants 0 and 2, 16 for f32 and f64 and for variant 1) or the general kernel's (16 bytes).
+// variants 0 and 2, 16 otherwise) or the general kernel's (16 bytes).
 int64_t vector_width(DType t, int64_t rows, int variant = 0) {
   return rows > 0 ? cuda::depthwise_window_vector(int(dtype_size(t)), variant) : 16 / dtype_size(t);
+}
+
+// The ring (variant 3) needs 16-byte channel vectors; without them it would run one channel a
+// thread, slower than variant 0's vectors, so variant 0 takes those problems.
+constexpr int kRingVariant = 3;
+int window_variant_for(DType t, int64_t c, int64_t rows) {
+  return rows > 0 && c % vector_width(t, rows, kRingVariant) == 0 ? kRingVariant : 0;
 }
 
 class DepthwiseDirectCuda final : public Algorithm {
@@ -66,15 +76,16 @@ class DepthwiseDirectCuda final : public Algorithm {
              " bytes of workspace for the transposed weights; the budget is " + std::to_string(req.budget);
     }
     const int64_t rows = window_rows(g);
-    const int64_t vec = vector_width(g.dtype, rows);
+    const int variant = window_variant_for(g.dtype, g.c, rows);
+    const int64_t vec = vector_width(g.dtype, rows, variant);
     plan->workspace_bytes = ws;
     plan->index_bits = 64;
     plan->tiles = {{"rows_per_thread", rows},
                    {"channels_per_thread", g.c % vec == 0 ? vec : 1},
                    {"outputs_per_thread", rows > 0 ? 1 : cuda::kDepthwiseOutputsPerThread},
-                   // The window kernel's shape (kernels/depthwise.cu WindowShape0..2); variants
-                   // for timing, all giving the same bits.
-                   {"window_variant", 0},
+                   // The window kernel (kernels/depthwise.cu: 0..2 WindowShape, 3 and 4 the
+                   // ring); the others are there for timing, all giving the same bits.
+                   {"window_variant", variant},
                    {"input_window", rows == 0 && g.k[2] == 3 && g.stride[2] == 1 && g.kdil[2] == 1 &&
                                         dtype_size(g.dtype) < 8}};
     return {};
@@ -106,10 +117,15 @@ class DepthwiseDirectCuda final : public Algorithm {
     int variant = int(ctx.plan.tile("window_variant", 0));
     if (variant < 0 || variant >= cuda::kDepthwiseWindowVariants) variant = 0;
     // Channel vectors when the plan wants them and the channel count and every pointer allow them.
+    auto vectors = [&](int v) {
+      const int64_t vec = vector_width(g.dtype, rows, v), bytes = vec * dtype_size(g.dtype);
+      return ctx.plan.tile("channels_per_thread", 1) > 1 && g.c % vec == 0 && aligned(p.x, bytes) &&
+             aligned(p.wt, bytes) && aligned(p.y, bytes);
+    };
+    // The ring without its 16-byte vectors (pointers not 16-byte aligned) gives way to variant 0.
+    if (variant == kRingVariant && !vectors(variant)) variant = 0;
     const int64_t vec = vector_width(g.dtype, rows, variant);
-    const int64_t bytes = vec * dtype_size(g.dtype);
-    const bool vector = ctx.plan.tile("channels_per_thread", 1) > 1 && g.c % vec == 0 &&
-                        aligned(p.x, bytes) && aligned(p.wt, bytes) && aligned(p.y, bytes);
+    const bool vector = vectors(variant);
     CONVND_CUDA_CHECK(cuda::launch_depthwise(p, vector ? int(vec) : 1, rows, variant, 0));
     if (!cuda::report_done(ctx, 1.0))
       return Status(ErrorKind::interrupted, "[depthwise_direct__cuda] cancelled");

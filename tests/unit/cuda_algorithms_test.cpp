@@ -64,11 +64,12 @@ Tensor run_with_tile(const Case& c, const std::string& algo, const std::string& 
   return run_with_tiles(c, algo, {{tile, value}});
 }
 
-// The depthwise 3x3 window kernel's timing variants (rows_per_thread, window_variant), besides
-// the planner's rows 8 / 4 in variant 0: kernels/depthwise.cu WindowShape0..2, and the
-// shared-memory row ring (variants 3 and 4: 128- and 64-byte channel chunks, row strips of up to
-// 4·rows_per_thread = 16, 32 or 64 rows).
+// The depthwise 3x3 window kernel's variants (rows_per_thread, window_variant), besides the
+// planner's choice (the ring, variant 3, where 16-byte channel vectors fit, else variant 0):
+// kernels/depthwise.cu WindowShape0..2, and the shared-memory row ring (variants 3 and 4: 128-
+// and 64-byte channel chunks, row strips of up to 4·rows_per_thread = 16, 32 or 64 rows).
 const std::vector<std::vector<std::pair<std::string, int64_t>>> kDepthwiseWindowVariants = {
+    {{"rows_per_thread", 8}, {"window_variant", 0}},  {{"rows_per_thread", 4}, {"window_variant", 0}},
     {{"rows_per_thread", 16}, {"window_variant", 0}}, {{"rows_per_thread", 8}, {"window_variant", 1}},
     {{"rows_per_thread", 4}, {"window_variant", 1}},  {{"rows_per_thread", 16}, {"window_variant", 1}},
     {{"rows_per_thread", 8}, {"window_variant", 2}},  {{"rows_per_thread", 4}, {"window_variant", 2}},
@@ -159,9 +160,9 @@ TEST(CudaAlgorithms, DepthwiseWindowVariantsTileBoundaries) {
 
 TEST(CudaAlgorithms, DepthwiseKernelsAgreeBitwise) {
   CONVND_SKIP_WITHOUT_CUDA();
-  // The window kernel at 8 and 4 rows per thread, its timing variants (16 rows, window_variant
-  // 1 to 4) and the general kernel (rows_per_thread 0) sum every output's taps in the same
-  // order: the same bits.
+  // The planner's window kernel at 8 and 4 rows per thread, the other variants (16 rows,
+  // window_variant 0 to 4) and the general kernel (rows_per_thread 0) sum every output's taps
+  // in the same order: the same bits.
   Rng rng = test_rng();
   for (const char* s :
        {"n=2 in=21x19 c=384 o=384 k=3x3 pad=1 g=384", "n=1 in=17x9 c=37 o=37 k=3x3 pad=1 g=37",
