@@ -169,9 +169,17 @@ class Im2colA final : public GemmASource {
       seg.rows = rows.data();
       gemm_pack_a_segments(plan, s_.dtype, &seg, 1, E, E, static_cast<char*>(dst) + (q - q_first) * block * ces);
     }
+    // Group j is k = k0 + j·kg: tap t = k / cg (pair t / k2, last-axis tap t % k2), channel
+    // group (k % cg) / kg; counted rather than divided (a division per group costs as much as
+    // packing it).
+    const int64_t gpt = cg / kg;
+    int64_t t = k0 / cg, cgi = (k0 % cg) / kg, q = t / k2 - q_first, t2 = t % k2;
     for (int64_t j = 0; j * kg < kc; ++j) {
-      const int64_t k = k0 + j * kg, t = k / cg, cgi = (k % cg) / kg;
-      groups[j] = (t / k2 - q_first) * block + cgi * E * kg + (t % k2) * d2 * kg;
+      groups[j] = q * block + cgi * E * kg + t2 * d2 * kg;
+      if (++cgi == gpt) {
+        cgi = 0;
+        if (++t2 == k2) t2 = 0, ++q;
+      }
     }
     return true;
   }
