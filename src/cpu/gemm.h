@@ -125,6 +125,12 @@ class GemmASource {
   /// group's mr rows of kg values start (elements from dst; rows kg apart, a row's values
   /// contiguous, as in the standard layout). Groups may overlap, which is what lets a source
   /// share rows between taps. Returns false (the default) to have pack() used instead.
+  /// Optional: where A's rows can be read as they are, in the compute type (row m, column k at
+  /// result + m·(*lda) + k), or null. The kernels may then skip packing.
+  virtual const void* direct(const GemmPlan& plan, int64_t* lda) const {
+    (void)plan, (void)lda;
+    return nullptr;
+  }
   virtual bool pack_indexed(const GemmPlan& plan, int64_t m0, int64_t mc, int64_t k0, int64_t kc,
                             void* dst, int64_t* groups) const {
     (void)plan, (void)m0, (void)mc, (void)k0, (void)kc, (void)dst, (void)groups;
@@ -184,6 +190,11 @@ class DenseGemmA final : public GemmASource {
             void* dst) const override;
   GemmPrefetch prefetch(const GemmPlan& plan, int64_t m0, int64_t mc, int64_t k0,
                         int64_t kc) const override;
+  const void* direct(const GemmPlan& plan, int64_t* lda) const override {
+    if (plan.compute != DType::f32 || dtype_ != DType::f32) return nullptr;
+    *lda = lda_;
+    return a_;
+  }
 
  private:
   DType dtype_;
@@ -264,6 +275,10 @@ struct GemmKernels {
   /// c[r·ldc + j] = dtype(acc[r·ld_acc + j] (+ c[r·ldc + j] when accumulate)) for f16/bf16 c.
   void (*f32_store)(const float* acc, int64_t ld_acc, int64_t m, int64_t n, DType c_dtype,
                     void* c, int64_t ldc, bool accumulate);
+  /// f32_gemm reading a full panel's rows straight from f32 memory (row r at a + r·lda), no
+  /// packing; null on paths without one. The same sums in the same order as f32_gemm.
+  void (*f32_gemm_rows)(int64_t kc, const float* a, int64_t lda, const float* b, float* c,
+                        int64_t ldc, int64_t m, int64_t n, bool accumulate, GemmPrefetch* pf) = nullptr;
 };
 const GemmKernels& gemm_kernels_generic();
 const GemmKernels& gemm_kernels_avx2();

@@ -268,6 +268,51 @@ TEST(Gemm, ManySmallBlocks) {
     }
 }
 
+// A dense A that only packs: no direct(), so the kernels never read it in place.
+class PackedOnlyA final : public GemmASource {
+ public:
+  PackedOnlyA(DType dt, const void* a, int64_t lda) : inner_(dt, a, lda) {}
+  void pack(const GemmPlan& plan, int64_t m0, int64_t mc, int64_t k0, int64_t kc, void* dst) const override {
+    inner_.pack(plan, m0, mc, k0, kc, dst);
+  }
+
+ private:
+  DenseGemmA inner_;
+};
+
+// Full f32 panels of a dense A are read in place by the kernels that can (no packing); the
+// bits must be those of the packed kernels, in both loop orders, with partial panels and N
+// tiles, several K blocks, accumulating or not.
+TEST(Gemm, InPlaceAMatchesPackedBitwise) {
+  std::mt19937_64 rng(fresh_seed());
+  ThreadPool pool(2);
+  for (GemmIsa isa : supported_isas()) {
+    if (!gemm_kernels(isa).f32_gemm_rows) continue;
+    const GemmTile t = gemm_tile(isa, DType::f32);
+    Problem p(DType::f32, 9 * t.mr + 5, 3 * t.nr + 7, 2 * t.kc_max + 21, rng);
+    const GemmPlan plan = gemm_plan(p.M, p.N, p.K, DType::f32, 2, isa);
+    for (bool whole_k : {false, true})
+      for (bool accumulate : {false, true}) {
+        GemmPlan q = plan;
+        q.mc = 3 * t.mr;
+        q.a_whole_k = whole_k;
+        const std::vector<char> in_place = run(q, p, accumulate, &pool);
+        Tensor c = p.c0;
+        PackedOnlyA a(DType::f32, p.a.raw.data(), p.lda);
+        DenseGemmB b(DType::f32, p.bt.raw.data(), p.ldb);
+        GemmArgs args;
+        args.M = p.M, args.N = p.N, args.K = p.K, args.a = &a, args.b = &b;
+        args.c = c.raw.data(), args.ldc = p.ldc, args.c_dtype = DType::f32, args.accumulate = accumulate;
+        const int64_t ws = gemm_workspace_bytes(q, p.N, p.K, DType::f32, false);
+        Buffer workspace(ws);
+        ASSERT_TRUE(gemm(q, args, workspace.get(), ws, &pool).ok());
+        const std::string what = describe(isa, DType::f32, p.M, p.N, p.K) + (whole_k ? " whole-K" : " per K block");
+        expect_close(p, in_place, accumulate, what);
+        EXPECT_TRUE(same_bytes(in_place, c.raw)) << what;
+      }
+  }
+}
+
 // Small integers: every product and partial sum is exact, so C must equal the reference bit
 // for bit on every path and dtype (16-bit outputs stay below 256, exact in bf16 and f16).
 TEST(Gemm, SmallIntegersAreExact) {

@@ -50,6 +50,11 @@ void f32_gemm_6x16__avx2(int64_t kc, const float* a, const int64_t* a_groups, co
   gemm_microkernel<F32x8, 6, 2, kGroupF32, kPrefetchB>(kc, a, a_groups, b, c, ldc, m, n, accumulate, pf);
 }
 
+void f32_gemm_rows_6x16__avx2(int64_t kc, const float* a, int64_t lda, const float* b, float* c,
+                              int64_t ldc, int64_t m, int64_t n, bool accumulate, GemmPrefetch* pf) {
+  gemm_microkernel_rows<F32x8, 6, 2, kPrefetchB>(kc, a, lda, b, c, ldc, m, n, accumulate, pf);
+}
+
 void f64_gemm_6x8__avx2(int64_t kc, const double* a, const int64_t* a_groups, const double* b, double* c, int64_t ldc,
                         int64_t m, int64_t n, bool accumulate, GemmPrefetch* pf) {
   gemm_microkernel<F64x4, 6, 2, 1, kPrefetchB / 2>(kc, a, a_groups, b, c, ldc, m, n, accumulate, pf);
@@ -197,6 +202,7 @@ const GemmKernels& gemm_kernels_avx2() {
       f32_pack_rows__avx2,
       f64_pack_rows__avx2,
       f32_store__avx2,
+      f32_gemm_rows_6x16__avx2,
   };
   return k;
 }

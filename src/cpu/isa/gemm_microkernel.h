@@ -98,6 +98,97 @@ inline void gemm_microkernel_body(int64_t kc, const typename V::T* a, const int6
     }
 }
 
+// The kernel reading a full panel of A straight from memory, rows lda elements apart (no
+// packing): row r's k-th value is a[r·lda + k], for all MR rows. The same sums in the same
+// order as gemm_microkernel_body, so the same bits. The rows are addressed from one base per
+// three rows (base + {0, 1, 2}·lda is an x86 address mode), which keeps the pointers in
+// registers where fourteen separate ones would not fit.
+template <class V, int MR, int NV, int PrefetchB, bool PrefetchA>
+inline void gemm_microkernel_rows_body(int64_t kc, const typename V::T* a, int64_t lda,
+                                  const typename V::T* b, typename V::T* c, int64_t ldc, int64_t m,
+                                  int64_t n, bool accumulate, GemmPrefetch* pf) {
+  using T = typename V::T;
+  using R = typename V::R;
+  constexpr int L = V::lanes;
+  constexpr int NR = NV * L;
+  R acc[MR][NV];
+#pragma GCC unroll 32
+  for (int r = 0; r < MR; ++r)
+#pragma GCC unroll 8
+    for (int v = 0; v < NV; ++v) acc[r][v] = V::zero();
+#pragma GCC unroll 32
+  for (int r = 0; r < MR; ++r) V::prefetch_c(c + r * ldc, NR);
+  int pf_run = PrefetchA ? pf->next : 0;
+  const char* pf_p = PrefetchA ? pf->runs[pf_run].p + pf->line * 64 : nullptr;
+  int64_t pf_left = PrefetchA ? pf->runs[pf_run].lines - pf->line : 0;
+  static_assert(MR <= 15, "five bases of three rows");
+  const T* a0 = a;
+  const T* a3 = a + (MR > 3 ? 3 : 0) * lda;
+  const T* a6 = a + (MR > 6 ? 6 : 0) * lda;
+  const T* a9 = a + (MR > 9 ? 9 : 0) * lda;
+  const T* a12 = a + (MR > 12 ? 12 : 0) * lda;
+  for (int64_t k = 0; k < kc; ++k) {
+    if (PrefetchB)
+#pragma GCC unroll 8
+      for (int v = 0; v < NV; ++v) V::prefetch(b + PrefetchB + v * L);
+    R bv[NV];
+#pragma GCC unroll 8
+    for (int v = 0; v < NV; ++v) bv[v] = V::load(b + v * L);
+#pragma GCC unroll 32
+    for (int r = 0; r < MR; ++r) {
+      const T* base = r < 3 ? a0 : r < 6 ? a3 : r < 9 ? a6 : r < 12 ? a9 : a12;
+      const int64_t sub = r < 3 ? r : r < 6 ? r - 3 : r < 9 ? r - 6 : r < 12 ? r - 9 : r - 12;
+      R av = V::bcast(base + sub * lda + k);
+#pragma GCC unroll 8
+      for (int v = 0; v < NV; ++v) acc[r][v] = V::fma(av, bv[v], acc[r][v]);
+    }
+    b += NR;
+    if (PrefetchA && pf_left > 0) {
+      __builtin_prefetch(pf_p, 0, 3);
+      pf_p += 64;
+      if (--pf_left == 0 && pf_run + 1 < pf->count) {
+        ++pf_run;
+        pf_p = pf->runs[pf_run].p;
+        pf_left = pf->runs[pf_run].lines;
+      }
+    }
+  }
+  if (PrefetchA) {
+    pf->next = pf_run;
+    pf->line = pf->runs[pf_run].lines - pf_left;
+  }
+  if (m == MR && n == NR) {
+#pragma GCC unroll 32
+    for (int r = 0; r < MR; ++r)
+#pragma GCC unroll 8
+      for (int v = 0; v < NV; ++v) {
+        T* p = c + r * ldc + v * L;
+        V::store(p, accumulate ? V::add(V::load(p), acc[r][v]) : acc[r][v]);
+      }
+    return;
+  }
+  alignas(64) T tmp[MR * NR];
+#pragma GCC unroll 32
+  for (int r = 0; r < MR; ++r)
+#pragma GCC unroll 8
+    for (int v = 0; v < NV; ++v) V::store(tmp + r * NR + v * L, acc[r][v]);
+  for (int64_t r = 0; r < m; ++r)
+    for (int64_t j = 0; j < n; ++j) {
+      T* p = c + r * ldc + j;
+      *p = accumulate ? T(*p + tmp[r * NR + j]) : tmp[r * NR + j];
+    }
+}
+
+template <class V, int MR, int NV, int PrefetchB = 0>
+inline void gemm_microkernel_rows(int64_t kc, const typename V::T* a, int64_t lda,
+                                  const typename V::T* b, typename V::T* c, int64_t ldc, int64_t m,
+                                  int64_t n, bool accumulate, GemmPrefetch* pf) {
+  if (pf && pf->next < pf->count && pf->line < pf->runs[pf->next].lines)
+    gemm_microkernel_rows_body<V, MR, NV, PrefetchB, true>(kc, a, lda, b, c, ldc, m, n, accumulate, pf);
+  else
+    gemm_microkernel_rows_body<V, MR, NV, PrefetchB, false>(kc, a, lda, b, c, ldc, m, n, accumulate, pf);
+}
+
 // The kernel, in two builds: with the A prefetch stream, and without it for when there is
 // none (its per-k test, though never taken, costs a few percent of the tightest loop).
 template <class V, int MR, int NV, int G, int PrefetchB = 0>
