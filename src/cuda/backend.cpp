@@ -117,6 +117,10 @@ std::string cuda_unavailable_reason() {
   return {};
 }
 
+// At plan time the tensors' places are unknown: x, w and y may already be on the device (then
+// they take no new memory) or be staged from the host. So the plan asks only what holds either
+// way: the workspace fits in what is free, and the four together fit in the device at all.
+// execute() checks the staging it will really do against the free memory, before allocating.
 Status cuda_check_memory(const Plan& plan) {
   const Geometry& g = plan.geometry;
   const int64_t es = dtype_size(g.dtype);
@@ -131,13 +135,17 @@ Status cuda_check_memory(const Plan& plan) {
     return Status(e.kind(), e.what());
   }
   const int64_t cached = cuda::cached_bytes();
-  if (fits && need <= free_bytes + cached) return Status::Ok();
   const cuda::DeviceInfo& d = cuda::device_info(cuda::current_device());
-  return Status(ErrorKind::out_of_memory, "[plan] input, weight, output and workspace need " +
-                                              (fits ? std::to_string(need) : "more than 2^63") +
-                                              " bytes on cuda device " + std::to_string(d.ordinal) + " (" +
-                                              d.name + "), which has " + std::to_string(free_bytes + cached) +
-                                              " bytes free of " + std::to_string(total));
+  const std::string where = " bytes on cuda device " + std::to_string(d.ordinal) + " (" + d.name + ")";
+  if (!fits || need > total)
+    return Status(ErrorKind::out_of_memory, "[plan] input, weight, output and workspace need " +
+                                                (fits ? std::to_string(need) : "more than 2^63") + where +
+                                                ", which has " + std::to_string(total) + " bytes in all");
+  if (plan.workspace_bytes > free_bytes + cached)
+    return Status(ErrorKind::out_of_memory, "[plan] the workspace needs " + std::to_string(plan.workspace_bytes) +
+                                                where + ", which has " + std::to_string(free_bytes + cached) +
+                                                " bytes free of " + std::to_string(total));
+  return Status::Ok();
 }
 
 void cuda_execute(const Plan& plan, const Algorithm& algorithm, const TensorView& x, const TensorView& w,

@@ -22,8 +22,10 @@ const std::vector<const Algorithm*>& cuda_algorithms();
 /// CUDA in this build, no driver, no device, a device this build has no code for).
 std::string cuda_unavailable_reason();
 
-/// Out of memory (with the bytes) when the plan's input, weight, output and workspace do not
-/// fit in the current device's free memory; checked by make_plan before anything is allocated.
+/// Out of memory (with the bytes) when the plan's workspace does not fit in the current
+/// device's free memory, or input, weight, output and workspace together exceed the device's
+/// memory; checked by make_plan before anything is allocated. (Where x, w and y live is known
+/// only at execute(), which checks the staging it needs the same way.)
 Status cuda_check_memory(const Plan& plan);
 
 /// execute() for a CUDA plan: device tensors are used in place; host tensors are staged (x and

@@ -217,8 +217,8 @@ Plan make_plan(const Problem& problem, const ExecOptions& opt) {
       candidate.algorithm = std::string(a->name());
       candidate.rejected = plan.rejected;
       if (opt.backend == Backend::cuda) {
-        // Input, weight, output and workspace must fit in the device's free
-        // memory.
+        // The workspace must fit in the device's free memory, and the tensors with it in
+        // the device (execute() checks the staging it needs).
         const Status mem = cuda_check_memory(candidate);
         if (!mem.ok()) throw Error(mem.kind(), with_problem(mem.message(), problem));
       }
