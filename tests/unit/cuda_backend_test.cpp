@@ -1,8 +1,12 @@
 // The CUDA backend's plumbing: unsupported without a device (runs everywhere), staging of
 // host tensors (dense and strided), device tensors used in place (dense and strided), the
-// device memory check before any allocation, and cancelling between launches.
+// device memory check before any allocation (device tensors not counted twice), and
+// cancelling between launches.
 #include <convnd/convnd.h>
 #include <gtest/gtest.h>
+
+#include <cstring>
+#include <vector>
 
 #include "cuda_test_util.h"
 #include "test_util.h"
@@ -97,6 +101,44 @@ TEST(CudaBackend, DeviceMemoryIsCheckedBeforeAllocating) {
   EXPECT_TRUE(throws_error([] { make_plan(parse_problem("n=1000 in=1000000 c=1 o=1000"), cuda_options()); },
                            ErrorKind::out_of_memory, {"bytes on cuda device", "; problem: "}));
 }
+
+#ifdef CONVND_WITH_CUDA
+// Tensors already on the device take no new memory: a call whose x and y fill most of the
+// free memory plans and runs, though x + y + workspace is more than what is free after them.
+TEST(CudaBackend, DeviceTensorsAreNotCountedAgainstFreeMemory) {
+  CONVND_SKIP_WITHOUT_CUDA();
+  size_t free_bytes = 0, total = 0;
+  ASSERT_EQ(cudaMemGetInfo(&free_bytes, &total), 0);
+  // x and y of 64 f32 channels, each a third of the free memory (over 2^31 elements on a
+  // large device).
+  const int64_t c = 64, row_bytes = c * 4, rows = int64_t(free_bytes) / 3 / row_bytes;
+  Problem p = parse_problem("in=" + std::to_string(rows) + " c=64 o=64");
+  DeviceMemory dx(rows * row_bytes), dy(rows * row_bytes), dw(c * c * 4);
+  ASSERT_TRUE(dx.get() && dy.get() && dw.get());
+  // x: every element 0x3f3f3f3f (0.7470...); w: row o holds o / 64 at every channel.
+  ASSERT_EQ(cudaMemset(dx.get(), 0x3f, size_t(rows * row_bytes)), 0);
+  std::vector<float> w(size_t(c * c));
+  for (int64_t o = 0; o < c; ++o)
+    for (int64_t i = 0; i < c; ++i) w[size_t(o * c + i)] = float(o) / 64;
+  ASSERT_TRUE(dw.upload(w.data(), int64_t(w.size()) * 4));
+  TensorView xv(dx.get(), DType::f32, {1, rows, c}), wv(dw.get(), DType::f32, {c, 1, c}),
+      yv(dy.get(), DType::f32, {1, rows, c});
+  xv.device = wv.device = yv.device = 0;
+  const ExecOptions opt = cuda_options();
+  execute(make_plan(p, opt), xv, wv, yv, opt);
+  float xval;
+  const uint32_t bits = 0x3f3f3f3fu;
+  std::memcpy(&xval, &bits, 4);
+  std::vector<float> first(static_cast<size_t>(c)), last(static_cast<size_t>(c));
+  ASSERT_TRUE(cudaMemcpy(first.data(), dy.get(), size_t(row_bytes), 2) == 0);
+  ASSERT_TRUE(cudaMemcpy(last.data(), static_cast<char*>(dy.get()) + (rows - 1) * row_bytes, size_t(row_bytes), 2) == 0);
+  for (int64_t o = 0; o < c; ++o) {
+    const double want = double(xval) * double(o);  // 64 channels of x · o / 64
+    EXPECT_NEAR(first[size_t(o)], want, 1e-4 * (want + 1)) << "o=" << o;
+    EXPECT_NEAR(last[size_t(o)], want, 1e-4 * (want + 1)) << "o=" << o;
+  }
+}
+#endif
 
 TEST(CudaBackend, CancellingStopsBetweenLaunches) {
   CONVND_SKIP_WITHOUT_CUDA();

@@ -10,12 +10,14 @@
 #include "test_util.h"
 
 #ifdef CONVND_WITH_CUDA
-// The three CUDA runtime calls the device-tensor tests need, declared here so that the tests
+// The CUDA runtime calls the device-tensor tests need, declared here so that the tests
 // need no CUDA headers (the library links the runtime; C linkage, enums passed as int).
 extern "C" {
 int cudaMalloc(void** ptr, size_t bytes);
 int cudaFree(void* ptr);
 int cudaMemcpy(void* dst, const void* src, size_t bytes, int kind);
+int cudaMemset(void* ptr, int value, size_t bytes);
+int cudaMemGetInfo(size_t* free_bytes, size_t* total_bytes);
 }
 #endif
 
