@@ -128,6 +128,52 @@ class Im2colA final : public GemmASource {
     }
   }
 
+  // With no padding (a padded copy of x, or a conv without any), every tap of every row lies in
+  // x, and f32 rows can be read in place: row r's group j is at its input pixel plus the tap's
+  // offset plus the channel group. Nothing to pack.
+  bool gather(const GemmPlan& plan, int64_t m0, int64_t mc, int64_t k0, int64_t kc, const void** rows,
+              int64_t* groups) const override {
+    const int64_t kg = plan.kg, cg = s_.cg();
+    if (plan.compute != DType::f32 || s_.dtype != DType::f32 || mc != plan.mr || cg % kg != 0) return false;
+    for (int ax = 0; ax < 3; ++ax)
+      if (s_.lo[ax] > 0 || s_.hi[ax] > 0) return false;
+    const float* x = reinterpret_cast<const float*>(x_);
+    int64_t pix = base_ + m0, a[3], n;
+    a[2] = pix % s_.out[2];
+    pix /= s_.out[2];
+    a[1] = pix % s_.out[1];
+    pix /= s_.out[1];
+    a[0] = pix % s_.out[0];
+    n = pix / s_.out[0];
+    for (int64_t r = 0; r < mc; ++r) {
+      if (r > 0 && ++a[2] == s_.out[2]) {
+        a[2] = 0;
+        if (++a[1] == s_.out[1]) {
+          a[1] = 0;
+          if (++a[0] == s_.out[0]) a[0] = 0, ++n;
+        }
+      }
+      const int64_t i0 = a[0] * s_.stride[0] - s_.lo[0], i1 = a[1] * s_.stride[1] - s_.lo[1],
+                    i2 = a[2] * s_.stride[2] - s_.lo[2];
+      rows[r] = x + (((n * s_.in[0] + i0) * s_.in[1] + i1) * s_.in[2] + i2) * s_.c + c0_;
+    }
+    // Group j is k = k0 + j·kg: tap t = k / cg, channels (k % cg) .. + kg; counted.
+    const int64_t gpt = cg / kg;
+    int64_t t = k0 / cg, cgi = (k0 % cg) / kg;
+    int64_t t2 = t % s_.k[2], t1 = (t / s_.k[2]) % s_.k[1], t0 = t / (s_.k[2] * s_.k[1]);
+    for (int64_t j = 0; j * kg < kc; ++j) {
+      groups[j] = ((t0 * s_.kdil[0] * s_.in[1] + t1 * s_.kdil[1]) * s_.in[2] + t2 * s_.kdil[2]) * s_.c + cgi * kg;
+      if (++cgi == gpt) {
+        cgi = 0;
+        if (++t2 == s_.k[2]) {
+          t2 = 0;
+          if (++t1 == s_.k[1]) t1 = 0, ++t0;
+        }
+      }
+    }
+    return true;
+  }
+
   // A panel whose rows are consecutive outputs of one output line (last-axis stride 1): the
   // taps t2 = 0, 1, ... of one (t0, t1) read the same input run shifted by t2·kdil pixels. So
   // the input run is packed once per (t0, t1), as a block of E = mr + (k2 - 1)·kdil rows, and

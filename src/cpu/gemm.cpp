@@ -161,28 +161,39 @@ void run_blocks(const GemmPlan& p, const GemmArgs& g, const T* packed_b, char* t
     if constexpr (sizeof(T) == 4)
       if (kt.f32_gemm_rows && ceil_div(nlen, nr) <= kInPlaceMaxTiles)
         a_direct = static_cast<const T*>(g.a->direct(p, &a_ld));
+    // The panel's rows when gathered in place (row r's group j at rows[r] + groups[j]).
+    const void* gather_rows[64];
+    const bool can_gather = sizeof(T) == 4 && kt.f32_gemm_gather && mr <= 64;
+    // How a panel's A is read: packed, in place from a dense A, or gathered in place.
+    enum class Read { packed, dense, gathered };
     // Gets rows [m, m + mi), columns [k0, k0 + klen) of A ready: packed into a_panel with
-    // groups filled, or nothing to do when read in place (returns true then).
+    // groups filled, or located where they are.
     auto prepare = [&](int64_t m, int64_t mi, int64_t k0, int64_t klen) {
-      if (a_direct && mi == mr) return true;
+      if (a_direct && mi == mr) return Read::dense;
+      if (can_gather && mi == mr && g.a->gather(p, m, mi, k0, klen, gather_rows, groups)) return Read::gathered;
       if (!g.a->pack_indexed(p, m, mi, k0, klen, a_panel, groups)) {
         g.a->pack(p, m, mi, k0, klen, a_panel);
         for (int64_t j = 0; j * p.kg < klen; ++j) groups[j] = j * mr * p.kg;
       }
-      return false;
+      return Read::packed;
     };
     // C rows [m0 + i, + mi) (row 0 of c_rows) += A · B[k0 : k0+klen, all the task's columns],
-    // with A in place (row m0 + i of a_direct) or packed (a_panel, groups from k0_panel).
-    auto multiply = [&](bool in_place, int64_t i, T* c_rows, int64_t mi, int64_t k0, int64_t k0_panel,
+    // with A as prepare() left it (groups from k0_panel).
+    auto multiply = [&](Read read, int64_t i, T* c_rows, int64_t mi, int64_t k0, int64_t k0_panel,
                         int64_t klen) {
       const bool accumulate = k0 > 0 || (g.accumulate && !scratch);
       for (int64_t j = 0; j < nlen; j += nr) {
         const T* b_panel = packed_b + (n0 + j) / nr * K * nr + k0 * nr;  // [klen, nr]
         const int64_t nj = std::min(nr, nlen - j);
         if constexpr (sizeof(T) == 4) {
-          if (in_place) {
+          if (read == Read::dense) {
             kt.f32_gemm_rows(klen, a_direct + (m0 + i) * a_ld + k0, a_ld, b_panel, c_rows + j, ldc, mi, nj,
                              accumulate, &pf);
+            continue;
+          }
+          if (read == Read::gathered) {
+            kt.f32_gemm_gather(klen, reinterpret_cast<const float* const*>(gather_rows), groups + k0_panel / p.kg,
+                               b_panel, c_rows + j, ldc, mi, nj, accumulate);
             continue;
           }
         }
@@ -194,10 +205,10 @@ void run_blocks(const GemmPlan& p, const GemmArgs& g, const T* packed_b, char* t
       // 16-bit C row strip is finished (and stored) before the next.
       for (int64_t i = 0; i < mlen; i += mr) {
         const int64_t mi = std::min(mr, mlen - i);
-        const bool in_place = prepare(m0 + i, mi, 0, K);
+        const Read read = prepare(m0 + i, mi, 0, K);
         pf = i + mr < mlen ? g.a->prefetch(p, m0 + i + mr, std::min(mr, mlen - i - mr), 0, K) : GemmPrefetch{};
         T* c_rows = scratch ? c_block : c_block + i * ldc;
-        for (int64_t k0 = 0; k0 < K; k0 += kc) multiply(in_place, i, c_rows, mi, k0, k0, std::min(kc, K - k0));
+        for (int64_t k0 = 0; k0 < K; k0 += kc) multiply(read, i, c_rows, mi, k0, k0, std::min(kc, K - k0));
         if (scratch)
           kt.f32_store(reinterpret_cast<const float*>(c_block), ldc, mi, nlen, g.c_dtype,
                        c_out + i * g.ldc * es, g.ldc, g.accumulate);
@@ -209,9 +220,9 @@ void run_blocks(const GemmPlan& p, const GemmArgs& g, const T* packed_b, char* t
       const int64_t klen = std::min(kc, K - k0);
       for (int64_t i = 0; i < mlen; i += mr) {
         const int64_t mi = std::min(mr, mlen - i);
-        const bool in_place = prepare(m0 + i, mi, k0, klen);
+        const Read read = prepare(m0 + i, mi, k0, klen);
         pf = i + mr < mlen ? g.a->prefetch(p, m0 + i + mr, std::min(mr, mlen - i - mr), k0, klen) : GemmPrefetch{};
-        multiply(in_place, i, c_block + i * ldc, mi, k0, 0, klen);
+        multiply(read, i, c_block + i * ldc, mi, k0, 0, klen);
       }
     }
     if (scratch)

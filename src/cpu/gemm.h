@@ -131,6 +131,14 @@ class GemmASource {
     (void)plan, (void)lda;
     return nullptr;
   }
+  /// Optional, for a full panel (mc == plan.mr) of an f32 plan: where the kernels can read it in
+  /// place: row r's group j (kg contiguous values of the compute type) at rows[r] + groups[j],
+  /// for r < mr and j < ceil(kc / kg). Returns false (the default) to have it packed.
+  virtual bool gather(const GemmPlan& plan, int64_t m0, int64_t mc, int64_t k0, int64_t kc,
+                      const void** rows, int64_t* groups) const {
+    (void)plan, (void)m0, (void)mc, (void)k0, (void)kc, (void)rows, (void)groups;
+    return false;
+  }
   virtual bool pack_indexed(const GemmPlan& plan, int64_t m0, int64_t mc, int64_t k0, int64_t kc,
                             void* dst, int64_t* groups) const {
     (void)plan, (void)m0, (void)mc, (void)k0, (void)kc, (void)dst, (void)groups;
@@ -279,6 +287,10 @@ struct GemmKernels {
   /// packing; null on paths without one. The same sums in the same order as f32_gemm.
   void (*f32_gemm_rows)(int64_t kc, const float* a, int64_t lda, const float* b, float* c,
                         int64_t ldc, int64_t m, int64_t n, bool accumulate, GemmPrefetch* pf) = nullptr;
+  /// f32_gemm reading a full panel in place row by row: row r's group j (kg values) at
+  /// rows[r] + groups[j]; null on paths without one. The same sums in the same order.
+  void (*f32_gemm_gather)(int64_t kc, const float* const* rows, const int64_t* groups, const float* b,
+                          float* c, int64_t ldc, int64_t m, int64_t n, bool accumulate) = nullptr;
 };
 const GemmKernels& gemm_kernels_generic();
 const GemmKernels& gemm_kernels_avx2();

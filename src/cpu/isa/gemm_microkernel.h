@@ -189,6 +189,69 @@ inline void gemm_microkernel_rows(int64_t kc, const typename V::T* a, int64_t ld
     gemm_microkernel_rows_body<V, MR, NV, PrefetchB, false>(kc, a, lda, b, c, ldc, m, n, accumulate, pf);
 }
 
+// The kernel reading a panel of an implicit im2col in place: row r of group j (its kg values
+// contiguous) starts at rows[r] + groups[j]. For an input padded so that every tap is inside,
+// rows[r] is output row r's input pixel and groups[j] its tap's offset plus the channel group:
+// no packing at all. The same sums in the same order as gemm_microkernel_body.
+template <class V, int MR, int NV, int G, int PrefetchB>
+inline void gemm_microkernel_gather(int64_t kc, const typename V::T* const* rows, const int64_t* groups,
+                                    const typename V::T* b, typename V::T* c, int64_t ldc, int64_t m,
+                                    int64_t n, bool accumulate) {
+  using T = typename V::T;
+  using R = typename V::R;
+  constexpr int L = V::lanes;
+  constexpr int NR = NV * L;
+  R acc[MR][NV];
+#pragma GCC unroll 32
+  for (int r = 0; r < MR; ++r)
+#pragma GCC unroll 8
+    for (int v = 0; v < NV; ++v) acc[r][v] = V::zero();
+#pragma GCC unroll 32
+  for (int r = 0; r < MR; ++r) V::prefetch_c(c + r * ldc, NR);
+  for (int64_t k0 = 0; k0 < kc; k0 += G) {
+    const int64_t kn = kc - k0 < G ? kc - k0 : G;
+    const int64_t off = *groups++;
+    const T* p[MR];
+#pragma GCC unroll 32
+    for (int r = 0; r < MR; ++r) p[r] = rows[r] + off;
+    for (int64_t kk = 0; kk < kn; ++kk) {
+      if (PrefetchB)
+#pragma GCC unroll 8
+        for (int v = 0; v < NV; ++v) V::prefetch(b + PrefetchB + v * L);
+      R bv[NV];
+#pragma GCC unroll 8
+      for (int v = 0; v < NV; ++v) bv[v] = V::load(b + v * L);
+#pragma GCC unroll 32
+      for (int r = 0; r < MR; ++r) {
+        R av = V::bcast(p[r] + kk);
+#pragma GCC unroll 8
+        for (int v = 0; v < NV; ++v) acc[r][v] = V::fma(av, bv[v], acc[r][v]);
+      }
+      b += NR;
+    }
+  }
+  if (m == MR && n == NR) {
+#pragma GCC unroll 32
+    for (int r = 0; r < MR; ++r)
+#pragma GCC unroll 8
+      for (int v = 0; v < NV; ++v) {
+        T* q = c + r * ldc + v * L;
+        V::store(q, accumulate ? V::add(V::load(q), acc[r][v]) : acc[r][v]);
+      }
+    return;
+  }
+  alignas(64) T tmp[MR * NR];
+#pragma GCC unroll 32
+  for (int r = 0; r < MR; ++r)
+#pragma GCC unroll 8
+    for (int v = 0; v < NV; ++v) V::store(tmp + r * NR + v * L, acc[r][v]);
+  for (int64_t r = 0; r < m; ++r)
+    for (int64_t j = 0; j < n; ++j) {
+      T* q = c + r * ldc + j;
+      *q = accumulate ? T(*q + tmp[r * NR + j]) : tmp[r * NR + j];
+    }
+}
+
 // The kernel, in two builds: with the A prefetch stream, and without it for when there is
 // none (its per-k test, though never taken, costs a few percent of the tightest loop).
 template <class V, int MR, int NV, int G, int PrefetchB = 0>
