@@ -38,6 +38,7 @@ struct ConvGemmTiles {
   GemmPlan gemm;
   int64_t n_tile = 0;     // output channels per packed B
   int64_t m_tile = 0;     // pixels per GEMM call (dense output) — progress granularity
+  int64_t padded = 0;     // bytes of one sample's input copied with its padding (0: no copy)
   int64_t workspace = 0;  // bytes
 };
 
@@ -63,7 +64,7 @@ inline void record_tiles(const ConvGemmTiles& t, Plan* plan) {
   plan->workspace_bytes = t.workspace;
   plan->index_bits = 64;
   plan->tiles = {{"n_tile", t.n_tile}, {"m_tile", t.m_tile}, {"mr", t.gemm.mr}, {"nr", t.gemm.nr},
-                 {"kc", t.gemm.kc},   {"mc", t.gemm.mc},     {"nc", t.gemm.nc}};
+                 {"kc", t.gemm.kc},   {"mc", t.gemm.mc},     {"nc", t.gemm.nc}, {"padded_input", t.padded}};
 }
 
 inline ConvGemmTiles tiles_from_plan(const Plan& plan, const Geometry& sub, bool dense_output) {

@@ -5,6 +5,7 @@
 #include <convnd/convnd.h>
 #include <gtest/gtest.h>
 
+#include "cpu/gemm.h"
 #include "test_util.h"
 
 using namespace convnd;
@@ -93,6 +94,37 @@ TEST(CpuAlgorithms, Im2colGemmSharedTapRows) {
               "in=5x6x15 c=48 o=8 k=3x3x3 pad=1 dtype=f16", "in=6x5x14 c=32 o=9 k=3x3x3 pad=1x0x1 dtype=f64",
               "in=16x16x16 c=32 o=32 k=3x3x3 pad=1", "n=2 in=14x14 c=64 o=64 k=3x3 pad=1 g=2",
               "in=3x70 c=16 o=5 k=1x7 pad=0x3 dil=1x3"});
+}
+
+// Padded f32 convs whose output lines are short (panels cross lines) copy each sample with its
+// padding and read the panels in place; with a budget one byte too small for the copy they
+// pack as usual. Both against the oracle, and the same bits.
+TEST(CpuAlgorithms, Im2colGemmPaddedCopyBitwise) {
+  Rng rng = test_rng();
+  int copied = 0;
+  for (const char* s : {"in=16x16x16 c=32 o=32 k=3x3x3 pad=1", "n=2 in=9x20 c=16 o=24 k=3x5 pad=1x2",
+                        "n=3 in=7x11 c=48 o=17 k=3x3 pad=2 dil=2", "in=6x13x19 c=16 o=8 k=2x3x3 pad=1 stride=1x2x1",
+                        "n=2 in=10x10 c=32 o=5 k=5x5 pad=2:1x0:2"}) {
+    const Problem p = parse_problem(s);
+    const Case c = make_case(p, rng);
+    ExecOptions opt;
+    opt.algorithm = "im2col_gemm";
+    const Plan big = make_plan(p, opt);
+    const int64_t copy = big.tile("padded_input", 0);
+    copied += copy > 0;
+    Tensor y_copy;
+    ASSERT_TRUE(run_forced(c, "im2col_gemm", &y_copy));
+    ASSERT_TRUE(matches_oracle(y_copy, oracle(c))) << s;
+    if (copy == 0) continue;
+    opt.budget = big.workspace_bytes - 1;
+    const Plan small = make_plan(p, opt);
+    EXPECT_EQ(small.tile("padded_input", -1), 0) << s;
+    Tensor y_packed;
+    ASSERT_TRUE(run_forced(c, "im2col_gemm", &y_packed, opt.budget));
+    EXPECT_TRUE(bit_equal(y_copy, y_packed)) << s;
+  }
+  // The copy needs the gather kernel (the AVX-512 path has it).
+  if (gemm_kernels(gemm_isa()).f32_gemm_gather) EXPECT_GT(copied, 0);
 }
 
 TEST(CpuAlgorithms, DepthwiseDirectRandom) {
