@@ -36,13 +36,23 @@ void bench_one(const Problem& p, const Options& o) {
   std::vector<double> times;
   {
     Progress progress("convnd bench");
-    const int runs = o.reps + 1;  // the first is a warm-up
-    for (int r = 0; r < runs; ++r) {
-      exec.progress = [&, r](double f) { return progress.update((r + f) / runs); };
+    // Warm-up: at least one run, and more until 0.2 s have passed (at most 1000), so that a
+    // short problem is timed with its caches, allocator and thread pool warm, as a caller
+    // running it repeatedly would see it; then o.reps timed runs.
+    // Progress counts the first warm-up run as one run (a long problem has only that one).
+    const int runs = o.reps + 1;
+    double warm = 0;
+    for (int r = 0; r < 1000 && (r == 0 || warm < 0.2); ++r) {
+      exec.progress = [&, r](double f) { return r > 0 || progress.update(f / runs); };
       const auto t0 = std::chrono::steady_clock::now();
       execute(plan, x, w, y, exec);
-      const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-      if (r > 0) times.push_back(s);
+      warm += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    }
+    for (int r = 0; r < o.reps; ++r) {
+      exec.progress = [&, r](double f) { return progress.update((r + 1 + f) / runs); };
+      const auto t0 = std::chrono::steady_clock::now();
+      execute(plan, x, w, y, exec);
+      times.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
     }
   }
   std::sort(times.begin(), times.end());
