@@ -164,13 +164,27 @@ void run_blocks(const GemmPlan& p, const GemmArgs& g, const T* packed_b, char* t
     // The panel's rows when gathered in place (row r's group j at rows[r] + groups[j]).
     const void* gather_rows[64];
     const bool can_gather = sizeof(T) == 4 && kt.f32_gemm_gather && mr <= 64;
+    int64_t pair_ld = 0;  // > 0: the gathered rows come in pairs this far apart
     // How a panel's A is read: packed, in place from a dense A, or gathered in place.
     enum class Read { packed, dense, gathered };
     // Gets rows [m, m + mi), columns [k0, k0 + klen) of A ready: packed into a_panel with
     // groups filled, or located where they are.
     auto prepare = [&](int64_t m, int64_t mi, int64_t k0, int64_t klen) {
       if (a_direct && mi == mr) return Read::dense;
-      if (can_gather && mi == mr && g.a->gather(p, m, mi, k0, klen, gather_rows, groups)) return Read::gathered;
+      if (can_gather && mi == mr && g.a->gather(p, m, mi, k0, klen, gather_rows, groups)) {
+        // Rows in pairs a fixed distance apart (each pair in one output line) take the kernel
+        // that keeps half the pointers.
+        pair_ld = 0;
+        if (kt.f32_gemm_pairs && mr % 2 == 0) {
+          const T* r0 = static_cast<const T*>(gather_rows[0]);
+          const int64_t d = static_cast<const T*>(gather_rows[1]) - r0;
+          bool pairs = d > 0;
+          for (int64_t q = 1; pairs && 2 * q < mr; ++q)
+            pairs = static_cast<const T*>(gather_rows[2 * q + 1]) - static_cast<const T*>(gather_rows[2 * q]) == d;
+          if (pairs) pair_ld = d;
+        }
+        return Read::gathered;
+      }
       if (!g.a->pack_indexed(p, m, mi, k0, klen, a_panel, groups)) {
         g.a->pack(p, m, mi, k0, klen, a_panel);
         for (int64_t j = 0; j * p.kg < klen; ++j) groups[j] = j * mr * p.kg;
@@ -192,8 +206,12 @@ void run_blocks(const GemmPlan& p, const GemmArgs& g, const T* packed_b, char* t
             continue;
           }
           if (read == Read::gathered) {
-            kt.f32_gemm_gather(klen, reinterpret_cast<const float* const*>(gather_rows), groups + k0_panel / p.kg,
-                               b_panel, c_rows + j, ldc, mi, nj, accumulate);
+            const float* const* rows = reinterpret_cast<const float* const*>(gather_rows);
+            if (pair_ld > 0)
+              kt.f32_gemm_pairs(klen, rows, pair_ld, groups + k0_panel / p.kg, b_panel, c_rows + j, ldc, mi, nj,
+                                accumulate);
+            else
+              kt.f32_gemm_gather(klen, rows, groups + k0_panel / p.kg, b_panel, c_rows + j, ldc, mi, nj, accumulate);
             continue;
           }
         }

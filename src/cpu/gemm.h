@@ -291,6 +291,10 @@ struct GemmKernels {
   /// rows[r] + groups[j]; null on paths without one. The same sums in the same order.
   void (*f32_gemm_gather)(int64_t kc, const float* const* rows, const int64_t* groups, const float* b,
                           float* c, int64_t ldc, int64_t m, int64_t n, bool accumulate) = nullptr;
+  /// f32_gemm_gather for rows in pairs: rows[2q + 1] == rows[2q] + lda for every q (rows[2q + 1]
+  /// is not read); null on paths without one.
+  void (*f32_gemm_pairs)(int64_t kc, const float* const* rows, int64_t lda, const int64_t* groups,
+                         const float* b, float* c, int64_t ldc, int64_t m, int64_t n, bool accumulate) = nullptr;
 };
 const GemmKernels& gemm_kernels_generic();
 const GemmKernels& gemm_kernels_avx2();

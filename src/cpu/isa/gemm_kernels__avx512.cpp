@@ -65,6 +65,11 @@ void f32_gemm_gather_14x32__avx512(int64_t kc, const float* const* rows, const i
   gemm_microkernel_gather<F32x16, 14, 2, 16, kPrefetchB>(kc, rows, groups, b, c, ldc, m, n, accumulate);
 }
 
+void f32_gemm_pairs_14x32__avx512(int64_t kc, const float* const* rows, int64_t lda, const int64_t* groups,
+                                  const float* b, float* c, int64_t ldc, int64_t m, int64_t n, bool accumulate) {
+  gemm_microkernel_pairs<F32x16, 14, 2, 16, kPrefetchB>(kc, rows, lda, groups, b, c, ldc, m, n, accumulate);
+}
+
 void f64_gemm_14x16__avx512(int64_t kc, const double* a, const int64_t* a_groups, const double* b, double* c, int64_t ldc,
                             int64_t m, int64_t n, bool accumulate, GemmPrefetch* pf) {
   gemm_microkernel<F64x8, 14, 2, 8, kPrefetchB / 2>(kc, a, a_groups, b, c, ldc, m, n, accumulate, pf);
@@ -304,6 +309,7 @@ const GemmKernels& gemm_kernels_avx512() {
       f32_store__avx512,
       f32_gemm_rows_14x32__avx512,
       f32_gemm_gather_14x32__avx512,
+      f32_gemm_pairs_14x32__avx512,
   };
   return k;
 }

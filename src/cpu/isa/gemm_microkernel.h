@@ -252,6 +252,80 @@ inline void gemm_microkernel_gather(int64_t kc, const typename V::T* const* rows
     }
 }
 
+// gemm_microkernel_gather for panels whose rows come in pairs a fixed distance apart (row
+// 2b + 1 at row 2b + lda: the pair lies in one output line): MR / 2 pointers and lda, and the
+// k steps of a whole group unrolled, so that every address is a pointer plus lda plus a
+// constant and nothing spills from the registers.
+template <class V, int MR, int NV, int G, int PrefetchB>
+inline void gemm_microkernel_pairs(int64_t kc, const typename V::T* const* rows, int64_t lda,
+                                   const int64_t* groups, const typename V::T* b, typename V::T* c,
+                                   int64_t ldc, int64_t m, int64_t n, bool accumulate) {
+  using T = typename V::T;
+  using R = typename V::R;
+  constexpr int L = V::lanes;
+  constexpr int NR = NV * L;
+  constexpr int P = MR / 2;
+  static_assert(MR % 2 == 0, "pairs of rows");
+  R acc[MR][NV];
+#pragma GCC unroll 32
+  for (int r = 0; r < MR; ++r)
+#pragma GCC unroll 8
+    for (int v = 0; v < NV; ++v) acc[r][v] = V::zero();
+#pragma GCC unroll 32
+  for (int r = 0; r < MR; ++r) V::prefetch_c(c + r * ldc, NR);
+  auto step = [&](const T* const* p, int kk, const T* bk) __attribute__((always_inline)) {
+    if (PrefetchB)
+#pragma GCC unroll 8
+      for (int v = 0; v < NV; ++v) V::prefetch(bk + PrefetchB + v * L);
+    R bv[NV];
+#pragma GCC unroll 8
+    for (int v = 0; v < NV; ++v) bv[v] = V::load(bk + v * L);
+#pragma GCC unroll 32
+    for (int r = 0; r < MR; ++r) {
+      R av = V::bcast(p[r / 2] + (r % 2) * lda + kk);
+#pragma GCC unroll 8
+      for (int v = 0; v < NV; ++v) acc[r][v] = V::fma(av, bv[v], acc[r][v]);
+    }
+  };
+  int64_t k0 = 0;
+  for (; k0 + G <= kc; k0 += G) {
+    const int64_t off = *groups++;
+    const T* p[P];
+#pragma GCC unroll 16
+    for (int q = 0; q < P; ++q) p[q] = rows[2 * q] + off;
+#pragma GCC unroll 16
+    for (int kk = 0; kk < G; ++kk) step(p, kk, b + kk * NR);
+    b += G * NR;
+  }
+  if (k0 < kc) {
+    const int64_t off = *groups;
+    const T* p[P];
+#pragma GCC unroll 16
+    for (int q = 0; q < P; ++q) p[q] = rows[2 * q] + off;
+    for (int kk = 0; k0 + kk < kc; ++kk) step(p, kk, b + kk * NR);
+  }
+  if (m == MR && n == NR) {
+#pragma GCC unroll 32
+    for (int r = 0; r < MR; ++r)
+#pragma GCC unroll 8
+      for (int v = 0; v < NV; ++v) {
+        T* q = c + r * ldc + v * L;
+        V::store(q, accumulate ? V::add(V::load(q), acc[r][v]) : acc[r][v]);
+      }
+    return;
+  }
+  alignas(64) T tmp[MR * NR];
+#pragma GCC unroll 32
+  for (int r = 0; r < MR; ++r)
+#pragma GCC unroll 8
+    for (int v = 0; v < NV; ++v) V::store(tmp + r * NR + v * L, acc[r][v]);
+  for (int64_t r = 0; r < m; ++r)
+    for (int64_t j = 0; j < n; ++j) {
+      T* q = c + r * ldc + j;
+      *q = accumulate ? T(*q + tmp[r * NR + j]) : tmp[r * NR + j];
+    }
+}
+
 // The kernel, in two builds: with the A prefetch stream, and without it for when there is
 // none (its per-k test, though never taken, costs a few percent of the tightest loop).
 template <class V, int MR, int NV, int G, int PrefetchB = 0>
