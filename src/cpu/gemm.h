@@ -119,12 +119,9 @@ class GemmASource {
   /// panel at a time, over one K block or (plan.a_whole_k) over all of K.
   virtual void pack(const GemmPlan& plan, int64_t m0, int64_t mc, int64_t k0, int64_t kc,
                     void* dst) const = 0;
-  /// Optional, instead of pack() for one panel (mc <= plan.mr): writes the panel in a layout of
-  /// the source's choosing within the same gemm_a_panel_elems(plan, kc) elements at dst, and
-  /// sets groups[j], for each group j < ceil(kc / plan.kg) of the block's k, to where that
-  /// group's mr rows of kg values start (elements from dst; rows kg apart, a row's values
-  /// contiguous, as in the standard layout). Groups may overlap, which is what lets a source
-  /// share rows between taps. Returns false (the default) to have pack() used instead.
+  // How the engine gets a panel, in this order: read in place from direct() (full panels, f32,
+  // when the path has the kernel), gather() (the same), pack_indexed(), then pack().
+
   /// Optional: where A's rows can be read as they are, in the compute type (row m, column k at
   /// result + m·(*lda) + k), or null. The kernels may then skip packing.
   virtual const void* direct(const GemmPlan& plan, int64_t* lda) const {
@@ -139,6 +136,12 @@ class GemmASource {
     (void)plan, (void)m0, (void)mc, (void)k0, (void)kc, (void)rows, (void)groups;
     return false;
   }
+  /// Optional, instead of pack() for one panel (mc <= plan.mr): writes the panel in a layout of
+  /// the source's choosing within the same gemm_a_panel_elems(plan, kc) elements at dst, and
+  /// sets groups[j], for each group j < ceil(kc / plan.kg) of the block's k, to where that
+  /// group's mr rows of kg values start (elements from dst; rows kg apart, a row's values
+  /// contiguous, as in the standard layout). Groups may overlap, which is what lets a source
+  /// share rows between taps. Returns false (the default) to have pack() used instead.
   virtual bool pack_indexed(const GemmPlan& plan, int64_t m0, int64_t mc, int64_t k0, int64_t kc,
                             void* dst, int64_t* groups) const {
     (void)plan, (void)m0, (void)mc, (void)k0, (void)kc, (void)dst, (void)groups;
