@@ -11,123 +11,34 @@
 namespace convnd {
 namespace {
 
-// C[m, n] (+)= A-panel · B-panel for one mr × (NV·lanes) tile. acc[r][v] holds C[r, v·lanes ...]:
-// A is broadcast one element at a time, B is loaded as NV vectors per k. The k loop is the
-// only reduction, in order, so the result of an element does not depend on where its tile sits.
-// The A panel is in groups of G k (gemm.h): group j (k in [j·G, j·G + G)) starts at
-// a + a_groups[j], and within it element [k][r] is at r·G + k%G, so a row's G values are
-// contiguous and packing them needs no transpose. The standard layout has a_groups[j] = j·MR·G.
+// The register tile every micro-kernel below shares: C[m, n] (+)= A · B for one
+// MR × (NV·lanes) tile, acc[r][v] holding C[r, v·lanes ...]. A is broadcast one element at a
+// time, B is loaded as NV vectors per k. The k loop is the only reduction, in order, so the
+// result of an element does not depend on where its tile sits, nor on how a kernel finds A
+// (packed, in place, gathered): the kernels differ only in the address of row r's k-th value.
 // V provides: T, R (register), lanes, zero, load, bcast, fma, add, store, prefetch (of B,
 // PrefetchB elements ahead; 0: none), prefetch_c.
-template <class V, int MR, int NV, int G, int PrefetchB, bool PrefetchA>
-inline void gemm_microkernel_body(int64_t kc, const typename V::T* a, const int64_t* a_groups,
-                                  const typename V::T* b, typename V::T* c, int64_t ldc, int64_t m,
-                                  int64_t n, bool accumulate, GemmPrefetch* pf) {
+template <class V, int MR, int NV>
+struct MicroTile {
   using T = typename V::T;
   using R = typename V::R;
-  constexpr int L = V::lanes;
-  constexpr int NR = NV * L;
+  static constexpr int L = V::lanes;
+  static constexpr int NR = NV * L;
   R acc[MR][NV];
-#pragma GCC unroll 32
-  for (int r = 0; r < MR; ++r)
-#pragma GCC unroll 8
-    for (int v = 0; v < NV; ++v) acc[r][v] = V::zero();
-  // The C tile is read or written once at the end; start fetching it now.
-#pragma GCC unroll 32
-  for (int r = 0; r < MR; ++r) V::prefetch_c(c + r * ldc, NR);
 
-  // The prefetch position in registers (a store to *pf per k would cost more than the fetch):
-  // pf_p the next line, pf_left the lines left in run pf_run.
-  int pf_run = PrefetchA ? pf->next : 0;
-  const char* pf_p = PrefetchA ? pf->runs[pf_run].p + pf->line * 64 : nullptr;
-  int64_t pf_left = PrefetchA ? pf->runs[pf_run].lines - pf->line : 0;
-  for (int64_t k0 = 0; k0 < kc; k0 += G) {
-    const int64_t kn = kc - k0 < G ? kc - k0 : G;
-    const T* ak = a + *a_groups++;  // this group's MR rows of G values
-    for (int64_t kk = 0; kk < kn; ++kk) {
-      if (PrefetchB)
-#pragma GCC unroll 8
-        for (int v = 0; v < NV; ++v) V::prefetch(b + PrefetchB + v * L);
-      R bv[NV];
-#pragma GCC unroll 8
-      for (int v = 0; v < NV; ++v) bv[v] = V::load(b + v * L);
-#pragma GCC unroll 32
-      for (int r = 0; r < MR; ++r) {
-        R av = V::bcast(ak + r * G + kk);
-#pragma GCC unroll 8
-        for (int v = 0; v < NV; ++v) acc[r][v] = V::fma(av, bv[v], acc[r][v]);
-      }
-      b += NR;
-      if (PrefetchA && pf_left > 0) {
-        __builtin_prefetch(pf_p, 0, 3);
-        pf_p += 64;
-        if (--pf_left == 0 && pf_run + 1 < pf->count) {
-          ++pf_run;
-          pf_p = pf->runs[pf_run].p;
-          pf_left = pf->runs[pf_run].lines;
-        }
-      }
-    }
-  }
-  if (PrefetchA) {
-    pf->next = pf_run;
-    pf->line = pf->runs[pf_run].lines - pf_left;
-  }
-
-  if (m == MR && n == NR) {
+  // Zero accumulators; the C tile is read or written once at the end, so start fetching it.
+  void start(const T* c, int64_t ldc) {
 #pragma GCC unroll 32
     for (int r = 0; r < MR; ++r)
 #pragma GCC unroll 8
-      for (int v = 0; v < NV; ++v) {
-        T* p = c + r * ldc + v * L;
-        V::store(p, accumulate ? V::add(V::load(p), acc[r][v]) : acc[r][v]);
-      }
-    return;
+      for (int v = 0; v < NV; ++v) acc[r][v] = V::zero();
+#pragma GCC unroll 32
+    for (int r = 0; r < MR; ++r) V::prefetch_c(c + r * ldc, NR);
   }
-  // Edge tile: the same sums, stored element by element (an IEEE add is the same in a lane
-  // or alone, so edges and full tiles agree bit for bit).
-  alignas(64) T tmp[MR * NR];
-#pragma GCC unroll 32
-  for (int r = 0; r < MR; ++r)
-#pragma GCC unroll 8
-    for (int v = 0; v < NV; ++v) V::store(tmp + r * NR + v * L, acc[r][v]);
-  for (int64_t r = 0; r < m; ++r)
-    for (int64_t j = 0; j < n; ++j) {
-      T* p = c + r * ldc + j;
-      *p = accumulate ? T(*p + tmp[r * NR + j]) : tmp[r * NR + j];
-    }
-}
 
-// The kernel reading a full panel of A straight from memory, rows lda elements apart (no
-// packing): row r's k-th value is a[r·lda + k], for all MR rows. The same sums in the same
-// order as gemm_microkernel_body, so the same bits. The rows are addressed from one base per
-// three rows (base + {0, 1, 2}·lda is an x86 address mode), which keeps the pointers in
-// registers where fourteen separate ones would not fit.
-template <class V, int MR, int NV, int PrefetchB, bool PrefetchA>
-inline void gemm_microkernel_rows_body(int64_t kc, const typename V::T* a, int64_t lda,
-                                  const typename V::T* b, typename V::T* c, int64_t ldc, int64_t m,
-                                  int64_t n, bool accumulate, GemmPrefetch* pf) {
-  using T = typename V::T;
-  using R = typename V::R;
-  constexpr int L = V::lanes;
-  constexpr int NR = NV * L;
-  R acc[MR][NV];
-#pragma GCC unroll 32
-  for (int r = 0; r < MR; ++r)
-#pragma GCC unroll 8
-    for (int v = 0; v < NV; ++v) acc[r][v] = V::zero();
-#pragma GCC unroll 32
-  for (int r = 0; r < MR; ++r) V::prefetch_c(c + r * ldc, NR);
-  int pf_run = PrefetchA ? pf->next : 0;
-  const char* pf_p = PrefetchA ? pf->runs[pf_run].p + pf->line * 64 : nullptr;
-  int64_t pf_left = PrefetchA ? pf->runs[pf_run].lines - pf->line : 0;
-  static_assert(MR <= 15, "five bases of three rows");
-  const T* a0 = a;
-  const T* a3 = a + (MR > 3 ? 3 : 0) * lda;
-  const T* a6 = a + (MR > 6 ? 6 : 0) * lda;
-  const T* a9 = a + (MR > 9 ? 9 : 0) * lda;
-  const T* a12 = a + (MR > 12 ? 12 : 0) * lda;
-  for (int64_t k = 0; k < kc; ++k) {
+  // One k step: B's row at b, row r's A value at a_at(r).
+  template <int PrefetchB, class At>
+  void step(const T* b, const At& a_at) {
     if (PrefetchB)
 #pragma GCC unroll 8
       for (int v = 0; v < NV; ++v) V::prefetch(b + PrefetchB + v * L);
@@ -136,54 +47,142 @@ inline void gemm_microkernel_rows_body(int64_t kc, const typename V::T* a, int64
     for (int v = 0; v < NV; ++v) bv[v] = V::load(b + v * L);
 #pragma GCC unroll 32
     for (int r = 0; r < MR; ++r) {
-      const T* base = r < 3 ? a0 : r < 6 ? a3 : r < 9 ? a6 : r < 12 ? a9 : a12;
-      const int64_t sub = r < 3 ? r : r < 6 ? r - 3 : r < 9 ? r - 6 : r < 12 ? r - 9 : r - 12;
-      R av = V::bcast(base + sub * lda + k);
+      R av = V::bcast(a_at(r));
 #pragma GCC unroll 8
       for (int v = 0; v < NV; ++v) acc[r][v] = V::fma(av, bv[v], acc[r][v]);
     }
-    b += NR;
-    if (PrefetchA && pf_left > 0) {
-      __builtin_prefetch(pf_p, 0, 3);
-      pf_p += 64;
-      if (--pf_left == 0 && pf_run + 1 < pf->count) {
-        ++pf_run;
-        pf_p = pf->runs[pf_run].p;
-        pf_left = pf->runs[pf_run].lines;
-      }
+  }
+
+  // C[r, j] (+)= acc for r < m, j < n.
+  void finish(T* c, int64_t ldc, int64_t m, int64_t n, bool accumulate) {
+    if (m == MR && n == NR) {
+#pragma GCC unroll 32
+      for (int r = 0; r < MR; ++r)
+#pragma GCC unroll 8
+        for (int v = 0; v < NV; ++v) {
+          T* p = c + r * ldc + v * L;
+          V::store(p, accumulate ? V::add(V::load(p), acc[r][v]) : acc[r][v]);
+        }
+      return;
     }
-  }
-  if (PrefetchA) {
-    pf->next = pf_run;
-    pf->line = pf->runs[pf_run].lines - pf_left;
-  }
-  if (m == MR && n == NR) {
+    // Edge tile: the same sums, stored element by element (an IEEE add is the same in a lane
+    // or alone, so edges and full tiles agree bit for bit).
+    alignas(64) T tmp[MR * NR];
 #pragma GCC unroll 32
     for (int r = 0; r < MR; ++r)
 #pragma GCC unroll 8
-      for (int v = 0; v < NV; ++v) {
-        T* p = c + r * ldc + v * L;
-        V::store(p, accumulate ? V::add(V::load(p), acc[r][v]) : acc[r][v]);
+      for (int v = 0; v < NV; ++v) V::store(tmp + r * NR + v * L, acc[r][v]);
+    for (int64_t r = 0; r < m; ++r)
+      for (int64_t j = 0; j < n; ++j) {
+        T* p = c + r * ldc + j;
+        *p = accumulate ? T(*p + tmp[r * NR + j]) : tmp[r * NR + j];
       }
-    return;
   }
-  alignas(64) T tmp[MR * NR];
-#pragma GCC unroll 32
-  for (int r = 0; r < MR; ++r)
-#pragma GCC unroll 8
-    for (int v = 0; v < NV; ++v) V::store(tmp + r * NR + v * L, acc[r][v]);
-  for (int64_t r = 0; r < m; ++r)
-    for (int64_t j = 0; j < n; ++j) {
-      T* p = c + r * ldc + j;
-      *p = accumulate ? T(*p + tmp[r * NR + j]) : tmp[r * NR + j];
+};
+
+// The A prefetch stream (gemm.h GemmPrefetch) as a kernel walks it, one line per k step, its
+// position in registers (a store to *pf per k would cost more than the fetch). On = false
+// compiles to nothing.
+template <bool On>
+struct PrefetchCursor {
+  GemmPrefetch* pf;
+  int run = 0;
+  const char* p = nullptr;
+  int64_t left = 0;  // lines left in run `run`
+  explicit PrefetchCursor(GemmPrefetch* f) : pf(f) {
+    if (On) {
+      run = pf->next;
+      p = pf->runs[run].p + pf->line * 64;
+      left = pf->runs[run].lines - pf->line;
     }
+  }
+  void tick() {
+    if (On && left > 0) {
+      __builtin_prefetch(p, 0, 3);
+      p += 64;
+      if (--left == 0 && run + 1 < pf->count) {
+        ++run;
+        p = pf->runs[run].p;
+        left = pf->runs[run].lines;
+      }
+    }
+  }
+  void save() {
+    if (On) {
+      pf->next = run;
+      pf->line = pf->runs[run].lines - left;
+    }
+  }
+};
+
+// Whether pf has lines left to fetch: the kernels come in two builds, with the stream and
+// without it for when there is none (its per-k test, though never taken, costs a few percent
+// of the tightest loop).
+inline bool prefetch_pending(const GemmPrefetch* pf) {
+  return pf && pf->next < pf->count && pf->line < pf->runs[pf->next].lines;
+}
+
+// The packed kernel. The A panel is in groups of G k (gemm.h): group j (k in [j·G, j·G + G))
+// starts at a + a_groups[j], and within it element [k][r] is at r·G + k%G, so a row's G values
+// are contiguous and packing them needs no transpose. The standard layout has
+// a_groups[j] = j·MR·G.
+template <class V, int MR, int NV, int G, int PrefetchB, bool PrefetchA>
+inline void gemm_microkernel_body(int64_t kc, const typename V::T* a, const int64_t* a_groups,
+                                  const typename V::T* b, typename V::T* c, int64_t ldc, int64_t m,
+                                  int64_t n, bool accumulate, GemmPrefetch* pf) {
+  using T = typename V::T;
+  MicroTile<V, MR, NV> tile;
+  tile.start(c, ldc);
+  PrefetchCursor<PrefetchA> fetch(pf);
+  for (int64_t k0 = 0; k0 < kc; k0 += G) {
+    const int64_t kn = kc - k0 < G ? kc - k0 : G;
+    const T* ak = a + *a_groups++;  // this group's MR rows of G values
+    for (int64_t kk = 0; kk < kn; ++kk) {
+      tile.template step<PrefetchB>(b, [&](int r) { return ak + r * G + kk; });
+      b += MicroTile<V, MR, NV>::NR;
+      fetch.tick();
+    }
+  }
+  fetch.save();
+  tile.finish(c, ldc, m, n, accumulate);
+}
+
+// The kernel reading a full panel of A straight from memory, rows lda elements apart (no
+// packing): row r's k-th value is a[r·lda + k], for all MR rows. The rows are addressed from
+// one base per three rows (base + {0, 1, 2}·lda is an x86 address mode), which keeps the
+// pointers in registers where fourteen separate ones would not fit.
+template <class V, int MR, int NV, int PrefetchB, bool PrefetchA>
+inline void gemm_microkernel_rows_body(int64_t kc, const typename V::T* a, int64_t lda,
+                                       const typename V::T* b, typename V::T* c, int64_t ldc, int64_t m,
+                                       int64_t n, bool accumulate, GemmPrefetch* pf) {
+  using T = typename V::T;
+  static_assert(MR <= 15, "five bases of three rows");
+  MicroTile<V, MR, NV> tile;
+  tile.start(c, ldc);
+  PrefetchCursor<PrefetchA> fetch(pf);
+  const T* a0 = a;
+  const T* a3 = a + (MR > 3 ? 3 : 0) * lda;
+  const T* a6 = a + (MR > 6 ? 6 : 0) * lda;
+  const T* a9 = a + (MR > 9 ? 9 : 0) * lda;
+  const T* a12 = a + (MR > 12 ? 12 : 0) * lda;
+  for (int64_t k = 0; k < kc; ++k) {
+    tile.template step<PrefetchB>(b, [&](int r) {
+      const T* base = r < 3 ? a0 : r < 6 ? a3 : r < 9 ? a6 : r < 12 ? a9 : a12;
+      const int64_t sub = r < 3 ? r : r < 6 ? r - 3 : r < 9 ? r - 6 : r < 12 ? r - 9 : r - 12;
+      return base + sub * lda + k;
+    });
+    b += MicroTile<V, MR, NV>::NR;
+    fetch.tick();
+  }
+  fetch.save();
+  tile.finish(c, ldc, m, n, accumulate);
 }
 
 template <class V, int MR, int NV, int PrefetchB = 0>
 inline void gemm_microkernel_rows(int64_t kc, const typename V::T* a, int64_t lda,
                                   const typename V::T* b, typename V::T* c, int64_t ldc, int64_t m,
                                   int64_t n, bool accumulate, GemmPrefetch* pf) {
-  if (pf && pf->next < pf->count && pf->line < pf->runs[pf->next].lines)
+  if (prefetch_pending(pf))
     gemm_microkernel_rows_body<V, MR, NV, PrefetchB, true>(kc, a, lda, b, c, ldc, m, n, accumulate, pf);
   else
     gemm_microkernel_rows_body<V, MR, NV, PrefetchB, false>(kc, a, lda, b, c, ldc, m, n, accumulate, pf);
@@ -192,22 +191,14 @@ inline void gemm_microkernel_rows(int64_t kc, const typename V::T* a, int64_t ld
 // The kernel reading a panel of an implicit im2col in place: row r of group j (its kg values
 // contiguous) starts at rows[r] + groups[j]. For an input padded so that every tap is inside,
 // rows[r] is output row r's input pixel and groups[j] its tap's offset plus the channel group:
-// no packing at all. The same sums in the same order as gemm_microkernel_body.
+// no packing at all.
 template <class V, int MR, int NV, int G, int PrefetchB>
 inline void gemm_microkernel_gather(int64_t kc, const typename V::T* const* rows, const int64_t* groups,
                                     const typename V::T* b, typename V::T* c, int64_t ldc, int64_t m,
                                     int64_t n, bool accumulate) {
   using T = typename V::T;
-  using R = typename V::R;
-  constexpr int L = V::lanes;
-  constexpr int NR = NV * L;
-  R acc[MR][NV];
-#pragma GCC unroll 32
-  for (int r = 0; r < MR; ++r)
-#pragma GCC unroll 8
-    for (int v = 0; v < NV; ++v) acc[r][v] = V::zero();
-#pragma GCC unroll 32
-  for (int r = 0; r < MR; ++r) V::prefetch_c(c + r * ldc, NR);
+  MicroTile<V, MR, NV> tile;
+  tile.start(c, ldc);
   for (int64_t k0 = 0; k0 < kc; k0 += G) {
     const int64_t kn = kc - k0 < G ? kc - k0 : G;
     const int64_t off = *groups++;
@@ -215,41 +206,11 @@ inline void gemm_microkernel_gather(int64_t kc, const typename V::T* const* rows
 #pragma GCC unroll 32
     for (int r = 0; r < MR; ++r) p[r] = rows[r] + off;
     for (int64_t kk = 0; kk < kn; ++kk) {
-      if (PrefetchB)
-#pragma GCC unroll 8
-        for (int v = 0; v < NV; ++v) V::prefetch(b + PrefetchB + v * L);
-      R bv[NV];
-#pragma GCC unroll 8
-      for (int v = 0; v < NV; ++v) bv[v] = V::load(b + v * L);
-#pragma GCC unroll 32
-      for (int r = 0; r < MR; ++r) {
-        R av = V::bcast(p[r] + kk);
-#pragma GCC unroll 8
-        for (int v = 0; v < NV; ++v) acc[r][v] = V::fma(av, bv[v], acc[r][v]);
-      }
-      b += NR;
+      tile.template step<PrefetchB>(b, [&](int r) { return p[r] + kk; });
+      b += MicroTile<V, MR, NV>::NR;
     }
   }
-  if (m == MR && n == NR) {
-#pragma GCC unroll 32
-    for (int r = 0; r < MR; ++r)
-#pragma GCC unroll 8
-      for (int v = 0; v < NV; ++v) {
-        T* q = c + r * ldc + v * L;
-        V::store(q, accumulate ? V::add(V::load(q), acc[r][v]) : acc[r][v]);
-      }
-    return;
-  }
-  alignas(64) T tmp[MR * NR];
-#pragma GCC unroll 32
-  for (int r = 0; r < MR; ++r)
-#pragma GCC unroll 8
-    for (int v = 0; v < NV; ++v) V::store(tmp + r * NR + v * L, acc[r][v]);
-  for (int64_t r = 0; r < m; ++r)
-    for (int64_t j = 0; j < n; ++j) {
-      T* q = c + r * ldc + j;
-      *q = accumulate ? T(*q + tmp[r * NR + j]) : tmp[r * NR + j];
-    }
+  tile.finish(c, ldc, m, n, accumulate);
 }
 
 // gemm_microkernel_gather for panels whose rows come in pairs a fixed distance apart (row
@@ -261,78 +222,38 @@ inline void gemm_microkernel_pairs(int64_t kc, const typename V::T* const* rows,
                                    const int64_t* groups, const typename V::T* b, typename V::T* c,
                                    int64_t ldc, int64_t m, int64_t n, bool accumulate) {
   using T = typename V::T;
-  using R = typename V::R;
-  constexpr int L = V::lanes;
-  constexpr int NR = NV * L;
+  constexpr int NR = MicroTile<V, MR, NV>::NR;
   constexpr int P = MR / 2;
   static_assert(MR % 2 == 0, "pairs of rows");
-  R acc[MR][NV];
-#pragma GCC unroll 32
-  for (int r = 0; r < MR; ++r)
-#pragma GCC unroll 8
-    for (int v = 0; v < NV; ++v) acc[r][v] = V::zero();
-#pragma GCC unroll 32
-  for (int r = 0; r < MR; ++r) V::prefetch_c(c + r * ldc, NR);
-  auto step = [&](const T* const* p, int kk, const T* bk) __attribute__((always_inline)) {
-    if (PrefetchB)
-#pragma GCC unroll 8
-      for (int v = 0; v < NV; ++v) V::prefetch(bk + PrefetchB + v * L);
-    R bv[NV];
-#pragma GCC unroll 8
-    for (int v = 0; v < NV; ++v) bv[v] = V::load(bk + v * L);
-#pragma GCC unroll 32
-    for (int r = 0; r < MR; ++r) {
-      R av = V::bcast(p[r / 2] + (r % 2) * lda + kk);
-#pragma GCC unroll 8
-      for (int v = 0; v < NV; ++v) acc[r][v] = V::fma(av, bv[v], acc[r][v]);
-    }
-  };
-  int64_t k0 = 0;
-  for (; k0 + G <= kc; k0 += G) {
-    const int64_t off = *groups++;
-    const T* p[P];
+  MicroTile<V, MR, NV> tile;
+  tile.start(c, ldc);
+  // Group g's row pointers, and row r's value kk of them.
+  const T* p[P];
+  auto pointers = [&](int64_t off) {
 #pragma GCC unroll 16
     for (int q = 0; q < P; ++q) p[q] = rows[2 * q] + off;
+  };
+  auto at = [&](int kk) { return [&, kk](int r) { return p[r / 2] + (r % 2) * lda + kk; }; };
+  int64_t k0 = 0;
+  for (; k0 + G <= kc; k0 += G) {
+    pointers(*groups++);
 #pragma GCC unroll 16
-    for (int kk = 0; kk < G; ++kk) step(p, kk, b + kk * NR);
+    for (int kk = 0; kk < G; ++kk) tile.template step<PrefetchB>(b + kk * NR, at(kk));
     b += G * NR;
   }
   if (k0 < kc) {
-    const int64_t off = *groups;
-    const T* p[P];
-#pragma GCC unroll 16
-    for (int q = 0; q < P; ++q) p[q] = rows[2 * q] + off;
-    for (int kk = 0; k0 + kk < kc; ++kk) step(p, kk, b + kk * NR);
+    pointers(*groups);
+    for (int kk = 0; k0 + kk < kc; ++kk) tile.template step<PrefetchB>(b + kk * NR, at(kk));
   }
-  if (m == MR && n == NR) {
-#pragma GCC unroll 32
-    for (int r = 0; r < MR; ++r)
-#pragma GCC unroll 8
-      for (int v = 0; v < NV; ++v) {
-        T* q = c + r * ldc + v * L;
-        V::store(q, accumulate ? V::add(V::load(q), acc[r][v]) : acc[r][v]);
-      }
-    return;
-  }
-  alignas(64) T tmp[MR * NR];
-#pragma GCC unroll 32
-  for (int r = 0; r < MR; ++r)
-#pragma GCC unroll 8
-    for (int v = 0; v < NV; ++v) V::store(tmp + r * NR + v * L, acc[r][v]);
-  for (int64_t r = 0; r < m; ++r)
-    for (int64_t j = 0; j < n; ++j) {
-      T* q = c + r * ldc + j;
-      *q = accumulate ? T(*q + tmp[r * NR + j]) : tmp[r * NR + j];
-    }
+  tile.finish(c, ldc, m, n, accumulate);
 }
 
-// The kernel, in two builds: with the A prefetch stream, and without it for when there is
-// none (its per-k test, though never taken, costs a few percent of the tightest loop).
+// The packed kernel, with or without the prefetch stream as pf has lines left.
 template <class V, int MR, int NV, int G, int PrefetchB = 0>
 inline void gemm_microkernel(int64_t kc, const typename V::T* a, const int64_t* a_groups,
                              const typename V::T* b, typename V::T* c, int64_t ldc, int64_t m,
                              int64_t n, bool accumulate, GemmPrefetch* pf) {
-  if (pf && pf->next < pf->count && pf->line < pf->runs[pf->next].lines)
+  if (prefetch_pending(pf))
     gemm_microkernel_body<V, MR, NV, G, PrefetchB, true>(kc, a, a_groups, b, c, ldc, m, n, accumulate, pf);
   else
     gemm_microkernel_body<V, MR, NV, G, PrefetchB, false>(kc, a, a_groups, b, c, ldc, m, n, accumulate, pf);
