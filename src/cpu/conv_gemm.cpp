@@ -15,6 +15,45 @@ constexpr int64_t kMaxPanel = 64;  // largest mr or nr of any kernel
 
 DType compute_of(DType t) { return t == DType::f64 ? DType::f64 : DType::f32; }
 
+// Output pixel `pix` of the dense problem (flattened over N and the output extents) as
+// (n, a[0], a[1], a[2]): by division once, then next() by counting (the divisions cost more than
+// the rest of a panel row's set-up).
+struct OutPixel {
+  const Dims& out;
+  int64_t n = 0, a[3] = {0, 0, 0};
+  OutPixel(const Dims& extents, int64_t pix) : out(extents) {
+    a[2] = pix % out[2];
+    pix /= out[2];
+    a[1] = pix % out[1];
+    pix /= out[1];
+    a[0] = pix % out[0];
+    n = pix / out[0];
+  }
+  void next() {
+    if (++a[2] < out[2]) return;
+    a[2] = 0;
+    if (++a[1] < out[1]) return;
+    a[1] = 0;
+    if (++a[0] == out[0]) a[0] = 0, ++n;
+  }
+};
+
+// Tap t of a kernel of extents k as (t[0], t[1], t[2]), counted forward like OutPixel.
+struct Tap {
+  const Dims& k;
+  int64_t t[3];
+  Tap(const Dims& extents, int64_t tap) : k(extents) {
+    t[2] = tap % k[2];
+    t[1] = (tap / k[2]) % k[1];
+    t[0] = tap / (k[2] * k[1]);
+  }
+  void next() {
+    if (++t[2] < k[2]) return;
+    t[2] = 0;
+    if (++t[1] == k[1]) t[1] = 0, ++t[0];
+  }
+};
+
 // A = implicit im2col of x for one group: row r is output pixel base + r of the dense
 // problem, column k = tap·C/g + c. Rows are gathered straight from x while packing; taps that
 // land on padding pack as zeros (null row pointers).
@@ -37,29 +76,11 @@ class Im2colA final : public GemmASource {
       const int64_t rcount = std::min(mr, mc - p * mr);
       char* panel = static_cast<char*>(dst) + p * gemm_a_panel_elems(plan, kc) * ces;
       bool interior = true;  // every tap of every row inside x
-      // The first row's pixel by division, the next ones by counting (divisions cost more
-      // than the rest of a row's set-up).
-      int64_t a[3], n;
-      {
-        int64_t pix = base_ + m0 + p * mr;
-        a[2] = pix % s_.out[2];
-        pix /= s_.out[2];
-        a[1] = pix % s_.out[1];
-        pix /= s_.out[1];
-        a[0] = pix % s_.out[0];
-        n = pix / s_.out[0];
-      }
-      for (int64_t r = 0; r < rcount; ++r) {
-        if (r > 0 && ++a[2] == s_.out[2]) {
-          a[2] = 0;
-          if (++a[1] == s_.out[1]) {
-            a[1] = 0;
-            if (++a[0] == s_.out[0]) a[0] = 0, ++n;
-          }
-        }
+      OutPixel px(s_.out, base_ + m0 + p * mr);
+      for (int64_t r = 0; r < rcount; ++r, px.next()) {
         int64_t i[3];
         for (int ax = 0; ax < 3; ++ax) {
-          i[ax] = a[ax] * s_.stride[ax] - s_.lo[ax];
+          i[ax] = px.a[ax] * s_.stride[ax] - s_.lo[ax];
           // Taps t with 0 <= i + t·kdil < in.
           const int64_t d = s_.kdil[ax], below = -i[ax], room = s_.in[ax] - i[ax];
           int64_t lo = 0, hi = 0;
@@ -74,9 +95,10 @@ class Im2colA final : public GemmASource {
           range[r][2 * ax + 1] = hi;
           interior = interior && lo == 0 && hi == s_.k[ax];
         }
-        off[r] = ((((n * s_.in[0] + i[0]) * s_.in[1] + i[1]) * s_.in[2] + i[2]) * s_.c + c0_) * es_;
+        off[r] = ((((px.n * s_.in[0] + i[0]) * s_.in[1] + i[1]) * s_.in[2] + i[2]) * s_.c + c0_) * es_;
       }
-      int64_t t2 = t_first % s_.k[2], t1 = (t_first / s_.k[2]) % s_.k[1], t0 = t_first / (s_.k[2] * s_.k[1]);
+      Tap tap(s_.k, t_first);
+      const int64_t* tt = tap.t;
       // Kernels of at most 64 taps: bit t of valid[r] says whether tap t of row r is inside x,
       // built from the per-axis ranges once per row rather than tested per (tap, row).
       const bool use_bits = s_.kernel_volume() <= 64 && !interior;
@@ -100,6 +122,7 @@ class Im2colA final : public GemmASource {
       int64_t nseg = 0;
       for (int64_t t = t_first; t <= t_last; ++t) {
         const int64_t c_lo = std::max(k0, t * cg) - t * cg, c_hi = std::min(k0 + kc, (t + 1) * cg) - t * cg;
+        const int64_t t0 = tt[0], t1 = tt[1], t2 = tt[2];
         const int64_t toff = (((t0 * s_.kdil[0] * s_.in[1] + t1 * s_.kdil[1]) * s_.in[2] + t2 * s_.kdil[2]) * s_.c + c_lo) * es_;
         const void** tr = rows.data() + nseg * kMaxPanel;
         if (interior) {
@@ -121,10 +144,7 @@ class Im2colA final : public GemmASource {
           gemm_pack_a_segments(plan, s_.dtype, segs.data(), nseg, rcount, mr, panel);
           nseg = 0;
         }
-        if (++t2 == s_.k[2]) {
-          t2 = 0;
-          if (++t1 == s_.k[1]) t1 = 0, ++t0;
-        }
+        tap.next();
       }
     }
   }
@@ -139,38 +159,20 @@ class Im2colA final : public GemmASource {
     for (int ax = 0; ax < 3; ++ax)
       if (s_.lo[ax] > 0 || s_.hi[ax] > 0) return false;
     const float* x = reinterpret_cast<const float*>(x_);
-    int64_t pix = base_ + m0, a[3], n;
-    a[2] = pix % s_.out[2];
-    pix /= s_.out[2];
-    a[1] = pix % s_.out[1];
-    pix /= s_.out[1];
-    a[0] = pix % s_.out[0];
-    n = pix / s_.out[0];
-    for (int64_t r = 0; r < mc; ++r) {
-      if (r > 0 && ++a[2] == s_.out[2]) {
-        a[2] = 0;
-        if (++a[1] == s_.out[1]) {
-          a[1] = 0;
-          if (++a[0] == s_.out[0]) a[0] = 0, ++n;
-        }
-      }
-      const int64_t i0 = a[0] * s_.stride[0] - s_.lo[0], i1 = a[1] * s_.stride[1] - s_.lo[1],
-                    i2 = a[2] * s_.stride[2] - s_.lo[2];
-      rows[r] = x + (((n * s_.in[0] + i0) * s_.in[1] + i1) * s_.in[2] + i2) * s_.c + c0_;
+    OutPixel px(s_.out, base_ + m0);
+    for (int64_t r = 0; r < mc; ++r, px.next()) {
+      const int64_t i0 = px.a[0] * s_.stride[0] - s_.lo[0], i1 = px.a[1] * s_.stride[1] - s_.lo[1],
+                    i2 = px.a[2] * s_.stride[2] - s_.lo[2];
+      rows[r] = x + (((px.n * s_.in[0] + i0) * s_.in[1] + i1) * s_.in[2] + i2) * s_.c + c0_;
     }
     // Group j is k = k0 + j·kg: tap t = k / cg, channels (k % cg) .. + kg; counted.
     const int64_t gpt = cg / kg;
-    int64_t t = k0 / cg, cgi = (k0 % cg) / kg;
-    int64_t t2 = t % s_.k[2], t1 = (t / s_.k[2]) % s_.k[1], t0 = t / (s_.k[2] * s_.k[1]);
+    int64_t cgi = (k0 % cg) / kg;
+    Tap tap(s_.k, k0 / cg);
     for (int64_t j = 0; j * kg < kc; ++j) {
-      groups[j] = ((t0 * s_.kdil[0] * s_.in[1] + t1 * s_.kdil[1]) * s_.in[2] + t2 * s_.kdil[2]) * s_.c + cgi * kg;
-      if (++cgi == gpt) {
-        cgi = 0;
-        if (++t2 == s_.k[2]) {
-          t2 = 0;
-          if (++t1 == s_.k[1]) t1 = 0, ++t0;
-        }
-      }
+      const int64_t* t = tap.t;
+      groups[j] = ((t[0] * s_.kdil[0] * s_.in[1] + t[1] * s_.kdil[1]) * s_.in[2] + t[2] * s_.kdil[2]) * s_.c + cgi * kg;
+      if (++cgi == gpt) cgi = 0, tap.next();
     }
     return true;
   }
@@ -186,13 +188,9 @@ class Im2colA final : public GemmASource {
     if (mc > mr || s_.stride[2] != 1 || k2 < 2 || cg % kg != 0) return false;
     const int64_t E = mr + (k2 - 1) * d2;  // rows of a block
     if (E > kMaxPanel) return false;
-    int64_t pix = base_ + m0;
-    const int64_t a2 = pix % s_.out[2];
+    const OutPixel px(s_.out, base_ + m0);
+    const int64_t a0 = px.a[0], a1 = px.a[1], a2 = px.a[2], n = px.n;
     if (a2 + mc > s_.out[2]) return false;  // the rows cross into the next output line
-    pix /= s_.out[2];
-    const int64_t a1 = pix % s_.out[1];
-    pix /= s_.out[1];
-    const int64_t a0 = pix % s_.out[0], n = pix / s_.out[0];
     // Blocks for the (t0, t1) pairs q_first .. q_last of the taps in [k0, k0 + kc).
     const int64_t q_first = k0 / cg / k2, q_last = (k0 + kc - 1) / cg / k2;
     const int64_t block = (cg / kg) * E * kg;  // elements: all of a tap's channel groups
