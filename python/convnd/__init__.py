@@ -269,10 +269,14 @@ def conv_general(
                  budget, device, threads, algorithm)
 
 
+# The spatial axes of x and of w by rank, as the docstrings name them.
+_SPATIAL = {1: "L", 2: "H, W", 3: "D, H, W"}
+_KERNEL = {1: "K", 2: "KH, KW", 3: "KD, KH, KW"}
+
+
 def _conv(rank: int):
     name = f"conv{rank}d"
-    dims = {1: "L", 2: "H, W", 3: "D, H, W"}[rank]
-    kdims = {1: "K", 2: "KH, KW", 3: "KD, KH, KW"}[rank]
+    dims, kdims = _SPATIAL[rank], _KERNEL[rank]
 
     def f(
         input: Any,
@@ -314,8 +318,7 @@ def _conv(rank: int):
 
 def _conv_transpose(rank: int):
     name = f"conv_transpose{rank}d"
-    dims = {1: "L", 2: "H, W", 3: "D, H, W"}[rank]
-    kdims = {1: "K", 2: "KH, KW", 3: "KD, KH, KW"}[rank]
+    dims, kdims = _SPATIAL[rank], _KERNEL[rank]
 
     def f(
         input: Any,
