@@ -362,10 +362,7 @@ void gemm_pack_a_segments(const GemmPlan& plan, DType src_dtype, const GemmASegm
     if (src_dtype == DType::f64) {
       k.f64_pack_a(segs, nseg, nrows, width, static_cast<double*>(panel));
     } else {
-      for (int64_t i = 0; i < nseg; ++i)
-        gemm_pack_a_scalar<double>(src_dtype, segs[i].rows, nrows, segs[i].k_off, segs[i].k_off,
-                                   segs[i].k_off + segs[i].kn, width, plan.kg, 0, width,
-                                   static_cast<double*>(panel));
+      gemm_pack_a_segments_scalar<double>(src_dtype, segs, nseg, nrows, width, plan.kg, static_cast<double*>(panel));
     }
   } else {
     k.f32_pack_a(src_dtype, segs, nseg, nrows, width, static_cast<float*>(panel));

@@ -154,17 +154,13 @@ void f32_pack_a__avx2(DType dt, const GemmASegment* segs, int64_t nseg, int64_t 
     case DType::f16: pack_a_segments_f32<DType::f16>(segs, nseg, nrows, width, panel); break;
     case DType::bf16: pack_a_segments_f32<DType::bf16>(segs, nseg, nrows, width, panel); break;
     default:
-      for (int64_t i = 0; i < nseg; ++i)
-        gemm_pack_a_scalar<float>(dt, segs[i].rows, nrows, segs[i].k_off, segs[i].k_off,
-                                  segs[i].k_off + segs[i].kn, width, kGroupF32, 0, width, panel);
+      gemm_pack_a_segments_scalar<float>(dt, segs, nseg, nrows, width, kGroupF32, panel);
       break;
   }
 }
 
 void f64_pack_a__avx2(const GemmASegment* segs, int64_t nseg, int64_t nrows, int64_t width, double* panel) {
-  for (int64_t i = 0; i < nseg; ++i)
-    gemm_pack_rows_scalar<double>(DType::f64, segs[i].rows, nrows, 0, segs[i].kn, width, 0, width,
-                                  panel + segs[i].k_off * width);
+  gemm_pack_a_segments_k1<double>(DType::f64, segs, nseg, nrows, width, panel);
 }
 
 void f64_pack_rows__avx2(const double* const* rows, int64_t nrows, int64_t kn, int64_t width,

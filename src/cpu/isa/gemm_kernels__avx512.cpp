@@ -176,9 +176,7 @@ void f32_pack_a__avx512(DType dt, const GemmASegment* segs, int64_t nseg, int64_
     case DType::f16: pack_a_segments_f32<DType::f16>(segs, nseg, nrows, width, panel); break;
     case DType::bf16: pack_a_segments_f32<DType::bf16>(segs, nseg, nrows, width, panel); break;
     default:
-      for (int64_t i = 0; i < nseg; ++i)
-        gemm_pack_a_scalar<float>(dt, segs[i].rows, nrows, segs[i].k_off, segs[i].k_off,
-                                  segs[i].k_off + segs[i].kn, width, 16, 0, width, panel);
+      gemm_pack_a_segments_scalar<float>(dt, segs, nseg, nrows, width, 16, panel);
       break;
   }
 }

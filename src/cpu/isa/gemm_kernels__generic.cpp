@@ -41,16 +41,12 @@ void f64_gemm_4x4__generic(int64_t kc, const double* a, const int64_t* a_groups,
 // A panels in groups of one k: the B layout, with the panel's width.
 void f32_pack_a__generic(DType dt, const GemmASegment* segs, int64_t nseg, int64_t nrows,
                          int64_t width, float* panel) {
-  for (int64_t i = 0; i < nseg; ++i)
-    gemm_pack_rows_scalar<float>(dt, segs[i].rows, nrows, 0, segs[i].kn, width, 0, width,
-                                 panel + segs[i].k_off * width);
+  gemm_pack_a_segments_k1<float>(dt, segs, nseg, nrows, width, panel);
 }
 
 void f64_pack_a__generic(const GemmASegment* segs, int64_t nseg, int64_t nrows, int64_t width,
                          double* panel) {
-  for (int64_t i = 0; i < nseg; ++i)
-    gemm_pack_rows_scalar<double>(DType::f64, segs[i].rows, nrows, 0, segs[i].kn, width, 0, width,
-                                  panel + segs[i].k_off * width);
+  gemm_pack_a_segments_k1<double>(DType::f64, segs, nseg, nrows, width, panel);
 }
 
 void f32_pack_rows__generic(DType dt, const void* const* rows, int64_t nrows, int64_t kn,

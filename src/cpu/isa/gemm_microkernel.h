@@ -326,6 +326,24 @@ inline void gemm_pack_a_scalar(DType dt, const void* const* rows, int64_t nrows,
   }
 }
 
+// gemm_pack_a_scalar over the segments of one panel of `width` rows, groups of G.
+template <class T>
+inline void gemm_pack_a_segments_scalar(DType dt, const GemmASegment* segs, int64_t nseg, int64_t nrows,
+                                        int64_t width, int64_t G, T* panel) {
+  for (int64_t i = 0; i < nseg; ++i)
+    gemm_pack_a_scalar<T>(dt, segs[i].rows, nrows, segs[i].k_off, segs[i].k_off, segs[i].k_off + segs[i].kn,
+                          width, G, 0, width, panel);
+}
+
+// The same for paths whose A groups are one k: that layout is the B layout of `width` rows,
+// which the chunked (cache-friendly) row packer writes.
+template <class T>
+inline void gemm_pack_a_segments_k1(DType dt, const GemmASegment* segs, int64_t nseg, int64_t nrows,
+                                    int64_t width, T* panel) {
+  for (int64_t i = 0; i < nseg; ++i)
+    gemm_pack_rows_scalar<T>(dt, segs[i].rows, nrows, 0, segs[i].kn, width, 0, width, panel + segs[i].k_off * width);
+}
+
 // c = dtype(acc (+ c)) for f16/bf16 C, one element; the vector stores must agree with it.
 inline void gemm_store_scalar(const float* acc, int64_t ld_acc, int64_t m, int64_t n0, int64_t n1,
                               DType dt, void* c, int64_t ldc, bool accumulate) {
