@@ -10,7 +10,6 @@
 #include <vector>
 
 #include "check_samples.h"
-#include "core/element.h"
 #include "cli.h"
 #include "cpu/thread_pool.h"
 #include "progress.h"

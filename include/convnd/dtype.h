@@ -38,4 +38,11 @@ inline float bf16_to_float(uint16_t b) {
 }
 uint16_t float_to_bf16(float f);
 
+/// One element of type t at p, widened to double (set-up loops, checks and the oracle; not
+/// meant for hot loops). Out of line, so code compiled for one instruction set never carries
+/// a copy that another set's code could be linked to.
+double load_as_double(const void* p, DType t);
+/// Stores v at p as type t, rounded once (16-bit types through float, as f32 accumulation does).
+void store_from_double(void* p, DType t, double v);
+
 }  // namespace convnd

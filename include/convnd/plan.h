@@ -1,12 +1,15 @@
-// Problem -> plan -> execute. A Plan is plain data: the algorithm chosen, its tiles, the
-// workspace bytes, the index width, the thread count, and why every other algorithm said no.
-// Execution only runs a plan; a plan can be printed, compared and cached.
+// Problem -> plan -> execute. A Plan is plain data: the algorithm chosen, its typed
+// configuration (tiles, thread split), the instruction set, the workspace bytes, the index
+// width, the thread count, and why every other algorithm said no. execute() runs exactly the
+// plan it is given: nothing is chosen again at run time. make_plan() keeps recent plans in a
+// bounded cache, so repeated calls with the same problem and options plan once.
 #pragma once
 #include <convnd/problem.h>
 #include <convnd/tensor.h>
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
@@ -16,6 +19,20 @@ namespace convnd {
 enum class Backend : uint8_t { cpu, cuda };
 std::string_view backend_name(Backend b);
 bool parse_backend(std::string_view s, Backend* out);
+
+/// The instruction set a plan's kernels are compiled for. CPU paths are chosen at run time
+/// from CPUID (the best the machine has, or a lower one on request); CUDA kernels are sm_90.
+enum class Isa : uint8_t {
+  automatic,  // ExecOptions only: the best this machine runs (CONVND_ISA may lower it)
+  generic,    // x86-64 baseline (or any CPU): plain C++ loops
+  avx2,       // AVX2 + FMA + F16C
+  avx512,     // AVX-512 F/BW/VL/DQ
+  sm_90,      // NVIDIA Hopper
+};
+/// "auto", "generic", "avx2", "avx512", "sm_90".
+std::string_view isa_name(Isa isa);
+/// Parses an ISA name (as isa_name prints it); returns false for anything else.
+bool parse_isa(std::string_view s, Isa* out);
 
 /// How to run a problem. Every field has a sensible default.
 struct ExecOptions {
@@ -30,6 +47,10 @@ struct ExecOptions {
   std::string algorithm;
   /// Allow TF32 tensor-core math for float32 on GPUs (never used otherwise).
   bool allow_tf32 = false;
+  /// CPU instruction set: automatic (the best this CPU runs, lowered by the environment
+  /// variable CONVND_ISA=avx512|avx2|generic), or a given one (Error(unsupported) when this
+  /// CPU lacks it). Ignored by the cuda backend.
+  Isa isa = Isa::automatic;
   /// Called between tiles with the fraction done (0..1), always on the thread that called
   /// execute() (bindings rely on this to check for signals). Returning false cancels the run,
   /// which then throws Error(interrupted); the output is unspecified but never reported as
@@ -52,28 +73,51 @@ struct Rejection {
   std::string reason;
 };
 
+/// An algorithm family's typed configuration (defined by the family, inside the library):
+/// what the planner chose for it. Public code sees it only through Plan::parameters().
+class PlanConfig {
+ public:
+  virtual ~PlanConfig() = default;
+  /// Every field as (name, value), in a fixed order, for printing and comparing plans.
+  virtual std::vector<std::pair<std::string, int64_t>> parameters() const = 0;
+};
+
 struct Plan {
   Problem problem;
   Geometry geometry;
   Backend backend = Backend::cpu;
-  std::string algorithm;        // name in the registry
+  std::string algorithm;        // the family's name in the registry
+  Isa isa = Isa::generic;       // the instruction set its kernels run
   int64_t workspace_bytes = 0;  // scratch bytes execute() allocates
   int64_t budget_bytes = 0;     // the budget it was planned under
   int index_bits = 64;          // widest index type used inside tiles (32 only where proven)
   int threads = 1;
-  /// Named tile parameters (algorithm-specific, e.g. {"rows", 64}).
-  std::vector<std::pair<std::string, int64_t>> tiles;
+  /// The family's configuration (never null in a plan make_plan returns).
+  std::shared_ptr<const PlanConfig> config;
   /// Why each algorithm tried before the chosen one said no.
   std::vector<Rejection> rejected;
 
-  int64_t tile(std::string_view name, int64_t fallback = 0) const;
+  /// config->parameters(), or none.
+  std::vector<std::pair<std::string, int64_t>> parameters() const;
   std::string to_text() const;
   std::string to_json() const;
 };
 
 /// Plans a problem. Throws Error: invalid (bad problem), unsupported (no algorithm of the
-/// backend implements it), out_of_memory (even the smallest tile exceeds the budget).
+/// backend implements it, e.g. a direction not implemented yet), out_of_memory (even the
+/// smallest tile exceeds the budget). Plans are cached (see plan_cache_stats): the same
+/// problem with the same backend, device, budget, threads, ISA, algorithm and TF32 choice
+/// returns the plan made the first time.
 Plan make_plan(const Problem& problem, const ExecOptions& opt = {});
+
+/// The plan cache: hits, misses, entries held, and its capacity (entries; the least recently
+/// used one goes first). Thread-safe.
+struct PlanCacheStats {
+  int64_t hits = 0, misses = 0, entries = 0, capacity = 0;
+};
+PlanCacheStats plan_cache_stats();
+/// Empties the cache (the counters stay).
+void clear_plan_cache();
 
 /// Runs a plan on tensors whose shapes and dtype match plan.problem (checked; Error(invalid)
 /// otherwise). y is written in full on success.

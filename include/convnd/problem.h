@@ -17,6 +17,20 @@ enum class Op : uint8_t {
   conv_transpose,  // conv_transpose1d/2d/3d (problem string op=convT)
 };
 
+/// Which derivative of the convolution a problem asks for (benchdnn's --dir names). The other
+/// fields always describe the forward problem y = conv(x, w); a gradient has the shape of the
+/// tensor it differentiates (see semantics.md, "Gradients").
+enum class Direction : uint8_t {
+  fwd,    // y = conv(x, w)                     (problem string dir=fwd, the default)
+  bwd_d,  // dx = d<y, dy>/dx from dy and w      (dir=bwd_d)
+  bwd_w,  // dw = d<y, dy>/dw from x and dy      (dir=bwd_w)
+};
+
+/// "fwd", "bwd_d", "bwd_w".
+std::string_view direction_name(Direction d);
+/// Parses a direction name; returns false for anything else.
+bool parse_direction(std::string_view s, Direction* out);
+
 /// Per-axis values. Only the first `rank` entries mean anything; the rest keep their
 /// defaults (1 for extents, strides and dilations, 0 for paddings), so that lowering to 3-D
 /// needs no special cases.
@@ -42,6 +56,7 @@ struct Problem {
   Dims outpad{0, 0, 0}; // output padding (op=convT only)
   bool flip = false;    // op=conv only
   DType dtype = DType::f32;
+  Direction dir = Direction::fwd;
 
   bool operator==(const Problem&) const = default;
 };
@@ -56,6 +71,7 @@ struct Geometry {
   Dims kdil, idil;          // kernel and input dilation
   bool flip;
   DType dtype;
+  Direction dir;            // the derivative asked for; the fields above are the forward conv
 
   int64_t cg() const { return c / groups; }  // input channels per group
   int64_t og() const { return o / groups; }  // output channels per group

@@ -13,6 +13,12 @@ namespace convnd {
 void reference_conv(const Geometry& g, const TensorView& x, const TensorView& w,
                     const TensorView& y);
 
+/// The oracle on output rows [row_begin, row_end) only, a row being one (n, p0, p1) of the 3-D
+/// geometry (rows = N·PD·PH). Views as for reference_conv; callers may run disjoint row ranges
+/// on several threads.
+void reference_conv_rows(const Geometry& g, const TensorView& x, const TensorView& w, const TensorView& y,
+                         int64_t row_begin, int64_t row_end);
+
 struct PointValue {
   double value;   // the exact-as-float64 sum
   double abssum;  // sum of |x*w| over the terms, the scale for error bounds

@@ -5,9 +5,27 @@
 #include <algorithm>
 
 #include "core/checked.h"
-#include "plan/phases.h"
+#include "core/phases.h"
 
 namespace convnd {
+
+std::string_view direction_name(Direction d) {
+  switch (d) {
+    case Direction::fwd: return "fwd";
+    case Direction::bwd_d: return "bwd_d";
+    case Direction::bwd_w: return "bwd_w";
+  }
+  return "?";
+}
+
+bool parse_direction(std::string_view s, Direction* out) {
+  for (Direction d : {Direction::fwd, Direction::bwd_d, Direction::bwd_w})
+    if (s == direction_name(d)) {
+      *out = d;
+      return true;
+    }
+  return false;
+}
 
 std::string_view default_api_name(const Problem& p) {
   static const char* convt_names[] = {"conv_transpose1d", "conv_transpose2d", "conv_transpose3d"};
@@ -76,6 +94,7 @@ Status validate(const Problem& p, Geometry* out, std::string_view api) {
   g.o = p.o;
   g.groups = p.groups;
   g.dtype = p.dtype;
+  g.dir = p.dir;
   // 1-D and 2-D problems become 3-D with leading unit axes: same memory layout.
   const int shift = 3 - p.rank;
   for (int j = 0; j < 3; ++j) {

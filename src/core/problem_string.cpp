@@ -11,7 +11,7 @@ namespace convnd {
 namespace {
 
 constexpr std::string_view kKeys[] = {"op",  "n",   "in",     "c", "o",    "k",     "stride",
-                                      "pad", "dil", "idil", "outpad", "g", "flip", "dtype"};
+                                      "pad", "dil", "idil", "outpad", "g", "flip", "dtype", "dir"};
 
 Status syntax_error(std::string_view text, const std::string& what) {
   return Status(ErrorKind::invalid, "[problem] " + what + "; problem: " + std::string(text));
@@ -179,6 +179,8 @@ Status parse_problem(std::string_view text, Problem* out) {
   }
   if (size_t i = field("dtype"); seen[i] && !parse_dtype(raw[i], &p.dtype))
     return bad("dtype", "'" + std::string(raw[i]) + "' is not f32, f16, bf16 or f64");
+  if (size_t i = field("dir"); seen[i] && !parse_direction(raw[i], &p.dir))
+    return bad("dir", "'" + std::string(raw[i]) + "' is not fwd, bwd_d or bwd_w");
   if (p.op == Op::conv_transpose) {
     if (seen[field("idil")]) return bad("idil", "input dilation applies to op=conv only");
     if (seen[field("flip")]) return bad("flip", "flip applies to op=conv only");
@@ -229,6 +231,7 @@ std::string to_string(const Problem& p) {
   if (p.groups != 1) add("g", std::to_string(p.groups));
   if (p.flip) add("flip", "1");
   if (p.dtype != DType::f32) add("dtype", std::string(dtype_name(p.dtype)));
+  if (p.dir != Direction::fwd) add("dir", std::string(direction_name(p.dir)));
   return s;
 }
 

@@ -9,7 +9,6 @@
 #include <sys/mman.h>
 
 #include "core/checked.h"
-#include "core/element.h"
 #include "cuda/backend.h"
 
 namespace convnd {

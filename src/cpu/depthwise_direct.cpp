@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <memory>
 
-#include "core/element.h"
 #include "cpu/direct_kernels.h"
 #include "cpu/thread_pool.h"
 #include "plan/algorithm.h"

@@ -3,7 +3,7 @@
 #include <algorithm>
 
 #include "cpu/conv_gemm.h"
-#include "plan/phases.h"
+#include "core/phases.h"
 
 namespace convnd {
 

@@ -5,7 +5,6 @@
 // speed and does no work on the zeros that input dilation inserts.
 #include <algorithm>
 
-#include "core/element.h"
 #include "cpu/direct_kernels.h"
 #include "cpu/thread_pool.h"
 #include "plan/algorithm.h"

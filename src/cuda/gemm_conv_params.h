@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "cuda/kernels/params.h"
-#include "plan/phases.h"
+#include "core/phases.h"
 
 namespace convnd::cuda {
 

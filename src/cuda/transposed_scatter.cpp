@@ -7,7 +7,7 @@
 
 #include "cuda/algorithms.h"
 #include "cuda/runtime.h"
-#include "plan/phases.h"
+#include "core/phases.h"
 
 namespace convnd {
 

@@ -9,7 +9,7 @@
 #include <string>
 #include <string_view>
 
-#include "plan/phases.h"
+#include "core/phases.h"
 
 using namespace convnd;
 

@@ -3,7 +3,7 @@
 #include <convnd/convnd.h>
 #include <gtest/gtest.h>
 
-#include "plan/phases.h"
+#include "core/phases.h"
 #include "test_util.h"
 
 using namespace convnd;

@@ -1,4 +1,4 @@
-#include "plan/phases.h"
+#include "core/phases.h"
 
 #include <algorithm>
 #include <climits>

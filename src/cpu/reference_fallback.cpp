@@ -4,7 +4,7 @@
 
 #include "cpu/thread_pool.h"
 #include "plan/algorithm.h"
-#include "reference/reference_internal.h"
+#include <convnd/reference.h>
 
 namespace convnd {
 
