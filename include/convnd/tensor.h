@@ -50,6 +50,8 @@ class Tensor {
   /// build without CUDA, Error(out_of_memory) when the device has no room.
   static Tensor empty(DType dtype, const Shape& shape, int device);
   static Tensor zeros(DType dtype, const Shape& shape);
+  /// A tensor over memory that `storage` keeps alive (view.data points into it).
+  static Tensor from_storage(std::shared_ptr<void> storage, TensorView view);
 
   const TensorView& view() const { return view_; }
   operator const TensorView&() const { return view_; }

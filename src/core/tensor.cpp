@@ -9,7 +9,7 @@
 #include <sys/mman.h>
 
 #include "core/checked.h"
-#include "cuda/backend.h"
+#include "core/memory.h"
 
 namespace convnd {
 
@@ -45,8 +45,6 @@ bool TensorView::is_contiguous() const {
   return true;
 }
 
-namespace {
-
 // Bytes of a dense tensor, or Error(invalid). The strides multiply every extent but the
 // first, so the product of max(e, 1) must fit too: a zero extent makes the element count 0
 // but not the strides small.
@@ -60,20 +58,7 @@ int64_t dense_bytes(DType dtype, const Shape& shape) {
   return bytes;
 }
 
-}  // namespace
-
-Tensor Tensor::empty(DType dtype, const Shape& shape, int device) {
-  if (device < 0) return empty(dtype, shape);
-  const int64_t bytes = dense_bytes(dtype, shape);
-  Tensor t;
-  t.storage_ = cuda_allocate(bytes, device);
-  t.view_ = TensorView(t.storage_.get(), dtype, shape);
-  t.view_.device = device;
-  return t;
-}
-
-Tensor Tensor::empty(DType dtype, const Shape& shape) {
-  const int64_t bytes = dense_bytes(dtype, shape);
+std::shared_ptr<void> allocate_host(int64_t bytes) {
   // Round up to the alignment; aligned_alloc needs a multiple of it. Memory is left
   // uninitialised (and so untouched until written): a 9 GB output costs nothing up front.
   size_t alloc = size_t(bytes + 63) / 64 * 64;
@@ -89,9 +74,19 @@ Tensor Tensor::empty(DType dtype, const Shape& shape) {
   if (!mem)
     throw Error(ErrorKind::out_of_memory,
                 "[tensor] could not allocate " + std::to_string(bytes) + " bytes of host memory");
+  return std::shared_ptr<void>(mem, [](void* p) { std::free(p); });
+}
+
+Tensor Tensor::empty(DType dtype, const Shape& shape) {
+  std::shared_ptr<void> storage = allocate_host(dense_bytes(dtype, shape));
+  TensorView view(storage.get(), dtype, shape);
+  return from_storage(std::move(storage), std::move(view));
+}
+
+Tensor Tensor::from_storage(std::shared_ptr<void> storage, TensorView view) {
   Tensor t;
-  t.storage_ = std::shared_ptr<void>(mem, [](void* p) { std::free(p); });
-  t.view_ = TensorView(mem, dtype, shape);
+  t.storage_ = std::move(storage);
+  t.view_ = std::move(view);
   return t;
 }
 

@@ -1,30 +1,17 @@
-// The ordered list of algorithms: the planner takes the first that says yes. Most specialised
-// first; the reference last, so every valid problem has a plan. Adding an algorithm: its own
-// file defining `const Algorithm& NAME_algorithm()`, plus one line in each list below.
-#include "cuda/backend.h"
-#include "plan/algorithm.h"
+// The registry: the backends' ordered algorithm lists joined. Each backend keeps its own list
+// (src/cpu/backend.cpp, src/cuda/backend.cpp); adding an algorithm adds one line there.
+#include "plan/registry.h"
 
 namespace convnd {
 
-const Algorithm& pointwise_gemm_algorithm();
-const Algorithm& depthwise_direct_algorithm();
-const Algorithm& transposed_scatter_algorithm();
-const Algorithm& im2col_gemm_algorithm();
-const Algorithm& polyphase_gemm_algorithm();
-const Algorithm& reference_algorithm();
+const BackendImpl& backend_impl(Backend b) {
+  return b == Backend::cuda ? cuda_backend() : cpu_backend();
+}
 
 const std::vector<const Algorithm*>& algorithm_registry() {
   static const std::vector<const Algorithm*> list = [] {
-    std::vector<const Algorithm*> l = {
-        &pointwise_gemm_algorithm(),
-        &depthwise_direct_algorithm(),
-        &transposed_scatter_algorithm(),
-        &im2col_gemm_algorithm(),
-        &polyphase_gemm_algorithm(),
-        &reference_algorithm(),
-    };
-    // The CUDA backend's own ordered list (src/cuda/backend.cpp; empty without CUDA).
-    for (const Algorithm* a : cuda_algorithms()) l.push_back(a);
+    std::vector<const Algorithm*> l = cpu_backend().algorithms();
+    for (const Algorithm* a : cuda_backend().algorithms()) l.push_back(a);
     return l;
   }();
   return list;

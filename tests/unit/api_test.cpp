@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "plan/algorithm.h"
+#include "plan/registry.h"
 #include "unit/test_util.h"
 
 using namespace convnd;

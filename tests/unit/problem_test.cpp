@@ -210,6 +210,7 @@ TEST(ProblemString, RandomProblemsRoundTrip) {
       }
     if (p.op == Op::conv) p.flip = rng.chance(0.5);
     p.dtype = rng.pick(std::vector<DType>{DType::f32, DType::f16, DType::bf16, DType::f64});
+    p.dir = rng.pick(std::vector<Direction>{Direction::fwd, Direction::bwd_d, Direction::bwd_w});
 
     const std::string s = to_string(p);
     SCOPED_TRACE(s);

@@ -1,0 +1,79 @@
+// The public execute() and run(), and device tensors: the API layer checks what the caller
+// handed in against the plan, then hands the plan to its backend, which runs exactly it.
+#include <convnd/plan.h>
+
+#include "core/memory.h"
+#include "plan/registry.h"
+
+namespace convnd {
+
+namespace {
+
+std::string with_problem(const std::string& msg, const Problem& p) {
+  return msg.find("; problem: ") == std::string::npos ? msg + "; problem: " + to_string(p) : msg;
+}
+
+void check_tensor(const char* what, const TensorView& t, const int64_t* shape, int ndim, DType dtype,
+                  const Problem& p) {
+  auto fail = [&](const std::string& why) {
+    throw Error(ErrorKind::invalid, with_problem(std::string("[execute] ") + what + " " + why, p));
+  };
+  if (t.dtype != dtype)
+    fail("has dtype " + std::string(dtype_name(t.dtype)) + ", the problem's is " + std::string(dtype_name(dtype)));
+  if (t.ndim() != ndim || int(t.strides.size()) != ndim) fail("must have " + std::to_string(ndim) + " dimensions");
+  for (int i = 0; i < ndim; ++i)
+    if (t.shape[i] != shape[i])
+      fail("has extent " + std::to_string(t.shape[i]) + " in dimension " + std::to_string(i) + ", expected " +
+           std::to_string(shape[i]));
+  for (int i = 0; i < ndim; ++i)
+    if (t.strides[i] < 0) fail("has a negative stride");
+  if (!t.data) fail("has no data");
+}
+
+}  // namespace
+
+void execute(const Plan& plan, const TensorView& x, const TensorView& w, const TensorView& y,
+             const ExecOptions& opt) {
+  const Problem& p = plan.problem;
+  const Algorithm* algo = find_algorithm(plan.algorithm);
+  if (!algo || algo->backend() != plan.backend)
+    throw Error(ErrorKind::invalid,
+                with_problem("[execute] the plan names no " + std::string(backend_name(plan.backend)) +
+                                 " algorithm '" + plan.algorithm + "'",
+                             p));
+  if (!plan.config)
+    throw Error(ErrorKind::invalid, with_problem("[execute] the plan has no configuration", p));
+  if (!algo->traits().directions.has(p.dir))
+    throw Error(ErrorKind::invalid, with_problem("[execute] " + plan.algorithm + " does not compute dir=" +
+                                                     std::string(direction_name(p.dir)),
+                                                 p));
+  // The tensors execute() takes are the forward problem's x, w and y; the gradient directions
+  // get their own entry points with the gradients (none computes them yet: see make_plan).
+  if (p.dir != Direction::fwd)
+    throw Error(ErrorKind::unsupported,
+                with_problem("[execute] dir=" + std::string(direction_name(p.dir)) + " is not implemented yet", p));
+  const TensorShapes ts = tensor_shapes(p, plan.geometry);
+  check_tensor("input x", x, ts.x.data(), ts.ndim, p.dtype, p);
+  check_tensor("weight w", w, ts.w.data(), ts.ndim, p.dtype, p);
+  check_tensor("output y", y, ts.y.data(), ts.ndim, p.dtype, p);
+  backend_impl(plan.backend).execute(plan, *algo, x, w, y, opt);
+}
+
+Tensor run(const Problem& problem, const TensorView& x, const TensorView& w, const ExecOptions& opt) {
+  Plan plan = make_plan(problem, opt);
+  TensorShapes ts = tensor_shapes(plan.problem, plan.geometry);
+  Tensor y = Tensor::empty(problem.dtype, Shape(ts.y.begin(), ts.y.begin() + ts.ndim));
+  execute(plan, x, w, y, opt);
+  return y;
+}
+
+Tensor Tensor::empty(DType dtype, const Shape& shape, int device) {
+  if (device < 0) return empty(dtype, shape);
+  // Device memory comes from the backend that owns the device.
+  std::shared_ptr<void> storage = cuda_backend().allocate(dense_bytes(dtype, shape), device);
+  TensorView view(storage.get(), dtype, shape);
+  view.device = device;
+  return from_storage(std::move(storage), std::move(view));
+}
+
+}  // namespace convnd

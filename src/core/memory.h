@@ -1,0 +1,20 @@
+// Host memory for tensors and workspaces, and the byte count of a dense tensor: shared by
+// Tensor (core), the CPU backend's allocator and the device allocation in the API layer.
+#pragma once
+#include <convnd/tensor.h>
+
+#include <cstdint>
+#include <memory>
+
+namespace convnd {
+
+/// Bytes of a dense tensor of this shape; Error(invalid) when a extent is negative or the
+/// count (or the strides' span) overflows int64.
+int64_t dense_bytes(DType dtype, const Shape& shape);
+
+/// Uninitialised host memory, 64-byte aligned (2 MiB and huge-page backed from 32 MiB up, so
+/// the first touch of a large output costs few page faults). Error(out_of_memory) naming the
+/// bytes when it cannot be had.
+std::shared_ptr<void> allocate_host(int64_t bytes);
+
+}  // namespace convnd

@@ -1,0 +1,177 @@
+// The planner as a whole: directions, the registry's traits, printing, and the plan cache.
+#include <convnd/convnd.h>
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <set>
+#include <thread>
+
+#include "plan/registry.h"
+#include "test_util.h"
+
+using namespace convnd;
+using namespace convnd::test;
+
+TEST(Direction, ParsesPrintsAndDefaultsToForward) {
+  EXPECT_EQ(parse_problem("n=2 in=8 c=3 o=4 k=3").dir, Direction::fwd);
+  EXPECT_EQ(parse_problem("dir=fwd in=8 c=3 o=4").dir, Direction::fwd);
+  EXPECT_EQ(parse_problem("dir=bwd_d in=8 c=3 o=4").dir, Direction::bwd_d);
+  EXPECT_EQ(parse_problem("in=8 c=3 o=4 dir=bwd_w").dir, Direction::bwd_w);
+  // The canonical form prints dir last (the table order of problem-strings.md), fwd never.
+  EXPECT_EQ(to_string(parse_problem("dir=bwd_w n=8 in=56x56 c=64 o=64 k=3x3 pad=1")),
+            "n=8 in=56x56 c=64 o=64 k=3x3 pad=1 dir=bwd_w");
+  EXPECT_EQ(to_string(parse_problem("dir=fwd in=8 c=3 o=4")), "in=8 c=3 o=4");
+  Problem p;
+  Status st = parse_problem("in=8 c=3 o=4 dir=bwd", &p);
+  ASSERT_FALSE(st.ok());
+  EXPECT_NE(st.message().find("field 'dir': 'bwd' is not fwd, bwd_d or bwd_w"), std::string::npos)
+      << st.message();
+  st = parse_problem("in=8 c=3 o=4 dir=bwd_d dir=bwd_w", &p);
+  EXPECT_NE(st.message().find("'dir' is repeated"), std::string::npos) << st.message();
+}
+
+TEST(Direction, ValidationErrorsNameTheDirection) {
+  Problem p = parse_problem("dir=bwd_d in=8 c=3 o=4 g=2");
+  Status st = validate(p, nullptr);
+  ASSERT_FALSE(st.ok());
+  EXPECT_NE(st.message().find("problem: in=8 c=3 o=4 g=2 dir=bwd_d"), std::string::npos) << st.message();
+}
+
+TEST(Direction, BackwardProblemsAreNotImplementedYetNeverWrong) {
+  for (const char* text : {"dir=bwd_w n=8 in=56x56 c=64 o=64 k=3x3 pad=1",
+                           "dir=bwd_d op=convT n=4 in=1000 c=8 o=4 k=16 stride=8"}) {
+    SCOPED_TRACE(text);
+    const Problem p = parse_problem(text);
+    try {
+      make_plan(p);
+      ADD_FAILURE() << "a backward problem was planned";
+    } catch (const Error& e) {
+      EXPECT_EQ(e.kind(), ErrorKind::unsupported);
+      const std::string what = e.what();
+      EXPECT_NE(what.find("is not implemented yet"), std::string::npos) << what;
+      EXPECT_NE(what.find("dir=" + std::string(direction_name(p.dir))), std::string::npos) << what;
+      EXPECT_NE(what.find("; problem: " + to_string(p)), std::string::npos) << what;
+    }
+  }
+}
+
+TEST(Registry, EveryEntryDeclaresWhatItServes) {
+  std::set<std::string_view> names;
+  for (const Algorithm* a : algorithm_registry()) {
+    const AlgorithmTraits& t = a->traits();
+    SCOPED_TRACE(std::string(t.name));
+    EXPECT_TRUE(names.insert(t.name).second) << "duplicate name";
+    EXPECT_NE(t.directions.bits, 0u);
+    EXPECT_NE(t.dtypes.bits, 0u);
+    EXPECT_NE(t.isas.bits, 0u);
+    EXPECT_FALSE(t.workspace.empty());
+    EXPECT_EQ(find_algorithm(t.name), a);
+  }
+  // The CPU list ends with exactly one fallback.
+  const auto& cpu = backend_impl(Backend::cpu).algorithms();
+  ASSERT_FALSE(cpu.empty());
+  EXPECT_TRUE(cpu.back()->traits().fallback);
+  for (size_t i = 0; i + 1 < cpu.size(); ++i) EXPECT_FALSE(cpu[i]->traits().fallback) << cpu[i]->name();
+}
+
+TEST(Plan, PrintsDirectionIsaAndTheWholeConfiguration) {
+  const Plan plan = make_plan(parse_problem("n=2 in=12x12 c=16 o=16 k=3x3 pad=1"));
+  ASSERT_TRUE(plan.config);
+  EXPECT_NE(plan.isa, Isa::automatic);
+  const std::string text = plan.to_text(), json = plan.to_json();
+  EXPECT_NE(text.find("direction:  fwd"), std::string::npos) << text;
+  EXPECT_NE(text.find("isa:        " + std::string(isa_name(plan.isa))), std::string::npos) << text;
+  const auto params = plan.parameters();
+  ASSERT_FALSE(params.empty());
+  for (const auto& [k, v] : params) {
+    EXPECT_NE(text.find(" " + k + "=" + std::to_string(v)), std::string::npos) << k;
+    EXPECT_NE(json.find("\"" + k + "\": " + std::to_string(v)), std::string::npos) << k;
+  }
+  EXPECT_NE(json.find("\"isa\": \"" + std::string(isa_name(plan.isa)) + "\""), std::string::npos) << json;
+}
+
+TEST(Plan, IsaOptionIsHonouredOrRefused) {
+  const Problem p = parse_problem("n=2 in=12x12 c=16 o=16 k=3x3 pad=1");
+  ExecOptions opt;
+  opt.isa = Isa::generic;
+  EXPECT_EQ(make_plan(p, opt).isa, Isa::generic);
+  opt.isa = Isa::sm_90;  // not a CPU instruction set
+  EXPECT_TRUE(throws_error([&] { make_plan(p, opt); }, ErrorKind::unsupported, {"sm_90"}));
+}
+
+TEST(PlanCache, RepeatedCallsReuseThePlanAndKeysKeepPlansApart) {
+  clear_plan_cache();
+  const Problem p = parse_problem("n=1 in=8x8 c=8 o=8 k=3x3 pad=1");
+  ExecOptions opt;
+  opt.threads = 2;
+  const PlanCacheStats s0 = plan_cache_stats();
+  const Plan a = make_plan(p, opt);
+  const Plan b = make_plan(p, opt);
+  const PlanCacheStats s1 = plan_cache_stats();
+  EXPECT_EQ(s1.misses - s0.misses, 1);
+  EXPECT_EQ(s1.hits - s0.hits, 1);
+  EXPECT_EQ(a.config, b.config);  // the same configuration object: one plan
+  EXPECT_EQ(a.to_json(), b.to_json());
+  // Every field of the key makes a different plan.
+  ExecOptions other = opt;
+  other.threads = 1;
+  EXPECT_EQ(make_plan(p, other).threads, 1);
+  other = opt;
+  other.budget = 12345;
+  EXPECT_EQ(make_plan(p, other).budget_bytes, 12345);
+  other = opt;
+  other.isa = Isa::generic;
+  EXPECT_EQ(make_plan(p, other).isa, Isa::generic);
+  other = opt;
+  other.algorithm = "reference";
+  EXPECT_EQ(make_plan(p, other).algorithm, "reference");
+  Problem q = p;
+  q.dtype = DType::f64;
+  EXPECT_EQ(make_plan(q, opt).problem.dtype, DType::f64);
+  EXPECT_EQ(plan_cache_stats().misses - s1.misses, 5);
+  // A cached plan gives the same result as a fresh one.
+  Rng rng = test_rng();
+  Case c = make_case(p, rng);
+  Tensor y1 = run(p, c.x, c.w, opt);
+  clear_plan_cache();
+  Tensor y2 = run(p, c.x, c.w, opt);
+  ASSERT_EQ(y1.nbytes(), y2.nbytes());
+  EXPECT_EQ(std::memcmp(y1.data(), y2.data(), size_t(y1.nbytes())), 0);
+}
+
+TEST(PlanCache, IsBoundedAndThreadSafe) {
+  clear_plan_cache();
+  const int64_t cap = plan_cache_stats().capacity;
+  ASSERT_GT(cap, 0);
+  std::atomic<int> failures{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t)
+    threads.emplace_back([&, t] {
+      for (int64_t i = 0; i < cap; ++i) {
+        // Four threads plan overlapping problems: half shared, half their own.
+        Problem p = parse_problem("in=16 c=2 o=2 k=3");
+        p.in[0] = 16 + (i % 2 ? i : i + t * cap);
+        try {
+          if (make_plan(p).problem != p) ++failures;
+        } catch (...) {
+          ++failures;
+        }
+      }
+    });
+  for (std::thread& th : threads) th.join();
+  EXPECT_EQ(failures.load(), 0);
+  EXPECT_LE(plan_cache_stats().entries, cap);
+}
+
+TEST(Plan, HandMadePlanWithoutConfigurationIsRefused) {
+  const Problem p = parse_problem("n=1 in=8x8 c=8 o=8 k=3x3 pad=1");
+  Plan plan = make_plan(p);
+  plan.config.reset();
+  Rng rng = test_rng();
+  Case c = make_case(p, rng);
+  Tensor y = Tensor::empty(p.dtype, {1, 8, 8, 8});
+  EXPECT_TRUE(throws_error([&] { execute(plan, c.x, c.w, y); }, ErrorKind::invalid, {"no configuration"}));
+  plan = make_plan(p);
+  plan.algorithm = "no_such_algorithm";
+  EXPECT_TRUE(throws_error([&] { execute(plan, c.x, c.w, y); }, ErrorKind::invalid, {"no_such_algorithm"}));
+}
