@@ -276,13 +276,13 @@ def main():
         lines.append("")
         lines.append("## Tile alternatives (gpu_bench --tile), against the planner's choice")
         lines.append("")
-        lines.append("| problem | planner's tiles | ms | alternative | ms |")
+        lines.append("| problem | planner's configuration | ms | alternative | ms |")
         lines.append("| --- | --- | --- | --- | --- |")
         for v in variants:
             t = v.get("suite", "?")
             b = bench.get(t) or {}
             r = v.get("result") if isinstance(v.get("result"), dict) else {}
-            tiles = b.get("tiles") or {}
+            tiles = b.get("config") or b.get("tiles") or {}
             lines.append("| `%s` | %s | %s | %s | %s |" % (
                 t, ", ".join("%s=%s" % kv for kv in tiles.items()) or "-",
                 fmt_ms(b.get("median_ms")), v.get("variant", "?").strip(),

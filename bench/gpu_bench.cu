@@ -210,8 +210,8 @@ void copy_bandwidth() {
   CHECK(cudaFree(b));
 }
 
-// --tile NAME=VALUE replaces one tile of the plan (tiles never change results; this times the
-// alternatives that the planner's rule decides between).
+// --tile NAME=VALUE replaces one parameter of the plan's configuration (with_parameter: those
+// never change results; this times the alternatives that the planner's rule decides between).
 using TileOverrides = std::vector<std::pair<std::string, int64_t>>;
 
 int bench(const std::string& text, int reps, const std::string& algorithm, int64_t tails,
@@ -235,16 +235,15 @@ int bench(const std::string& text, int reps, const std::string& algorithm, int64
         std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t_plan).count();
     std::string tiles_json;
     for (const auto& [name, value] : overrides) {
-      bool found = false;
-      for (auto& [n, v] : plan.tiles)
-        if (n == name) v = value, found = true;
-      if (!found) {
-        std::printf("{\"problem\": \"%s\", \"error\": \"the plan has no tile %s\", \"kind\": \"invalid\"}\n",
-                    json_escape(text).c_str(), name.c_str());
+      try {
+        plan = with_parameter(plan, name, value);
+      } catch (const Error& e) {
+        std::printf("{\"problem\": \"%s\", \"error\": \"%s\", \"kind\": \"invalid\"}\n",
+                    json_escape(text).c_str(), json_escape(e.what()).c_str());
         return 2;
       }
     }
-    for (const auto& [n, v] : plan.tiles)
+    for (const auto& [n, v] : plan.parameters())
       tiles_json += (tiles_json.empty() ? "" : ", ") + ("\"" + n + "\": " + std::to_string(v));
     const Geometry& g = plan.geometry;
     const TensorShapes ts = tensor_shapes(p, g);
@@ -289,7 +288,7 @@ int bench(const std::string& text, int reps, const std::string& algorithm, int64
     std::printf(
         "{\"problem\": \"%s\", \"algorithm\": \"%s\", \"median_ms\": %.5g, \"min_ms\": %.5g, \"reps\": %d, "
         "\"warmup_ms\": %.5g, \"plan_ms\": %.4g, \"tflops\": %.4g, \"gbps\": %.4g, \"workspace_bytes\": %lld, "
-        "\"index_bits\": %d, \"tiles\": {%s}%s}\n",
+        "\"index_bits\": %d, \"config\": {%s}%s}\n",
         json_escape(to_string(p)).c_str(), plan.algorithm.c_str(), med, double(ms.front()), reps, double(warm),
         plan_ms, 2.0 * g.macs() / med / 1e9, bytes / med / 1e6, static_cast<long long>(plan.workspace_bytes),
         plan.index_bits, tiles_json.c_str(), tail.c_str());

@@ -23,6 +23,7 @@ ExecOptions Options::exec() const {
   e.budget = budget;
   e.threads = threads;
   e.algorithm = algorithm;
+  e.isa = isa;
   return e;
 }
 

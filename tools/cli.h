@@ -44,6 +44,7 @@ struct Options {
   int64_t budget = -1;   // -1: the library's default (CONVND_WORKSPACE_BYTES or 256 MiB)
   int threads = 0;       // 0: the library's default
   Backend backend = Backend::cpu;
+  Isa isa = Isa::automatic;  // --isa: a CPU path (the library checks this CPU has it)
   int reps = 5;
 
   ExecOptions exec() const;

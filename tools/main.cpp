@@ -36,7 +36,9 @@ constexpr const char* kCommonHelp =
     "  --budget BYTES      workspace budget, e.g. 64MiB (default: CONVND_WORKSPACE_BYTES, else\n"
     "                      256 MiB or 1/16 of memory)\n"
     "  --threads T         worker threads (default: CONVND_THREADS, else all hardware threads)\n"
-    "  --algorithm NAME    force one algorithm (default: the planner chooses)\n";
+    "  --algorithm NAME    force one algorithm (default: the planner chooses)\n"
+    "  --isa ISA           CPU instruction set: auto (default: the best this CPU runs, lowered by\n"
+    "                      CONVND_ISA), generic, avx2 or avx512 (unsupported if the CPU lacks it)\n";
 
 constexpr const char* kRunHelp =
     "usage: convnd run '<problem>' [--input x.npy] [--weight w.npy] [--output y.npy] [--seed S]\n"
@@ -77,8 +79,9 @@ constexpr const char* kPlanHelp =
     "usage: convnd plan '<problem>' [--json] [--budget BYTES] [--threads T] [--backend cpu|cuda]\n"
     "                   [--algorithm NAME]\n"
     "\n"
-    "Prints the plan: the algorithm chosen, its tiles, the workspace, and why every other\n"
-    "algorithm said no.\n"
+    "Prints the plan: the direction, the algorithm chosen, the instruction set, every field of\n"
+    "its configuration (tiles, thread split), the workspace, and why every other algorithm said\n"
+    "no. What it prints is what run, check and bench execute.\n"
     "\n"
     "  --json              the plan as JSON\n";
 
@@ -110,6 +113,7 @@ constexpr OptionSpec kOptions[] = {
     {"whole-batch", true, kCheck},
     {"file", true, kCheck | kBench}, {"reps", true, kBench},          {"budget", true, kAll},
     {"threads", true, kAll},         {"backend", true, kAll},         {"algorithm", true, kAll},
+    {"isa", true, kAll},
 };
 
 int64_t parse_count(std::string_view name, std::string_view v, int64_t min, int64_t max) {
@@ -150,6 +154,9 @@ void apply(Options& o, std::string_view name, std::string_view v) {
       throw UsageError("--budget '" + std::string(v) + "' is not a byte count such as 268435456 or 64MiB");
   } else if (name == "backend") {
     if (!parse_backend(v, &o.backend)) throw UsageError("--backend '" + std::string(v) + "' is not cpu or cuda");
+  } else if (name == "isa") {
+    if (!parse_isa(v, &o.isa) || o.isa == Isa::sm_90)
+      throw UsageError("--isa '" + std::string(v) + "' is not auto, generic, avx2 or avx512");
   }
 }
 

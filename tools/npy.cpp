@@ -11,13 +11,14 @@
 #include <cstring>
 #include <vector>
 
-#include "core/checked.h"
-
 namespace convnd::npy {
 
 static_assert(std::endian::native == std::endian::little, "the .npy code assumes a little-endian host");
 
 namespace {
+
+bool checked_mul(int64_t a, int64_t b, int64_t* r) { return !__builtin_mul_overflow(a, b, r); }
+bool checked_add(int64_t a, int64_t b, int64_t* r) { return !__builtin_add_overflow(a, b, r); }
 
 constexpr char kMagic[] = "\x93NUMPY";  // 6 bytes
 constexpr int64_t kChunk = int64_t(1) << 26;  // bytes per fread/fwrite call

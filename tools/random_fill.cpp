@@ -4,7 +4,7 @@
 #include <cmath>
 #include <cstring>
 
-#include "cpu/thread_pool.h"
+#include "parallel.h"
 
 namespace convnd::cli {
 
@@ -53,7 +53,7 @@ void fill_uniform(const TensorView& t, uint64_t seed, uint64_t stream, int threa
     if (tasks == 1) body(0, 0);
     return;
   }
-  ThreadPool::shared(std::max(1, threads))->parallel_for(tasks, body);
+  parallel_for(tasks, std::max(1, threads), body);
 }
 
 void fill_nan(const TensorView& t, int threads) {
@@ -72,7 +72,7 @@ void fill_nan(const TensorView& t, int threads) {
     if (tasks == 1) body(0, 0);
     return;
   }
-  ThreadPool::shared(std::max(1, threads))->parallel_for(tasks, body);
+  parallel_for(tasks, std::max(1, threads), body);
 }
 
 }  // namespace convnd::cli

@@ -80,6 +80,13 @@ class PlanConfig {
   virtual ~PlanConfig() = default;
   /// Every field as (name, value), in a fixed order, for printing and comparing plans.
   virtual std::vector<std::pair<std::string, int64_t>> parameters() const = 0;
+  /// A copy with one parameter changed, for hand-made plans (tests, timing the alternatives
+  /// the planner decides between); null when `name` cannot be set this way or `value` is not
+  /// one the family runs. Only parameters that change neither the result's bits nor the
+  /// workspace are settable.
+  virtual std::shared_ptr<const PlanConfig> with_parameter(std::string_view name, int64_t value) const {
+    return nullptr;
+  }
 };
 
 struct Plan {
@@ -109,6 +116,11 @@ struct Plan {
 /// problem with the same backend, device, budget, threads, ISA, algorithm and TF32 choice
 /// returns the plan made the first time.
 Plan make_plan(const Problem& problem, const ExecOptions& opt = {});
+
+/// A hand-made plan: `plan` with one configuration parameter changed (see
+/// PlanConfig::with_parameter). Error(invalid) naming the parameter when the algorithm cannot
+/// run with that value. Results are the same bits; only speed changes.
+Plan with_parameter(const Plan& plan, std::string_view name, int64_t value);
 
 /// The plan cache: hits, misses, entries held, and its capacity (entries; the least recently
 /// used one goes first). Thread-safe.

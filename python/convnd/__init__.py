@@ -432,9 +432,13 @@ def plan(
     shapes and dtypes are read, nothing is computed.
 
     Returns:
-        A dict with keys ``problem`` (canonical string), ``backend``, ``algorithm``,
-        ``workspace_bytes``, ``budget_bytes``, ``index_bits``, ``threads``, ``tiles`` (a dict)
-        and ``rejected`` (a list of ``{"algorithm", "reason"}``: why faster algorithms said no).
+        A dict with keys ``problem`` (canonical string), ``direction`` (``fwd``, ``bwd_d`` or
+        ``bwd_w``), ``backend``, ``algorithm``, ``isa`` (the instruction set its kernels run:
+        ``generic``, ``avx2``, ``avx512`` or ``sm_90``), ``workspace_bytes``, ``budget_bytes``,
+        ``index_bits``, ``threads``, ``config`` (a dict: every field of the algorithm's
+        configuration) and ``rejected`` (a list of ``{"algorithm", "reason"}``: why faster
+        algorithms said no). A problem string may carry ``dir=bwd_d`` or ``dir=bwd_w``; no
+        algorithm computes gradients yet, so planning one raises NotImplementedError.
 
     Raises:
         ValueError, NotImplementedError, MemoryError: as the convolution itself would.

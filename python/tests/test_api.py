@@ -9,8 +9,8 @@ import pytest
 
 import convnd
 
-PLAN_KEYS = {"problem", "backend", "algorithm", "workspace_bytes", "budget_bytes", "index_bits", "threads",
-             "tiles", "rejected"}
+PLAN_KEYS = {"problem", "direction", "backend", "algorithm", "isa", "workspace_bytes", "budget_bytes",
+             "index_bits", "threads", "config", "rejected"}
 
 
 def test_plan_from_problem_string():
@@ -18,9 +18,15 @@ def test_plan_from_problem_string():
     assert set(p) == PLAN_KEYS
     assert p["problem"] == "op=convT in=5160 c=1 o=1 k=4096 stride=1024"
     assert p["backend"] == "cpu"
-    assert isinstance(p["tiles"], dict) and isinstance(p["rejected"], list)
+    assert p["direction"] == "fwd" and p["isa"] in ("generic", "avx2", "avx512")
+    assert isinstance(p["config"], dict) and p["config"] and isinstance(p["rejected"], list)
     for r in p["rejected"]:
         assert set(r) == {"algorithm", "reason"}
+
+
+def test_plan_of_a_gradient_is_not_implemented_yet():
+    with pytest.raises(NotImplementedError, match="dir=bwd_w .* is not implemented yet"):
+        convnd.plan("dir=bwd_w n=8 in=56x56 c=64 o=64 k=3x3 pad=1")
 
 
 def test_plan_from_arrays_and_op():

@@ -271,15 +271,25 @@ class SubKernelB final : public GemmBSource {
 
 }  // namespace
 
-std::string plan_conv_gemm(const Geometry& sub, bool dense_output, int64_t budget, int threads,
+void append_tile_parameters(const ConvGemmTiles& t, const std::string& prefix,
+                            std::vector<std::pair<std::string, int64_t>>* out) {
+  const std::pair<const char*, int64_t> fields[] = {
+      {"n_tile", t.n_tile}, {"m_tile", t.m_tile},   {"mr", t.gemm.mr},         {"nr", t.gemm.nr},
+      {"kg", t.gemm.kg},    {"kc", t.gemm.kc},       {"mc", t.gemm.mc},         {"nc", t.gemm.nc},
+      {"a_whole_k", t.gemm.a_whole_k}, {"gemm_threads", t.gemm.threads}, {"padded_input", t.padded},
+  };
+  for (const auto& [name, v] : fields) out->emplace_back(prefix + name, v);
+}
+
+std::string plan_conv_gemm(const Geometry& sub, bool dense_output, int64_t budget, int threads, GemmIsa isa,
                            ConvGemmTiles* tiles, int64_t* min_workspace) {
   const DType compute = compute_of(sub.dtype);
   const int64_t og = sub.og(), K = sub.kernel_volume() * sub.cg();
   const int64_t M = dense_output ? sub.n * sub.out_volume() : sub.out[2];
-  GemmTile t = gemm_tile(gemm_isa(), compute);
+  GemmTile t = gemm_tile(isa, compute);
   if (t.mr > kMaxPanel || t.nr > kMaxPanel) return "micro-tile larger than the packers allow";
   auto workspace_for = [&](int64_t n_tile, GemmPlan* gp) {
-    *gp = gemm_plan(M, n_tile, K, compute, threads);
+    *gp = gemm_plan(M, n_tile, K, compute, threads, isa);
     return gemm_packed_b_bytes(*gp, n_tile, K) + gemm_workspace_bytes(*gp, n_tile, K, sub.dtype, true);
   };
   // Halve the output channels per packed B until the workspace fits; the K order (and so
@@ -322,8 +332,7 @@ std::string plan_conv_gemm(const Geometry& sub, bool dense_output, int64_t budge
     for (int ax = 0; ax < 3 && ok; ++ax)
       ok = checked_mul(vol, sub.in[ax] + std::max<int64_t>(sub.lo[ax], 0) + std::max<int64_t>(sub.hi[ax], 0), &vol);
     int64_t bytes = 0;
-    // (The run re-plans with the planned workspace as its budget: the test must hold again.)
-    if (ok && checked_mul(vol, sub.c * 4, &bytes) && ceil_div(bytes, 64) * 64 <= budget - ws) {
+      if (ok && checked_mul(vol, sub.c * 4, &bytes) && ceil_div(bytes, 64) * 64 <= budget - ws) {
       tiles->padded = ceil_div(bytes, 64) * 64;
       tiles->workspace = ws + tiles->padded;
       // GEMM calls stay inside one sample (its padded copy).

@@ -15,7 +15,7 @@
 #include <string>
 
 #include "cpu/gemm.h"
-#include "plan/algorithm.h"
+#include "engine/algorithm.h"
 
 namespace convnd {
 
@@ -35,17 +35,32 @@ struct DenseConv {
 
 /// Tiles chosen for a DenseConv under a budget (plain data, part of the Plan).
 struct ConvGemmTiles {
-  GemmPlan gemm;
+  GemmPlan gemm;          // the ISA, micro-tile and blocks; kc = gemm_kc(isa, compute, K)
   int64_t n_tile = 0;     // output channels per packed B
   int64_t m_tile = 0;     // pixels per GEMM call (dense output) — progress granularity
   int64_t padded = 0;     // bytes of one sample's input copied with its padding (0: no copy)
   int64_t workspace = 0;  // bytes
 };
 
-/// Chooses tiles; returns "" or why not. On a budget too small, *min_workspace is the
-/// smallest workspace that would do.
-std::string plan_conv_gemm(const Geometry& sub, bool dense_output, int64_t budget, int threads,
+/// Chooses tiles for the GEMM path `isa`; returns "" or why not. On a budget too small,
+/// *min_workspace is the smallest workspace that would do.
+std::string plan_conv_gemm(const Geometry& sub, bool dense_output, int64_t budget, int threads, GemmIsa isa,
                            ConvGemmTiles* tiles, int64_t* min_workspace);
+
+/// The tiles as named numbers, each name prefixed (for Plan::parameters()).
+void append_tile_parameters(const ConvGemmTiles& t, const std::string& prefix,
+                            std::vector<std::pair<std::string, int64_t>>* out);
+
+/// The configuration of the algorithms that run one implicit GEMM per group over the whole
+/// problem (pointwise_gemm, im2col_gemm).
+struct ConvGemmConfig final : PlanConfig {
+  ConvGemmTiles tiles;
+  std::vector<std::pair<std::string, int64_t>> parameters() const override {
+    std::vector<std::pair<std::string, int64_t>> out;
+    append_tile_parameters(tiles, "", &out);
+    return out;
+  }
+};
 
 /// Runs one DenseConv. x: [N, I0, I1, I2, C] dense; w: [O, w_k..., C/g] dense; y: the full
 /// output [N, y_out..., O] dense. progress(done_outputs) is called between GEMM calls and may
@@ -59,23 +74,6 @@ Status run_conv_gemm(const ConvGemmTiles& tiles, const DenseConv& dc, const void
 
 inline bool all_ones(const Dims& d) { return d == Dims{1, 1, 1}; }
 inline bool all_zeros(const Dims& d) { return d == Dims{0, 0, 0}; }
-
-inline void record_tiles(const ConvGemmTiles& t, Plan* plan) {
-  plan->workspace_bytes = t.workspace;
-  plan->index_bits = 64;
-  plan->tiles = {{"n_tile", t.n_tile}, {"m_tile", t.m_tile}, {"mr", t.gemm.mr}, {"nr", t.gemm.nr},
-                 {"kc", t.gemm.kc},   {"mc", t.gemm.mc},     {"nc", t.gemm.nc}, {"padded_input", t.padded}};
-}
-
-inline ConvGemmTiles tiles_from_plan(const Plan& plan, const Geometry& sub, bool dense_output) {
-  // Re-derive the GEMM plan for this piece within the planned workspace (the K of a phase
-  // can be smaller than the one planned for; its workspace is then smaller too).
-  ConvGemmTiles t;
-  int64_t min_ws = 0;
-  std::string why = plan_conv_gemm(sub, dense_output, plan.workspace_bytes, plan.threads, &t, &min_ws);
-  if (!why.empty()) t.workspace = -1;
-  return t;
-}
 
 inline std::function<bool(int64_t)> progress_of(const RunContext& ctx, int64_t total, int64_t offset = 0) {
   return [&ctx, total, offset](int64_t done) { return ctx.report(double(offset + done) / double(std::max<int64_t>(total, 1))); };

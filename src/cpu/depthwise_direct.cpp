@@ -5,7 +5,7 @@
 
 #include "cpu/direct_kernels.h"
 #include "cpu/thread_pool.h"
-#include "plan/algorithm.h"
+#include "engine/algorithm.h"
 
 namespace convnd {
 
@@ -13,11 +13,24 @@ namespace {
 
 int64_t compute_size(DType t) { return t == DType::f64 ? 8 : 4; }
 
+// One task per output row (n, p0, p1); the kernel vectorises over channels.
+struct DepthwiseDirectConfig final : PlanConfig {
+  Isa isa = Isa::generic;     // the direct-kernel table
+  int64_t rows_per_task = 1;  // output rows (n, p0, p1) per task
+  std::vector<std::pair<std::string, int64_t>> parameters() const override {
+    return {{"rows_per_task", rows_per_task}};
+  }
+};
+
 class DepthwiseDirect final : public Algorithm {
  public:
-  std::string_view name() const override { return "depthwise_direct"; }
-  Backend backend() const override { return Backend::cpu; }
-  std::string plan(const Geometry& g, const PlanRequest& req, Plan* plan, int64_t* min_ws) const override {
+  const AlgorithmTraits& traits() const override {
+    static const AlgorithmTraits t{"depthwise_direct", Backend::cpu, {Direction::fwd}, kAllDTypes,
+                                   {Isa::generic, Isa::avx2, Isa::avx512},
+                                   "weights as [taps, C] + one accumulator row of C per thread (compute type)"};
+    return t;
+  }
+  std::string plan(const Geometry& g, const PlanRequest& req, PlanChoice* out, int64_t* min_ws) const override {
     if (g.cg() != 1 || g.og() != 1) return "needs one input and one output channel per group";
     if (g.idil != Dims{1, 1, 1}) return "input dilation needs the polyphase algorithm";
     const int64_t cs = compute_size(g.dtype);
@@ -27,12 +40,15 @@ class DepthwiseDirect final : public Algorithm {
       *min_ws = ws;
       return "needs " + std::to_string(ws) + " bytes of workspace; the budget is " + std::to_string(req.budget);
     }
-    plan->workspace_bytes = ws;
-    plan->index_bits = 64;
-    plan->tiles = {{"rows_per_task", 1}};
+    auto cfg = std::make_shared<DepthwiseDirectConfig>();
+    cfg->isa = req.isa;
+    out->workspace_bytes = ws;
+    out->config = std::move(cfg);
     return {};
   }
   Status run(const RunContext& ctx) const override {
+    const DepthwiseDirectConfig* cfg = config_of<DepthwiseDirectConfig>(ctx.plan);
+    if (!cfg) return wrong_config(ctx.plan);
     const Geometry& g = ctx.g;
     const int64_t taps = g.kernel_volume(), cs = compute_size(g.dtype), es = dtype_size(g.dtype);
     char* ws = static_cast<char*>(ctx.workspace);
@@ -45,16 +61,17 @@ class DepthwiseDirect final : public Algorithm {
         if (cs == 8) reinterpret_cast<double*>(ws)[t * g.c + c] = val;
         else reinterpret_cast<float*>(ws)[t * g.c + c] = float(val);
       }
-    DepthwiseFn fn = direct_kernels().depthwise[int(g.dtype)];
-    const int64_t rows = g.n * g.out[0] * g.out[1];
+    DepthwiseFn fn = direct_kernels(cfg->isa).depthwise[int(g.dtype)];
+    const int64_t rows = g.n * g.out[0] * g.out[1], per = cfg->rows_per_task;
+    const int64_t tasks = (rows + per - 1) / per;
     char* acc = ws + taps * g.c * cs;  // one accumulator row per thread
     const bool done = ctx.pool->parallel_for_reporting(
-        rows,
-        [&](int64_t row, int thread) {
+        tasks,
+        [&](int64_t task, int thread) {
           DepthwiseArgs a{&g, ctx.x.data, ws, ctx.y.data, acc + int64_t(thread) * (g.c + 16) * cs};
-          fn(a, row, row + 1);
+          fn(a, task * per, std::min(rows, (task + 1) * per));
         },
-        [&](int64_t finished) { return ctx.report(double(finished) / double(rows)); });
+        [&](int64_t finished) { return ctx.report(double(finished) / double(tasks)); });
     if (!done) return Status(ErrorKind::interrupted, "[depthwise_direct] cancelled");
     return Status::Ok();
   }

@@ -4,10 +4,10 @@
 
 namespace convnd {
 
-const DirectKernels& direct_kernels() {
-  switch (gemm_isa()) {
-    case GemmIsa::avx512: return direct_kernels_avx512();
-    case GemmIsa::avx2: return direct_kernels_avx2();
+const DirectKernels& direct_kernels(Isa isa) {
+  switch (isa) {
+    case Isa::avx512: return direct_kernels_avx512();
+    case Isa::avx2: return direct_kernels_avx2();
     default: return direct_kernels_generic();
   }
 }

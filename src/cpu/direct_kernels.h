@@ -1,8 +1,9 @@
 // Direct (non-GEMM) CPU kernels, written once as plain loops over contiguous channels or
 // positions (src/cpu/isa/direct_kernels.inc) and compiled per instruction set, so that the
 // compiler's vectoriser targets AVX-512, AVX2 or baseline x86-64. Chosen at run time with
-// the GEMM's ISA (gemm_isa(), CONVND_ISA).
+// the plan's ISA.
 #pragma once
+#include <convnd/plan.h>
 #include <convnd/problem.h>
 
 #include <cstdint>
@@ -44,7 +45,7 @@ struct DirectKernels {
 const DirectKernels& direct_kernels_generic();
 const DirectKernels& direct_kernels_avx2();
 const DirectKernels& direct_kernels_avx512();
-/// The table for gemm_isa().
-const DirectKernels& direct_kernels();
+/// The table of a CPU path (generic for anything but avx2 and avx512).
+const DirectKernels& direct_kernels(Isa isa);
 
 }  // namespace convnd

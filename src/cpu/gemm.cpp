@@ -270,15 +270,12 @@ Status check_plan(const GemmPlan& p, int64_t K) {
 }  // namespace
 
 const char* gemm_isa_name(GemmIsa isa) {
-  switch (isa) {
-    case GemmIsa::generic: return "generic";
-    case GemmIsa::avx2: return "avx2";
-    case GemmIsa::avx512: return "avx512";
-  }
-  return "?";
+  return isa_name(isa).data();  // names are string literals
 }
 
-bool gemm_isa_supported(GemmIsa isa) { return isa <= cached_cpu_isa(); }
+bool gemm_isa_supported(GemmIsa isa) {
+  return isa >= GemmIsa::generic && isa <= GemmIsa::avx512 && isa <= cached_cpu_isa();
+}
 
 GemmIsa gemm_isa() {
   static const GemmIsa isa = [] {

@@ -35,6 +35,7 @@
 // generic 4×8, 4×4. Use gemm_tile(), not these numbers.
 #pragma once
 #include <convnd/dtype.h>
+#include <convnd/plan.h>
 #include <convnd/status.h>
 
 #include <cstdint>
@@ -44,14 +45,17 @@ namespace convnd {
 
 class ThreadPool;
 
-/// Kernel families, lowest first. A path runs only where the CPU has its instructions.
-enum class GemmIsa : uint8_t { generic, avx2, avx512 };
+/// Kernel families: the CPU values of the public Isa (generic < avx2 < avx512). A path runs
+/// only where the CPU has its instructions. The path is part of every plan: nothing below
+/// chooses one at run time.
+using GemmIsa = Isa;
 
 const char* gemm_isa_name(GemmIsa isa);
-/// Whether this CPU (and OS) can run the path.
+/// Whether this CPU (and OS) can run the path (false for anything but generic, avx2, avx512).
 bool gemm_isa_supported(GemmIsa isa);
 /// The best supported path, lowered by the environment variable CONVND_ISA=avx512|avx2|generic
-/// (read once; an unknown name, or a path above what the CPU has, is ignored).
+/// (read once; an unknown name, or a path above what the CPU has, is ignored). The CPU
+/// backend's default ISA for a plan.
 GemmIsa gemm_isa();
 
 /// The micro-tile of a path: the kernel computes mr × nr elements of C per call.
@@ -83,8 +87,7 @@ struct GemmPlan {
 
 /// Chooses the blocks for C[M, N] = A[M, K]·B[K, N] on `threads` threads. A plan made for some
 /// M also serves any other M with the same N and K (e.g. the pieces of a tiled conv).
-GemmPlan gemm_plan(int64_t M, int64_t N, int64_t K, DType compute, int threads,
-                   GemmIsa isa = gemm_isa());
+GemmPlan gemm_plan(int64_t M, int64_t N, int64_t K, DType compute, int threads, GemmIsa isa);
 std::string gemm_plan_string(const GemmPlan& plan);
 
 /// Memory the micro-kernels touch with prefetch instructions while they multiply, one 64-byte

@@ -11,17 +11,24 @@ namespace {
 // --- implicit im2col GEMM: any dense conv (no input dilation) ------------------------------
 class Im2colGemm final : public Algorithm {
  public:
-  std::string_view name() const override { return "im2col_gemm"; }
-  Backend backend() const override { return Backend::cpu; }
-  std::string plan(const Geometry& g, const PlanRequest& req, Plan* plan, int64_t* min_ws) const override {
+  const AlgorithmTraits& traits() const override {
+    static const AlgorithmTraits t{"im2col_gemm", Backend::cpu, {Direction::fwd}, kAllDTypes,
+                                   {Isa::generic, Isa::avx2, Isa::avx512},
+                                   "packed B (K x n_tile) + per-thread A and C blocks [+ one padded f32 sample]"};
+    return t;
+  }
+  std::string plan(const Geometry& g, const PlanRequest& req, PlanChoice* out, int64_t* min_ws) const override {
     if (!all_ones(g.idil)) return "input dilation needs the polyphase algorithm";
-    ConvGemmTiles t;
-    std::string why = plan_conv_gemm(g, true, req.budget, req.threads, &t, min_ws);
+    auto cfg = std::make_shared<ConvGemmConfig>();
+    std::string why = plan_conv_gemm(g, true, req.budget, req.threads, req.isa, &cfg->tiles, min_ws);
     if (!why.empty()) return why;
-    record_tiles(t, plan);
+    out->workspace_bytes = cfg->tiles.workspace;
+    out->config = std::move(cfg);
     return {};
   }
   Status run(const RunContext& ctx) const override {
+    const ConvGemmConfig* cfg = config_of<ConvGemmConfig>(ctx.plan);
+    if (!cfg) return wrong_config(ctx.plan);
     const Geometry& g = ctx.g;
     DenseConv dc;
     dc.sub = g;
@@ -32,9 +39,7 @@ class Im2colGemm final : public Algorithm {
       dc.k_first[j] = g.flip ? g.k[j] - 1 : 0;
       dc.k_step[j] = g.flip ? -1 : 1;
     }
-    ConvGemmTiles t = tiles_from_plan(ctx.plan, dc.sub, true);
-    if (t.workspace < 0) return Status(ErrorKind::backend, "[im2col_gemm] plan no longer fits its workspace");
-    return run_conv_gemm(t, dc, ctx.x.data, ctx.w.data, ctx.y.data, ctx.workspace, ctx.pool,
+    return run_conv_gemm(cfg->tiles, dc, ctx.x.data, ctx.w.data, ctx.y.data, ctx.workspace, ctx.pool,
                          progress_of(ctx, g.y_elems()));
   }
 };

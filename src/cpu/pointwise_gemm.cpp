@@ -11,27 +11,32 @@ namespace {
 // --- pointwise: 1x1 kernel, stride 1, no padding: A is x itself ----------------------------
 class PointwiseGemm final : public Algorithm {
  public:
-  std::string_view name() const override { return "pointwise_gemm"; }
-  Backend backend() const override { return Backend::cpu; }
-  std::string plan(const Geometry& g, const PlanRequest& req, Plan* plan, int64_t* min_ws) const override {
+  const AlgorithmTraits& traits() const override {
+    static const AlgorithmTraits t{"pointwise_gemm", Backend::cpu, {Direction::fwd}, kAllDTypes,
+                                   {Isa::generic, Isa::avx2, Isa::avx512},
+                                   "packed B (C/g x n_tile) + per-thread A and C blocks"};
+    return t;
+  }
+  std::string plan(const Geometry& g, const PlanRequest& req, PlanChoice* out, int64_t* min_ws) const override {
     if (!all_ones(g.k)) return "needs a 1x1 kernel";
     if (!all_ones(g.stride) || !all_ones(g.idil) || !all_zeros(g.lo) || !all_zeros(g.hi))
       return "needs stride 1, no padding and no input dilation";
-    ConvGemmTiles t;
-    std::string why = plan_conv_gemm(g, true, req.budget, req.threads, &t, min_ws);
+    auto cfg = std::make_shared<ConvGemmConfig>();
+    std::string why = plan_conv_gemm(g, true, req.budget, req.threads, req.isa, &cfg->tiles, min_ws);
     if (!why.empty()) return why;
-    record_tiles(t, plan);
+    out->workspace_bytes = cfg->tiles.workspace;
+    out->config = std::move(cfg);
     return {};
   }
   Status run(const RunContext& ctx) const override {
+    const ConvGemmConfig* cfg = config_of<ConvGemmConfig>(ctx.plan);
+    if (!cfg) return wrong_config(ctx.plan);
     DenseConv dc;
     dc.sub = ctx.g;
     dc.w_k = ctx.g.k;
     dc.y_out = ctx.g.out;
     dc.pointwise_a = true;
-    ConvGemmTiles t = tiles_from_plan(ctx.plan, ctx.g, true);
-    if (t.workspace < 0) return Status(ErrorKind::backend, "[pointwise_gemm] plan no longer fits its workspace");
-    return run_conv_gemm(t, dc, ctx.x.data, ctx.w.data, ctx.y.data, ctx.workspace, ctx.pool,
+    return run_conv_gemm(cfg->tiles, dc, ctx.x.data, ctx.w.data, ctx.y.data, ctx.workspace, ctx.pool,
                          progress_of(ctx, ctx.g.y_elems()));
   }
 };

@@ -1,5 +1,5 @@
 // polyphase_gemm: input-dilated and transposed convs as one dense implicit GEMM per stride
-// phase (src/plan/phases.h), with a strided selection of the kernel as B.
+// phase (src/core/phases.h), with a strided selection of the kernel as B.
 #include <algorithm>
 
 #include "cpu/conv_gemm.h"
@@ -12,38 +12,77 @@ namespace {
 // Phases are enumerated (one GEMM each); beyond this many the per-phase work is tiny anyway.
 constexpr int64_t kMaxPhases = int64_t(1) << 20;
 
+// The tiles of every distinct reduction length K = taps·C/g among the phases (per axis the
+// phases keep floor or ceil of K/T taps, so there are at most 8), planned together.
+struct PolyphaseGemmConfig final : PlanConfig {
+  int64_t phases = 0;
+  std::vector<ConvGemmTiles> by_k;  // by_k[i] serves the phases whose K is by_k[i]'s K
+  std::vector<int64_t> k;           // those K values, increasing
+  const ConvGemmTiles* tiles_for(int64_t K) const {
+    for (size_t i = 0; i < k.size(); ++i)
+      if (k[i] == K) return &by_k[i];
+    return nullptr;
+  }
+  std::vector<std::pair<std::string, int64_t>> parameters() const override {
+    std::vector<std::pair<std::string, int64_t>> out{{"phases", phases}, {"distinct_k", int64_t(k.size())}};
+    for (size_t i = 0; i < k.size(); ++i) {
+      const std::string prefix = "k" + std::to_string(i) + ".";
+      out.emplace_back(prefix + "K", k[i]);
+      append_tile_parameters(by_k[i], prefix, &out);
+    }
+    return out;
+  }
+};
+
 // --- polyphase: input-dilated and transposed convs as one dense conv per output phase -----
 // Each phase's outputs are a dense conv of the undilated input with a sub-kernel, so no
 // multiply-add touches an inserted zero and nothing is unfolded.
 class PolyphaseGemm final : public Algorithm {
  public:
-  std::string_view name() const override { return "polyphase_gemm"; }
-  Backend backend() const override { return Backend::cpu; }
-  std::string plan(const Geometry& g, const PlanRequest& req, Plan* plan, int64_t* min_ws) const override {
+  const AlgorithmTraits& traits() const override {
+    static const AlgorithmTraits t{"polyphase_gemm", Backend::cpu, {Direction::fwd}, kAllDTypes,
+                                   {Isa::generic, Isa::avx2, Isa::avx512},
+                                   "max over the phases' K of: packed B (K x n_tile) + per-thread A and C blocks"};
+    return t;
+  }
+  std::string plan(const Geometry& g, const PlanRequest& req, PlanChoice* out, int64_t* min_ws) const override {
     if (all_ones(g.idil)) return "no input dilation (a dense conv needs no phases)";
     if (phase_count(g) > kMaxPhases) return "more than " + std::to_string(kMaxPhases) + " stride phases";
-    // The workspace grows with the sub-kernel; plan for the largest one.
-    Phase widest;
-    for (int j = 0; j < 3; ++j) {
-      auto axis = axis_phases(g, j);
-      widest.axis[j] = *std::max_element(axis.begin(), axis.end(), [](const PhaseAxis& a, const PhaseAxis& b) {
-        return a.taps < b.taps;
-      });
-      widest.axis[j].count = std::max<int64_t>(widest.axis[j].count, 1);
-    }
-    if (widest.taps() == 0) {  // every output is zero
-      plan->workspace_bytes = 0;
-      plan->tiles = {{"phases", phase_count(g)}};
-      return {};
-    }
-    ConvGemmTiles t;
-    std::string why = plan_conv_gemm(phase_geometry(g, widest), false, req.budget, req.threads, &t, min_ws);
-    if (!why.empty()) return why;
-    record_tiles(t, plan);
-    plan->tiles.insert(plan->tiles.begin(), {"phases", phase_count(g)});
+    auto cfg = std::make_shared<PolyphaseGemmConfig>();
+    cfg->phases = phase_count(g);
+    // Per axis, one representative phase for each tap count (the one with the most outputs:
+    // the GEMM's blocks are chosen for the largest M of that K).
+    std::vector<PhaseAxis> reps[3];
+    for (int j = 0; j < 3; ++j)
+      for (const PhaseAxis& a : axis_phases(g, j)) {
+        if (a.taps == 0 || a.count == 0) continue;
+        auto same = std::find_if(reps[j].begin(), reps[j].end(), [&](const PhaseAxis& r) { return r.taps == a.taps; });
+        if (same == reps[j].end()) reps[j].push_back(a);
+        else if (a.count > same->count) *same = a;
+      }
+    int64_t workspace = 0;
+    for (const PhaseAxis& a0 : reps[0])
+      for (const PhaseAxis& a1 : reps[1])
+        for (const PhaseAxis& a2 : reps[2]) {
+          const Phase ph{{a0, a1, a2}};
+          const int64_t K = ph.taps() * g.cg();
+          if (cfg->tiles_for(K)) continue;
+          ConvGemmTiles t;
+          std::string why = plan_conv_gemm(phase_geometry(g, ph), false, req.budget, req.threads, req.isa, &t, min_ws);
+          if (!why.empty()) return why;
+          auto at = std::lower_bound(cfg->k.begin(), cfg->k.end(), K);
+          cfg->by_k.insert(cfg->by_k.begin() + (at - cfg->k.begin()), t);
+          cfg->k.insert(at, K);
+          workspace = std::max(workspace, t.workspace);
+        }
+    // No phase with taps (every output is zero) leaves the table empty and needs no workspace.
+    out->workspace_bytes = workspace;
+    out->config = std::move(cfg);
     return {};
   }
   Status run(const RunContext& ctx) const override {
+    const PolyphaseGemmConfig* cfg = config_of<PolyphaseGemmConfig>(ctx.plan);
+    if (!cfg) return wrong_config(ctx.plan);
     const Geometry& g = ctx.g;
     const std::vector<PhaseAxis> ax[3] = {axis_phases(g, 0), axis_phases(g, 1), axis_phases(g, 2)};
     const int64_t es = dtype_size(g.dtype);
@@ -70,9 +109,11 @@ class PolyphaseGemm final : public Algorithm {
             dc.k_first[j] = ph.axis[j].k_first;
             dc.k_step[j] = ph.axis[j].k_step;
           }
-          ConvGemmTiles t = tiles_from_plan(ctx.plan, dc.sub, false);
-          if (t.workspace < 0) return Status(ErrorKind::backend, "[polyphase_gemm] a phase does not fit the planned workspace");
-          Status st = run_conv_gemm(t, dc, ctx.x.data, ctx.w.data, ctx.y.data, ctx.workspace, ctx.pool,
+          const ConvGemmTiles* t = cfg->tiles_for(ph.taps() * g.cg());
+          if (!t)
+            return Status(ErrorKind::invalid, "[polyphase_gemm] the plan has no tiles for a phase of K = " +
+                                                  std::to_string(ph.taps() * g.cg()));
+          Status st = run_conv_gemm(*t, dc, ctx.x.data, ctx.w.data, ctx.y.data, ctx.workspace, ctx.pool,
                                     progress_of(ctx, g.y_elems(), done));
           if (!st.ok()) return st;
           done += ph.outputs() * g.n * g.o;

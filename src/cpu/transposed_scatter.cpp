@@ -7,7 +7,7 @@
 
 #include "cpu/direct_kernels.h"
 #include "cpu/thread_pool.h"
-#include "plan/algorithm.h"
+#include "engine/algorithm.h"
 
 namespace convnd {
 
@@ -18,11 +18,24 @@ constexpr int64_t kTile = 16384;            // output positions per task
 
 int64_t compute_size(DType t) { return t == DType::f64 ? 8 : 4; }
 
+// Output positions per task along the one axis (one accumulator tile per thread).
+struct TransposedScatterConfig final : PlanConfig {
+  Isa isa = Isa::generic;           // the direct-kernel table
+  int64_t positions_per_task = 0;   // tile of output positions
+  std::vector<std::pair<std::string, int64_t>> parameters() const override {
+    return {{"positions_per_task", positions_per_task}};
+  }
+};
+
 class TransposedScatter final : public Algorithm {
  public:
-  std::string_view name() const override { return "transposed_scatter"; }
-  Backend backend() const override { return Backend::cpu; }
-  std::string plan(const Geometry& g, const PlanRequest& req, Plan* plan, int64_t* min_ws) const override {
+  const AlgorithmTraits& traits() const override {
+    static const AlgorithmTraits t{"transposed_scatter", Backend::cpu, {Direction::fwd}, kAllDTypes,
+                                   {Isa::generic, Isa::avx2, Isa::avx512},
+                                   "weights (compute type) + one tile of positions x O/g per thread"};
+    return t;
+  }
+  std::string plan(const Geometry& g, const PlanRequest& req, PlanChoice* out, int64_t* min_ws) const override {
     for (int j = 0; j < 2; ++j)
       if (g.in[j] != 1 || g.k[j] != 1 || g.out[j] != 1 || g.lo[j] != 0 || g.idil[j] != 1 || g.stride[j] != 1)
         return "needs a problem along one axis (1-D, or unit leading axes)";
@@ -40,12 +53,16 @@ class TransposedScatter final : public Algorithm {
       *min_ws = workspace(1);
       return "needs " + std::to_string(*min_ws) + " bytes of workspace; the budget is " + std::to_string(req.budget);
     }
-    plan->workspace_bytes = workspace(t);
-    plan->index_bits = 64;
-    plan->tiles = {{"positions_per_task", t}};
+    auto cfg = std::make_shared<TransposedScatterConfig>();
+    cfg->isa = req.isa;
+    cfg->positions_per_task = t;
+    out->workspace_bytes = workspace(t);
+    out->config = std::move(cfg);
     return {};
   }
   Status run(const RunContext& ctx) const override {
+    const TransposedScatterConfig* cfg = config_of<TransposedScatterConfig>(ctx.plan);
+    if (!cfg) return wrong_config(ctx.plan);
     const Geometry& g = ctx.g;
     const int64_t K = g.k[2], cs = compute_size(g.dtype), es = dtype_size(g.dtype), cg = g.cg();
     char* ws = static_cast<char*>(ctx.workspace);
@@ -62,10 +79,14 @@ class TransposedScatter final : public Algorithm {
           else reinterpret_cast<float*>(ws)[dst] = float(v);
         }
     char* acc = ws + g.w_elems() * cs;
-    const int64_t tile = ctx.plan.tile("positions_per_task", kTile);
+    const int64_t tile = cfg->positions_per_task;
+    // A hand-made tile must fit the workspace the plan allocates.
+    if (tile < 1 || (g.w_elems() + int64_t(ctx.pool->threads()) * tile * g.og()) * cs > ctx.plan.workspace_bytes)
+      return Status(ErrorKind::invalid, "[transposed_scatter] the plan's tile of " + std::to_string(tile) +
+                                            " positions does not fit its workspace");
     const int64_t tiles_per_n = (g.out[2] + tile - 1) / tile;
     const int64_t tasks = g.n * tiles_per_n;
-    ScatterFn fn = direct_kernels().scatter[int(g.dtype)];
+    ScatterFn fn = direct_kernels(cfg->isa).scatter[int(g.dtype)];
     const bool done = ctx.pool->parallel_for_reporting(
         tasks,
         [&](int64_t task, int thread) {

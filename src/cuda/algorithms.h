@@ -8,18 +8,44 @@
 #include "cuda/gemm_conv_params.h"
 #include "cuda/kernels/kernels.h"
 #include "cuda/runtime.h"
-#include "plan/algorithm.h"
+#include "engine/algorithm.h"
 
 namespace convnd {
 
 const Algorithm& pointwise_gemm_cuda_algorithm();      // cuBLAS, 1x1 stride 1 no padding
 const Algorithm& depthwise_direct_cuda_algorithm();    // one channel per group
-const Algorithm& transposed_scatter_cuda_algorithm();  // few-channel polyphase along one axis
+const Algorithm& transposed_gather_cuda_algorithm();   // few-channel polyphase along one axis
 const Algorithm& implicit_gemm_cuda_algorithm();       // any conv without input dilation
 const Algorithm& polyphase_gemm_cuda_algorithm();      // input-dilated / transposed, many channels
 const Algorithm& direct_cuda_algorithm();              // everything (the fallback)
 
 namespace cuda {
+
+/// The configuration of the implicit GEMM kernels (implicit_gemm__cuda, and each stride phase
+/// of polyphase_gemm__cuda). Whether 16-byte loads and stores are used is decided at run time
+/// from the tensors' addresses as well as from C/g and O (aligned pointers are not known when
+/// planning); vector_loads says whether the shapes allow them.
+struct GemmConvConfig final : PlanConfig {
+  int64_t block_m = 128, block_n = 128, block_k = 32;  // the block tile (elements)
+  bool tensor_cores = false;                           // mma.sync (f16, bf16) or FMA (f32, f64)
+  bool vector_loads = false;                           // C/g allows 16-byte loads
+  int64_t phases = 1;                                  // stride phases (1: a dense conv)
+  int64_t phases_with_outputs = 1;                     // phases launched
+  std::vector<std::pair<std::string, int64_t>> parameters() const override {
+    return {{"block_m", block_m},          {"block_n", block_n},
+            {"block_k", block_k},          {"tensor_cores", tensor_cores},
+            {"vector_loads", vector_loads}, {"phases", phases},
+            {"phases_with_outputs", phases_with_outputs}};
+  }
+  // block_n: the tensor-core kernels run 64, 128 or 256 (the planner picks 64 or 128; the FMA
+  // kernels' tile is fixed).
+  std::shared_ptr<const PlanConfig> with_parameter(std::string_view name, int64_t value) const override {
+    if (name != "block_n" || !tensor_cores || (value != 64 && value != 128 && value != 256)) return nullptr;
+    auto c = std::make_shared<GemmConvConfig>(*this);
+    c->block_n = value;
+    return c;
+  }
+};
 
 /// The tensor-core kernels' tile width over output channels (64 or 128) for a dense problem,
 /// by rule: 128 reads shared memory less per multiply-add; 64 when O/g <= 64, or when its
@@ -34,6 +60,12 @@ Status run_gemm_conv(const RunContext& ctx, const Geometry& sub, const DenseConv
 
 static_assert(int(Elem::f32) == int(DType::f32) && int(Elem::f16) == int(DType::f16) &&
               int(Elem::bf16) == int(DType::bf16) && int(Elem::f64) == int(DType::f64));
+
+/// The CUDA algorithms' traits: what they share (backend, ISA), the rest given.
+inline AlgorithmTraits cuda_traits(std::string_view name, DTypeSet dtypes, std::string_view workspace,
+                                   bool fallback = false) {
+  return AlgorithmTraits{name, Backend::cuda, {Direction::fwd}, dtypes, {Isa::sm_90}, workspace, fallback};
+}
 
 /// Reports progress once the work enqueued so far has finished (a synchronize, made only when
 /// the caller asked for progress); false when the caller asked to stop.

@@ -1,6 +1,6 @@
-// The CUDA backend's entry points (backend.h): availability, the device memory check, and
-// execute() with staging of host tensors. The algorithm list is here too.
-#include "cuda/backend.h"
+// The CUDA backend (engine/backend.h): its ordered algorithm list, availability, the device
+// memory check, device memory, copies, and execute() with staging of host tensors.
+#include "engine/backend.h"
 
 #include <cstring>
 
@@ -9,15 +9,6 @@
 #include "cuda/runtime.h"
 
 namespace convnd {
-
-const std::vector<const Algorithm*>& cuda_algorithms() {
-  static const std::vector<const Algorithm*> list = {
-      &pointwise_gemm_cuda_algorithm(),     &depthwise_direct_cuda_algorithm(),
-      &transposed_scatter_cuda_algorithm(), &implicit_gemm_cuda_algorithm(),
-      &polyphase_gemm_cuda_algorithm(),     &direct_cuda_algorithm(),
-  };
-  return list;
-}
 
 namespace {
 
@@ -60,7 +51,7 @@ const void* stage_input(const TensorView& t, cuda::DeviceBuffer* buf, const char
   if (!needs_staging(t)) return t.data;
   *buf = cuda::DeviceBuffer(t.nbytes(), what);
   if (t.device >= 0) {
-    CONVND_CUDA_CHECK(cuda::launch_gather(t.data, layout_of(t), buf->data(), int(dtype_size(t.dtype)), 0));
+    CONVND_CUDA_CHECK(cuda::launch_copy_from_strided(t.data, layout_of(t), buf->data(), int(dtype_size(t.dtype)), 0));
   } else if (t.is_contiguous()) {
     CONVND_CUDA_CHECK(cudaMemcpy(buf->data(), t.data, size_t(t.nbytes()), cudaMemcpyHostToDevice));
   } else {
@@ -73,7 +64,7 @@ const void* stage_input(const TensorView& t, cuda::DeviceBuffer* buf, const char
 // Writes the dense device result into the caller's view y (host or device, any strides).
 void unstage_output(const void* dense, const TensorView& y) {
   if (y.device >= 0) {
-    CONVND_CUDA_CHECK(cuda::launch_scatter(dense, y.data, layout_of(y), int(dtype_size(y.dtype)), 0));
+    CONVND_CUDA_CHECK(cuda::launch_copy_to_strided(dense, y.data, layout_of(y), int(dtype_size(y.dtype)), 0));
     return;
   }
   if (y.is_contiguous()) {
@@ -101,7 +92,8 @@ TensorView as_5d(const void* data, DType t, int64_t a, const Dims& s, int64_t b,
   return v;
 }
 
-}  // namespace
+
+// ---- the entry points, wrapped by the CudaBackend class below ----------------------------
 
 std::string cuda_unavailable_reason() {
   std::string why = device_count_problem();
@@ -223,6 +215,48 @@ std::shared_ptr<void> cuda_allocate(int64_t bytes, int device) {
       // The driver is going away (process exit): the memory goes with it.
     }
   });
+}
+
+
+class CudaBackend final : public BackendImpl {
+ public:
+  Backend kind() const override { return Backend::cuda; }
+  std::string unavailable_reason() const override { return cuda_unavailable_reason(); }
+  // Most specialised first; the direct kernel last, so every valid forward problem has a plan.
+  const std::vector<const Algorithm*>& algorithms() const override {
+    static const std::vector<const Algorithm*> list = {
+        &pointwise_gemm_cuda_algorithm(),    &depthwise_direct_cuda_algorithm(),
+        &transposed_gather_cuda_algorithm(), &implicit_gemm_cuda_algorithm(),
+        &polyphase_gemm_cuda_algorithm(),    &direct_cuda_algorithm(),
+    };
+    return list;
+  }
+  Isa resolve_isa(const ExecOptions&) const override { return Isa::sm_90; }
+  int current_device() const override { return cuda::current_device(); }
+  Status check_memory(const Plan& plan) const override { return cuda_check_memory(plan); }
+  std::shared_ptr<void> allocate(int64_t bytes, int device) const override { return cuda_allocate(bytes, device); }
+  void copy(void* dst, int dst_device, const void* src, int src_device, int64_t bytes) const override {
+    if (bytes <= 0) return;
+    const cudaMemcpyKind kind = dst_device >= 0 ? (src_device >= 0 ? cudaMemcpyDeviceToDevice : cudaMemcpyHostToDevice)
+                                                : (src_device >= 0 ? cudaMemcpyDeviceToHost : cudaMemcpyHostToHost);
+    cuda::DeviceGuard guard(dst_device >= 0 ? dst_device : src_device >= 0 ? src_device : cuda::current_device());
+    CONVND_CUDA_CHECK(cudaMemcpy(dst, src, size_t(bytes), kind));
+  }
+  void synchronize(int device) const override {
+    cuda::DeviceGuard guard(device >= 0 ? device : cuda::current_device());
+    CONVND_CUDA_CHECK(cudaDeviceSynchronize());
+  }
+  void execute(const Plan& plan, const Algorithm& algorithm, const TensorView& x, const TensorView& w,
+               const TensorView& y, const ExecOptions& opt) const override {
+    cuda_execute(plan, algorithm, x, w, y, opt);
+  }
+};
+
+}  // namespace
+
+const BackendImpl& cuda_backend() {
+  static const CudaBackend backend;
+  return backend;
 }
 
 }  // namespace convnd

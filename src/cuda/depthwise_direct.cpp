@@ -2,11 +2,11 @@
 // channel in and out per group, no input dilation. Memory-bound: kernels/depthwise.cu reads
 // channel vectors and reuses each loaded input across a thread's outputs. 3x3 windows of
 // stride 1 (the MobileNet / EfficientNet layer) get window kernels: with 16-byte channel
-// vectors, the shared-memory row ring (window variant 3: a block streams whole input rows of
-// a channel chunk into shared memory with cp.async, each read from memory about once; 0.477
-// ms against 0.643 for variant 0 and cuDNN's 0.675 on the suite's 56x56 c384 bf16 layer, H100,
-// bench/results/device-runs); otherwise variant 0, whose threads walk 8 (4 for fewer than 16
-// output rows) output rows. The weights are first transposed to [taps, C] in the workspace
+// vectors, the shared-memory row ring (a block streams whole input rows of a channel chunk
+// into shared memory with cp.async, each read from memory about once; 0.477 ms against 0.643
+// for the window kernel and cuDNN's 0.675 on the suite's 56x56 c384 bf16 layer, H100,
+// bench/results/device-runs); otherwise the window kernel, whose threads walk 8 (4 for fewer
+// than 16 output rows) output rows. The weights are first transposed to [taps, C] in the workspace
 // (flip applied), so that a thread's channels of one tap are one vector load.
 #include <climits>
 #include <cstdint>
@@ -37,24 +37,61 @@ int64_t window_rows(const Geometry& g) {
   return threads < INT32_MAX && blocks < INT32_MAX ? rows : 0;
 }
 
-// Channels per thread when C allows a vector: the window kernel's (8 bytes for f16 / bf16 in
-// variants 0 and 2, 16 otherwise) or the general kernel's (16 bytes).
-int64_t vector_width(DType t, int64_t rows, int variant = 0) {
-  return rows > 0 ? cuda::depthwise_window_vector(int(dtype_size(t)), variant) : 16 / dtype_size(t);
-}
-
-// The ring (variant 3) needs 16-byte channel vectors; without them it would run one channel a
-// thread, slower than variant 0's vectors, so variant 0 takes those problems.
-constexpr int kRingVariant = 3;
-int window_variant_for(DType t, int64_t c, int64_t rows) {
-  return rows > 0 && c % vector_width(t, rows, kRingVariant) == 0 ? kRingVariant : 0;
-}
+// The kernel, its rows per thread and its channel vector, chosen from the shapes. Whether the
+// vector is used is also decided at run time from the tensors' addresses (16- or 8-byte
+// alignment, unknown when planning): an unaligned call runs one channel a thread, same bits.
+struct DepthwiseCudaConfig final : PlanConfig {
+  cuda::DepthwiseKernel kernel = cuda::DepthwiseKernel::general;
+  int64_t rows_per_thread = 0;      // window and ring: 4, 8 or 16; general: 0
+  int64_t channels_per_thread = 1;  // the vector when C allows it, else 1
+  int64_t outputs_per_thread = 1;   // general: positions along the last axis
+  DType dtype = DType::f32;
+  std::vector<std::pair<std::string, int64_t>> parameters() const override {
+    return {{"kernel", int64_t(kernel)},
+            {"rows_per_thread", rows_per_thread},
+            {"channels_per_thread", channels_per_thread},
+            {"outputs_per_thread", outputs_per_thread}};
+  }
+  // The window problems may run either window kernel at 4, 8 or 16 rows (timing them, and
+  // checking their bits against each other); the general kernel takes every problem.
+  std::shared_ptr<const PlanConfig> with_parameter(std::string_view name, int64_t value) const override {
+    auto c = std::make_shared<DepthwiseCudaConfig>(*this);
+    const bool window_problem = rows_per_thread > 0;
+    if (name == "kernel") {
+      if (value == int64_t(cuda::DepthwiseKernel::general)) {
+        c->kernel = cuda::DepthwiseKernel::general;
+        c->rows_per_thread = 0;
+        c->outputs_per_thread = cuda::kDepthwiseOutputsPerThread;
+      } else if (window_problem && (value == int64_t(cuda::DepthwiseKernel::window) ||
+                                    value == int64_t(cuda::DepthwiseKernel::ring))) {
+        c->kernel = cuda::DepthwiseKernel(value);
+      } else {
+        return nullptr;
+      }
+    } else if (name == "rows_per_thread") {
+      if (!window_problem || (value != 4 && value != 8 && value != 16)) return nullptr;
+      c->rows_per_thread = value;
+    } else {
+      return nullptr;
+    }
+    c->channels_per_thread = channels_per_thread > 1 ? vector_width(dtype, c->kernel) : 1;
+    return c;
+  }
+  static int64_t vector_width(DType t, cuda::DepthwiseKernel k) {
+    return k == cuda::DepthwiseKernel::general ? 16 / dtype_size(t)
+                                               : cuda::depthwise_window_vector(int(dtype_size(t)),
+                                                                               k == cuda::DepthwiseKernel::ring);
+  }
+};
 
 class DepthwiseDirectCuda final : public Algorithm {
  public:
-  std::string_view name() const override { return "depthwise_direct__cuda"; }
-  Backend backend() const override { return Backend::cuda; }
-  std::string plan(const Geometry& g, const PlanRequest& req, Plan* plan, int64_t* min_ws) const override {
+  const AlgorithmTraits& traits() const override {
+    static const AlgorithmTraits t =
+        cuda::cuda_traits("depthwise_direct__cuda", kAllDTypes, "the weights transposed to [taps, C]");
+    return t;
+  }
+  std::string plan(const Geometry& g, const PlanRequest& req, PlanChoice* out, int64_t* min_ws) const override {
     if (g.cg() != 1 || g.og() != 1) return "needs one input and one output channel per group";
     if (g.idil != Dims{1, 1, 1}) return "input dilation needs the polyphase algorithms";
     for (int j = 0; j < 3; ++j) {
@@ -75,22 +112,26 @@ class DepthwiseDirectCuda final : public Algorithm {
       return "needs " + std::to_string(ws) +
              " bytes of workspace for the transposed weights; the budget is " + std::to_string(req.budget);
     }
-    const int64_t rows = window_rows(g);
-    const int variant = window_variant_for(g.dtype, g.c, rows);
-    const int64_t vec = vector_width(g.dtype, rows, variant);
-    plan->workspace_bytes = ws;
-    plan->index_bits = 64;
-    plan->tiles = {{"rows_per_thread", rows},
-                   {"channels_per_thread", g.c % vec == 0 ? vec : 1},
-                   {"outputs_per_thread", rows > 0 ? 1 : cuda::kDepthwiseOutputsPerThread},
-                   // The window kernel (kernels/depthwise.cu: 0..2 WindowShape, 3 and 4 the
-                   // ring); the others are there for timing, all giving the same bits.
-                   {"window_variant", variant},
-                   {"input_window", rows == 0 && g.k[2] == 3 && g.stride[2] == 1 && g.kdil[2] == 1 &&
-                                        dtype_size(g.dtype) < 8}};
+    auto cfg = std::make_shared<DepthwiseCudaConfig>();
+    cfg->dtype = g.dtype;
+    cfg->rows_per_thread = window_rows(g);
+    if (cfg->rows_per_thread > 0) {
+      // The ring needs 16-byte channel vectors; without them it would run one channel a thread,
+      // slower than the window kernel's 8-byte vectors, so the window kernel takes those.
+      const bool ring = g.c % DepthwiseCudaConfig::vector_width(g.dtype, cuda::DepthwiseKernel::ring) == 0;
+      cfg->kernel = ring ? cuda::DepthwiseKernel::ring : cuda::DepthwiseKernel::window;
+    } else {
+      cfg->outputs_per_thread = cuda::kDepthwiseOutputsPerThread;
+    }
+    const int64_t vec = DepthwiseCudaConfig::vector_width(g.dtype, cfg->kernel);
+    cfg->channels_per_thread = g.c % vec == 0 ? vec : 1;
+    out->workspace_bytes = ws;
+    out->config = std::move(cfg);
     return {};
   }
   Status run(const RunContext& ctx) const override {
+    const DepthwiseCudaConfig* cfg = config_of<DepthwiseCudaConfig>(ctx.plan);
+    if (!cfg) return wrong_config(ctx.plan);
     const Geometry& g = ctx.g;
     CONVND_CUDA_CHECK(cuda::launch_depthwise_weights(ctx.w.data, ctx.workspace, g.c, g.k.data(), g.flip,
                                                      cuda::elem_of(g.dtype), 0));
@@ -109,24 +150,11 @@ class DepthwiseDirectCuda final : public Algorithm {
       p.dil[j] = int32_t(g.kdil[j]);
     }
     p.elem = cuda::elem_of(g.dtype);
-    // rows_per_thread 0 is the general kernel (a tile override may ask for it on a window problem,
-    // or for 16 rows, or another window_variant).
-    int rows = int(ctx.plan.tile("rows_per_thread", 0));
-    if (rows != 0 && ((rows != 4 && rows != 8 && rows != 16) || !cuda::depthwise_window_fits(p)))
-      rows = int(window_rows(g));
-    int variant = int(ctx.plan.tile("window_variant", 0));
-    if (variant < 0 || variant >= cuda::kDepthwiseWindowVariants) variant = 0;
-    // Channel vectors when the plan wants them and the channel count and every pointer allow them.
-    auto vectors = [&](int v) {
-      const int64_t vec = vector_width(g.dtype, rows, v), bytes = vec * dtype_size(g.dtype);
-      return ctx.plan.tile("channels_per_thread", 1) > 1 && g.c % vec == 0 && aligned(p.x, bytes) &&
-             aligned(p.wt, bytes) && aligned(p.y, bytes);
-    };
-    // The ring without its 16-byte vectors (pointers not 16-byte aligned) gives way to variant 0.
-    if (variant == kRingVariant && !vectors(variant)) variant = 0;
-    const int64_t vec = vector_width(g.dtype, rows, variant);
-    const bool vector = vectors(variant);
-    CONVND_CUDA_CHECK(cuda::launch_depthwise(p, vector ? int(vec) : 1, rows, variant, 0));
+    // The planned vector, where every pointer is aligned to it (a run-time property).
+    const int64_t vec = cfg->channels_per_thread, bytes = vec * dtype_size(g.dtype);
+    const bool vector = vec > 1 && g.c % vec == 0 && aligned(p.x, bytes) && aligned(p.wt, bytes) && aligned(p.y, bytes);
+    CONVND_CUDA_CHECK(
+        cuda::launch_depthwise(p, cfg->kernel, vector ? int(vec) : 1, int(cfg->rows_per_thread), 0));
     if (!cuda::report_done(ctx, 1.0))
       return Status(ErrorKind::interrupted, "[depthwise_direct__cuda] cancelled");
     return Status::Ok();

@@ -87,7 +87,7 @@ inline GemmConvParams gemm_conv_params(const Geometry& g, const Geometry& sub, c
 }
 
 /// One dense conv of a problem: the whole problem when it has no input dilation, else one
-/// stride phase (src/plan/phases.h) with outputs.
+/// stride phase (src/core/phases.h) with outputs.
 struct DenseConvPiece {
   Geometry sub;
   DenseConvMap map;

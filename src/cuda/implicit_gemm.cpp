@@ -86,9 +86,11 @@ namespace {
 
 class ImplicitGemmCuda final : public Algorithm {
  public:
-  std::string_view name() const override { return "implicit_gemm__cuda"; }
-  Backend backend() const override { return Backend::cuda; }
-  std::string plan(const Geometry& g, const PlanRequest&, Plan* plan, int64_t*) const override {
+  const AlgorithmTraits& traits() const override {
+    static const AlgorithmTraits t = cuda::cuda_traits("implicit_gemm__cuda", kAllDTypes, "none");
+    return t;
+  }
+  std::string plan(const Geometry& g, const PlanRequest&, PlanChoice* out, int64_t*) const override {
     if (g.idil != Dims{1, 1, 1}) return "input dilation needs the polyphase algorithms";
     const cuda::DenseConvPiece pc = cuda::dense_conv_pieces(g).front();
     std::string why = cuda::gemm_conv_unsupported(g, pc.sub, pc.map);
@@ -97,20 +99,21 @@ class ImplicitGemmCuda final : public Algorithm {
     const int64_t block_m = g.dtype == DType::f64 ? 64 : 128;
     const int64_t block_n = mma ? cuda::gemm_block_n(pc.sub) : block_m;
     const int64_t vec = g.dtype == DType::f64 ? 0 : g.dtype == DType::f32 ? 4 : 8;
-    plan->workspace_bytes = 0;
-    plan->index_bits = 64;
-    plan->tiles = {{"block_m", block_m},
-                   {"block_n", block_n},
-                   {"block_k", mma ? 32 : 8},
-                   {"tensor_cores", mma ? 1 : 0},
-                   {"vector_loads", vec > 0 && g.cg() % vec == 0 ? 1 : 0}};
+    auto cfg = std::make_shared<cuda::GemmConvConfig>();
+    cfg->block_m = block_m;
+    cfg->block_n = block_n;
+    cfg->block_k = mma ? 32 : 8;
+    cfg->tensor_cores = mma;
+    cfg->vector_loads = vec > 0 && g.cg() % vec == 0;
+    out->config = std::move(cfg);
     return {};
   }
   Status run(const RunContext& ctx) const override {
+    const cuda::GemmConvConfig* cfg = config_of<cuda::GemmConvConfig>(ctx.plan);
+    if (!cfg) return wrong_config(ctx.plan);
     const cuda::DenseConvPiece pc = cuda::dense_conv_pieces(ctx.g).front();
     int64_t done = 0;
-    return cuda::run_gemm_conv(ctx, pc.sub, pc.map, int(ctx.plan.tile("block_n", 128)), &done,
-                               ctx.g.y_elems());
+    return cuda::run_gemm_conv(ctx, pc.sub, pc.map, int(cfg->block_n), &done, ctx.g.y_elems());
   }
 };
 

@@ -30,11 +30,23 @@ cudaDataType_t cuda_type(DType t) {
   return CUDA_R_32F;
 }
 
+// cuBLAS GEMMs of m_tile pixels at a time (each call's blocks under 2^31 elements).
+struct PointwiseGemmCudaConfig final : PlanConfig {
+  int64_t m_tile = 1;      // pixels per GEMM call
+  int64_t gemm_calls = 0;  // calls in all (tiles × groups)
+  bool tf32 = false;       // f32 through TF32 tensor cores (only when the caller allows it)
+  std::vector<std::pair<std::string, int64_t>> parameters() const override {
+    return {{"m_tile", m_tile}, {"gemm_calls", gemm_calls}, {"tf32", tf32}};
+  }
+};
+
 class PointwiseGemmCuda final : public Algorithm {
  public:
-  std::string_view name() const override { return "pointwise_gemm__cuda"; }
-  Backend backend() const override { return Backend::cuda; }
-  std::string plan(const Geometry& g, const PlanRequest& req, Plan* plan, int64_t*) const override {
+  const AlgorithmTraits& traits() const override {
+    static const AlgorithmTraits t = cuda::cuda_traits("pointwise_gemm__cuda", kAllDTypes, "none");
+    return t;
+  }
+  std::string plan(const Geometry& g, const PlanRequest& req, PlanChoice* out, int64_t*) const override {
     if (g.k != Dims{1, 1, 1}) return "needs a 1x1 kernel";
     if (g.stride != Dims{1, 1, 1} || g.idil != Dims{1, 1, 1} || g.lo != Dims{0, 0, 0} ||
         g.hi != Dims{0, 0, 0})
@@ -45,18 +57,21 @@ class PointwiseGemmCuda final : public Algorithm {
     const int64_t M = g.n * g.out_volume();
     // Each call's x and y blocks hold fewer than 2^31 elements.
     const int64_t m_tile = std::min<int64_t>(M, INT_MAX / std::max(g.c, g.o));
-    plan->workspace_bytes = 0;
-    plan->index_bits = 32;
-    plan->tiles = {{"m_tile", m_tile},
-                   {"gemm_calls", ((M + m_tile - 1) / m_tile) * g.groups},
-                   {"tf32", req.allow_tf32 && g.dtype == DType::f32 ? 1 : 0}};
+    auto cfg = std::make_shared<PointwiseGemmCudaConfig>();
+    cfg->m_tile = std::max<int64_t>(m_tile, 1);
+    cfg->gemm_calls = ((M + cfg->m_tile - 1) / cfg->m_tile) * g.groups;
+    cfg->tf32 = req.allow_tf32 && g.dtype == DType::f32;
+    out->index_bits = 32;
+    out->config = std::move(cfg);
     return {};
   }
   Status run(const RunContext& ctx) const override {
+    const PointwiseGemmCudaConfig* cfg = config_of<PointwiseGemmCudaConfig>(ctx.plan);
+    if (!cfg) return wrong_config(ctx.plan);
     const Geometry& g = ctx.g;
-    const int64_t M = g.n * g.out_volume(), m_tile = ctx.plan.tile("m_tile", 1);
+    const int64_t M = g.n * g.out_volume(), m_tile = cfg->m_tile;
     const int64_t es = dtype_size(g.dtype), cg = g.cg(), og = g.og();
-    const bool tf32 = ctx.plan.tile("tf32") != 0;
+    const bool tf32 = cfg->tf32;
     const cudaDataType_t t = cuda_type(g.dtype);
     const cublasComputeType_t compute = g.dtype == DType::f64 ? CUBLAS_COMPUTE_64F
                                         : tf32                ? CUBLAS_COMPUTE_32F_FAST_TF32

@@ -1,5 +1,5 @@
 // Transposed and input-dilated convs with many channels on the GPU (the CUDA counterpart of
-// src/cpu polyphase_gemm): by stride phases (src/plan/phases.h) every group of output
+// src/cpu polyphase_gemm): by stride phases (src/core/phases.h) every group of output
 // positions is a dense conv of the undilated input with a sub-kernel, run through the implicit
 // GEMM kernels with its outputs written at first + step·m. No multiply-add touches an inserted
 // zero and nothing is unfolded; a phase whose taps all miss the input is a GEMM with K = 0,
@@ -18,9 +18,11 @@ constexpr int64_t kMaxPhases = 4096;  // a launch each
 
 class PolyphaseGemmCuda final : public Algorithm {
  public:
-  std::string_view name() const override { return "polyphase_gemm__cuda"; }
-  Backend backend() const override { return Backend::cuda; }
-  std::string plan(const Geometry& g, const PlanRequest&, Plan* plan, int64_t*) const override {
+  const AlgorithmTraits& traits() const override {
+    static const AlgorithmTraits t = cuda::cuda_traits("polyphase_gemm__cuda", kAllDTypes, "none");
+    return t;
+  }
+  std::string plan(const Geometry& g, const PlanRequest&, PlanChoice* out, int64_t*) const override {
     if (g.idil == Dims{1, 1, 1}) return "no input dilation (a dense conv needs no phases)";
     if (phase_count(g) > kMaxPhases) return "more than " + std::to_string(kMaxPhases) + " stride phases";
     // Every phase must suit the kernels; the one with the most outputs picks the tile width.
@@ -33,16 +35,22 @@ class PolyphaseGemmCuda final : public Algorithm {
     }
     const bool mma = g.dtype == DType::f16 || g.dtype == DType::bf16;
     const int64_t block_m = g.dtype == DType::f64 ? 64 : 128;
-    plan->workspace_bytes = 0;
-    plan->index_bits = 64;
-    plan->tiles = {
-        {"phases", phase_count(g)}, {"phases_with_outputs", int64_t(pieces.size())},
-        {"block_m", block_m},       {"block_n", mma && widest ? cuda::gemm_block_n(*widest) : block_m},
-        {"block_k", mma ? 32 : 8},  {"tensor_cores", mma ? 1 : 0}};
+    const int64_t vec = g.dtype == DType::f64 ? 0 : g.dtype == DType::f32 ? 4 : 8;
+    auto cfg = std::make_shared<cuda::GemmConvConfig>();
+    cfg->block_m = block_m;
+    cfg->block_n = mma && widest ? cuda::gemm_block_n(*widest) : block_m;
+    cfg->block_k = mma ? 32 : 8;
+    cfg->tensor_cores = mma;
+    cfg->vector_loads = vec > 0 && g.cg() % vec == 0;
+    cfg->phases = phase_count(g);
+    cfg->phases_with_outputs = int64_t(pieces.size());
+    out->config = std::move(cfg);
     return {};
   }
   Status run(const RunContext& ctx) const override {
-    const int block_n = int(ctx.plan.tile("block_n", 128));
+    const cuda::GemmConvConfig* cfg = config_of<cuda::GemmConvConfig>(ctx.plan);
+    if (!cfg) return wrong_config(ctx.plan);
+    const int block_n = int(cfg->block_n);
     int64_t done = 0;
     for (const cuda::DenseConvPiece& pc : cuda::dense_conv_pieces(ctx.g)) {
       const Status st = cuda::run_gemm_conv(ctx, pc.sub, pc.map, block_n, &done, ctx.g.y_elems());

@@ -130,6 +130,17 @@ std::vector<std::pair<std::string, int64_t>> Plan::parameters() const {
   return config ? config->parameters() : std::vector<std::pair<std::string, int64_t>>{};
 }
 
+Plan with_parameter(const Plan& plan, std::string_view name, int64_t value) {
+  std::shared_ptr<const PlanConfig> changed = plan.config ? plan.config->with_parameter(name, value) : nullptr;
+  if (!changed)
+    throw Error(ErrorKind::invalid, "[plan] " + plan.algorithm + " cannot run with " + std::string(name) + "=" +
+                                        std::to_string(value) + " (not a settable parameter, or not a value it runs)" +
+                                        "; problem: " + to_string(plan.problem));
+  Plan out = plan;
+  out.config = std::move(changed);
+  return out;
+}
+
 std::string Plan::to_text() const {
   std::string s;
   s += "problem:    " + to_string(problem) + "\n";

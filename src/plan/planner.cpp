@@ -195,11 +195,14 @@ Plan plan_uncached(const Problem& problem, const ExecOptions& opt, const Backend
 
 Plan make_plan(const Problem& problem, const ExecOptions& opt) {
   const BackendImpl& impl = backend_impl(opt.backend);
-  // No device (or no CUDA in this build): unsupported, with the reason.
-  if (const std::string why = impl.unavailable_reason(); !why.empty())
+  // No device (or no CUDA in this build): unsupported, with the reason; an invalid problem is
+  // invalid first, whatever the backend.
+  if (const std::string why = impl.unavailable_reason(); !why.empty()) {
+    lower(problem);
     throw Error(ErrorKind::unsupported, with_problem("[plan] the " + std::string(backend_name(opt.backend)) +
                                                          " backend is unavailable: " + why,
                                                      problem));
+  }
   Plan plan;
   plan.problem = problem;
   plan.backend = opt.backend;
@@ -208,6 +211,7 @@ Plan make_plan(const Problem& problem, const ExecOptions& opt) {
   try {
     plan.isa = impl.resolve_isa(opt);
   } catch (const Error& e) {
+    lower(problem);
     throw Error(e.kind(), with_problem(e.what(), problem));
   }
   PlanKey key{problem,      opt.backend,    impl.current_device(), plan.budget_bytes, plan.threads,

@@ -110,7 +110,7 @@ TEST(CpuAlgorithms, Im2colGemmPaddedCopyBitwise) {
     ExecOptions opt;
     opt.algorithm = "im2col_gemm";
     const Plan big = make_plan(p, opt);
-    const int64_t copy = big.tile("padded_input", 0);
+    const int64_t copy = plan_parameter(big, "padded_input");
     copied += copy > 0;
     Tensor y_copy;
     ASSERT_TRUE(run_forced(c, "im2col_gemm", &y_copy));
@@ -118,13 +118,13 @@ TEST(CpuAlgorithms, Im2colGemmPaddedCopyBitwise) {
     if (copy == 0) continue;
     opt.budget = big.workspace_bytes - 1;
     const Plan small = make_plan(p, opt);
-    EXPECT_EQ(small.tile("padded_input", -1), 0) << s;
+    EXPECT_EQ(plan_parameter(small, "padded_input"), 0) << s;
     Tensor y_packed;
     ASSERT_TRUE(run_forced(c, "im2col_gemm", &y_packed, opt.budget));
     EXPECT_TRUE(bit_equal(y_copy, y_packed)) << s;
   }
   // The copy needs the gather kernel (the AVX-512 path has it).
-  if (gemm_kernels(gemm_isa()).f32_gemm_gather) EXPECT_GT(copied, 0);
+  if (gemm_kernels(make_plan(parse_problem("in=8 c=1 o=1")).isa).f32_gemm_gather) EXPECT_GT(copied, 0);
 }
 
 TEST(CpuAlgorithms, DepthwiseDirectRandom) {
@@ -214,7 +214,7 @@ TEST(CpuAlgorithms, TinyBudgetSplitsChannelsBitwise) {
     big.budget = int64_t(1) << 40;
     Plan pt = make_plan(c.problem, tiny), pb = make_plan(c.problem, big);
     EXPECT_EQ(pt.algorithm, pb.algorithm) << s;
-    EXPECT_LT(pt.tile("n_tile"), pb.tile("n_tile")) << s;
+    EXPECT_LT(plan_parameter(pt, "n_tile"), plan_parameter(pb, "n_tile")) << s;
     EXPECT_LE(pt.workspace_bytes, tiny.budget);
     Tensor yt = Tensor::empty(c.problem.dtype, y_shape(c.shapes)),
            yb = Tensor::empty(c.problem.dtype, y_shape(c.shapes));

@@ -44,17 +44,13 @@ Problem random_depthwise(Rng& rng, DType t) {
   }
 }
 
-// Runs c with the named algorithm and tiles of its plan replaced (tiles never change bits).
+// Runs c with the named algorithm and parameters of its plan's configuration replaced (a
+// hand-made plan: with_parameter; these parameters never change bits).
 Tensor run_with_tiles(const Case& c, const std::string& algo,
                       const std::vector<std::pair<std::string, int64_t>>& tiles) {
   const ExecOptions opt = cuda_options(algo);
   Plan plan = make_plan(c.problem, opt);
-  for (const auto& [tile, value] : tiles) {
-    bool found = false;
-    for (auto& [name, v] : plan.tiles)
-      if (name == tile) v = value, found = true;
-    EXPECT_TRUE(found) << algo << " has no tile " << tile;
-  }
+  for (const auto& [tile, value] : tiles) plan = with_parameter(plan, tile, value);
   Tensor y = Tensor::empty(c.problem.dtype, y_shape(c.shapes));
   execute(plan, c.x, c.w, y, opt);
   return y;
@@ -64,19 +60,13 @@ Tensor run_with_tile(const Case& c, const std::string& algo, const std::string& 
   return run_with_tiles(c, algo, {{tile, value}});
 }
 
-// The depthwise 3x3 window kernel's variants (rows_per_thread, window_variant), besides the
-// planner's choice (the ring, variant 3, where 16-byte channel vectors fit, else variant 0):
-// kernels/depthwise.cu WindowShape0..2, and the shared-memory row ring (variants 3 and 4: 128-
-// and 64-byte channel chunks, row strips of up to 4·rows_per_thread = 16, 32 or 64 rows).
+// The depthwise 3x3 window kernels besides the planner's choice (the ring where 16-byte channel
+// vectors fit, else the window kernel): each at 4, 8 and 16 rows per thread (the ring's row
+// strips of up to 4·rows = 16, 32 or 64 rows). kernel: 1 window, 2 ring (DepthwiseKernel).
 const std::vector<std::vector<std::pair<std::string, int64_t>>> kDepthwiseWindowVariants = {
-    {{"rows_per_thread", 8}, {"window_variant", 0}},  {{"rows_per_thread", 4}, {"window_variant", 0}},
-    {{"rows_per_thread", 16}, {"window_variant", 0}}, {{"rows_per_thread", 8}, {"window_variant", 1}},
-    {{"rows_per_thread", 4}, {"window_variant", 1}},  {{"rows_per_thread", 16}, {"window_variant", 1}},
-    {{"rows_per_thread", 8}, {"window_variant", 2}},  {{"rows_per_thread", 4}, {"window_variant", 2}},
-    {{"rows_per_thread", 16}, {"window_variant", 2}}, {{"rows_per_thread", 8}, {"window_variant", 3}},
-    {{"rows_per_thread", 4}, {"window_variant", 3}},  {{"rows_per_thread", 16}, {"window_variant", 3}},
-    {{"rows_per_thread", 8}, {"window_variant", 4}},  {{"rows_per_thread", 4}, {"window_variant", 4}},
-    {{"rows_per_thread", 16}, {"window_variant", 4}}};
+    {{"kernel", 1}, {"rows_per_thread", 8}}, {{"kernel", 1}, {"rows_per_thread", 4}},
+    {{"kernel", 1}, {"rows_per_thread", 16}}, {{"kernel", 2}, {"rows_per_thread", 8}},
+    {{"kernel", 2}, {"rows_per_thread", 4}}, {{"kernel", 2}, {"rows_per_thread", 16}}};
 
 std::string tiles_string(const std::vector<std::pair<std::string, int64_t>>& tiles) {
   std::string s;
@@ -129,11 +119,10 @@ TEST(CudaAlgorithms, DepthwiseWindowTileBoundaries) {
 
 TEST(CudaAlgorithms, DepthwiseWindowVariantsTileBoundaries) {
   CONVND_SKIP_WITHOUT_CUDA();
-  // The same boundaries for the timing variants (16 rows; shared-memory weights with 16-byte
-  // vectors; 128-thread blocks, 3 rows ahead; the shared-memory row ring), plus rows around 16
+  // The same boundaries for both window kernels at 4, 8 and 16 rows, plus rows around 16
   // and a block that spans several channel tiles (few columns), every dtype, against the
   // oracle. For the ring: channels that end inside a 64- or 128-byte chunk (72, 40, 264) or
-  // allow no 16-byte vector (37, 5: variant 0's one-channel kernel instead), prime widths over
+  // allow no 16-byte vector (37, 5: the window kernel's one-channel form instead), prime widths over
   // several balanced column tiles (67, 131), prime heights over several balanced row strips
   // (37, 41), padding on one side only, more padding than the window (whole rows and columns
   // of zeros), and a 3-D problem whose first P0 plane falls in the padding.
@@ -160,9 +149,9 @@ TEST(CudaAlgorithms, DepthwiseWindowVariantsTileBoundaries) {
 
 TEST(CudaAlgorithms, DepthwiseKernelsAgreeBitwise) {
   CONVND_SKIP_WITHOUT_CUDA();
-  // The planner's window kernel at 8 and 4 rows per thread, the other variants (16 rows,
-  // window_variant 0 to 4) and the general kernel (rows_per_thread 0) sum every output's taps
-  // in the same order: the same bits.
+  // The planner's window kernel at 8 and 4 rows per thread, both window kernels at 4, 8 and 16
+  // rows and the general kernel (kernel 0) sum every output's taps in the same order: the same
+  // bits.
   Rng rng = test_rng();
   for (const char* s :
        {"n=2 in=21x19 c=384 o=384 k=3x3 pad=1 g=384", "n=1 in=17x9 c=37 o=37 k=3x3 pad=1 g=37",
@@ -173,7 +162,7 @@ TEST(CudaAlgorithms, DepthwiseKernelsAgreeBitwise) {
       Case c = make_case(p, rng);
       const Tensor a = run_with_tile(c, "depthwise_direct__cuda", "rows_per_thread", 8);
       const Tensor b = run_with_tile(c, "depthwise_direct__cuda", "rows_per_thread", 4);
-      const Tensor g = run_with_tile(c, "depthwise_direct__cuda", "rows_per_thread", 0);
+      const Tensor g = run_with_tile(c, "depthwise_direct__cuda", "kernel", 0);
       ASSERT_TRUE(matches_oracle(a, oracle(c))) << to_string(p);
       ASSERT_TRUE(bit_equal(a, b)) << to_string(p);
       ASSERT_TRUE(bit_equal(a, g)) << to_string(p);
@@ -278,13 +267,13 @@ TEST(CudaAlgorithms, TransposedScatterRandom) {
   lim.max_channels_per_group = 3;
   lim.max_extent = 30;
   lim.max_kernel = 12;
-  check_algorithm_on_draws("transposed_scatter__cuda", lim, 120, 25);
+  check_algorithm_on_draws("transposed_gather__cuda", lim, 120, 25);
 }
 
 TEST(CudaAlgorithms, TransposedScatterLongKernel) {
   CONVND_SKIP_WITHOUT_CUDA();
   check_list(
-      "transposed_scatter__cuda",
+      "transposed_gather__cuda",
       {"op=convT in=40 c=1 o=1 k=64 stride=16", "op=convT n=2 in=23 c=2 o=3 k=17 stride=5 pad=3 outpad=2",
        "op=convT in=50 c=1 o=1 k=9 stride=4 dil=2 pad=7", "in=20 c=2 o=2 k=7 idil=3 pad=-2:5 flip=1",
        // Columns (Pp·O) around the 256-thread row and the vector width; partial last rows.
@@ -344,7 +333,7 @@ TEST(CudaAlgorithms, PlannerPrefersFastPathsAndExplainsRejections) {
     const char* algo;
   };
   for (Want w : {Want{"n=8 in=56x56 c=256 o=64 dtype=bf16", "pointwise_gemm__cuda"},
-                 Want{"op=convT in=5160 c=1 o=1 k=4096 stride=1024", "transposed_scatter__cuda"},
+                 Want{"op=convT in=5160 c=1 o=1 k=4096 stride=1024", "transposed_gather__cuda"},
                  Want{"n=2 in=56x56 c=384 o=384 k=3x3 pad=1 g=384 dtype=bf16", "depthwise_direct__cuda"},
                  Want{"n=2 in=14x14 c=256 o=256 k=3x3 pad=1 dtype=bf16", "implicit_gemm__cuda"},
                  Want{"n=1 in=32x32x32 c=64 o=64 k=3x3x3 pad=1 dtype=bf16", "implicit_gemm__cuda"},

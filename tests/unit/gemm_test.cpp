@@ -564,14 +564,14 @@ TEST(Gemm, EmptySizes) {
   std::mt19937_64 rng(fresh_seed());
   for (bool accumulate : {false, true}) {
     Problem p(DType::f32, 5, 6, 0, rng);
-    const GemmPlan plan = gemm_plan(5, 6, 0, DType::f32, 1);
+    const GemmPlan plan = gemm_plan(5, 6, 0, DType::f32, 1, gemm_isa());
     const std::vector<char> c = run(plan, p, accumulate);
     for (int64_t m = 0; m < p.M; ++m)
       for (int64_t n = 0; n < p.N; ++n)
         EXPECT_EQ(Tensor::read(DType::f32, c.data() + (m * p.ldc + n) * 4),
                   accumulate ? p.c0.val[size_t(m * p.ldc + n)] : 0.0);
   }
-  GemmPlan plan = gemm_plan(0, 0, 10, DType::f32, 1);
+  GemmPlan plan = gemm_plan(0, 0, 10, DType::f32, 1, gemm_isa());
   GemmArgs args;
   args.K = 10;
   EXPECT_TRUE(gemm(plan, args, nullptr, 0, nullptr).ok());
@@ -586,12 +586,12 @@ TEST(Gemm, RejectsBadArguments) {
   GemmArgs args;
   args.M = p.M, args.N = p.N, args.K = p.K, args.a = &a, args.b = &b;
   args.c = c.raw.data(), args.ldc = p.ldc;
-  const GemmPlan plan = gemm_plan(p.M, p.N, p.K, DType::f32, 1);
+  const GemmPlan plan = gemm_plan(p.M, p.N, p.K, DType::f32, 1, gemm_isa());
   const int64_t ws = gemm_workspace_bytes(plan, p.N, p.K, DType::f32, false);
   Buffer workspace(ws);
   EXPECT_TRUE(gemm(plan, args, workspace.get(), ws, nullptr).ok());
   EXPECT_EQ(gemm(plan, args, workspace.get(), ws - 1, nullptr).kind(), ErrorKind::invalid);
-  GemmPlan other_k = gemm_plan(p.M, p.N, 10 * p.K, DType::f32, 1);  // kc of another K
+  GemmPlan other_k = gemm_plan(p.M, p.N, 10 * p.K, DType::f32, 1, gemm_isa());  // kc of another K
   if (other_k.kc != plan.kc)
     EXPECT_EQ(gemm(other_k, args, workspace.get(), ws, nullptr).kind(), ErrorKind::invalid);
   GemmArgs f64_c = args;  // f64 C with an f32 plan

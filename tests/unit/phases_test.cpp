@@ -1,4 +1,4 @@
-// The stride-phase decomposition (src/plan/phases.h): each phase's sub-problem reproduces the
+// The stride-phase decomposition (src/core/phases.h): each phase's sub-problem reproduces the
 // oracle on its outputs, and the tap-pair count matches the enumeration.
 #include <convnd/convnd.h>
 #include <gtest/gtest.h>

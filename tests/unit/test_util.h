@@ -522,4 +522,19 @@ inline std::vector<ListEntry> read_problem_list(const std::filesystem::path& pat
   return out;
 }
 
+/// A plan's configuration parameter by name: the last one called `name` or ending in
+/// ".name" (a polyphase plan lists one set of tiles per reduction length, the largest last).
+/// Fails the test and returns -1 when the plan has none.
+inline int64_t plan_parameter(const Plan& plan, const std::string& name) {
+  int64_t value = -1;
+  bool found = false;
+  for (const auto& [k, v] : plan.parameters())
+    if (k == name || (k.size() > name.size() && k.compare(k.size() - name.size() - 1, std::string::npos, "." + name) == 0)) {
+      value = v;
+      found = true;
+    }
+  if (!found) ADD_FAILURE() << plan.algorithm << " has no parameter " << name;
+  return value;
+}
+
 }  // namespace convnd::test

@@ -1,5 +1,4 @@
-// Depthwise convs (one channel in and out per group), memory-bound. Two kernels, and a third
-// shape of the first for timing (variants 3 and 4, depthwise_ring_kernel below):
+// Depthwise convs (one channel in and out per group), memory-bound. Three kernels:
 //
 // depthwise_window_kernel, for a 3x3 window of stride 1 and dilation 1 on the last two axes (one
 // tap on the first): a thread owns VEC consecutive channels of one output column and R
@@ -187,38 +186,7 @@ struct WindowDecompose {
   uint32_t j_total;    // threads per (row group, P0 position, sample): C / VEC · P2 (< 2^31)
 };
 
-// The window kernel's shapes (launch_depthwise's `variant`): threads per block, the minimum
-// blocks per SM given to __launch_bounds__, input rows loaded ahead of the row being added, and
-// whether the 9 taps' weights live in registers (loaded once per thread) or in shared memory
-// (the block's channel span, loaded once per block and read per kernel row).
-//   0: 256 threads, 2 rows ahead, weights in registers: depthwise_window_kernel (the planner's
-//      choice; bf16 8-byte vectors: 80 registers, 3 blocks per SM)
-//   1: 256 threads, 2 rows ahead, weights in shared memory; run with 16-byte vectors (8 f16 /
-//      bf16 channels) by the host, so twice the bytes per load of variant 0
-//   2: 128 threads, 3 rows ahead, weights in shared memory, 8-byte bf16 vectors, and
-//      __launch_bounds__(128, MIN) capping registers for more resident threads than 768
-//   3, 4: not a WindowShape: depthwise_ring_kernel (RingShape3, RingShape4 below), the input
-//      rows staged in a shared-memory ring; 16-byte vectors for every type
-template <int BLOCK, int MIN_BLOCKS, int AHEAD, bool SMEM_W>
-struct WindowShape {
-  static constexpr int block = BLOCK, min_blocks = MIN_BLOCKS, ahead = AHEAD;
-  static constexpr bool smem_weights = SMEM_W;
-};
-using WindowShape0 = WindowShape<256, 1, 2, false>;
-using WindowShape1 = WindowShape<256, 1, 2, true>;
-using WindowShape2 = WindowShape<128, 7, 3, true>;
-// depthwise_window_kernel hard-codes variant 0's shape (kBlock threads, kAhead = 2, no minimum).
-static_assert(WindowShape0::block == kBlock && WindowShape0::ahead == 2 && WindowShape0::min_blocks == 1,
-              "variant 0 is depthwise_window_kernel's shape");
-
-// Channel tiles that one block's threads can touch (shared-memory weights): a block covers
-// block / CB consecutive (tile, column) units, so at most ceil((block / CB − 1) / P2) + 1 tiles.
-inline int64_t window_block_tiles(int block, uint32_t cb_log2, int64_t cols, int64_t tiles) {
-  const int64_t units = block >> cb_log2;
-  return std::min(tiles, (units - 1 + cols - 1) / cols + 1);
-}
-
-// The 3x3 window (variant 0, the planner's): axis 0 one tap (any stride and padding), axes 1 and
+// The 3x3 window (DepthwiseKernel::window): axis 0 one tap (any stride and padding), axes 1 and
 // 2 three taps, stride 1, dilation 1. Block b = ((n·P0 + p0)·groups + rg)·jblocks + jb; thread j = jb·kBlock + tid =
 // (tile·P2 + q)·CB + lane: channel vector tile·CB + lane, output column q, rows rg·R .. rg·R + R − 1.
 template <class T, int VEC, int R>
@@ -301,125 +269,11 @@ __global__ void __launch_bounds__(kBlock)
   }
 }
 
-// Variants 1 and 2: the same walk with a WindowShape S (threads per block, rows ahead, weights
-// in shared memory or registers). Block b = ((n·P0 + p0)·groups + rg)·jblocks + jb; thread j = jb·block + tid =
-// (tile·P2 + q)·CB + lane: channel vector tile·CB + lane, output column q, rows rg·R .. rg·R + R − 1.
-// Every shape sums each output's taps in the same order, so all give the same bits.
-template <class T, int VEC, int R, class S>
-__global__ void __launch_bounds__(S::block, S::min_blocks)
-    depthwise_window_shaped_kernel(const DepthwiseParams p, const WindowDecompose d) {
-  using C = compute_t<T>;
-  using V = Vec<T, VEC>;
-  using Raw = typename RawOf<sizeof(V)>::type;
-  constexpr int kBlockW = S::block;
-  constexpr int kAhead = S::ahead;  // input rows loaded ahead of the row being added
-  const T* __restrict__ x = static_cast<const T*>(p.x);
-  T* __restrict__ y = static_cast<T*>(p.y);
-  uint32_t jb, rg, p0;
-  uint32_t r = d.jblocks.divmod(blockIdx.x, &jb);
-  r = d.rgroups.divmod(r, &rg);
-  const int64_t n = d.p0.divmod(r, &p0);
-  const uint32_t j = jb * kBlockW + threadIdx.x;
-  const uint32_t lane_mask = (1u << d.cb_log2) - 1;
-  // Shared-memory weights: taps [9][span] of Raw, span = the block's channel vectors.
-  extern __shared__ __align__(16) unsigned char window_smem[];
-  Raw* sw = reinterpret_cast<Raw*>(window_smem);
-  uint32_t span = 0, vec_base = 0;
-  if constexpr (S::smem_weights) {
-    const uint32_t j_first = jb * kBlockW;
-    const uint32_t j_last = min(j_first + uint32_t(kBlockW), d.j_total) - 1;
-    const uint32_t t_first = d.cols.div(j_first >> d.cb_log2);
-    const uint32_t t_last = d.cols.div(j_last >> d.cb_log2);
-    vec_base = t_first << d.cb_log2;
-    span = (t_last - t_first + 1) << d.cb_log2;
-    const T* wsrc = static_cast<const T*>(p.wt) + int64_t(vec_base) * VEC;
-    for (uint32_t e = threadIdx.x; e < 9 * span; e += kBlockW) {
-      const uint32_t t = e / span, v = e - t * span;
-      sw[e] = __ldg(reinterpret_cast<const Raw*>(wsrc + int64_t(t) * p.c + int64_t(v) * VEC));
-    }
-    __syncthreads();
-  }
-  if (j >= d.j_total) return;
-  uint32_t q;
-  const uint32_t tile = d.cols.divmod(j >> d.cb_log2, &q);
-  const uint32_t cvec = (tile << d.cb_log2) + (j & lane_mask);  // channel vector
-  const int64_t c0 = int64_t(cvec) * VEC;
-  const int32_t o1 = int32_t(rg) * R;       // first output row
-  const int32_t i1 = o1 - p.lo[1];          // first input row (may be negative)
-  const int32_t i2 = int32_t(q) - p.lo[2];  // first input column
-  const int32_t i0 = int32_t(p0) * p.stride[0] - p.lo[0];
-  const bool plane = unsigned(i0) < unsigned(p.in[0]);
-  bool col_ok[3];
-#pragma unroll
-  for (int kw = 0; kw < 3; ++kw) col_ok[kw] = unsigned(i2 + kw) < unsigned(p.in[2]);
-  const int64_t x_row = int64_t(p.in[2]) * p.c;
-  // [N, I0, I1, I2, C] at (n, i0, i1, i2, c0); rows i1 .. i1 + R + 1 follow at x_row.
-  const T* xp = x + ((n * p.in[0] + i0) * p.in[1] + i1) * x_row + int64_t(i2) * p.c + c0;
-  Raw w[S::smem_weights ? 1 : 9];  // [kh·3 + kw], taps of axis 0 index 0 (register weights)
-  if constexpr (!S::smem_weights) {
-    const T* wp = static_cast<const T*>(p.wt) + c0;
-#pragma unroll
-    for (int t = 0; t < 9; ++t) w[t] = __ldg(reinterpret_cast<const Raw*>(wp + t * p.c));
-  }
-  const Raw* swp = sw + (cvec - vec_base);  // this thread's column of the shared weights
-  Raw buf[R + 2][3];  // input rows, loaded kAhead rows before they are added
-  auto load_row = [&](int ii) {
-    const bool row_ok = plane && unsigned(i1 + ii) < unsigned(p.in[1]);
-#pragma unroll
-    for (int kw = 0; kw < 3; ++kw) {
-      buf[ii][kw] = Raw{};
-      if (row_ok && col_ok[kw]) buf[ii][kw] = __ldg(reinterpret_cast<const Raw*>(xp + ii * x_row + kw * p.c));
-    }
-  };
-#pragma unroll
-  for (int ii = 0; ii < kAhead && ii < R + 2; ++ii) load_row(ii);
-  C acc[R][VEC];
-#pragma unroll
-  for (int v = 0; v < R; ++v)
-#pragma unroll
-    for (int u = 0; u < VEC; ++u) acc[v][u] = C(0);
-  const int64_t y_row = int64_t(p.out[2]) * p.c;
-  T* yp = y + ((n * p.out[0] + p0) * p.out[1] + o1) * y_row + int64_t(q) * p.c + c0;
-#pragma unroll
-  for (int ii = 0; ii < R + 2; ++ii) {
-    if (ii + kAhead < R + 2) load_row(ii + kAhead);
-    if (plane && unsigned(i1 + ii) < unsigned(p.in[1])) {
-      // Input row ii feeds output row ii − kh through kernel row kh; kernel rows of one output
-      // arrive in order, so each output sums its taps in order.
-#pragma unroll
-      for (int kh = 2; kh >= 0; --kh) {
-        const int v = ii - kh;
-        if (v < 0 || v >= R) continue;
-#pragma unroll
-        for (int kw = 0; kw < 3; ++kw) {
-          const V xv = *reinterpret_cast<const V*>(&buf[ii][kw]);
-          Raw wr;
-          if constexpr (S::smem_weights) {
-            wr = swp[(kh * 3 + kw) * span];
-          } else {
-            wr = w[kh * 3 + kw];
-          }
-          const V wv = *reinterpret_cast<const V*>(&wr);
-#pragma unroll
-          for (int u = 0; u < VEC; ++u) acc[v][u] += to_compute(xv.v[u]) * to_compute(wv.v[u]);
-        }
-      }
-    }
-    // Output row ii − 2 has all its kernel rows now.
-    if (ii >= 2 && o1 + ii - 2 < p.out[1]) {
-      V out;
-#pragma unroll
-      for (int u = 0; u < VEC; ++u) out.v[u] = from_compute<T>(acc[ii - 2][u]);
-      *reinterpret_cast<Raw*>(yp + (ii - 2) * y_row) = *reinterpret_cast<const Raw*>(&out);
-    }
-  }
-}
-
-// ---- Variants 3 and 4: a shared-memory row ring ------------------------------------------
+// ---- DepthwiseKernel::ring: a shared-memory row ring ------------------------------------------
 //
-// Why: variants 0..2 issue 3 global loads per input vector and row (one per column tap; L1
+// Why: the window kernel issues 3 global loads per input vector and row (one per column tap; L1
 // serves the repeats), read the 2 halo rows of every row group again, and keep only 2-3 rows of
-// 8-16 bytes per thread in flight: ~12 KB per SM for variant 0, which at its 0.94 TB/s of reads
+// 8-16 bytes per thread in flight: ~12 KB per SM, which at its 0.94 TB/s of reads
 // means ~1.7 us of latency, and reading at the ~1.5 TB/s that copy bandwidth allows needs
 // more bytes in flight than that. Here a block copies
 // whole input rows of its tile into a ring of shared-memory slots with cp.async, AHEAD rows
@@ -429,16 +283,17 @@ __global__ void __launch_bounds__(S::block, S::min_blocks)
 //
 // Block = (column tile, row strip, channel chunk, P0 position, sample), tile fastest, so that
 // the blocks sharing halo columns and halo rows run at about the same time and meet in L2.
-//   - channel chunk: CV 16-byte vectors of channels (CV·16 bytes per pixel: 128 bytes in
-//     variant 3, 64 in variant 4); the last chunk may hold fewer (C need only be a multiple
+//   - channel chunk: CV = 8 16-byte vectors of channels (128 bytes per pixel, a full cache
+//     line; 64-byte chunks, which fit a 56-column row in one tile, were measured no faster and
+//     removed); the last chunk may hold fewer (C need only be a multiple
 //     of the vector, 16 / sizeof(T) channels);
 //   - column tile: up to 256 / CV output columns, the tiles of a row balanced (56 columns:
-//     2 tiles of 28 in variant 3, one of 56 in variant 4; both 224 threads);
+//     2 tiles of 28, 224 threads);
 //   - row strip: up to kRingRowsPerR·rows output rows (rows = launch_depthwise's 4, 8 or 16:
 //     strips of up to 16, 32 or 64 rows), balanced (56 rows: 14, 28 or 56).
 // Thread tid = q·CV + v computes channel vector v of output column q0 + q for every row of the
 // strip; blockDim = ceil32(tile columns · CV). It keeps its 9 taps' weights converted to the
-// compute type in registers and, like variant 0, walks the strip's input rows once each,
+// compute type in registers and, like the window kernel, walks the strip's input rows once each,
 // adding row ii into the 3 output rows it feeds (partial sums in 3 rotating register slots:
 // output o lives in slot o % 3, the walk unrolled by 3 so every slot index is a constant) and
 // storing an output row (16 bytes per thread) as soon as its 3 kernel rows are in.
@@ -450,18 +305,17 @@ __global__ void __launch_bounds__(S::block, S::min_blocks)
 // finished reading row ii − 1), then copy row ii + AHEAD into the slot of row ii − 1 (the one
 // the barrier freed), then add row ii from its slot. Columns outside the input (padding) never
 // get a copy: their vectors are zeroed once in every slot with ordinary stores before the first
-// barrier, so they read as zeros like variant 0's padded columns (which it adds as 0·w); rows
-// outside the input (padding) are neither copied nor added, like variant 0's. Each output sums
-// its taps in variant 0's order (kernel row 0, 1, 2, each column 0, 1, 2, from 0), in f32 for
+// barrier, so they read as zeros like the window kernel's padded columns (which it adds as 0·w); rows
+// outside the input (padding) are neither copied nor added, like the window kernel's. Each output sums
+// its taps in the window kernel's order (kernel row 0, 1, 2, each column 0, 1, 2, from 0), in f32 for
 // f16 / bf16 / f32 and f64 for f64, with the same expression (acc += x · w, contracted to an
-// FMA in both), so every variant gives the same bits.
+// FMA in both), so both give the same bits.
 //
 // Global traffic per block: (strip rows + 2) input rows of (tile columns + 2) pixels and one
 // output row per strip row, CV·16 bytes per pixel; the halo rows and columns are read again by
 // the neighbouring blocks, from L2 when those run alongside. For the suite problem (56x56,
-// C 384 bf16) with 28-row strips that is 30/28 · 30/28 = 1.15x the input through L2 in
-// variant 3 and 30/28 = 1.07x in variant 4 (1.11x and 1.04x with whole-height strips), the
-// output once, and from DRAM ideally each byte once.
+// C 384 bf16) with 28-row strips that is 30/28 · 30/28 = 1.15x the input through L2 (1.11x
+// with whole-height strips), the output once, and from DRAM ideally each byte once.
 constexpr int kRingMaxThreads = 256;  // column tile · CV <= 256
 constexpr int kRingRowsPerR = 4;      // strip of up to kRingRowsPerR · rows output rows
 
@@ -474,17 +328,15 @@ struct RingDecompose {
   int32_t strip_rows;  // output rows of a strip (the last may have fewer)
 };
 
-// Variant 3: 128-byte channel chunks (a full cache line per pixel); variant 4: 64-byte chunks,
-// so that a 56-column row fits one tile (no halo columns read twice). Both 6 rows ahead: the
-// f16 / bf16 kernels need ~125 registers (72 of them the weights in f32, converted once rather
+// 128-byte channel chunks (a full cache line per pixel), 6 rows ahead: the f16 / bf16 kernels
+// need ~125 registers (72 of them the weights in f32, converted once rather
 // than per tap), so 2 blocks of 224 threads share an SM; 6 rows of 3.7-3.8 KB each keep ~45 KB
 // per SM in flight for the suite problem.
 template <int CV, int AHEAD>
 struct RingShape {
   static constexpr int cv = CV, ahead = AHEAD;
 };
-using RingShape3 = RingShape<8, 6>;
-using RingShape4 = RingShape<4, 6>;
+using RingShape8 = RingShape<8, 6>;
 
 __device__ __forceinline__ uint32_t ring_smem_addr(const void* p) {
   return uint32_t(__cvta_generic_to_shared(p));
@@ -720,9 +572,9 @@ cudaError_t launch_shape(const DepthwiseParams& p, cudaStream_t stream) {
   return cudaSuccess;
 }
 
-template <class T, int VEC, int R, class S>
+template <class T, int VEC, int R>
 cudaError_t launch_window(const DepthwiseParams& p, cudaStream_t stream) {
-  constexpr int kBlockW = S::block;
+  constexpr int kBlockW = kBlock;
   const int64_t chunks = p.c / VEC;
   uint32_t cb_log2 = 0;  // the largest power-of-two tile of channel vectors within 128 bytes
   while (cb_log2 < 5 && chunks % (int64_t(2) << cb_log2) == 0 &&
@@ -735,12 +587,6 @@ cudaError_t launch_window(const DepthwiseParams& p, cudaStream_t stream) {
   if (per_sample == 0 || p.n == 0) return cudaSuccess;
   if (j_total >= 0x7fffffff || per_sample >= 0x7fffffff) return cudaErrorInvalidValue;
   const int64_t samples = 0x7fffffff / per_sample;
-  size_t smem = 0;
-  if constexpr (S::smem_weights) {
-    const int64_t tiles = window_block_tiles(kBlockW, cb_log2, p.out[2], chunks >> cb_log2);
-    smem = size_t(9 * (tiles << cb_log2) * VEC * int64_t(sizeof(T)));  // at most ~37 KB
-    if (smem > 48 * 1024) return cudaErrorInvalidValue;
-  }
   WindowDecompose dec{
       FastDivmod(p.out[2]), FastDivmod(jblocks), FastDivmod(rgroups), FastDivmod(p.out[0]), cb_log2,
       uint32_t(j_total)};
@@ -751,28 +597,24 @@ cudaError_t launch_window(const DepthwiseParams& p, cudaStream_t stream) {
     part.n = min(samples, p.n - n0);
     part.x = static_cast<const T*>(p.x) + n0 * x_sample;
     part.y = static_cast<T*>(p.y) + n0 * y_sample;
-    if constexpr (std::is_same_v<S, WindowShape0>)
-      depthwise_window_kernel<T, VEC, R><<<unsigned(part.n * per_sample), kBlockW, 0, stream>>>(part, dec);
-    else
-      depthwise_window_shaped_kernel<T, VEC, R, S>
-          <<<unsigned(part.n * per_sample), kBlockW, smem, stream>>>(part, dec);
+    depthwise_window_kernel<T, VEC, R><<<unsigned(part.n * per_sample), kBlockW, 0, stream>>>(part, dec);
     const cudaError_t err = cudaGetLastError();
     if (err != cudaSuccess) return err;
   }
   return cudaSuccess;
 }
 
-template <class T, int VEC, class S>
+template <class T, int VEC>
 cudaError_t launch_window_rows(const DepthwiseParams& p, int rows, cudaStream_t stream) {
   switch (rows) {
-    case 4: return launch_window<T, VEC, 4, S>(p, stream);
-    case 8: return launch_window<T, VEC, 8, S>(p, stream);
-    case 16: return launch_window<T, VEC, 16, S>(p, stream);
+    case 4: return launch_window<T, VEC, 4>(p, stream);
+    case 8: return launch_window<T, VEC, 8>(p, stream);
+    case 16: return launch_window<T, VEC, 16>(p, stream);
     default: return cudaErrorInvalidValue;
   }
 }
 
-// Variants 3 and 4 (16-byte vectors only): strips of up to kRingRowsPerR · rows output rows.
+// The ring (16-byte vectors only): strips of up to kRingRowsPerR · rows output rows.
 template <class T, class S>
 cudaError_t launch_ring(const DepthwiseParams& p, int rows, cudaStream_t stream) {
   constexpr int VEC = 16 / int(sizeof(T));
@@ -828,36 +670,20 @@ cudaError_t launch_depthwise_weights(const void* w, void* wt, int64_t c, const i
   });
 }
 
-cudaError_t launch_depthwise(const DepthwiseParams& p, int vec, int rows, int variant, cudaStream_t stream) {
+cudaError_t launch_depthwise(const DepthwiseParams& p, DepthwiseKernel kernel, int vec, int rows,
+                             cudaStream_t stream) {
   const bool window = p.k[2] == 3 && p.stride[2] == 1 && p.dil[2] == 1;
   return dispatch_elem(p.elem, [&](auto tag) {
     using T = typename decltype(tag)::type;
-    if (rows > 0) {
-      if (!depthwise_window_fits(p)) return cudaErrorInvalidValue;
-      const int W = depthwise_window_vector(int(sizeof(T)), variant);
-      if (vec != W && vec != 1) return cudaErrorInvalidValue;
-      constexpr int W0 = depthwise_window_vector(int(sizeof(T)), 0);
-      constexpr int W1 = depthwise_window_vector(int(sizeof(T)), 1);
-      switch (variant) {
-        case 0:
-          return vec == 1 ? launch_window_rows<T, 1, WindowShape0>(p, rows, stream)
-                          : launch_window_rows<T, W0, WindowShape0>(p, rows, stream);
-        case 1:
-          return vec == 1 ? launch_window_rows<T, 1, WindowShape1>(p, rows, stream)
-                          : launch_window_rows<T, W1, WindowShape1>(p, rows, stream);
-        case 2:
-          return vec == 1 ? launch_window_rows<T, 1, WindowShape2>(p, rows, stream)
-                          : launch_window_rows<T, W0, WindowShape2>(p, rows, stream);
-        case 3:
-        case 4:
-          // The ring copies 16-byte vectors; without them (C not a multiple of 16 bytes, or
-          // unaligned pointers) variant 0's one-channel kernel, which gives the same bits.
-          if (rows != 4 && rows != 8 && rows != 16) return cudaErrorInvalidValue;
-          if (vec == 1) return launch_window_rows<T, 1, WindowShape0>(p, rows, stream);
-          return variant == 3 ? launch_ring<T, RingShape3>(p, rows, stream)
-                              : launch_ring<T, RingShape4>(p, rows, stream);
-        default: return cudaErrorInvalidValue;
-      }
+    if (kernel != DepthwiseKernel::general) {
+      if (!depthwise_window_fits(p) || (rows != 4 && rows != 8 && rows != 16)) return cudaErrorInvalidValue;
+      const bool ring = kernel == DepthwiseKernel::ring;
+      constexpr int W = depthwise_window_vector(int(sizeof(T)), false);
+      if (vec != 1 && vec != depthwise_window_vector(int(sizeof(T)), ring)) return cudaErrorInvalidValue;
+      // The ring copies 16-byte vectors; without them (C not a multiple of 16 bytes, or unaligned
+      // pointers) the window kernel's one-channel form, which gives the same bits.
+      if (vec == 1) return launch_window_rows<T, 1>(p, rows, stream);
+      return ring ? launch_ring<T, RingShape8>(p, rows, stream) : launch_window_rows<T, W>(p, rows, stream);
     }
     constexpr int VEC = int(16 / sizeof(T));
     if (vec == 1) return launch_shape<T, 1, 0>(p, stream);

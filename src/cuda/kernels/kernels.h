@@ -25,17 +25,17 @@ struct StridedLayout {
   int64_t strides[8];  // elements
 };
 /// dst (dense) = src (strided).
-cudaError_t launch_gather(const void* src, const StridedLayout& src_layout, void* dst, int elem_bytes,
+cudaError_t launch_copy_from_strided(const void* src, const StridedLayout& src_layout, void* dst, int elem_bytes,
                           cudaStream_t stream);
 /// dst (strided) = src (dense).
-cudaError_t launch_scatter(const void* src, void* dst, const StridedLayout& dst_layout, int elem_bytes,
+cudaError_t launch_copy_to_strided(const void* src, void* dst, const StridedLayout& dst_layout, int elem_bytes,
                            cudaStream_t stream);
 
 // ---- few-channel polyphase along one axis (transposed / input-dilated 1-D convs) ----------
-/// One stride phase of the last axis (src/plan/phases.h, PhaseAxis): output positions
+/// One stride phase of the last axis (src/core/phases.h, PhaseAxis): output positions
 /// p = phi + Pp·m read input i = m·stride + j·dil − lo for taps j < taps, each tap's weight
 /// index being k_first + j·k_step.
-struct ScatterPhase {
+struct GatherPhase {
   int64_t lo;
   int64_t k_first;
   int64_t k_step;
@@ -44,11 +44,11 @@ struct ScatterPhase {
 /// y [N, P, O] viewed as rows m (P/Pp of them per sample) of Pp·O columns (phi, o): a thread
 /// owns a few consecutive columns, keeps their weights in registers and streams rows.
 /// Columns index in 32 bits (the host proves Pp·O < 2^31); row offsets are 64-bit.
-struct ScatterParams {
+struct GatherParams {
   const void* x;
   const void* w;
   void* y;
-  const ScatterPhase* phases;  // [Pp], device memory
+  const GatherPhase* phases;  // [Pp], device memory
   int64_t n, c, cg, og, o;
   int64_t in;      // input extent of the axis
   int64_t k;       // weight taps of the axis
@@ -61,8 +61,8 @@ struct ScatterParams {
   Elem elem;
 };
 /// Largest taps·(C/g) per phase the register kernel takes.
-constexpr int kScatterMaxTapChannels = 16;
-cudaError_t launch_scatter_conv(const ScatterParams& p, int sm_count, cudaStream_t stream);
+constexpr int kGatherMaxTapChannels = 16;
+cudaError_t launch_transposed_gather(const GatherParams& p, int sm_count, cudaStream_t stream);
 
 // ---- depthwise: one channel in and out per group (params.h DepthwiseParams) -------------
 /// wt[tap, c] = w[c, flip ? K−1−tap : tap] (all axes); wt holds K0·K1·K2·C elements.
@@ -71,15 +71,15 @@ cudaError_t launch_depthwise_weights(const void* w, void* wt, int64_t c, const i
 /// Whether the 3x3 window kernel takes p: one tap on axis 0, 3x3 taps of stride 1 and
 /// dilation 1 on axes 1 and 2.
 bool depthwise_window_fits(const DepthwiseParams& p);
-/// Runs the whole output. rows 0: the general kernel, `vec` channels per thread, 16 / element
-/// size or 1; rows 4, 8 or 16: the 3x3 window kernel (depthwise_window_fits) with that many
-/// output rows per thread, in shape `variant` (0 .. kDepthwiseWindowVariants − 1, see
-/// kernels/depthwise.cu; ignored for rows 0; variants 3 and 4, the shared-memory row ring, give a
-/// thread strips of up to 4·rows rows, and with vec 1 run variant 0), and `vec` channels,
-/// depthwise_window_vector(element size, variant) or 1. A vector needs C a multiple of it and
-/// every pointer aligned to its bytes. cudaErrorInvalidValue for any other choice, or when one
-/// sample's threads or blocks reach 2^31.
-cudaError_t launch_depthwise(const DepthwiseParams& p, int vec, int rows, int variant, cudaStream_t stream);
+/// Runs the whole output with `kernel`. general: `vec` channels per thread, 16 / element size
+/// or 1 (rows ignored). window and ring (depthwise_window_fits): rows 4, 8 or 16 output rows per
+/// thread (the ring gives a thread strips of up to 4·rows rows) and `vec` channels,
+/// depthwise_window_vector(element size, ring) or 1 (the ring with vec 1 runs the window
+/// kernel's one-channel form). A vector needs C a multiple of it and every pointer aligned to
+/// its bytes. cudaErrorInvalidValue for any other choice, or when one sample's threads or
+/// blocks reach 2^31.
+cudaError_t launch_depthwise(const DepthwiseParams& p, DepthwiseKernel kernel, int vec, int rows,
+                             cudaStream_t stream);
 
 // ---- implicit GEMM: a dense conv per group, maybe one stride phase (params.h GemmConvParams)
 /// Runs the whole dense problem (every group from group0 on, every row).

@@ -36,13 +36,15 @@ struct DepthwiseParams {
 };
 /// Output positions per thread along the last axis (the general kernel).
 constexpr int kDepthwiseOutputsPerThread = 4;
-/// Channels per thread of the 3x3 window kernel when C allows a vector: 8-byte vectors for
-/// f16 / bf16 (16-byte ones would need 72 registers of f32 weights), 16-byte for f32 and f64;
-/// window variant 1 (weights in shared memory) and variants 3 and 4 (the shared-memory row
-/// ring, which copies 16-byte vectors) take 16-byte vectors for every type.
-constexpr int kDepthwiseWindowVariants = 5;
-constexpr int depthwise_window_vector(int elem_bytes, int variant = 0) {
-  return elem_bytes == 2 && (variant == 0 || variant == 2) ? 4 : 16 / elem_bytes;
+/// The depthwise kernels (kernels/depthwise.cu): any shape; the 3x3 window of stride 1 with
+/// the input rows read from global memory; the same window with the rows staged in a
+/// shared-memory ring. All sum each output's taps in the same order: the same bits.
+enum class DepthwiseKernel : int { general = 0, window = 1, ring = 2 };
+/// Channels per thread of the 3x3 window kernels when C allows a vector: 8-byte vectors for
+/// f16 / bf16 in the window kernel (16-byte ones would need 72 registers of f32 weights),
+/// 16-byte otherwise; the ring copies 16-byte vectors for every type.
+constexpr int depthwise_window_vector(int elem_bytes, bool ring) {
+  return elem_bytes == 2 && !ring ? 4 : 16 / elem_bytes;
 }
 
 // ---- implicit GEMM: a dense conv (no input dilation) per group ----------------------------
@@ -50,7 +52,7 @@ constexpr int depthwise_window_vector(int elem_bytes, int variant = 0) {
 // K = T0·T1·T2·C/g taps × channels, ordered like the weight [O, K0, K1, K2, C/g] (CUTLASS
 // convolution.h). A[m, k] is read straight from x (implicit im2col, padding as zeros), B[k, n]
 // from w, C[m, n] written to y. The dense problem may be one stride phase of a transposed or
-// input-dilated conv (src/plan/phases.h): then tap j of axis a is weight index
+// input-dilated conv (src/core/phases.h): then tap j of axis a is weight index
 // k_first[a] + j·k_step[a] of the full kernel, and output position m of axis a lands at y
 // position first[a] + step[a]·m. A plain conv has k_first 0 (K−1 with flip), k_step 1 (−1),
 // first 0, step 1.

@@ -1,6 +1,7 @@
 // Few-channel transposed and input-dilated convs along one axis on the GPU (the CUDA
-// counterpart of src/cpu/transposed_scatter.cpp), memory-bound: every output position of a
-// stride phase is a short dot product over that phase's taps (kernels/scatter_conv.cu), so the
+// counterpart of src/cpu/transposed_scatter.cpp, which scatters each input into a tile of
+// the output; here each output gathers), memory-bound: every output position of a
+// stride phase is a short dot product over that phase's taps (kernels/transposed_gather.cu), so the
 // run streams y once at near copy speed and never touches an inserted zero.
 #include <algorithm>
 #include <vector>
@@ -16,11 +17,24 @@ namespace {
 constexpr int64_t kMaxChannelProduct = 16;  // (C/g)·(O/g) beyond which a GEMM is better
 constexpr int64_t kMaxPhases = int64_t(1) << 20;
 
-class TransposedScatterCuda final : public Algorithm {
+// The phase table's shape (the table itself is built into the workspace at run time).
+struct TransposedGatherConfig final : PlanConfig {
+  int64_t phases = 0;    // stride phases of the one axis
+  int64_t taps_max = 0;  // most taps of a phase
+  int64_t columns = 0;   // (phase, output channel) columns the kernel walks
+  std::vector<std::pair<std::string, int64_t>> parameters() const override {
+    return {{"phases", phases}, {"taps_max", taps_max}, {"columns", columns}};
+  }
+};
+
+class TransposedGatherCuda final : public Algorithm {
  public:
-  std::string_view name() const override { return "transposed_scatter__cuda"; }
-  Backend backend() const override { return Backend::cuda; }
-  std::string plan(const Geometry& g, const PlanRequest& req, Plan* plan, int64_t* min_ws) const override {
+  const AlgorithmTraits& traits() const override {
+    static const AlgorithmTraits t =
+        cuda::cuda_traits("transposed_gather__cuda", kAllDTypes, "a phase table of phases x 32 bytes");
+    return t;
+  }
+  std::string plan(const Geometry& g, const PlanRequest& req, PlanChoice* out, int64_t* min_ws) const override {
     for (int j = 0; j < 2; ++j)
       if (g.in[j] != 1 || g.k[j] != 1 || g.out[j] != 1 || g.lo[j] != 0 || g.idil[j] != 1 || g.stride[j] != 1)
         return "needs a problem along one axis (1-D, or unit leading axes)";
@@ -32,25 +46,30 @@ class TransposedScatterCuda final : public Algorithm {
     const std::vector<PhaseAxis> phases = axis_phases(g, 2);
     int64_t taps_max = 0;
     for (const PhaseAxis& a : phases) taps_max = std::max(taps_max, a.count > 0 ? a.taps : 0);
-    if (taps_max * g.cg() > cuda::kScatterMaxTapChannels)
-      return "more than " + std::to_string(cuda::kScatterMaxTapChannels) + " taps x channels in a phase";
+    if (taps_max * g.cg() > cuda::kGatherMaxTapChannels)
+      return "more than " + std::to_string(cuda::kGatherMaxTapChannels) + " taps x channels in a phase";
     const int64_t pp = int64_t(phases.size());
     if (pp > (INT32_MAX - 1024) / g.o) return "more than 2^31 (phase, channel) columns";
-    const int64_t ws = pp * int64_t(sizeof(cuda::ScatterPhase));
+    const int64_t ws = pp * int64_t(sizeof(cuda::GatherPhase));
     if (ws > req.budget) {
       *min_ws = ws;
       return "needs " + std::to_string(ws) + " bytes of workspace for its phase table; the budget is " +
              std::to_string(req.budget);
     }
-    plan->workspace_bytes = ws;
-    plan->index_bits = 64;
-    plan->tiles = {{"phases", pp}, {"taps_max", taps_max}, {"columns", pp * g.o}};
+    auto cfg = std::make_shared<TransposedGatherConfig>();
+    cfg->phases = pp;
+    cfg->taps_max = taps_max;
+    cfg->columns = pp * g.o;
+    out->workspace_bytes = ws;
+    out->config = std::move(cfg);
     return {};
   }
   Status run(const RunContext& ctx) const override {
+    const TransposedGatherConfig* cfg = config_of<TransposedGatherConfig>(ctx.plan);
+    if (!cfg) return wrong_config(ctx.plan);
     const Geometry& g = ctx.g;
     const std::vector<PhaseAxis> axis = axis_phases(g, 2);
-    std::vector<cuda::ScatterPhase> table(axis.size());
+    std::vector<cuda::GatherPhase> table(axis.size());
     int taps_max = 0;
     for (size_t i = 0; i < axis.size(); ++i) {
       const PhaseAxis& a = axis[i];
@@ -60,11 +79,11 @@ class TransposedScatterCuda final : public Algorithm {
     }
     CONVND_CUDA_CHECK(
         cudaMemcpy(ctx.workspace, table.data(), table.size() * sizeof(table[0]), cudaMemcpyHostToDevice));
-    cuda::ScatterParams p{};
+    cuda::GatherParams p{};
     p.x = ctx.x.data;
     p.w = ctx.w.data;
     p.y = ctx.y.data;
-    p.phases = static_cast<const cuda::ScatterPhase*>(ctx.workspace);
+    p.phases = static_cast<const cuda::GatherPhase*>(ctx.workspace);
     p.n = g.n;
     p.c = g.c;
     p.cg = g.cg();
@@ -80,17 +99,17 @@ class TransposedScatterCuda final : public Algorithm {
     p.taps_max = taps_max;
     p.elem = cuda::elem_of(g.dtype);
     const int sms = cuda::device_info(cuda::current_device()).sm_count;
-    CONVND_CUDA_CHECK(cuda::launch_scatter_conv(p, sms, 0));
+    CONVND_CUDA_CHECK(cuda::launch_transposed_gather(p, sms, 0));
     if (!cuda::report_done(ctx, 1.0))
-      return Status(ErrorKind::interrupted, "[transposed_scatter__cuda] cancelled");
+      return Status(ErrorKind::interrupted, "[transposed_gather__cuda] cancelled");
     return Status::Ok();
   }
 };
 
 }  // namespace
 
-const Algorithm& transposed_scatter_cuda_algorithm() {
-  static const TransposedScatterCuda a;
+const Algorithm& transposed_gather_cuda_algorithm() {
+  static const TransposedGatherCuda a;
   return a;
 }
 

@@ -1,7 +1,7 @@
 // Few-channel transposed and input-dilated convs along one axis (long-kernel audio
 // upsampling: op=convT c=1 o=1 k=4096 stride=1024), memory-bound.
 //
-// By stride phases (src/plan/phases.h) output position p = phi + Pp·m is a short dot product
+// By stride phases (src/core/phases.h) output position p = phi + Pp·m is a short dot product
 // over the taps of phase phi: y[n, p, o] = sum_j sum_c x[n, m·st + j·dil − lo_phi, q·cg + c] ·
 // w[o, k_first_phi + j·k_step_phi, c]. y [N, P, O] is read as rows m of Pp·O columns (phi, o),
 // contiguous in memory. A thread owns V consecutive columns, keeps their taps' weights in
@@ -40,7 +40,7 @@ __device__ __forceinline__ void store_vector(T* dst, const compute_t<T> (&acc)[V
 // Register caps: 3 blocks (24 warps) per multiprocessor for the small tile, 2 for the large.
 template <class T, int V, int TW>
 __global__ void __launch_bounds__(kBlock, TW <= 4 ? 3 : 2)
-    scatter_conv_kernel(ScatterParams p, int tpr, int rows_per_pass, int64_t rows_per_block,
+    transposed_gather_kernel(GatherParams p, int tpr, int rows_per_pass, int64_t rows_per_block,
                         bool vector_store) {
   using C = compute_t<T>;
   const T* __restrict__ x = static_cast<const T*>(p.x);
@@ -67,7 +67,7 @@ __global__ void __launch_bounds__(kBlock, TW <= 4 ? 3 : 2)
     const bool ok = col < cols;
     const int phi = (ok ? col : col0) / int(p.o);
     const int64_t o = (ok ? col : col0) % int(p.o);
-    const ScatterPhase ph = p.phases[phi];
+    const GatherPhase ph = p.phases[phi];
     const int64_t chan = (o / p.og) * p.cg;
     const int tc = ok ? int(ph.taps) * cg : 0;
     if (v == 0) {
@@ -123,7 +123,7 @@ __global__ void __launch_bounds__(kBlock, TW <= 4 ? 3 : 2)
 #pragma unroll
       for (int v = 0; v < V; ++v) {
         const int col = col0 + (v < ncols ? v : 0);
-        const ScatterPhase ph = p.phases[col / int(p.o)];
+        const GatherPhase ph = p.phases[col / int(p.o)];
         const int64_t chan = ((col % int(p.o)) / p.og) * p.cg;
         const int tc = v < ncols ? int(ph.taps) * cg : 0;
         int64_t jd = 0;
@@ -160,7 +160,7 @@ __global__ void __launch_bounds__(kBlock, TW <= 4 ? 3 : 2)
 }
 
 template <class T, int V, int TW>
-cudaError_t launch_tile(const ScatterParams& p, int sm_count, cudaStream_t stream) {
+cudaError_t launch_tile(const GatherParams& p, int sm_count, cudaStream_t stream) {
   const int64_t cols = p.pp * p.o;
   const int64_t chunks = (cols + V - 1) / V;
   const int tpr = int(chunks < kBlock ? chunks : kBlock);
@@ -172,7 +172,7 @@ cudaError_t launch_tile(const ScatterParams& p, int sm_count, cudaStream_t strea
   // One wave of resident blocks, each streaming a contiguous range of rows.
   int resident = 0;
   cudaError_t e =
-      cudaOccupancyMaxActiveBlocksPerMultiprocessor(&resident, scatter_conv_kernel<T, V, TW>, kBlock, 0);
+      cudaOccupancyMaxActiveBlocksPerMultiprocessor(&resident, transposed_gather_kernel<T, V, TW>, kBlock, 0);
   if (e != cudaSuccess) return e;
   int64_t gy = (int64_t(sm_count) * (resident > 0 ? resident : 1) + gx - 1) / gx;
   if (gy > passes) gy = passes;
@@ -182,23 +182,23 @@ cudaError_t launch_tile(const ScatterParams& p, int sm_count, cudaStream_t strea
   gy = (total_rows + rows_per_block - 1) / rows_per_block;
   const bool vector_store =
       cols % V == 0 && (p.out * p.o) % V == 0 && reinterpret_cast<uintptr_t>(p.y) % (V * sizeof(T)) == 0;
-  scatter_conv_kernel<T, V, TW><<<dim3(unsigned(gx), unsigned(gy)), kBlock, 0, stream>>>(
+  transposed_gather_kernel<T, V, TW><<<dim3(unsigned(gx), unsigned(gy)), kBlock, 0, stream>>>(
       p, tpr, rows_per_pass, rows_per_block, vector_store);
   return cudaGetLastError();
 }
 
 }  // namespace
 
-cudaError_t launch_scatter_conv(const ScatterParams& p, int sm_count, cudaStream_t stream) {
+cudaError_t launch_transposed_gather(const GatherParams& p, int sm_count, cudaStream_t stream) {
   if (p.n == 0 || p.rows == 0) return cudaSuccess;
   const bool small = p.taps_max * p.cg <= 4;
-  if (p.taps_max * p.cg > kScatterMaxTapChannels) return cudaErrorInvalidValue;
+  if (p.taps_max * p.cg > kGatherMaxTapChannels) return cudaErrorInvalidValue;
   return dispatch_elem(p.elem, [&](auto tag) {
     using T = typename decltype(tag)::type;
     constexpr int V16 = int(16 / sizeof(T));  // one 16-byte store
     if (small) return launch_tile<T, V16, 4>(p, sm_count, stream);
     constexpr int Vbig = sizeof(T) == 8 ? 2 : 4;
-    return launch_tile<T, Vbig, kScatterMaxTapChannels>(p, sm_count, stream);
+    return launch_tile<T, Vbig, kGatherMaxTapChannels>(p, sm_count, stream);
   });
 }
 

@@ -1,0 +1,167 @@
+// The CPU backend: its ordered algorithm list, the ISA a plan gets, the memory check, host
+// memory, and the executor (dense copies of strided views, the workspace, the thread pool).
+#include "engine/backend.h"
+
+#include <unistd.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <string>
+
+#include "core/checked.h"
+#include "core/memory.h"
+#include "cpu/gemm.h"
+#include "cpu/thread_pool.h"
+
+namespace convnd {
+
+const Algorithm& pointwise_gemm_algorithm();
+const Algorithm& depthwise_direct_algorithm();
+const Algorithm& transposed_scatter_algorithm();
+const Algorithm& im2col_gemm_algorithm();
+const Algorithm& polyphase_gemm_algorithm();
+const Algorithm& reference_algorithm();
+
+namespace {
+
+int64_t physical_memory_bytes() {
+  long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGE_SIZE);
+  return (pages > 0 && page > 0) ? int64_t(pages) * int64_t(page) : (int64_t(1) << 34);
+}
+
+TensorView as_5d(const TensorView& t, int64_t a, const Dims& s, int64_t b) {
+  return TensorView(t.data, t.dtype, Shape{a, s[0], s[1], s[2], b});
+}
+
+// Writes the dense result into the caller's strided view.
+void scatter_to_strided(const Tensor& dense, const TensorView& y) {
+  const int64_t es = dtype_size(y.dtype);
+  const int nd = y.ndim();
+  std::vector<int64_t> idx(size_t(nd), 0);
+  const char* src = static_cast<const char*>(dense.data());
+  char* dst = static_cast<char*>(y.data);
+  for (int64_t lin = 0, total = y.numel(); lin < total; ++lin) {
+    int64_t off = 0;
+    for (int d = 0; d < nd; ++d) off += idx[size_t(d)] * y.strides[size_t(d)];
+    std::memcpy(dst + off * es, src + lin * es, size_t(es));
+    for (int d = nd - 1; d >= 0 && ++idx[size_t(d)] == y.shape[size_t(d)]; --d) idx[size_t(d)] = 0;
+  }
+}
+
+class CpuBackend final : public BackendImpl {
+ public:
+  Backend kind() const override { return Backend::cpu; }
+  std::string unavailable_reason() const override { return {}; }
+
+  // Most specialised first; the reference last, so every valid forward problem has a plan.
+  const std::vector<const Algorithm*>& algorithms() const override {
+    static const std::vector<const Algorithm*> list = {
+        &pointwise_gemm_algorithm(),  &depthwise_direct_algorithm(), &transposed_scatter_algorithm(),
+        &im2col_gemm_algorithm(),     &polyphase_gemm_algorithm(),   &reference_algorithm(),
+    };
+    return list;
+  }
+
+  Isa resolve_isa(const ExecOptions& opt) const override {
+    if (opt.isa == Isa::automatic) return gemm_isa();
+    if (!gemm_isa_supported(opt.isa))
+      throw Error(ErrorKind::unsupported, "[plan] this CPU cannot run the " + std::string(isa_name(opt.isa)) +
+                                              " path (it has " + std::string(isa_name(gemm_isa())) +
+                                              "; the cpu paths are generic, avx2 and avx512)");
+    return opt.isa;
+  }
+
+  int current_device() const override { return -1; }
+
+  // Input, weight and output must fit in memory beside the workspace; say so before anything
+  // is allocated rather than let the kernel's OOM killer decide.
+  Status check_memory(const Plan& plan) const override {
+    const Geometry& g = plan.geometry;
+    const int64_t es = dtype_size(g.dtype);
+    int64_t bytes;
+    const bool fits = checked_add(g.x_elems() * es, g.w_elems() * es, &bytes) &&
+                      checked_add(bytes, g.y_elems() * es, &bytes) &&
+                      checked_add(bytes, plan.workspace_bytes, &bytes);
+    if (!fits)
+      return Status(ErrorKind::out_of_memory,
+                    "[plan] input, weight, output and workspace together need more than 2^63 bytes");
+    const int64_t phys = physical_memory_bytes();
+    if (bytes > phys)
+      return Status(ErrorKind::out_of_memory, "[plan] input, weight, output and workspace need " +
+                                                  std::to_string(bytes) + " bytes; this machine has " +
+                                                  std::to_string(phys) + " bytes of memory");
+    return Status::Ok();
+  }
+
+  std::shared_ptr<void> allocate(int64_t bytes, int device) const override {
+    if (device >= 0)
+      throw Error(ErrorKind::invalid, "[tensor] the cpu backend allocates host memory only (device -1)");
+    return allocate_host(bytes);
+  }
+
+  void copy(void* dst, int dst_device, const void* src, int src_device, int64_t bytes) const override {
+    if (dst_device >= 0 || src_device >= 0)
+      throw Error(ErrorKind::invalid, "[copy] the cpu backend copies host memory only");
+    if (bytes > 0) std::memmove(dst, src, size_t(bytes));
+  }
+
+  void synchronize(int) const override {}  // every CPU call returns when its work is done
+
+  void execute(const Plan& plan, const Algorithm& algo, const TensorView& x, const TensorView& w,
+               const TensorView& y, const ExecOptions& opt) const override {
+    const Problem& p = plan.problem;
+    const Geometry& g = plan.geometry;
+    auto with_problem = [&](const std::string& msg) {
+      return msg.find("; problem: ") == std::string::npos ? msg + "; problem: " + to_string(p) : msg;
+    };
+    if (x.device >= 0 || w.device >= 0 || y.device >= 0)
+      throw Error(ErrorKind::invalid, with_problem("[execute] the cpu backend needs host tensors"));
+    if (plan.isa != Isa::generic && !gemm_isa_supported(plan.isa))
+      throw Error(ErrorKind::unsupported,
+                  with_problem("[execute] the plan's " + std::string(isa_name(plan.isa)) + " path does not run on this CPU"));
+
+    // Algorithms read dense tensors; strided views are copied once (outside the workspace
+    // budget, as they are the caller's data in another layout).
+    Tensor xc, wc, yc;
+    const TensorView* xv = &x;
+    const TensorView* wv = &w;
+    if (!x.is_contiguous()) {
+      xc = contiguous_copy(x);
+      xv = &xc.view();
+    }
+    if (!w.is_contiguous()) {
+      wc = contiguous_copy(w);
+      wv = &wc.view();
+    }
+    const bool y_dense = y.is_contiguous();
+    if (!y_dense) yc = Tensor::empty(y.dtype, y.shape);
+    const TensorView x5 = as_5d(*xv, g.n, g.in, g.c);
+    const TensorView w5 = as_5d(*wv, g.o, g.k, g.cg());
+    const TensorView y5 = as_5d(y_dense ? y : yc.view(), g.n, g.out, g.o);
+
+    std::shared_ptr<void> ws;
+    if (plan.workspace_bytes > 0) {
+      try {
+        ws = allocate_host(plan.workspace_bytes);
+      } catch (const Error&) {
+        throw Error(ErrorKind::out_of_memory,
+                    with_problem("[execute] could not allocate the plan's workspace of " +
+                                 std::to_string(plan.workspace_bytes) + " bytes"));
+      }
+    }
+    std::shared_ptr<ThreadPool> pool = ThreadPool::shared(plan.threads);
+    RunContext ctx{plan, g, x5, w5, y5, ws.get(), pool.get(), &opt.progress};
+    const Status st = algo.run(ctx);
+    if (!st.ok()) throw Error(st.kind(), with_problem(st.message()));
+    if (!y_dense) scatter_to_strided(yc, y);
+  }
+};
+
+}  // namespace
+
+const BackendImpl& cpu_backend() {
+  static const CpuBackend backend;
+  return backend;
+}
+
+}  // namespace convnd
