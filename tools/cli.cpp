@@ -44,6 +44,11 @@ std::string current_problem_suffix() {
   return g_current_problem.empty() ? std::string() : "; problem: " + g_current_problem;
 }
 
+std::string with_current_problem(const std::string& message) {
+  if (message.find("; problem: ") != std::string::npos) return message;
+  return message + current_problem_suffix();
+}
+
 std::string one_line(std::string s) {
   for (char& c : s)
     if (uint8_t(c) < 0x20 || c == 0x7f) c = ' ';

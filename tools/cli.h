@@ -24,6 +24,11 @@ enum Exit : int {
 
 int exit_code_for(ErrorKind k);
 
+/// The most worker threads --threads accepts: far above any machine's hardware threads (a
+/// thread more than the hardware has only adds overhead), low enough that starting them all
+/// stays quick and cheap.
+inline constexpr int kMaxThreads = 4096;
+
 /// Bad command-line usage (exit 2).
 struct UsageError : std::runtime_error {
   using std::runtime_error::runtime_error;
@@ -63,6 +68,8 @@ int plan_command(const Options& o);
 void set_current_problem(const Problem& p);
 /// "; problem: <canonical>" for the current problem, or "" when there is none.
 std::string current_problem_suffix();
+/// The message, ending with the current problem unless it names a problem already.
+std::string with_current_problem(const std::string& message);
 
 /// One line: control characters (a problem string may contain newlines) become spaces.
 std::string one_line(std::string s);

@@ -35,7 +35,8 @@ constexpr const char* kCommonHelp =
     "  --backend cpu|cuda  backend (default cpu)\n"
     "  --budget BYTES      workspace budget, e.g. 64MiB (default: CONVND_WORKSPACE_BYTES, else\n"
     "                      256 MiB or 1/16 of memory)\n"
-    "  --threads T         worker threads (default: CONVND_THREADS, else all hardware threads)\n"
+    "  --threads T         worker threads, 1 to 4096 (default: CONVND_THREADS, else all hardware\n"
+    "                      threads)\n"
     "  --algorithm NAME    force one algorithm (default: the planner chooses)\n"
     "  --isa ISA           CPU instruction set: auto (default: the best this CPU runs, lowered by\n"
     "                      CONVND_ISA), generic, avx2 or avx512 (unsupported if the CPU lacks it)\n";
@@ -43,15 +44,19 @@ constexpr const char* kCommonHelp =
 constexpr const char* kRunHelp =
     "usage: convnd run '<problem>' [--input x.npy] [--weight w.npy] [--output y.npy] [--seed S]\n"
     "                  [--json] [--budget BYTES] [--threads T] [--backend cpu|cuda] [--algorithm NAME]\n"
+    "                  [--isa ISA]\n"
     "\n"
     "Runs one problem. Inputs not given as .npy files are seeded random numbers, uniform in\n"
     "[-1, 1) and rounded to the dtype. .npy files must be little-endian, C order, with the\n"
     "problem's dtype and exactly its shapes: x [N, spatial..., C], w [O, kernel..., C/g].\n"
     "bfloat16 is read from '<V2' or '<u2' and written as '<V2' (ml_dtypes' encoding).\n"
     "\n"
-    "  --input FILE        input x (.npy)\n"
-    "  --weight FILE       weight w (.npy)\n"
-    "  --output FILE       write y (.npy), atomically: a failed run leaves no file behind\n"
+    "  --input FILE        input x (.npy; a regular file)\n"
+    "  --weight FILE       weight w (.npy; a regular file)\n"
+    "  --output FILE       write y (.npy). A regular file (or a link to one) is replaced atomically:\n"
+    "                      a failed or interrupted run leaves it as it was. '-' or /dev/stdout\n"
+    "                      writes to standard output (the summary then goes to stderr); a\n"
+    "                      character device or a FIFO is written in place; anything else is refused\n"
     "  --seed S            seed of the random inputs (default 0)\n"
     "  --json              one JSON object instead of the text summary\n";
 
@@ -77,7 +82,7 @@ constexpr const char* kCheckHelp =
 
 constexpr const char* kPlanHelp =
     "usage: convnd plan '<problem>' [--json] [--budget BYTES] [--threads T] [--backend cpu|cuda]\n"
-    "                   [--algorithm NAME]\n"
+    "                   [--algorithm NAME] [--isa ISA]\n"
     "\n"
     "Prints the plan: the direction, the algorithm chosen, the instruction set, every field of\n"
     "its configuration (tiles, thread split), the workspace, and why every other algorithm said\n"
@@ -148,7 +153,7 @@ void apply(Options& o, std::string_view name, std::string_view v) {
     o.whole_batch_given = true;
   }
   else if (name == "reps") o.reps = int(parse_count(name, v, 1, 1000000));
-  else if (name == "threads") o.threads = int(parse_count(name, v, 1, 1 << 16));
+  else if (name == "threads") o.threads = int(parse_count(name, v, 1, kMaxThreads));
   else if (name == "budget") {
     if (!parse_byte_size(v, &o.budget))
       throw UsageError("--budget '" + std::string(v) + "' is not a byte count such as 268435456 or 64MiB");
@@ -247,7 +252,7 @@ int main(int argc, char** argv) {
     if (o.full && o.samples >= 0) throw UsageError("--full and --samples exclude each other");
     if (!o.file.empty() && !o.positionals.empty())
       throw UsageError("give either a problem string or --file, not both");
-    install_interrupt_handler();
+    install_signal_handlers();
     switch (cmd) {
       case kRun: return run_command(o);
       case kCheck: return check_command(o);
@@ -258,7 +263,7 @@ int main(int argc, char** argv) {
     print_error(o.command + ": " + e.what() + " (see convnd " + o.command + " --help)");
     return kExitInvalid;
   } catch (const Error& e) {
-    print_error(e.what());
+    print_error(with_current_problem(e.what()));
     return exit_code_for(e.kind());
   } catch (const std::bad_alloc&) {
     print_error("[" + o.command + "] out of memory" + current_problem_suffix());

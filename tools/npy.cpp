@@ -25,6 +25,7 @@ constexpr int64_t kChunk = int64_t(1) << 26;  // bytes per fread/fwrite call
 
 Status fail(const std::string& why) { return Status(ErrorKind::invalid, why); }
 
+
 int64_t encoding_size(Encoding e) { return e == Encoding::f64 ? 8 : (e == Encoding::f32 ? 4 : 2); }
 
 // A bounds-checked scanner over the header dict.
@@ -314,7 +315,7 @@ std::string make_header(DType dtype, const Shape& shape) {
   return h + dict;
 }
 
-Status write(std::FILE* f, const TensorView& t) {
+Status write(std::FILE* f, const TensorView& t, const std::function<bool()>& keep_going) {
   Tensor dense;
   const TensorView* v = &t;
   if (!t.is_contiguous()) {
@@ -326,6 +327,7 @@ Status write(std::FILE* f, const TensorView& t) {
   const char* src = static_cast<const char*>(v->data);
   const int64_t bytes = v->nbytes();
   for (int64_t done = 0; done < bytes;) {
+    if (keep_going && !keep_going()) return Status(ErrorKind::interrupted, "interrupted while writing");
     const size_t want = size_t(std::min(kChunk, bytes - done));
     if (std::fwrite(src + done, 1, want, f) != want) return fail(std::string("write error: ") + std::strerror(errno));
     done += int64_t(want);
@@ -333,17 +335,41 @@ Status write(std::FILE* f, const TensorView& t) {
   return Status::Ok();
 }
 
+std::string file_type(unsigned st_mode) {
+  const mode_t m = st_mode;
+  if (S_ISDIR(m)) return "a directory";
+  if (S_ISFIFO(m)) return "a FIFO (named pipe)";
+  if (S_ISCHR(m)) return "a character device";
+  if (S_ISBLK(m)) return "a block device";
+  if (S_ISSOCK(m)) return "a socket";
+  return "a special file";
+}
+
 Status load(const std::string& path, const char* what, const DType* expect_dtype, const Shape* expect_shape,
             Tensor* out) {
   auto err = [&](const Status& s) {
     return Status(s.kind(), "[npy] " + path + " (" + what + "): " + s.message());
   };
-  std::FILE* f = std::fopen(path.c_str(), "rb");
-  if (!f) return err(fail(std::string("cannot open: ") + std::strerror(errno)));
+  // O_NONBLOCK: opening a FIFO without a writer would wait for one. The type is checked on
+  // the open descriptor, so it is the file that is read.
+  const int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+  if (fd < 0) return err(fail(std::string("cannot open: ") + std::strerror(errno)));
   struct stat st;
-  if (fstat(fileno(f), &st) == 0 && S_ISDIR(st.st_mode)) {
-    std::fclose(f);
-    return err(fail("is a directory"));
+  if (::fstat(fd, &st) != 0) {
+    const Status s = fail(std::string("cannot stat: ") + std::strerror(errno));
+    ::close(fd);
+    return err(s);
+  }
+  if (!S_ISREG(st.st_mode)) {
+    const std::string type = file_type(st.st_mode);
+    ::close(fd);
+    return err(fail("is " + type + ", not a regular file; .npy inputs are read from regular files only"));
+  }
+  ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+  std::FILE* f = ::fdopen(fd, "rb");
+  if (!f) {
+    ::close(fd);
+    return err(fail(std::string("cannot open: ") + std::strerror(errno)));
   }
   Header h;
   Status s = read_header(f, &h);
@@ -355,67 +381,6 @@ Status load(const std::string& path, const char* what, const DType* expect_dtype
   if (s.ok()) s = read_data(f, h, out);
   std::fclose(f);
   return s.ok() ? s : err(s);
-}
-
-AtomicWriter::~AtomicWriter() { abandon(); }
-
-void AtomicWriter::abandon() {
-  if (f_) {
-    std::fclose(f_);
-    f_ = nullptr;
-  }
-  if (!tmp_.empty()) {
-    ::unlink(tmp_.c_str());
-    tmp_.clear();
-  }
-}
-
-Status AtomicWriter::open(const std::string& path) {
-  abandon();
-  path_ = path;
-  auto err = [&](const std::string& why) { return fail("[npy] " + path + " (output): " + why); };
-  if (path.empty()) return err("empty path");
-  struct stat st;
-  if (::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) return err("is a directory");
-  std::string tmp = path + ".tmp-XXXXXX";
-  std::vector<char> buf(tmp.begin(), tmp.end());
-  buf.push_back('\0');
-  int fd = ::mkstemp(buf.data());
-  if (fd < 0) return err(std::string("cannot create a file in its directory: ") + std::strerror(errno));
-  tmp_ = buf.data();
-  // mkstemp creates the file 0600; give it the permissions a plain create would.
-  mode_t mask = ::umask(0);
-  ::umask(mask);
-  ::fchmod(fd, 0666 & ~mask);
-  f_ = ::fdopen(fd, "wb");
-  if (!f_) {
-    ::close(fd);
-    Status s = err(std::string("cannot open the temporary file: ") + std::strerror(errno));
-    abandon();
-    return s;
-  }
-  return Status::Ok();
-}
-
-Status AtomicWriter::commit(const TensorView& t) {
-  if (!f_) return fail("[npy] " + path_ + " (output): not open");
-  Status s = write(f_, t);
-  if (s.ok() && std::fflush(f_) != 0) s = fail(std::string("write error: ") + std::strerror(errno));
-  if (s.ok() && ::fsync(fileno(f_)) != 0 && errno != EINVAL && errno != EROFS)
-    s = fail(std::string("fsync failed: ") + std::strerror(errno));
-  if (s.ok()) {
-    int rc = std::fclose(f_);
-    f_ = nullptr;
-    if (rc != 0) s = fail(std::string("write error on close: ") + std::strerror(errno));
-  }
-  if (s.ok() && std::rename(tmp_.c_str(), path_.c_str()) != 0)
-    s = fail(std::string("cannot rename the temporary file into place: ") + std::strerror(errno));
-  if (!s.ok()) {
-    abandon();
-    return Status(s.kind(), "[npy] " + path_ + " (output): " + s.message());
-  }
-  tmp_.clear();
-  return Status::Ok();
 }
 
 }  // namespace convnd::npy

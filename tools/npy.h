@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <cstdio>
+#include <functional>
 #include <string>
 
 namespace convnd::npy {
@@ -51,8 +52,10 @@ Status read_header(std::FILE* f, Header* out);
 /// Fortran order. `max_bytes` >= 0 caps the allocation (fuzzing).
 Status read_data(std::FILE* f, const Header& h, Tensor* out, int64_t max_bytes = -1);
 
-/// Writes a dense tensor as .npy (version 1.0, or 2.0 when the header needs it).
-Status write(std::FILE* f, const TensorView& t);
+/// Writes a tensor as .npy (version 1.0, or 2.0 when the header needs it), in 64 MiB pieces.
+/// keep_going (when given) is asked before each piece; false stops the write with an
+/// ErrorKind::interrupted status.
+Status write(std::FILE* f, const TensorView& t, const std::function<bool()>& keep_going = {});
 
 /// The header text write() produces for a tensor (magic, version, length, dict, padding).
 std::string make_header(DType dtype, const Shape& shape);
@@ -63,32 +66,16 @@ std::string shape_string(const Shape& shape);
 /// A human-readable name of an encoding: "float32 ('<f4')".
 std::string describe(const Header& h);
 
-/// Loads a whole file. When expect_shape is non-null, the file's dtype and shape must equal
+/// What a file that is not a regular one is, from stat's st_mode: "a directory", "a FIFO
+/// (named pipe)", "a character device", "a block device", "a socket" or "a special file".
+std::string file_type(unsigned st_mode);
+
+/// Loads a whole file, which must be a regular file (or a symbolic link to one): anything else
+/// (a FIFO, a device, a directory) is refused before it is read, so nothing blocks on it.
+/// When expect_shape is non-null, the file's dtype and shape must equal
 /// the expected ones (checked before the data is read). Messages start with the path.
 /// `what` names the tensor in messages ("input x").
 Status load(const std::string& path, const char* what, const DType* expect_dtype,
             const Shape* expect_shape, Tensor* out);
-
-/// Writes a file atomically: the data goes to a temporary file in the same directory, which is
-/// renamed over `path` only when everything was written; on failure nothing is left behind.
-class AtomicWriter {
- public:
-  AtomicWriter() = default;
-  ~AtomicWriter();
-  AtomicWriter(const AtomicWriter&) = delete;
-  AtomicWriter& operator=(const AtomicWriter&) = delete;
-
-  /// Creates the temporary file (so that an unwritable directory fails before a long run).
-  Status open(const std::string& path);
-  /// Writes the tensor, flushes it to disk and renames the file into place.
-  Status commit(const TensorView& t);
-  /// Removes the temporary file (also done by the destructor unless commit() succeeded).
-  void abandon();
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_, tmp_;
-  std::FILE* f_ = nullptr;
-};
 
 }  // namespace convnd::npy

@@ -2,26 +2,9 @@
 
 #include <unistd.h>
 
-#include <atomic>
-#include <csignal>
 #include <cstdio>
 
 namespace convnd::cli {
-
-namespace {
-
-std::atomic<bool> g_interrupted{false};
-
-extern "C" void on_sigint(int) {
-  g_interrupted.store(true);
-  std::signal(SIGINT, SIG_DFL);  // a second Ctrl-C ends the process
-}
-
-}  // namespace
-
-void install_interrupt_handler() { std::signal(SIGINT, on_sigint); }
-
-bool interrupted() { return g_interrupted.load(); }
 
 Progress::Progress(std::string label)
     : label_(std::move(label)), start_(std::chrono::steady_clock::now()), last_(start_), tty_(isatty(2) != 0) {}

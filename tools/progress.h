@@ -3,19 +3,16 @@
 // A Progress prints "<label> 37% 12.3 s" at most four times a second when stderr is a
 // terminal (rewriting one line), and otherwise one line every 10 s once the run has taken 2 s.
 // Its callback returns false after SIGINT, so that the library stops between tiles and throws
-// Error(interrupted); a second Ctrl-C kills the process the usual way.
+// Error(interrupted); a second Ctrl-C ends the process (signals.h).
 #pragma once
 #include <chrono>
 #include <functional>
 #include <mutex>
 #include <string>
 
-namespace convnd::cli {
+#include "signals.h"
 
-/// Installs the SIGINT handler (idempotent).
-void install_interrupt_handler();
-/// True once SIGINT arrived.
-bool interrupted();
+namespace convnd::cli {
 
 class Progress {
  public:

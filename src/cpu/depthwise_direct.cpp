@@ -20,6 +20,13 @@ struct DepthwiseDirectConfig final : PlanConfig {
   std::vector<std::pair<std::string, int64_t>> parameters() const override {
     return {{"rows_per_task", rows_per_task}};
   }
+  // Rows are independent and each output sums its taps in a fixed order: any split, same bits.
+  std::shared_ptr<const PlanConfig> with_parameter(std::string_view name, int64_t value) const override {
+    if (name != "rows_per_task" || value < 1) return nullptr;
+    auto c = std::make_shared<DepthwiseDirectConfig>(*this);
+    c->rows_per_task = value;
+    return c;
+  }
 };
 
 class DepthwiseDirect final : public Algorithm {

@@ -16,6 +16,12 @@ struct ReferenceConfig final : PlanConfig {
   std::vector<std::pair<std::string, int64_t>> parameters() const override {
     return {{"rows_per_task", rows_per_task}};
   }
+  std::shared_ptr<const PlanConfig> with_parameter(std::string_view name, int64_t value) const override {
+    if (name != "rows_per_task" || value < 1) return nullptr;
+    auto c = std::make_shared<ReferenceConfig>(*this);
+    c->rows_per_task = value;
+    return c;
+  }
 };
 
 class ReferenceAlgorithm final : public Algorithm {

@@ -25,6 +25,14 @@ struct TransposedScatterConfig final : PlanConfig {
   std::vector<std::pair<std::string, int64_t>> parameters() const override {
     return {{"positions_per_task", positions_per_task}};
   }
+  // A smaller tile needs less of the planned workspace; the sums run over inputs in the same
+  // order whatever the tile (direct_kernels.h), so the bits stay.
+  std::shared_ptr<const PlanConfig> with_parameter(std::string_view name, int64_t value) const override {
+    if (name != "positions_per_task" || value < 1 || value > positions_per_task) return nullptr;
+    auto c = std::make_shared<TransposedScatterConfig>(*this);
+    c->positions_per_task = value;
+    return c;
+  }
 };
 
 class TransposedScatter final : public Algorithm {

@@ -128,6 +128,9 @@ std::string traits_refusal(const AlgorithmTraits& t, const Geometry& g, Isa isa)
 
 Plan plan_uncached(const Problem& problem, const ExecOptions& opt, const BackendImpl& impl, Plan plan) {
   const Geometry& g = plan.geometry;
+  // The tensors alone must fit before any algorithm plans tiles for them (a problem of 2^60
+  // elements is out of memory, not a reason to search block sizes for it).
+  if (const Status mem = impl.check_memory(plan); !mem.ok()) throw Error(mem.kind(), with_problem(mem.message(), problem));
   PlanRequest req{plan.budget_bytes, plan.threads, plan.isa, opt.allow_tf32};
   int64_t smallest_over_budget = -1;
   std::string over_budget_algo;

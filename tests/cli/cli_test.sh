@@ -16,11 +16,12 @@ fail() {
 }
 
 # expect CODE CMD...: runs the CLI, keeps stdout in $T/out and stderr in $T/err, checks the
-# exit code; for a nonzero code the error must be exactly one line on stderr.
+# exit code; for a nonzero code the error must be exactly one line on stderr. With TIMEOUT=S
+# set, a run that takes longer than S seconds fails (exit 124).
 expect() {
   local want=$1
   shift
-  "$CONVND" "$@" >"$T/out" 2>"$T/err"
+  ${TIMEOUT:+timeout "$TIMEOUT"} "$CONVND" "$@" >"$T/out" 2>"$T/err"
   local got=$?
   if grep -qE "Sanitizer|runtime error:" "$T/err"; then
     fail "convnd $*: sanitizer report: $(head -c 2000 "$T/err")"
@@ -83,6 +84,16 @@ case_usage() {
   expect 2 run 'in=8 c=1 o=1' --seed
   expect 2 run 'in=8 c=1 o=1' --seed abc
   expect 2 run 'in=8 c=1 o=1' --threads 0
+  # Thread counts are bounded (documented in tools/README.md).
+  expect 2 run 'in=8 c=1 o=1' --threads 4097 && contains "$T/err" "--threads '4097' is not a whole number from 1 to 4096"
+  expect 2 plan 'in=8 c=1 o=1' --threads 65536 && contains "$T/err" "--threads"
+  expect 0 plan 'in=8 c=1 o=1' --threads 4096 && contains "$T/out" "threads:    4096"
+  # --isa takes the CPU paths by name.
+  expect 2 run 'in=8 c=1 o=1' --isa sse9 && contains "$T/err" "--isa 'sse9' is not auto, generic, avx2 or avx512"
+  expect 2 plan 'in=8 c=1 o=1' --isa sm_90 && contains "$T/err" "--isa"
+  for c in run check plan bench; do
+    expect 0 "$c" --help && contains "$T/out" "--isa ISA"
+  done
   expect 2 run 'in=8 c=1 o=1' --budget 12XB && contains "$T/err" "--budget"
   expect 2 run 'in=8 c=1 o=1' --backend tpu
   expect 2 run 'in=8 c=1 o=1' --full
@@ -135,8 +146,34 @@ case_invalid() {
 }
 
 case_unsupported() {
+  # Gradients parse and validate, but no algorithm computes them yet: exit 3 with a clear
+  # message, and run fails before it reads its inputs or creates its output.
+  local p
+  for p in 'dir=bwd_w n=8 in=56x56 c=64 o=64 k=3x3 pad=1' 'dir=bwd_d n=2 in=9x7 c=6 o=4 k=3x2 pad=1 stride=2'; do
+    for cmd in run check plan bench; do
+      expect 3 "$cmd" "$p" || continue
+      contains "$T/err" "is not implemented yet"
+      contains "$T/err" "problem: "
+      contains "$T/err" "${p%% *}"
+    done
+    expect 3 run "$p" --input no_such_x.npy --weight no_such_w.npy --output grad.npy
+    contains "$T/err" "not implemented yet"
+    [ -z "$(ls -A | grep -vxE 'out|err')" ] || fail "a run of an unimplemented gradient left files: $(ls -A)"
+  done
+  printf 'dir=bwd_d in=8 c=1 o=1 k=3\nin=8 c=1 o=1 k=3\n' >grads.txt
+  expect 0 check --file grads.txt
+  [ "$(tail -n 1 "$T/out")" = "1 passed, 0 failed, 1 skipped" ] || fail "grads.txt summary: $(tail -n 1 "$T/out")"
+  rm -f grads.txt
+  # An instruction set this CPU lacks is unsupported too (when the CPU has it, it is used).
+  for isa in avx2 avx512; do
+    if grep -qw "$([ $isa = avx2 ] && echo avx2 || echo avx512f)" /proc/cpuinfo 2>/dev/null; then
+      expect 0 plan 'n=1 in=8x8 c=3 o=4 k=3x3' --isa $isa && contains "$T/out" "isa:        $isa"
+    else
+      expect 3 plan 'n=1 in=8x8 c=3 o=4 k=3x3' --isa $isa && contains "$T/err" "$isa"
+    fi
+  done
   if [ "${CONVND_HAVE_CUDA:-}" = ON ]; then
-    echo "built with CUDA: --backend cuda is supported, nothing to test here"
+    echo "built with CUDA: --backend cuda is supported, not tested here"
     return
   fi
   for cmd in run check plan bench; do
@@ -320,6 +357,64 @@ case_output_atomic() {
   [ "$(ls -A | grep -c tmp)" = 0 ] || fail "temporary files left behind: $(ls -A)"
 }
 
+case_output_targets() {
+  # Nothing but a regular file is ever replaced (tools/output_file.h has the table).
+  local p='in=8 c=1 o=1'
+  expect 0 run "$p" --seed 2 --output want.npy || return
+  # A symbolic link is written through: the link stays, the file it leads to gets y.
+  expect 0 run "$p" --seed 1 --output real.npy
+  ln -s real.npy link.npy
+  expect 0 run "$p" --seed 2 --output link.npy
+  [ -L link.npy ] || fail "the symbolic link link.npy was replaced by a file"
+  cmp -s real.npy want.npy || fail "writing through link.npy did not write real.npy"
+  ln -s made.npy dangling.npy
+  expect 0 run "$p" --seed 2 --output dangling.npy
+  [ -L dangling.npy ] || fail "the symbolic link dangling.npy was replaced by a file"
+  cmp -s made.npy want.npy || fail "writing through dangling.npy did not create made.npy"
+  # Links are followed for inputs too.
+  expect 0 run "$p" --input link.npy && contains "$T/out" "link.npy"
+  mkdir adir
+  ln -s adir dirlink.npy
+  expect 2 run "$p" --output dirlink.npy && contains "$T/err" "directory"
+  [ -L dirlink.npy ] && [ -d adir ] || fail "dirlink.npy or adir changed"
+  # Standard output, by '-' or by name: y on stdout, the summary on stderr.
+  local target
+  for target in - /dev/stdout; do
+    "$CONVND" run "$p" --seed 2 --output "$target" >stdout.npy 2>"$T/err" || fail "--output $target exited $?"
+    cmp -s stdout.npy want.npy || fail "--output $target: stdout is not y.npy"
+    contains "$T/err" "written to standard output"
+  done
+  # A character device is written in place, never replaced.
+  expect 0 run "$p" --output /dev/null
+  [ -c /dev/null ] || fail "/dev/null is no longer a character device"
+  if [ -w /dev/full ]; then
+    expect 2 run "$p" --output /dev/full && contains "$T/err" "/dev/full"
+    [ -c /dev/full ] || fail "/dev/full is no longer a character device"
+  fi
+  # A FIFO: refused at once when nobody reads it, written in place when someone does.
+  mkfifo fifo.npy
+  TIMEOUT=60 expect 2 run "$p" --output fifo.npy && contains "$T/err" "nobody reads"
+  cat fifo.npy >from_fifo.npy &
+  local reader=$! i
+  for i in $(seq 100); do # until cat has opened the FIFO
+    TIMEOUT=60 "$CONVND" run "$p" --seed 2 --output fifo.npy >/dev/null 2>"$T/err" && break
+    grep -q "nobody reads" "$T/err" || { fail "writing to a FIFO with a reader: $(cat "$T/err")"; break; }
+    sleep 0.1
+  done
+  wait "$reader"
+  cmp -s from_fifo.npy want.npy || fail "what was written to fifo.npy is not y.npy"
+  [ -p fifo.npy ] || fail "fifo.npy is no longer a FIFO"
+  # Inputs are read from regular files only: a FIFO would block, a device is no .npy.
+  TIMEOUT=60 expect 2 run "$p" --input fifo.npy && contains "$T/err" "FIFO (named pipe), not a regular file"
+  expect 2 run "$p" --weight /dev/null && contains "$T/err" "character device, not a regular file"
+  expect 2 run "$p" --weight adir && contains "$T/err" "directory"
+  [ "$(ls -A | grep -c tmp)" = 0 ] || fail "temporary files left behind: $(ls -A)"
+  # A replaced file keeps its permissions.
+  chmod 640 real.npy
+  expect 0 run "$p" --seed 3 --output real.npy
+  [ "$(stat -c %a real.npy)" = 640 ] || fail "real.npy's mode changed to $(stat -c %a real.npy)"
+}
+
 case_check() {
   local p
   for p in 'n=2 in=9x7 c=6 o=4 k=3x2 pad=1' 'in=12 c=4 o=6 k=3 stride=2 pad=1 dtype=f64' \
@@ -399,6 +494,16 @@ EOF
 
 case_plan() {
   expect 0 plan 'n=1 in=8x8 c=3 o=4 k=3x3' && contains "$T/out" "algorithm:"
+  contains "$T/out" "direction:  fwd"
+  contains "$T/out" "isa:        "
+  contains "$T/out" "config:     "
+  # --isa reaches the plan, and every command runs it.
+  expect 0 plan 'n=1 in=8x8 c=3 o=4 k=3x3' --isa generic && contains "$T/out" "isa:        generic"
+  expect 0 plan 'n=1 in=8x8 c=3 o=4 k=3x3' --isa=generic --json && contains "$T/out" '"isa": "generic"'
+  expect 0 run 'n=1 in=8x8 c=3 o=4 k=3x3' --isa generic
+  expect 0 check 'n=2 in=9x7 c=6 o=4 k=3x2 pad=1' --isa generic && contains "$T/out" "PASS "
+  expect 0 bench 'in=16 c=4 o=4 k=3' --reps 1 --isa generic && contains "$T/out" "GFLOP/s"
+  expect 0 plan 'n=1 in=8x8 c=3 o=4 k=3x3' --isa auto
   contains "$T/out" "problem:    in=8x8 c=3 o=4 k=3x3"
   expect 0 plan 'n=1 in=8x8 c=3 o=4 k=3x3' --json --budget 64MiB && contains "$T/out" '"budget_bytes": 67108864'
   expect 0 plan 'in=8 c=1 o=1' --algorithm reference && contains "$T/out" "algorithm:  reference"
@@ -432,6 +537,90 @@ case_interrupt() {
   if [ -s "$T/err" ]; then # empty when the signal came before the handler was installed
     [ "$(wc -l <"$T/err")" = 1 ] || fail "expected one line on stderr: $(cat "$T/err")"
     contains "$T/err" "problem: $p"
+  fi
+}
+
+# Waits (at most 30 s) until a temporary file of $1 exists, with data when $2 is 'data'.
+wait_for_temp() {
+  local i f
+  for i in $(seq 3000); do
+    for f in "$1".tmp-*; do
+      if [ -e "$f" ] && { [ "${2:-}" != data ] || [ -s "$f" ]; }; then return 0; fi
+    done
+    sleep 0.01
+  done
+  return 1
+}
+
+case_signals() {
+  # Every signal that ends the process removes the output's temporary file and keeps an
+  # existing output as it was; the exit status is the signal's.
+  local p='in=512x512 c=64 o=64 k=3x3 pad=1' sig pid rc
+  expect 0 run 'in=8 c=1 o=1' --output keep.npy || return
+  cp keep.npy keep.orig
+  for sig in TERM HUP USR1 ALRM; do
+    "$CONVND" run "$p" --algorithm reference --output keep.npy >"$T/out" 2>"$T/err" &
+    pid=$!
+    wait_for_temp keep.npy || fail "SIG$sig: no temporary file appeared"
+    kill -s "$sig" "$pid"
+    wait "$pid" 2>/dev/null
+    rc=$?
+    [ "$rc" -gt 128 ] && [ "$(kill -l "$rc")" = "$sig" ] || fail "SIG$sig: exit status $rc: $(cat "$T/err")"
+    [ "$(ls -A | grep -c tmp)" = 0 ] || fail "SIG$sig left temporary files behind: $(ls -A)"
+    cmp -s keep.npy keep.orig || fail "SIG$sig changed keep.npy"
+  done
+  # A second Ctrl-C ends the process at once (the first asks for a stop between tiles, a few
+  # hundred ms away with one thread on the reference): no temporary file either way.
+  "$CONVND" run "$p" --algorithm reference --threads 1 --output keep.npy >"$T/out" 2>"$T/err" &
+  pid=$!
+  wait_for_temp keep.npy || fail "no temporary file appeared"
+  kill -INT "$pid"
+  sleep 0.02
+  kill -INT "$pid" 2>/dev/null
+  wait "$pid" 2>/dev/null
+  rc=$?
+  [ "$rc" = 130 ] || fail "two Ctrl-C: exit status $rc, expected 130: $(cat "$T/err")"
+  [ "$(ls -A | grep -c tmp)" = 0 ] || fail "a second Ctrl-C left temporary files behind: $(ls -A)"
+  cmp -s keep.npy keep.orig || fail "two Ctrl-C changed keep.npy"
+  # Ctrl-C while y is written: exit 130, the output as it was, no temporary file. The process
+  # is stopped as soon as its temporary file has data, interrupted, and continued.
+  local big='n=1 in=67108864 c=1 o=1' size # 256 MiB of x and of y
+  "$CONVND" run "$big" --output keep.npy >"$T/out" 2>"$T/err" &
+  pid=$!
+  if wait_for_temp keep.npy data; then
+    kill -STOP "$pid"
+    size=$(cat keep.npy.tmp-* 2>/dev/null | wc -c)
+    kill -INT "$pid"
+    kill -CONT "$pid"
+    wait "$pid" 2>/dev/null
+    rc=$?
+    if [ "$size" -lt $((256 << 20)) ]; then
+      [ "$rc" = 130 ] || fail "Ctrl-C during the write: exit status $rc, expected 130: $(cat "$T/err")"
+      contains "$T/err" "interrupted"
+      cmp -s keep.npy keep.orig || fail "Ctrl-C during the write replaced keep.npy"
+    else
+      echo "note: the write had ended before the signal; not checked"
+    fi
+  else
+    wait "$pid"
+    fail "no temporary file with data appeared: $(cat "$T/err")"
+  fi
+  [ "$(ls -A | grep -c tmp)" = 0 ] || fail "temporary files left behind: $(ls -A)"
+  # Written in place (standard output into a pipe that is not read yet): Ctrl-C stops the
+  # write after the piece under way, exit 130.
+  if [ -r /proc/self/wchan ]; then
+    "$CONVND" run "$big" --output - 2>"$T/err" > >(sleep 3; cat >/dev/null) &
+    pid=$!
+    local i
+    for i in $(seq 3000); do
+      case $(cat "/proc/$pid/wchan" 2>/dev/null) in *pipe_write*) break ;; esac
+      sleep 0.01
+    done
+    kill -INT "$pid"
+    wait "$pid" 2>/dev/null
+    rc=$?
+    [ "$rc" = 130 ] || fail "Ctrl-C while writing to a pipe: exit status $rc, expected 130: $(cat "$T/err")"
+    contains "$T/err" "what was written so far stays"
   fi
 }
 

@@ -117,8 +117,8 @@ TEST(PlanCache, RepeatedCallsReuseThePlanAndKeysKeepPlansApart) {
   other.threads = 1;
   EXPECT_EQ(make_plan(p, other).threads, 1);
   other = opt;
-  other.budget = 12345;
-  EXPECT_EQ(make_plan(p, other).budget_bytes, 12345);
+  other.budget = int64_t(1) << 20;
+  EXPECT_EQ(make_plan(p, other).budget_bytes, int64_t(1) << 20);
   other = opt;
   other.isa = Isa::generic;
   EXPECT_EQ(make_plan(p, other).isa, Isa::generic);
@@ -174,4 +174,47 @@ TEST(Plan, HandMadePlanWithoutConfigurationIsRefused) {
   plan = make_plan(p);
   plan.algorithm = "no_such_algorithm";
   EXPECT_TRUE(throws_error([&] { execute(plan, c.x, c.w, y); }, ErrorKind::invalid, {"no_such_algorithm"}));
+}
+
+// Hand-made plans: a configuration changed by hand runs as given and gives the planner's bits;
+// one the family cannot run, or another family's configuration, is refused.
+TEST(Plan, HandMadePlansRunAsGiven) {
+  Rng rng = test_rng();
+  struct Case1 {
+    const char* problem;
+    const char* algorithm;
+    const char* parameter;
+    int64_t value;
+  };
+  for (const Case1& k : {Case1{"n=2 in=9x11 c=24 o=24 k=3x3 pad=1 g=24", "depthwise_direct", "rows_per_task", 5},
+                         Case1{"op=convT n=2 in=300 c=1 o=2 k=64 stride=16", "transposed_scatter", "positions_per_task", 7},
+                         Case1{"n=1 in=7x5 c=3 o=4 k=3x2 pad=1", "reference", "rows_per_task", 3}}) {
+    SCOPED_TRACE(k.problem);
+    const Problem p = parse_problem(k.problem);
+    Case c = make_case(p, rng);
+    ExecOptions opt;
+    opt.algorithm = k.algorithm;
+    const Plan planned = make_plan(p, opt);
+    const Plan hand = with_parameter(planned, k.parameter, k.value);
+    EXPECT_EQ(plan_parameter(hand, k.parameter), k.value);
+    EXPECT_NE(plan_parameter(planned, k.parameter), k.value);
+    Tensor y1 = Tensor::empty(p.dtype, y_shape(c.shapes)), y2 = Tensor::empty(p.dtype, y_shape(c.shapes));
+    execute(planned, c.x, c.w, y1, opt);
+    execute(hand, c.x, c.w, y2, opt);
+    EXPECT_TRUE(bit_equal(y1, y2));
+    EXPECT_TRUE(matches_oracle(y2, oracle(c)));
+    EXPECT_TRUE(throws_error([&] { with_parameter(planned, "no_such_parameter", 1); }, ErrorKind::invalid,
+                             {"no_such_parameter"}));
+    EXPECT_TRUE(throws_error([&] { with_parameter(planned, k.parameter, 0); }, ErrorKind::invalid));
+  }
+  // Another family's configuration under this plan's algorithm name.
+  const Problem p = parse_problem("n=2 in=9x11 c=24 o=24 k=3x3 pad=1 g=24");
+  Case c = make_case(p, rng);
+  ExecOptions dw, gemm;
+  dw.algorithm = "depthwise_direct";
+  gemm.algorithm = "im2col_gemm";
+  Plan mixed = make_plan(p, gemm);
+  mixed.config = make_plan(p, dw).config;
+  Tensor y = Tensor::empty(p.dtype, y_shape(c.shapes));
+  EXPECT_TRUE(throws_error([&] { execute(mixed, c.x, c.w, y); }, ErrorKind::invalid, {"configuration"}));
 }
