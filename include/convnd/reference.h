@@ -19,6 +19,17 @@ void reference_conv(const Geometry& g, const TensorView& x, const TensorView& w,
 void reference_conv_rows(const Geometry& g, const TensorView& x, const TensorView& w, const TensorView& y,
                          int64_t row_begin, int64_t row_end);
 
+/// The gradients by their definition (semantics.md, "Gradients"), for the forward problem g
+/// (g.dir is not read): with y = conv(x, w) and a cotangent dy of y's shape,
+///   dx = d<y, dy>/dx (x's shape; inputs no output reads get 0), and
+///   dw = d<y, dy>/dw (w's shape: a sum over the batch and every output position).
+/// Each element is summed in float64 and rounded once to its dtype. Single-threaded and
+/// allocates a float64 copy of the result: for checking, not for speed.
+void reference_conv_backward_data(const Geometry& g, const TensorView& dy, const TensorView& w,
+                                  const TensorView& dx);
+void reference_conv_backward_weight(const Geometry& g, const TensorView& x, const TensorView& dy,
+                                    const TensorView& dw);
+
 struct PointValue {
   double value;   // the exact-as-float64 sum
   double abssum;  // sum of |x*w| over the terms, the scale for error bounds

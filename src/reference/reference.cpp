@@ -122,4 +122,85 @@ void reference_conv(const Geometry& g, const TensorView& x, const TensorView& w,
   for (std::thread& th : workers) th.join();
 }
 
+namespace {
+
+// Calls f(n, p, k, i, oc, kk, c0) for every (output, tap) pair whose tap lands on real input:
+// output position p of sample n, tap k (kk with flip applied) reading input position i, output
+// channel oc whose group starts at input channel c0. The same walk as point(), so the gradients
+// are the adjoints of exactly what reference_conv computes.
+template <class F>
+void for_each_term(const Geometry& g, F&& f) {
+  for (int64_t n = 0; n < g.n; ++n)
+    for (int64_t p0 = 0; p0 < g.out[0]; ++p0)
+      for (int64_t p1 = 0; p1 < g.out[1]; ++p1)
+        for (int64_t p2 = 0; p2 < g.out[2]; ++p2)
+          for (int64_t k0 = 0; k0 < g.k[0]; ++k0) {
+            const int64_t i0 = input_index(g, 0, p0, k0);
+            if (i0 < 0) continue;
+            for (int64_t k1 = 0; k1 < g.k[1]; ++k1) {
+              const int64_t i1 = input_index(g, 1, p1, k1);
+              if (i1 < 0) continue;
+              for (int64_t k2 = 0; k2 < g.k[2]; ++k2) {
+                const int64_t i2 = input_index(g, 2, p2, k2);
+                if (i2 < 0) continue;
+                const Dims kk{g.flip ? g.k[0] - 1 - k0 : k0, g.flip ? g.k[1] - 1 - k1 : k1,
+                              g.flip ? g.k[2] - 1 - k2 : k2};
+                for (int64_t oc = 0; oc < g.o; ++oc)
+                  f(n, Dims{p0, p1, p2}, Dims{i0, i1, i2}, kk, oc, (oc / g.og()) * g.cg());
+              }
+            }
+          }
+}
+
+void check_grad_dtypes(const Geometry& g, const TensorView& a, const TensorView& b, const TensorView& out) {
+  if (a.dtype != g.dtype || b.dtype != g.dtype || out.dtype != g.dtype)
+    throw Error(ErrorKind::invalid, "[reference] tensor dtypes must match the problem's dtype");
+}
+
+}  // namespace
+
+void reference_conv_backward_data(const Geometry& g, const TensorView& dy, const TensorView& w,
+                                  const TensorView& dx) {
+  check_grad_dtypes(g, dy, w, dx);
+  const Strides5 ys = strides5(dy, "dy"), ws = strides5(w, "w"), xs = strides5(dx, "dx");
+  // Dense float64 accumulator in dx's logical order [N, I0, I1, I2, C].
+  std::vector<double> acc(size_t(g.x_elems()), 0.0);
+  const int64_t cg = g.cg();
+  for_each_term(g, [&](int64_t n, const Dims& p, const Dims& i, const Dims& kk, int64_t oc, int64_t c0) {
+    const double d = load(dy, n * ys.s[0] + p[0] * ys.s[1] + p[1] * ys.s[2] + p[2] * ys.s[3] + oc * ys.s[4]);
+    const int64_t wo = oc * ws.s[0] + kk[0] * ws.s[1] + kk[1] * ws.s[2] + kk[2] * ws.s[3];
+    double* a = acc.data() + ((((n * g.in[0] + i[0]) * g.in[1] + i[1]) * g.in[2] + i[2]) * g.c + c0);
+    for (int64_t c = 0; c < cg; ++c) a[c] += d * load(w, wo + c * ws.s[4]);
+  });
+  int64_t lin = 0;
+  for (int64_t n = 0; n < g.n; ++n)
+    for (int64_t i0 = 0; i0 < g.in[0]; ++i0)
+      for (int64_t i1 = 0; i1 < g.in[1]; ++i1)
+        for (int64_t i2 = 0; i2 < g.in[2]; ++i2)
+          for (int64_t c = 0; c < g.c; ++c)
+            store(dx, n * xs.s[0] + i0 * xs.s[1] + i1 * xs.s[2] + i2 * xs.s[3] + c * xs.s[4], acc[size_t(lin++)]);
+}
+
+void reference_conv_backward_weight(const Geometry& g, const TensorView& x, const TensorView& dy,
+                                    const TensorView& dw) {
+  check_grad_dtypes(g, x, dy, dw);
+  const Strides5 xs = strides5(x, "x"), ys = strides5(dy, "dy"), ws = strides5(dw, "dw");
+  // Dense float64 accumulator in dw's logical order [O, K0, K1, K2, C/g].
+  std::vector<double> acc(size_t(g.w_elems()), 0.0);
+  const int64_t cg = g.cg();
+  for_each_term(g, [&](int64_t n, const Dims& p, const Dims& i, const Dims& kk, int64_t oc, int64_t c0) {
+    const double d = load(dy, n * ys.s[0] + p[0] * ys.s[1] + p[1] * ys.s[2] + p[2] * ys.s[3] + oc * ys.s[4]);
+    const int64_t xo = n * xs.s[0] + i[0] * xs.s[1] + i[1] * xs.s[2] + i[2] * xs.s[3] + c0 * xs.s[4];
+    double* a = acc.data() + ((((oc * g.k[0] + kk[0]) * g.k[1] + kk[1]) * g.k[2] + kk[2]) * cg);
+    for (int64_t c = 0; c < cg; ++c) a[c] += d * load(x, xo + c * xs.s[4]);
+  });
+  int64_t lin = 0;
+  for (int64_t oc = 0; oc < g.o; ++oc)
+    for (int64_t k0 = 0; k0 < g.k[0]; ++k0)
+      for (int64_t k1 = 0; k1 < g.k[1]; ++k1)
+        for (int64_t k2 = 0; k2 < g.k[2]; ++k2)
+          for (int64_t c = 0; c < cg; ++c)
+            store(dw, oc * ws.s[0] + k0 * ws.s[1] + k1 * ws.s[2] + k2 * ws.s[3] + c * ws.s[4], acc[size_t(lin++)]);
+}
+
 }  // namespace convnd
