@@ -120,7 +120,8 @@ Status OutputFile::open(const std::string& path, void (*watch)(const char*)) {
                 "; y is written to a regular file (replaced atomically), standard output, a character device "
                 "or a FIFO");
   // Replacing a file we may not write would surprise as much as writing through a device.
-  if (exists && ::access(target_.c_str(), W_OK) != 0) return fail("cannot write " + target_ + ": " + errno_text());
+  if (exists && ::access(target_.c_str(), W_OK) != 0)
+    return fail("cannot write " + target_ + ": " + errno_text());
 
   // The temporary file, beside the target so that the rename stays within one file system.
   // Its name is made known to the signal handlers before it exists, so no moment is left

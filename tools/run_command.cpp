@@ -32,13 +32,13 @@ void write_output(OutputFile& out, const TensorView& y, const Problem& p) {
   auto check = [&](const Status& s) {
     if (!s.ok()) throw Error(s.kind(), with_problem(s.message(), p));
   };
-  if (interrupted())
-    throw Error(ErrorKind::interrupted, with_problem("[run] interrupted; nothing was written to " + out.path(), p));
+  const Status stopped(ErrorKind::interrupted, "[run] interrupted; nothing was written to " + out.path());
+  if (interrupted()) check(stopped);
   check(out.write(y, [] { return !interrupted(); }));
   if (out.mode() != OutputFile::Mode::replace) return;
   if (!begin_commit()) {
     out.abandon();
-    throw Error(ErrorKind::interrupted, with_problem("[run] interrupted; nothing was written to " + out.path(), p));
+    check(stopped);
   }
   const Status s = out.publish();
   end_commit();  // a signal held back during the rename ends the process here
@@ -59,7 +59,8 @@ int run_command(const Options& o) {
   // refused target fails before a long run.
   OutputFile out;
   if (!o.output.empty())
-    if (Status s = out.open(o.output, watch_temp_file); !s.ok()) throw Error(s.kind(), with_problem(s.message(), p));
+    if (Status s = out.open(o.output, watch_temp_file); !s.ok())
+      throw Error(s.kind(), with_problem(s.message(), p));
 
   const std::string x_what = "input x " + x_layout(p.rank), w_what = "weight w " + w_layout(p.rank);
   Tensor x = make_input(o.input, x_what.c_str(), p, sh.x, o.seed, kStreamX, plan.threads);

@@ -19,7 +19,8 @@ std::atomic<int> g_state{kNoFile};
 std::atomic<int> g_held{0};  // a signal that arrived while committing
 char g_temp[4096];
 
-constexpr int kEndingSignals[] = {SIGTERM, SIGHUP, SIGQUIT, SIGPIPE, SIGALRM, SIGUSR1, SIGUSR2, SIGXCPU, SIGXFSZ};
+constexpr int kEndingSignals[] = {SIGTERM, SIGHUP,  SIGQUIT, SIGPIPE, SIGALRM,
+                                  SIGUSR1, SIGUSR2, SIGXCPU, SIGXFSZ};
 
 void die_by(int sig) {
   std::signal(sig, SIG_DFL);
@@ -40,7 +41,7 @@ extern "C" void on_ending_signal(int sig) {
 
 extern "C" void on_sigint(int sig) {
   if (!g_interrupted.exchange(true)) return;  // the first Ctrl-C: stop between tiles
-  on_ending_signal(sig);                     // the second: now
+  on_ending_signal(sig);                      // the second: now
 }
 
 void install(int sig, void (*handler)(int), bool keep_ignored) {

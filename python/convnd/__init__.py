@@ -14,13 +14,18 @@ Every function also takes, keyword-only:
   (256 MiB, or 1/16 of physical memory if that is less).
 * ``device``: ``"cpu"`` (default) or ``"cuda"``. A build without CUDA raises
   NotImplementedError for ``"cuda"``.
-* ``threads``: worker threads; 0 (default) means ``CONVND_THREADS`` or every hardware thread.
+* ``threads``: worker threads, 0 to 4096; 0 (default) means ``CONVND_THREADS`` or every
+  hardware thread.
 * ``algorithm``: force one algorithm by name (tests, benchmarks); None lets the planner choose.
+* ``isa``: the CPU instruction set, ``"generic"``, ``"avx2"`` or ``"avx512"``; None or
+  ``"auto"`` (default) is the best this CPU runs (``CONVND_ISA`` may lower it). One the CPU
+  lacks raises NotImplementedError.
 
-Errors: ValueError for an invalid problem, NotImplementedError for an unsupported one,
-MemoryError when the budget or the device is too small, TypeError for an unsupported dtype;
-messages end with the problem string. The GIL is released while computing, and Ctrl-C stops
-a long convolution between tiles (KeyboardInterrupt).
+Errors: ValueError for an invalid problem or argument value, NotImplementedError for an
+unsupported one, MemoryError when the budget or the device is too small, TypeError for an
+unsupported dtype or an argument of the wrong type; each message names the argument or ends
+with the problem string. The GIL is released while computing, and Ctrl-C stops a long
+convolution between tiles (KeyboardInterrupt).
 """
 
 from __future__ import annotations
@@ -53,6 +58,11 @@ __version__ = "0.1.0"
 IntOrSeq = Union[int, Sequence[int]]
 Budget = Union[int, str, None]
 
+# The most worker threads a call may ask for (as the CLI's --threads): far above any machine's
+# hardware threads, low enough that starting them stays quick.
+_MAX_THREADS = 4096
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+
 _OPS = (
     "conv_general",
     "conv1d",
@@ -78,12 +88,18 @@ def default_workspace_budget() -> int:
 # Argument normalisation (MLX's conventions -> per-axis int lists)
 
 
+def _int64(name: str, v: int) -> int:
+    if not _INT64_MIN <= v <= _INT64_MAX:
+        raise ValueError(f"{name} ({v}) is out of range: convnd takes signed 64-bit integers")
+    return v
+
+
 def _ints(name: str, v: Any) -> list:
-    """An int or a sequence of ints as a non-empty list of Python ints."""
+    """An int or a sequence of ints as a non-empty list of Python ints (each within int64)."""
     if isinstance(v, (str, bytes)):
         raise TypeError(f"{name} must be an int or a sequence of ints, got {v!r}")
     try:
-        return [_operator.index(v)]
+        return [_int64(name, _operator.index(v))]
     except TypeError:
         pass
     try:
@@ -92,7 +108,7 @@ def _ints(name: str, v: Any) -> list:
         raise TypeError(f"{name} must be an int or a sequence of ints, got {v!r}") from None
     if not out:
         raise ValueError(f"{name} must not be empty")
-    return out
+    return [_int64(name, e) for e in out]
 
 
 def _general_padding(padding: Any) -> Tuple[list, list]:
@@ -114,9 +130,40 @@ def _general_padding(padding: Any) -> Tuple[list, list]:
 
 def _groups(groups: Any) -> int:
     try:
-        return _operator.index(groups)
+        return _int64("groups", _operator.index(groups))
     except TypeError:
         raise TypeError(f"groups must be an int, got {groups!r}") from None
+
+
+def _exec_options(budget: Any, device: Any, threads: Any, algorithm: Any, isa: Any) -> dict:
+    """The keyword-only options, checked here so that a wrong one is named (the native layer
+    would only say that its signature did not match)."""
+    if not isinstance(device, str):
+        raise TypeError(f"device must be 'cpu' or 'cuda', got {device!r}")
+    if budget is not None and not isinstance(budget, str):
+        if isinstance(budget, bool):
+            raise TypeError(f"budget must be an int (bytes), a string such as '64MiB', or None, got {budget!r}")
+        try:
+            budget = _operator.index(budget)
+        except TypeError:
+            raise TypeError(
+                f"budget must be an int (bytes), a string such as '64MiB', or None, got {budget!r}"
+            ) from None
+        if budget > _INT64_MAX:
+            raise ValueError(f"budget ({budget}) is out of range: at most 2**63 - 1 bytes")
+    if isinstance(threads, bool):
+        raise TypeError(f"threads must be an int, got {threads!r}")
+    try:
+        threads = _operator.index(threads)
+    except TypeError:
+        raise TypeError(f"threads must be an int, got {threads!r}") from None
+    if not 0 <= threads <= _MAX_THREADS:
+        raise ValueError(f"threads ({threads}) must be from 0 (every hardware thread) to {_MAX_THREADS}")
+    if algorithm is not None and not isinstance(algorithm, str):
+        raise TypeError(f"algorithm must be a name (str) or None, got {algorithm!r}")
+    if isa is not None and not isinstance(isa, str):
+        raise TypeError(f"isa must be 'auto', 'generic', 'avx2', 'avx512' or None, got {isa!r}")
+    return dict(budget=budget, device=device, threads=threads, algorithm=algorithm, isa=isa)
 
 
 def _general_options(stride=1, padding=0, kernel_dilation=1, input_dilation=1, groups=1, flip=False) -> dict:
@@ -183,9 +230,14 @@ def _array(a: Any, what: str) -> Tuple[Any, Optional[str]]:
     handled by the native layer (one dense copy). Anything that is neither a NumPy array nor
     a DLPack producer is converted with numpy.asarray.
     """
+    if a is None or isinstance(a, (str, bytes, bytearray)):
+        raise TypeError(f"{what} must be an array (NumPy, or a DLPack producer such as torch, jax, cupy or MLX), "
+                        f"got {type(a).__name__}")
     if isinstance(a, _np.ndarray):
         if a.dtype.name == "bfloat16":
             return a.view(_np.uint16), "bf16"
+        if a.dtype.name not in ("float16", "float32", "float64"):
+            raise TypeError(f"{what} has dtype {a.dtype}; convnd computes float32, float16, bfloat16 and float64")
         if a.dtype.byteorder == ">" or (a.dtype.byteorder == "=" and not _np.little_endian):
             a = a.astype(a.dtype.newbyteorder("<"))
         return a, None
@@ -195,11 +247,31 @@ def _array(a: Any, what: str) -> Tuple[Any, Optional[str]]:
         arr = _np.asarray(a)
     except Exception as e:  # pragma: no cover - depends on the object
         raise TypeError(f"{what} must be a NumPy array or a DLPack producer, got {type(a).__name__}") from e
-    if arr.dtype.kind in "iub":
-        raise TypeError(
-            f"{what} has dtype {arr.dtype}; convnd computes float32, float16, bfloat16 and float64"
-        )
+    if arr.dtype.kind == "O":
+        raise TypeError(f"{what} must be an array of numbers, got {type(a).__name__} (NumPy sees dtype object)")
     return _array(arr, what)
+
+
+def _shape_of(a: Any) -> Optional[tuple]:
+    try:
+        return tuple(int(d) for d in a.shape)
+    except Exception:
+        return None
+
+
+def _arrays(input: Any, weight: Any, call: Any) -> Any:
+    """call(x, x_dtype, w, w_dtype) on the two arrays as the native layer takes them. A dtype
+    convnd does not compute is a TypeError that names the argument and the two shapes (no
+    problem string exists for such a call)."""
+    try:
+        x, x_dtype = _array(input, "input")
+        w, w_dtype = _array(weight, "weight")
+        return call(x, x_dtype, w, w_dtype)
+    except TypeError as e:
+        xs, ws = _shape_of(input), _shape_of(weight)
+        if "convnd computes" in str(e) and xs is not None and ws is not None:
+            raise TypeError(f"{e}; input shape {xs}, weight shape {ws}") from None
+        raise
 
 
 def _result(y: _np.ndarray) -> _np.ndarray:
@@ -213,11 +285,10 @@ def _result(y: _np.ndarray) -> _np.ndarray:
 
 
 def _call(op: str, input: Any, weight: Any, opts: dict, budget: Budget, device: str, threads: int,
-          algorithm: Optional[str]) -> _np.ndarray:
-    x, x_dtype = _array(input, "input")
-    w, w_dtype = _array(weight, "weight")
-    y = _core.run(op, x, w, x_dtype, w_dtype, device=device, budget=budget, threads=threads,
-                  algorithm=algorithm, **opts)
+          algorithm: Optional[str], isa: Optional[str]) -> _np.ndarray:
+    exec_opts = _exec_options(budget, device, threads, algorithm, isa)
+    y = _arrays(input, weight,
+                lambda x, x_dtype, w, w_dtype: _core.run(op, x, w, x_dtype, w_dtype, **exec_opts, **opts))
     return _result(y)
 
 
@@ -239,6 +310,7 @@ def conv_general(
     device: str = "cpu",
     threads: int = 0,
     algorithm: Optional[str] = None,
+    isa: Optional[str] = None,
 ) -> _np.ndarray:
     """General convolution over 1, 2 or 3 spatial dimensions (``mlx.core.conv_general``).
 
@@ -252,7 +324,7 @@ def conv_general(
         input_dilation: int or per axis (default 1): ``id - 1`` zeros between input samples.
         groups: int dividing both C and O (default 1).
         flip: True computes a convolution (kernel flipped), False a cross-correlation.
-        budget, device, threads, algorithm: see the package docstring.
+        budget, device, threads, algorithm, isa: see the package docstring.
 
     Returns:
         A NumPy array (a CUDA DLPack array for CUDA inputs on ``device="cuda"``) ``(N, *out, O)`` of
@@ -266,7 +338,7 @@ def conv_general(
     """
     return _call("conv_general", input, weight,
                  _general_options(stride, padding, kernel_dilation, input_dilation, groups, flip),
-                 budget, device, threads, algorithm)
+                 budget, device, threads, algorithm, isa)
 
 
 # The spatial axes of x and of w by rank, as the docstrings name them.
@@ -290,9 +362,10 @@ def _conv(rank: int):
         device: str = "cpu",
         threads: int = 0,
         algorithm: Optional[str] = None,
+        isa: Optional[str] = None,
     ) -> _np.ndarray:
         return _call(name, input, weight, _conv_options(stride, padding, dilation, groups),
-                     budget, device, threads, algorithm)
+                     budget, device, threads, algorithm, isa)
 
     f.__name__ = f.__qualname__ = name
     f.__doc__ = f"""{rank}-D cross-correlation (``mlx.core.{name}``) with symmetric padding.
@@ -304,7 +377,7 @@ def _conv(rank: int):
         padding: symmetric zero padding, int or per axis (default 0).
         dilation: kernel dilation, int or per axis (default 1).
         groups: int dividing both C and O (default 1).
-        budget, device, threads, algorithm: see the package docstring.
+        budget, device, threads, algorithm, isa: see the package docstring.
 
     Returns:
         A NumPy array (a CUDA DLPack array for CUDA inputs on ``device="cuda"``)
@@ -333,10 +406,11 @@ def _conv_transpose(rank: int):
         device: str = "cpu",
         threads: int = 0,
         algorithm: Optional[str] = None,
+        isa: Optional[str] = None,
     ) -> _np.ndarray:
         return _call(name, input, weight,
                      _conv_transpose_options(stride, padding, dilation, output_padding, groups),
-                     budget, device, threads, algorithm)
+                     budget, device, threads, algorithm, isa)
 
     f.__name__ = f.__qualname__ = name
     f.__doc__ = f"""{rank}-D transposed convolution (``mlx.core.{name}``).
@@ -353,7 +427,7 @@ def _conv_transpose(rank: int):
         dilation: kernel dilation, int or per axis (default 1).
         output_padding: extra output at the high end, ``0 <= output_padding < max(stride, dilation)``.
         groups: int dividing both C and O (default 1).
-        budget, device, threads, algorithm: see the package docstring.
+        budget, device, threads, algorithm, isa: see the package docstring.
 
     Returns:
         A NumPy array (a CUDA DLPack array for CUDA inputs on ``device="cuda"``) ``(N, *out, O)``
@@ -388,9 +462,8 @@ def _problem(problem: Any, weight: Any, args: tuple, op: str, kwargs: dict):
     if weight is None:
         raise TypeError("pass a problem string, or the input and weight arrays")
     opts = _options(op, args, kwargs)
-    x, x_dtype = _array(problem, "input")
-    w, w_dtype = _array(weight, "weight")
-    return _core.problem_for(op, x, w, x_dtype, w_dtype, **opts)
+    return _arrays(problem, weight,
+                   lambda x, x_dtype, w, w_dtype: _core.problem_for(op, x, w, x_dtype, w_dtype, **opts))
 
 
 def problem_string(problem: Any, weight: Any = None, *args: Any, op: str = "conv_general", **kwargs: Any) -> str:
@@ -422,6 +495,7 @@ def plan(
     device: str = "cpu",
     threads: int = 0,
     algorithm: Optional[str] = None,
+    isa: Optional[str] = None,
     **kwargs: Any,
 ) -> dict:
     """The plan convnd would run for a problem, as a dict (``Plan::to_json``).
@@ -443,5 +517,6 @@ def plan(
     Raises:
         ValueError, NotImplementedError, MemoryError: as the convolution itself would.
     """
+    opts = _exec_options(budget, device, threads, algorithm, isa)
     p = _problem(problem, weight, args, op, kwargs)
-    return _json.loads(_core.plan_json(p, device=device, budget=budget, threads=threads, algorithm=algorithm))
+    return _json.loads(_core.plan_json(p, **opts))

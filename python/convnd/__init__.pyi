@@ -33,6 +33,7 @@ def conv_general(
     device: str = "cpu",
     threads: int = 0,
     algorithm: Optional[str] = None,
+    isa: Optional[str] = None,
 ) -> Output: ...
 def conv1d(
     input: ArrayLike,
@@ -46,6 +47,7 @@ def conv1d(
     device: str = "cpu",
     threads: int = 0,
     algorithm: Optional[str] = None,
+    isa: Optional[str] = None,
 ) -> Output: ...
 def conv2d(
     input: ArrayLike,
@@ -59,6 +61,7 @@ def conv2d(
     device: str = "cpu",
     threads: int = 0,
     algorithm: Optional[str] = None,
+    isa: Optional[str] = None,
 ) -> Output: ...
 def conv3d(
     input: ArrayLike,
@@ -72,6 +75,7 @@ def conv3d(
     device: str = "cpu",
     threads: int = 0,
     algorithm: Optional[str] = None,
+    isa: Optional[str] = None,
 ) -> Output: ...
 def conv_transpose1d(
     input: ArrayLike,
@@ -86,6 +90,7 @@ def conv_transpose1d(
     device: str = "cpu",
     threads: int = 0,
     algorithm: Optional[str] = None,
+    isa: Optional[str] = None,
 ) -> Output: ...
 def conv_transpose2d(
     input: ArrayLike,
@@ -100,6 +105,7 @@ def conv_transpose2d(
     device: str = "cpu",
     threads: int = 0,
     algorithm: Optional[str] = None,
+    isa: Optional[str] = None,
 ) -> Output: ...
 def conv_transpose3d(
     input: ArrayLike,
@@ -114,6 +120,7 @@ def conv_transpose3d(
     device: str = "cpu",
     threads: int = 0,
     algorithm: Optional[str] = None,
+    isa: Optional[str] = None,
 ) -> Output: ...
 @overload
 def problem_string(problem: str) -> str: ...
@@ -133,6 +140,7 @@ def plan(
     device: str = "cpu",
     threads: int = 0,
     algorithm: Optional[str] = None,
+    isa: Optional[str] = None,
 ) -> dict[str, Any]: ...
 @overload
 def plan(
@@ -144,5 +152,6 @@ def plan(
     device: str = "cpu",
     threads: int = 0,
     algorithm: Optional[str] = None,
+    isa: Optional[str] = None,
     **kwargs: Any,
 ) -> dict[str, Any]: ...

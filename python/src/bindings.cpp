@@ -40,6 +40,24 @@ using Ints = std::vector<int64_t>;
 // must be accepted.
 using InArray = nb::ndarray<nb::ro>;
 
+// The argument as an array, or a TypeError that names it (instead of nanobind's dump of the
+// whole signature). The Python layer has checked NumPy arrays already; this catches the rest.
+InArray import_array(nb::handle h, const char* what) {
+  InArray a;
+  if (!nb::try_cast<InArray>(h, a)) {
+    const nb::handle type_object(reinterpret_cast<PyObject*>(Py_TYPE(h.ptr())));
+    const std::string type = nb::cast<std::string>(type_object.attr("__name__"));
+    throw nb::type_error((std::string(what) + " must be an array (NumPy, or a DLPack producer such as torch, jax, "
+                                              "cupy or MLX), got " + type + " that DLPack cannot import")
+                             .c_str());
+  }
+  return a;
+}
+
+// The most worker threads a call may ask for (convnd/__init__.py checks it first; the CLI's
+// --threads has the same bound).
+constexpr int kMaxThreads = 4096;
+
 // DLPack device types (dlpack.h).
 constexpr int kDLCPU = 1, kDLCUDA = 2, kDLCUDAHost = 3, kDLCUDAManaged = 13;
 
@@ -106,7 +124,7 @@ convnd::TensorView view_of(const InArray& a, const std::optional<std::string>& d
 }
 
 convnd::ExecOptions exec_options(const std::string& device, const nb::object& budget, int threads,
-                                 const std::optional<std::string>& algorithm) {
+                                 const std::optional<std::string>& algorithm, const std::optional<std::string>& isa) {
   convnd::ExecOptions e;
   if (!convnd::parse_backend(device, &e.backend))
     throw nb::value_error(("device must be 'cpu' or 'cuda', got '" + device + "'").c_str());
@@ -125,9 +143,14 @@ convnd::ExecOptions exec_options(const std::string& device, const nb::object& bu
     if (b < 0) throw nb::value_error(("budget (" + std::to_string(b) + ") must be >= 0 bytes").c_str());
     e.budget = b;
   }
-  if (threads < 0) throw nb::value_error(("threads (" + std::to_string(threads) + ") must be >= 0").c_str());
+  if (threads < 0 || threads > kMaxThreads)
+    throw nb::value_error(("threads (" + std::to_string(threads) + ") must be from 0 (every hardware thread) to " +
+                           std::to_string(kMaxThreads))
+                              .c_str());
   e.threads = threads;
   if (algorithm) e.algorithm = *algorithm;
+  if (isa && (!convnd::parse_isa(*isa, &e.isa) || e.isa == convnd::Isa::sm_90))
+    throw nb::value_error(("isa must be 'auto', 'generic', 'avx2' or 'avx512', got '" + *isa + "'").c_str());
   return e;
 }
 
@@ -139,8 +162,8 @@ struct CallOptions {
 };
 
 // The Problem of one call: `api` is the Python function's name.
-convnd::Problem problem_for(const std::string& api, const convnd::TensorView& x, const convnd::TensorView& w,
-                            const CallOptions& o) {
+convnd::Problem problem_for_call(const std::string& api, const convnd::TensorView& x, const convnd::TensorView& w,
+                                 const CallOptions& o) {
   if (api == "conv_general") {
     convnd::ConvGeneralOptions g;
     g.stride = o.stride;
@@ -172,6 +195,48 @@ convnd::Problem problem_for(const std::string& api, const convnd::TensorView& x,
     }
   }
   throw nb::value_error(("unknown operation '" + api + "'").c_str());
+}
+
+std::string shape_text(const convnd::Shape& s) {
+  std::string r = "(";
+  for (size_t i = 0; i < s.size(); ++i) r += (i ? ", " : "") + std::to_string(s[i]);
+  return r + (s.size() == 1 ? ",)" : ")");
+}
+
+// problem_for_call, with errors that name the problem as every other error does. Before a
+// problem exists (the dtypes differ, or the ranks are wrong) the message gets what there is:
+// the problem in the input's dtype (the weight's is the one named wrong), else the two shapes.
+convnd::Problem problem_for(const std::string& api, const convnd::TensorView& x, const convnd::TensorView& w,
+                            const CallOptions& o) {
+  try {
+    return problem_for_call(api, x, w, o);
+  } catch (const convnd::Error& e) {
+    std::string msg = e.what();
+    if (msg.find("; problem: ") != std::string::npos) throw;
+    std::string context;
+    if (x.dtype != w.dtype) {
+      convnd::TensorView w_as_x = w;  // only shapes and dtypes are read
+      w_as_x.dtype = x.dtype;
+      try {
+        context = "; problem: " + convnd::to_string(problem_for_call(api, x, w_as_x, o));
+      } catch (const convnd::Error&) {
+      }
+    }
+    if (context.empty()) context = "; input shape " + shape_text(x.shape) + ", weight shape " + shape_text(w.shape);
+    throw convnd::Error(e.kind(), msg + context);
+  }
+}
+
+// Runs f; a library error that does not name the problem yet (an allocation, say) gets it.
+template <class F>
+auto naming(const convnd::Problem& p, F&& f) {
+  try {
+    return f();
+  } catch (const convnd::Error& e) {
+    const std::string msg = e.what();
+    if (msg.find("; problem: ") != std::string::npos || e.kind() == convnd::ErrorKind::interrupted) throw;
+    throw convnd::Error(e.kind(), msg + "; problem: " + convnd::to_string(p));
+  }
 }
 
 // Cancellation state of one run. Only the calling thread (which holds a Python thread state)
@@ -291,12 +356,12 @@ NB_MODULE(_core, m) {
       }, "text"_a, "Parses and validates a problem string.");
 
   m.def("problem_for",
-        [](const std::string& api, InArray x, InArray w, std::optional<std::string> x_dtype,
+        [](const std::string& api, nb::handle x, nb::handle w, std::optional<std::string> x_dtype,
            std::optional<std::string> w_dtype, Ints stride, Ints padding_lo, Ints padding_hi, Ints dilation,
            Ints input_dilation, Ints output_padding, int64_t groups, bool flip) {
           // Only shapes and dtypes are read here.
-          convnd::TensorView xv = view_of(x, x_dtype, "input", nullptr);
-          convnd::TensorView wv = view_of(w, w_dtype, "weight", nullptr);
+          convnd::TensorView xv = view_of(import_array(x, "input"), x_dtype, "input", nullptr);
+          convnd::TensorView wv = view_of(import_array(w, "weight"), w_dtype, "weight", nullptr);
           CallOptions o{stride, padding_lo, padding_hi, dilation, input_dilation, output_padding, groups, flip};
           return ProblemObject(problem_for(api, xv, wv, o));
         },
@@ -306,24 +371,28 @@ NB_MODULE(_core, m) {
 
   m.def("plan_json",
         [](const ProblemObject& p, const std::string& device, nb::object budget, int threads,
-           std::optional<std::string> algorithm) {
-          convnd::ExecOptions e = exec_options(device, budget, threads, algorithm);
+           std::optional<std::string> algorithm, std::optional<std::string> isa) {
+          convnd::ExecOptions e = exec_options(device, budget, threads, algorithm, isa);
           return convnd::make_plan(p.get(), e).to_json();
         },
-        "problem"_a, "device"_a, "budget"_a.none(), "threads"_a, "algorithm"_a.none(),
+        "problem"_a, "device"_a, "budget"_a.none(), "threads"_a, "algorithm"_a.none(), "isa"_a.none() = nb::none(),
         "Plans a problem; returns Plan::to_json().");
 
   m.def("run",
-        [](const std::string& api, InArray x, InArray w, std::optional<std::string> x_dtype,
+        [](const std::string& api, nb::handle x_obj, nb::handle w_obj, std::optional<std::string> x_dtype,
            std::optional<std::string> w_dtype, Ints stride, Ints padding_lo, Ints padding_hi, Ints dilation,
            Ints input_dilation, Ints output_padding, int64_t groups, bool flip, const std::string& device,
-           nb::object budget, int threads, std::optional<std::string> algorithm) -> nb::object {
-          convnd::Tensor xc, wc;
-          convnd::TensorView xv = view_of(x, x_dtype, "input", &xc);
-          convnd::TensorView wv = view_of(w, w_dtype, "weight", &wc);
+           nb::object budget, int threads, std::optional<std::string> algorithm,
+           std::optional<std::string> isa) -> nb::object {
+          const InArray x = import_array(x_obj, "input"), w = import_array(w_obj, "weight");
           CallOptions o{stride, padding_lo, padding_hi, dilation, input_dilation, output_padding, groups, flip};
-          convnd::Problem problem = problem_for(api, xv, wv, o);
-          convnd::ExecOptions e = exec_options(device, budget, threads, algorithm);
+          const convnd::Problem problem =
+              problem_for(api, view_of(x, x_dtype, "input", nullptr), view_of(w, w_dtype, "weight", nullptr), o);
+          // The views the library reads (negative strides copied once).
+          convnd::Tensor xc, wc;
+          const convnd::TensorView xv = naming(problem, [&] { return view_of(x, x_dtype, "input", &xc); });
+          const convnd::TensorView wv = naming(problem, [&] { return view_of(w, w_dtype, "weight", &wc); });
+          convnd::ExecOptions e = exec_options(device, budget, threads, algorithm, isa);
           // CUDA input on the CUDA backend: the output stays on that device, no copies.
           const int out_device = e.backend == convnd::Backend::cuda && xv.device >= 0 ? xv.device : -1;
           SignalWatch watch;
@@ -331,10 +400,12 @@ NB_MODULE(_core, m) {
           convnd::Tensor y;
           try {
             nb::gil_scoped_release release;
-            convnd::Plan plan = convnd::make_plan(problem, e);
-            convnd::TensorShapes ts = convnd::tensor_shapes(plan.problem, plan.geometry);
-            y = convnd::Tensor::empty(problem.dtype, convnd::Shape(ts.y.begin(), ts.y.begin() + ts.ndim), out_device);
-            convnd::execute(plan, xv, wv, y, e);
+            naming(problem, [&] {
+              convnd::Plan plan = convnd::make_plan(problem, e);
+              convnd::TensorShapes ts = convnd::tensor_shapes(plan.problem, plan.geometry);
+              y = convnd::Tensor::empty(problem.dtype, convnd::Shape(ts.y.begin(), ts.y.begin() + ts.ndim), out_device);
+              convnd::execute(plan, xv, wv, y, e);
+            });
           } catch (const convnd::Error& err) {
             if (watch.error) throw *watch.error;  // the signal handler's exception, e.g. KeyboardInterrupt
             throw;
@@ -345,7 +416,7 @@ NB_MODULE(_core, m) {
         },
         "api"_a, "x"_a, "w"_a, "x_dtype"_a.none(), "w_dtype"_a.none(), "stride"_a, "padding_lo"_a, "padding_hi"_a,
         "dilation"_a, "input_dilation"_a, "output_padding"_a, "groups"_a, "flip"_a, "device"_a, "budget"_a.none(),
-        "threads"_a, "algorithm"_a.none(),
+        "threads"_a, "algorithm"_a.none(), "isa"_a.none() = nb::none(),
         "Runs a call of `api` (a convnd function name) on arrays x and w; returns a new NumPy array.");
 
   m.def("default_workspace_budget", &convnd::default_workspace_budget,

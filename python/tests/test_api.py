@@ -135,3 +135,14 @@ def test_stubs_match_the_package():
 
 def test_version():
     assert convnd.__version__.count(".") == 2
+
+
+def test_isa_keyword():
+    p = convnd.plan("n=1 in=8x8 c=3 o=4 k=3x3", isa="generic")
+    assert p["isa"] == "generic"
+    assert convnd.plan("n=1 in=8x8 c=3 o=4 k=3x3", isa="auto")["isa"] in ("generic", "avx2", "avx512")
+    rng = np.random.default_rng(0)
+    x = rng.integers(-3, 4, (2, 9, 9, 4)).astype(np.float32)
+    w = rng.integers(-3, 4, (8, 3, 3, 4)).astype(np.float32)
+    # Small integers: every ISA's sum is exact, so the results are equal bit for bit.
+    np.testing.assert_array_equal(convnd.conv2d(x, w, padding=1, isa="generic"), convnd.conv2d(x, w, padding=1))
