@@ -84,6 +84,22 @@ def tensor_bytes(problem):
     return 4 * (L + K + out)
 
 
+def copy_gbps():
+    """Memory bandwidth ceiling of the roofline plot: the best of 5 numpy copies of 256 MiB, in
+    GB/s of bytes read + written (one thread)."""
+    import time
+
+    import numpy as np
+    src = np.ones(64 << 20, dtype=np.float32)
+    dst = np.empty_like(src)
+    best = float("inf")
+    for _ in range(5):
+        t = time.perf_counter()
+        np.copyto(dst, src)
+        best = min(best, time.perf_counter() - t)
+    return 2 * src.nbytes / best / 1e9
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--suite", required=True)
@@ -115,7 +131,8 @@ def main():
              "ratio = PyTorch time / convnd time. Each convnd problem runs in its own process, so "
              "peak memory is that problem's. `check` runs the problem again against the float64 oracle.", "",
              f"Same-run ceilings: OpenBLAS sgemm (numpy) {sgemm:.1f} GFLOP/s; PyTorch sgemm "
-             f"{peers.get('torch_sgemm_GFLOPs', float('nan')):.1f} GFLOP/s.", "",
+             f"{peers.get('torch_sgemm_GFLOPs', float('nan')):.1f} GFLOP/s; memory copy (numpy, one thread, "
+             f"bytes read + written) {copy_gbps():.1f} GB/s.", "",
              "| problem | convnd algorithm | convnd ms | GFLOP/s | GB/s | workspace | peak RSS | check | PyTorch ms | ratio |",
              "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     ratios = {}

@@ -2,8 +2,11 @@
 // when built with -DCONVND_BENCH_OPENBLAS) on the same inputs in the same run.
 // C[M, N] = A[M, K]·Bt[N, K]^T, row-major, which is how the conv algorithms call it.
 //
-//   gemm_bench [--dtype f32|f16|bf16|f64] [--threads 1,2] [--min-time 0.3] [--rounds 3] [MxNxK ...]
+//   gemm_bench [--dtype f32|f16|bf16|f64] [--isa auto|generic|avx2|avx512] [--threads 1,2]
+//              [--min-time 0.3] [--rounds 3] [MxNxK ...]
 //
+// --isa picks the kernel path (default auto: the best this CPU runs, lowered by CONVND_ISA,
+// as the CPU backend's plans get it).
 // Each round times each library for at least min-time seconds; the best time over all rounds
 // counts, and the libraries alternate so that other work on a shared machine hurts both alike.
 // convnd is timed with B packed inside the call (like sgemm) and with B pre-packed once.
@@ -91,6 +94,7 @@ int main(int argc, char** argv) {
   double min_time = 0.3;
   int rounds = 3;
   convnd::DType dt = convnd::DType::f32;
+  convnd::Isa isa = convnd::Isa::automatic;
   std::vector<Shape> shapes;
   for (int i = 1; i < argc; ++i) {
     if (!std::strcmp(argv[i], "--threads") && i + 1 < argc) {
@@ -101,25 +105,33 @@ int main(int argc, char** argv) {
       rounds = std::max(1, std::atoi(argv[++i]));
     } else if (!std::strcmp(argv[i], "--dtype") && i + 1 < argc && convnd::parse_dtype(argv[i + 1], &dt)) {
       ++i;
+    } else if (!std::strcmp(argv[i], "--isa") && i + 1 < argc && convnd::parse_isa(argv[i + 1], &isa)) {
+      ++i;
     } else {
       Shape s{};
       if (std::sscanf(argv[i], "%ldx%ldx%ld", &s.M, &s.N, &s.K) != 3) {
         std::fprintf(stderr,
-                     "usage: %s [--dtype f32|f16|bf16|f64] [--threads 1,2] [--min-time s] "
-                     "[--rounds n] [MxNxK ...]\n",
+                     "usage: %s [--dtype f32|f16|bf16|f64] [--isa auto|generic|avx2|avx512] "
+                     "[--threads 1,2] [--min-time s] [--rounds n] [MxNxK ...]\n",
                      argv[0]);
         return 2;
       }
       shapes.push_back(s);
     }
   }
+  if (isa == convnd::Isa::automatic) isa = convnd::gemm_isa();
+  if (!convnd::gemm_isa_supported(isa)) {
+    std::fprintf(stderr, "this CPU cannot run the %s path (it has %s)\n", convnd::gemm_isa_name(isa),
+                 convnd::gemm_isa_name(convnd::gemm_isa()));
+    return 2;
+  }
   if (shapes.empty())
     shapes = {{2048, 2048, 2048}, {25088, 64, 576}, {1568, 256, 2304}, {25088, 64, 256}};
-  const bool blas = dt == convnd::DType::f32 || dt == convnd::DType::f64;
+  [[maybe_unused]] const bool blas = dt == convnd::DType::f32 || dt == convnd::DType::f64;
   const int64_t es = convnd::dtype_size(dt);
 
   std::printf("dtype=%s isa=%s (GFLOP/s)\n", std::string(convnd::dtype_name(dt)).c_str(),
-              convnd::gemm_isa_name(convnd::gemm_isa()));
+              convnd::gemm_isa_name(isa));
   std::printf("%-18s %3s %10s %11s %10s %7s  %s\n", "MxNxK", "thr", "convnd", "prepackedB",
               "openblas", "ratio", "plan");
   std::mt19937 rng(1);
@@ -129,7 +141,7 @@ int main(int argc, char** argv) {
     const double flops = 2.0 * double(s.M) * double(s.N) * double(s.K);
     for (int t : threads) {
       convnd::ThreadPool pool(t);
-      const convnd::GemmPlan plan = convnd::gemm_plan(s.M, s.N, s.K, dt, t);
+      const convnd::GemmPlan plan = convnd::gemm_plan(s.M, s.N, s.K, dt, t, isa);
       convnd::DenseGemmA a(dt, A.data(), s.K);
       convnd::DenseGemmB b(dt, Bt.data(), s.K);
       const int64_t ws_bytes = convnd::gemm_workspace_bytes(plan, s.N, s.K, dt, false);

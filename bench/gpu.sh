@@ -15,7 +15,8 @@
 #   checks  the suite problems through `convnd check --backend cuda --samples K` (those of
 #           tests/lists/gpu_large.txt only with GPU_SH_CHECK_LARGE=1: staging tens of GB through
 #           the host takes minutes; the bench stage's tails check them on the device)
-# then bench/results/gpu-<date>.md (and $OUT/summary.md) with the ratios, and a short table
+# then bench/results/gpu-<date>.md (and $OUT/summary.md) with the ratios, its plot gpu-<date>.png
+# (bench/plot.sh), and a short table
 # printed last. Logs and results go to $OUT (default out/gpu): gpu.log (everything), build.log,
 # tests.log, checks.jsonl, bench.jsonl, variants.jsonl, peers.jsonl, summary.md.
 #
@@ -295,3 +296,5 @@ fi
 "$PY" bench/compare_gpu.py --suite bench/gpu-suite.txt --bench "$OUT/bench.jsonl" --peers "$OUT/peers.jsonl" \
   --checks "$OUT/checks.jsonl" --tests "$OUT/tests.log" --variants "$OUT/variants.jsonl" --device "${DEVICE:-}" \
   --out "$OUT/summary.md" "${outs[@]}" "${args[@]}"
+# The plot beside the result (skipped with a warning where matplotlib cannot be installed).
+if [ ${#outs[@]} -gt 0 ]; then bench/plot.sh "${outs[1]}" || true; fi

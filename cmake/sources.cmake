@@ -29,6 +29,13 @@ endfunction()
 # generator lacks the CUDA rule variables.
 macro(convnd_add_cuda target)
   set(_convnd_cuda ${CONVND_CUDA})
+  # The toolkit's default place counts as found even when nvcc is not on PATH (pip install .).
+  if((_convnd_cuda STREQUAL "AUTO" OR _convnd_cuda) AND NOT CMAKE_CUDA_COMPILER AND NOT DEFINED ENV{CUDACXX})
+    find_program(_convnd_nvcc_on_path nvcc NO_CACHE NO_CMAKE_PATH NO_CMAKE_ENVIRONMENT_PATH NO_CMAKE_SYSTEM_PATH)
+    if(NOT _convnd_nvcc_on_path AND EXISTS /usr/local/cuda/bin/nvcc)
+      set(ENV{CUDACXX} /usr/local/cuda/bin/nvcc)
+    endif()
+  endif()
   if(_convnd_cuda STREQUAL "AUTO")
     include(CheckLanguage)
     check_language(CUDA)
@@ -64,6 +71,8 @@ macro(convnd_add_cuda target)
     target_compile_definitions(${target} PUBLIC CONVND_WITH_CUDA=1)
     # cuBLAS is opened with dlopen when first used (src/cuda/runtime.cpp), not linked.
     target_link_libraries(${target} PRIVATE CUDA::cudart_static ${CMAKE_DL_LIBS})
+    # The installed package names this file to consumers that find no toolkit of their own.
+    get_target_property(CONVND_CUDART_STATIC_LIBRARY CUDA::cudart_static IMPORTED_LOCATION)
     target_compile_definitions(${target} PRIVATE CONVND_CUBLAS_MAJOR="${CUDAToolkit_VERSION_MAJOR}")
     set(CONVND_HAVE_CUDA ON)
   elseif(EXISTS ${CMAKE_CURRENT_SOURCE_DIR}/src/cuda/no_cuda.cpp)

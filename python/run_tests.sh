@@ -43,6 +43,7 @@ src_hash() {
     find CMakeLists.txt pyproject.toml cmake src include python/src python/convnd \
       -type f -not -path '*/__pycache__/*' -print0 | sort -z | xargs -0 sha1sum
     "$py" --version
+    echo "CONVND_CUDA=${CONVND_CUDA:-}"  # switching the CUDA backend on or off rebuilds
   } | sha1sum | cut -d' ' -f1
 }
 pkg_stamp="$venv/.convnd-package"

@@ -110,6 +110,8 @@ void corrupt_for_testing(const TensorView& y) {
 Outcome check_problem(const Problem& p, const Options& o, uint64_t seed) {
   ExecOptions exec = o.exec();
   const Plan plan = make_plan(p, exec);
+  // The CLI allocates x, w and y itself: all of it must fit before anything is allocated.
+  check_memory(plan, Allocating::all);
   const Geometry& g = plan.geometry;
   const Shapes sh = shapes_of(p, g);
   Tensor x = Tensor::empty(p.dtype, sh.x), w = Tensor::empty(p.dtype, sh.w), y = Tensor::empty(p.dtype, sh.y);

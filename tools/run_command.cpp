@@ -53,6 +53,8 @@ int run_command(const Options& o) {
   set_current_problem(p);
   ExecOptions exec = o.exec();
   const Plan plan = make_plan(p, exec);
+  // The CLI allocates x, w and y itself: all of it must fit before anything is allocated.
+  check_memory(plan, Allocating::all);
   const Shapes sh = shapes_of(p, plan.geometry);
 
   // Prepare the output first (its temporary file, or the stream it is): an unwritable or

@@ -110,9 +110,9 @@ struct Plan {
   std::string to_json() const;
 };
 
-/// Plans a problem. Throws Error: invalid (bad problem), unsupported (no algorithm of the
-/// backend implements it, e.g. a direction not implemented yet), out_of_memory (even the
-/// smallest tile exceeds the budget). Plans are cached (see plan_cache_stats): the same
+/// Plans a problem of any size (memory is checked when running; see check_memory). Throws
+/// Error: invalid (bad problem), unsupported (no algorithm of the backend implements it, e.g. a
+/// direction not implemented yet), out_of_memory (even the smallest tile exceeds the budget). Plans are cached (see plan_cache_stats): the same
 /// problem with the same backend, device, budget, threads, ISA, algorithm and TF32 choice
 /// returns the plan made the first time.
 Plan make_plan(const Problem& problem, const ExecOptions& opt = {});
@@ -131,12 +131,27 @@ PlanCacheStats plan_cache_stats();
 /// Empties the cache (the counters stay).
 void clear_plan_cache();
 
+/// What a caller is about to allocate to run a plan, besides the plan's workspace.
+enum class Allocating : uint8_t {
+  workspace,  // nothing else: x, w and y exist (execute())
+  output,     // the output y too (run(), or a binding that makes y)
+  all,        // x, w and y too (the CLI, before it reads or draws the inputs)
+};
+
+/// Throws Error(out_of_memory), with the bytes, when what running `plan` will allocate does
+/// not fit in the memory available now: on the CPU, the host memory available to this process
+/// (MemAvailable, lowered by its cgroup's limit); on CUDA, the device's (execute() checks the
+/// staging it really needs again). make_plan never checks memory: a plan reads only shapes,
+/// so it can be made (and printed, to learn the bytes) for a problem of any size.
+void check_memory(const Plan& plan, Allocating what);
+
 /// Runs a plan on tensors whose shapes and dtype match plan.problem (checked; Error(invalid)
 /// otherwise). y is written in full on success.
 void execute(const Plan& plan, const TensorView& x, const TensorView& w, const TensorView& y,
              const ExecOptions& opt = {});
 
-/// Plans and runs, returning a new output tensor.
+/// Plans, checks memory (check_memory(plan, Allocating::output)) and runs, returning a new
+/// output tensor.
 Tensor run(const Problem& problem, const TensorView& x, const TensorView& w,
            const ExecOptions& opt = {});
 

@@ -402,6 +402,7 @@ NB_MODULE(_core, m) {
             nb::gil_scoped_release release;
             naming(problem, [&] {
               convnd::Plan plan = convnd::make_plan(problem, e);
+              convnd::check_memory(plan, convnd::Allocating::output);  // before y is allocated
               convnd::TensorShapes ts = convnd::tensor_shapes(plan.problem, plan.geometry);
               y = convnd::Tensor::empty(problem.dtype, convnd::Shape(ts.y.begin(), ts.y.begin() + ts.ndim), out_device);
               convnd::execute(plan, xv, wv, y, e);

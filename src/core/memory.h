@@ -17,4 +17,14 @@ int64_t dense_bytes(DType dtype, const Shape& shape);
 /// bytes when it cannot be had.
 std::shared_ptr<void> allocate_host(int64_t bytes);
 
+/// Host memory this process can still use, in bytes: MemAvailable from /proc/meminfo, lowered
+/// by the room its cgroup's memory limit leaves (v1 or v2). Read fresh at every call (a few
+/// microseconds of file reads).
+int64_t available_host_memory();
+
+/// Whether `bytes` more of host memory fit in what is available; *avail gets the figure read.
+/// Requests under 64 MiB pass without reading anything: they cannot sink a machine, and the
+/// file reads would be most of a tiny convolution's host time.
+bool host_memory_fits(int64_t bytes, int64_t* avail);
+
 }  // namespace convnd

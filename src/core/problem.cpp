@@ -177,6 +177,25 @@ Status validate(const Problem& p, Geometry* out, std::string_view api) {
     g.out[j] = (padded - extent) / g.stride[j] + 1;
   }
 
+  // Every algorithm computes positions in the dilated, padded input as p·stride + k·kdil − lo
+  // (and the padded extent with |lo| + |hi|). Those intermediates must fit in int64 too, or a
+  // kernel's index math overflows (undefined behaviour) on problems whose output extent alone
+  // looks fine, such as pad=-2^63:2^63-1.
+  for (int j = 0; j < 3; ++j) {
+    int i = j - shift;
+    int64_t reach, tap_span, dilated, room;
+    const bool fits = g.lo[j] != INT64_MIN && g.hi[j] != INT64_MIN &&
+                      checked_mul(g.out[j] - 1, g.stride[j], &reach) &&
+                      checked_mul(g.k[j] - 1, g.kdil[j], &tap_span) && checked_add(reach, tap_span, &reach) &&
+                      checked_add(reach, -g.lo[j], &reach) && checked_add(reach, g.lo[j] < 0 ? -g.lo[j] : g.lo[j], &room) &&
+                      checked_mul(g.idil[j], g.in[j] - 1, &dilated) &&
+                      checked_add(dilated, g.lo[j] < 0 ? -g.lo[j] : g.lo[j], &dilated) &&
+                      checked_add(dilated, g.hi[j] < 0 ? -g.hi[j] : g.hi[j], &dilated);
+    if (!fits)
+      return ck.fail("index arithmetic (output position x stride + kernel span - padding) overflows int64" +
+                     axis_label(p, i));
+  }
+
   // Element and byte counts of the three tensors must fit in int64.
   const int64_t esize = dtype_size(p.dtype);
   auto count = [&](std::initializer_list<int64_t> f, const char* what, Status* st) {

@@ -24,11 +24,6 @@ const Algorithm& reference_algorithm();
 
 namespace {
 
-int64_t physical_memory_bytes() {
-  long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGE_SIZE);
-  return (pages > 0 && page > 0) ? int64_t(pages) * int64_t(page) : (int64_t(1) << 34);
-}
-
 TensorView as_5d(const TensorView& t, int64_t a, const Dims& s, int64_t b) {
   return TensorView(t.data, t.dtype, Shape{a, s[0], s[1], s[2], b});
 }
@@ -73,8 +68,8 @@ class CpuBackend final : public BackendImpl {
 
   int current_device() const override { return -1; }
 
-  // Input, weight and output must fit in memory beside the workspace; say so before anything
-  // is allocated rather than let the kernel's OOM killer decide.
+  // Input, weight, output and workspace against the host memory available now (for callers
+  // that allocate all of them; execute() checks only what it allocates itself).
   Status check_memory(const Plan& plan) const override {
     const Geometry& g = plan.geometry;
     const int64_t es = dtype_size(g.dtype);
@@ -84,12 +79,12 @@ class CpuBackend final : public BackendImpl {
                       checked_add(bytes, plan.workspace_bytes, &bytes);
     if (!fits)
       return Status(ErrorKind::out_of_memory,
-                    "[plan] input, weight, output and workspace together need more than 2^63 bytes");
-    const int64_t phys = physical_memory_bytes();
-    if (bytes > phys)
-      return Status(ErrorKind::out_of_memory, "[plan] input, weight, output and workspace need " +
-                                                  std::to_string(bytes) + " bytes; this machine has " +
-                                                  std::to_string(phys) + " bytes of memory");
+                    "[memory] input, weight, output and workspace together need more than 2^63 bytes");
+    int64_t avail;
+    if (!host_memory_fits(bytes, &avail))
+      return Status(ErrorKind::out_of_memory, "[memory] input, weight, output and workspace need " +
+                                                  std::to_string(bytes) + " bytes; " + std::to_string(avail) +
+                                                  " bytes are available to this process");
     return Status::Ok();
   }
 
@@ -121,7 +116,22 @@ class CpuBackend final : public BackendImpl {
                   with_problem("[execute] the plan's " + std::string(isa_name(plan.isa)) + " path does not run on this CPU"));
 
     // Algorithms read dense tensors; strided views are copied once (outside the workspace
-    // budget, as they are the caller's data in another layout).
+    // budget, as they are the caller's data in another layout). What this allocates must fit
+    // in the memory available now, checked before anything is allocated.
+    {
+      const int64_t es = dtype_size(g.dtype);
+      int64_t bytes = plan.workspace_bytes;
+      bool fits = true;
+      if (!x.is_contiguous()) fits = fits && checked_add(bytes, g.x_elems() * es, &bytes);
+      if (!w.is_contiguous()) fits = fits && checked_add(bytes, g.w_elems() * es, &bytes);
+      if (!y.is_contiguous()) fits = fits && checked_add(bytes, g.y_elems() * es, &bytes);
+      int64_t avail = 0;
+      if (!fits || !host_memory_fits(bytes, &avail))
+        throw Error(ErrorKind::out_of_memory,
+                    with_problem("[execute] the workspace and dense copies of strided views need " +
+                                 (fits ? std::to_string(bytes) : std::string("more than 2^63")) + " bytes; " +
+                                 std::to_string(avail) + " bytes are available to this process"));
+    }
     Tensor xc, wc, yc;
     const TensorView* xv = &x;
     const TensorView* wv = &w;

@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "core/checked.h"
+#include "cpu/config_checks.h"
 #include "cpu/thread_pool.h"
 
 namespace convnd {
@@ -277,6 +278,7 @@ void append_tile_parameters(const ConvGemmTiles& t, const std::string& prefix,
       {"n_tile", t.n_tile}, {"m_tile", t.m_tile},   {"mr", t.gemm.mr},         {"nr", t.gemm.nr},
       {"kg", t.gemm.kg},    {"kc", t.gemm.kc},       {"mc", t.gemm.mc},         {"nc", t.gemm.nc},
       {"a_whole_k", t.gemm.a_whole_k}, {"gemm_threads", t.gemm.threads}, {"padded_input", t.padded},
+      {"workspace", t.workspace},
   };
   for (const auto& [name, v] : fields) out->emplace_back(prefix + name, v);
 }
@@ -381,25 +383,76 @@ void copy_padded(const Geometry& s, const Geometry& ps, const float* x, int64_t 
     for (int64_t r = 0; r < rows; ++r) copy_row(r, 0);
 }
 
+// Whether the tiles copy each sample with its padding (dense outputs of a non-pointwise A).
+bool uses_padded_copy(const ConvGemmTiles& tiles, const DenseConv& dc) {
+  const bool dense_out = dc.first == Dims{0, 0, 0} && dc.step == Dims{1, 1, 1} && dc.y_out == dc.sub.out;
+  return tiles.padded > 0 && dense_out && !dc.pointwise_a;
+}
+
 }  // namespace
 
-Status run_conv_gemm(const ConvGemmTiles& tiles, const DenseConv& dc, const void* xv, const void* wv, void* yv,
-                     void* workspace, ThreadPool* pool, const std::function<bool(int64_t)>& progress) {
+Status check_conv_gemm_tiles(const ConvGemmTiles& tiles, const DenseConv& dc, const Plan& plan) {
+  const Geometry& s = dc.sub;
+  const bool padded = uses_padded_copy(tiles, dc);
+  if (Status st = check_config_isa(plan, tiles.gemm.isa); !st.ok()) return st;
+  const int64_t K = s.kernel_volume() * s.cg();
+  if (Status st = gemm_check_plan(tiles.gemm, K); !st.ok())
+    return Status(st.kind(), "[" + plan.algorithm + "] " + st.message());
+  if (tiles.n_tile < 1 || tiles.m_tile < 1)
+    return Status(ErrorKind::invalid, "[" + plan.algorithm + "] the plan's n_tile " + std::to_string(tiles.n_tile) +
+                                          " and m_tile " + std::to_string(tiles.m_tile) + " must be positive");
+  if (padded) {
+    // The copy is of f32 elements, one sample with its padding, at the workspace's end.
+    const Geometry ps = padded_sample(s);
+    int64_t bytes = 4 * s.c;
+    bool fits = true;
+    for (int ax = 0; ax < 3; ++ax) fits = fits && checked_mul(bytes, ps.in[ax], &bytes);
+    if (s.dtype != DType::f32 || !fits || tiles.padded < bytes)
+      return Status(ErrorKind::invalid, "[" + plan.algorithm + "] the plan's padded_input of " +
+                                            std::to_string(tiles.padded) + " bytes cannot hold one padded " +
+                                            std::string(dtype_name(s.dtype)) + " sample as f32 (" +
+                                            std::to_string(bytes) + " bytes)");
+  }
+  const int64_t used = gemm_packed_b_bytes(tiles.gemm, tiles.n_tile, K) +
+                       gemm_workspace_bytes(tiles.gemm, tiles.n_tile, K, s.dtype, true) + tiles.padded;
+  if (used > tiles.workspace)
+    return Status(ErrorKind::invalid, "[" + plan.algorithm + "] the tiles use " + std::to_string(used) +
+                                          " bytes of workspace but reserve " + std::to_string(tiles.workspace) +
+                                          " (a hand-made plan?)");
+  return check_workspace_fits(plan, tiles.workspace, "the tiles (packed B, GEMM blocks, padded copy)");
+}
+
+std::shared_ptr<const PlanConfig> ConvGemmConfig::with_parameter(std::string_view name, int64_t value) const {
+  auto c = std::make_shared<ConvGemmConfig>(*this);
+  if (name == "n_tile" && value >= 1 && value <= tiles.n_tile) {
+    c->tiles.n_tile = value;  // packed B shrinks; the workspace field stays an upper bound
+  } else if (name == "m_tile" && value >= 1) {
+    c->tiles.m_tile = value;
+  } else {
+    return nullptr;
+  }
+  return c;
+}
+
+Status run_conv_gemm(const ConvGemmTiles& tiles, const DenseConv& dc, const RunContext& ctx,
+                     const std::function<bool(int64_t)>& progress) {
   const Geometry& s = dc.sub;
   const int64_t es = dtype_size(s.dtype), og = s.og(), cg = s.cg(), K = s.kernel_volume() * cg;
-  const char* x = static_cast<const char*>(xv);
-  const char* w = static_cast<const char*>(wv);
-  char* y = static_cast<char*>(yv);
+  const char* x = static_cast<const char*>(ctx.x.data);
+  const char* w = static_cast<const char*>(ctx.w.data);
+  char* y = static_cast<char*>(ctx.y.data);
+  ThreadPool* pool = ctx.pool;
   const bool dense_out = dc.first == Dims{0, 0, 0} && dc.step == Dims{1, 1, 1} && dc.y_out == s.out;
   const bool plain_w = dc.k_first == Dims{0, 0, 0} && dc.k_step == Dims{1, 1, 1} && dc.w_k == s.k;
+  const bool padded = uses_padded_copy(tiles, dc);
+  if (Status st = check_conv_gemm_tiles(tiles, dc, ctx.plan); !st.ok()) return st;
   const GemmPlan& gp = tiles.gemm;
   const int64_t packed_bytes = gemm_packed_b_bytes(gp, tiles.n_tile, K);
-  char* packed = static_cast<char*>(workspace);
+  char* packed = static_cast<char*>(ctx.workspace);
   char* rest = packed + packed_bytes;
-  // The padded sample copy sits at the end of the workspace.
-  const bool padded = tiles.padded > 0 && dense_out && !dc.pointwise_a;
+  // The padded sample copy sits at the end of the tiles' workspace.
   const int64_t rest_bytes = tiles.workspace - packed_bytes - tiles.padded;
-  float* xp = reinterpret_cast<float*>(static_cast<char*>(workspace) + tiles.workspace - tiles.padded);
+  float* xp = reinterpret_cast<float*>(static_cast<char*>(ctx.workspace) + tiles.workspace - tiles.padded);
   const Geometry ps = padded ? padded_sample(s) : s;
   int64_t done = 0;
   for (int64_t q = 0; q < s.groups; ++q) {

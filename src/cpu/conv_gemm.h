@@ -12,7 +12,11 @@
 #include <convnd/problem.h>
 
 #include <functional>
+#include <memory>
 #include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
 
 #include "cpu/gemm.h"
 #include "engine/algorithm.h"
@@ -33,13 +37,15 @@ struct DenseConv {
   bool pointwise_a = false;        // A is x itself viewed as [pixels, C] (1x1, stride 1, no pad)
 };
 
-/// Tiles chosen for a DenseConv under a budget (plain data, part of the Plan).
+/// Tiles chosen for a DenseConv under a budget (plain data, part of the Plan). The GEMM's ISA
+/// is the plan's (Plan::isa, checked at run time) and its compute type follows the dtype, so
+/// neither is listed among the parameters.
 struct ConvGemmTiles {
   GemmPlan gemm;          // the ISA, micro-tile and blocks; kc = gemm_kc(isa, compute, K)
   int64_t n_tile = 0;     // output channels per packed B
   int64_t m_tile = 0;     // pixels per GEMM call (dense output) — progress granularity
   int64_t padded = 0;     // bytes of one sample's input copied with its padding (0: no copy)
-  int64_t workspace = 0;  // bytes
+  int64_t workspace = 0;  // bytes the tiles may use: packed B, gemm()'s own, then the padded copy
 };
 
 /// Chooses tiles for the GEMM path `isa`; returns "" or why not. On a budget too small,
@@ -60,13 +66,48 @@ struct ConvGemmConfig final : PlanConfig {
     append_tile_parameters(tiles, "", &out);
     return out;
   }
+  /// Settable: n_tile (1 .. the planned n_tile: fewer output channels per packed B, within the
+  /// planned workspace) and m_tile (>= 1: pixels per GEMM call). Neither changes how K is
+  /// blocked, so neither changes a bit of the result.
+  std::shared_ptr<const PlanConfig> with_parameter(std::string_view name, int64_t value) const override;
 };
 
-/// Runs one DenseConv. x: [N, I0, I1, I2, C] dense; w: [O, w_k..., C/g] dense; y: the full
-/// output [N, y_out..., O] dense. progress(done_outputs) is called between GEMM calls and may
-/// return false to stop (then Status interrupted).
-Status run_conv_gemm(const ConvGemmTiles& tiles, const DenseConv& dc, const void* x, const void* w,
-                     void* y, void* workspace, ThreadPool* pool,
+/// The configuration of polyphase_gemm: one dense implicit GEMM per stride phase, whose
+/// reduction lengths K = taps·C/g differ between phases. Per axis the phases keep floor or ceil
+/// of K/T taps, so there are at most 8 distinct K; each has its own tiles (kc = gemm_kc of that
+/// K is what the bits depend on), planned together and looked up exactly at run time.
+struct PolyphaseGemmConfig final : PlanConfig {
+  int64_t phases = 0;               // stride phases of the problem (phase_count)
+  std::vector<int64_t> k;           // the distinct K values, increasing
+  std::vector<ConvGemmTiles> by_k;  // by_k[i] serves the phases whose K is k[i]
+  /// The tiles of reduction length K, or null when the plan has none.
+  const ConvGemmTiles* tiles_for(int64_t K) const {
+    for (size_t i = 0; i < k.size(); ++i)
+      if (k[i] == K) return &by_k[i];
+    return nullptr;
+  }
+  std::vector<std::pair<std::string, int64_t>> parameters() const override {
+    std::vector<std::pair<std::string, int64_t>> out{{"phases", phases}, {"distinct_k", int64_t(k.size())}};
+    for (size_t i = 0; i < k.size(); ++i) {
+      const std::string prefix = "k" + std::to_string(i) + ".";
+      out.emplace_back(prefix + "K", k[i]);
+      append_tile_parameters(by_k[i], prefix, &out);
+    }
+    return out;
+  }
+};
+
+/// Whether `tiles` (from plan's configuration) can run `dc`: Status invalid (or unsupported)
+/// for tiles of another ISA than the plan's, a GemmPlan gemm() would refuse for this K, tiles
+/// that are not positive, a padded copy of a non-f32 input or one too small, or more workspace
+/// than the plan allocates. A plan from the planner always passes; run_conv_gemm checks first.
+Status check_conv_gemm_tiles(const ConvGemmTiles& tiles, const DenseConv& dc, const Plan& plan);
+
+/// Runs one DenseConv with tiles from ctx.plan's configuration. ctx.x: [N, I0, I1, I2, C]
+/// dense; ctx.w: [O, w_k..., C/g] dense; ctx.y: the full output [N, y_out..., O] dense.
+/// progress(done_outputs) is called between GEMM calls and may return false to stop (then
+/// Status interrupted). Tiles check_conv_gemm_tiles refuses are refused before any work.
+Status run_conv_gemm(const ConvGemmTiles& tiles, const DenseConv& dc, const RunContext& ctx,
                      const std::function<bool(int64_t)>& progress);
 
 

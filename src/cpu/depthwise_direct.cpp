@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <memory>
 
+#include "cpu/config_checks.h"
 #include "cpu/direct_kernels.h"
 #include "cpu/thread_pool.h"
 #include "engine/algorithm.h"
@@ -39,7 +40,7 @@ class DepthwiseDirect final : public Algorithm {
   }
   std::string plan(const Geometry& g, const PlanRequest& req, PlanChoice* out, int64_t* min_ws) const override {
     if (g.cg() != 1 || g.og() != 1) return "needs one input and one output channel per group";
-    if (g.idil != Dims{1, 1, 1}) return "input dilation needs the polyphase algorithm";
+    if (g.idil != Dims{1, 1, 1}) return "a transposed conv with stride > 1 (or input dilation) needs polyphase_gemm's stride phases";
     const int64_t cs = compute_size(g.dtype);
     // Repacked weights [taps, C] plus one accumulator row of C per thread.
     const int64_t ws = (g.kernel_volume() * g.c + int64_t(req.threads) * (g.c + 16)) * cs;
@@ -58,6 +59,12 @@ class DepthwiseDirect final : public Algorithm {
     if (!cfg) return wrong_config(ctx.plan);
     const Geometry& g = ctx.g;
     const int64_t taps = g.kernel_volume(), cs = compute_size(g.dtype), es = dtype_size(g.dtype);
+    if (Status st = check_config_isa(ctx.plan, cfg->isa); !st.ok()) return st;
+    // One accumulator row per thread of the pool this plan runs on.
+    if (Status st = check_workspace_fits(ctx.plan, (taps * g.c + int64_t(ctx.pool->threads()) * (g.c + 16)) * cs,
+                                         "the weights and one accumulator row per thread");
+        !st.ok())
+      return st;
     char* ws = static_cast<char*>(ctx.workspace);
     // wt[t, c] = w[c, t'] in the compute type, with t' the flipped tap when flip is set.
     const char* w = static_cast<const char*>(ctx.w.data);
@@ -69,7 +76,7 @@ class DepthwiseDirect final : public Algorithm {
         else reinterpret_cast<float*>(ws)[t * g.c + c] = float(val);
       }
     DepthwiseFn fn = direct_kernels(cfg->isa).depthwise[int(g.dtype)];
-    const int64_t rows = g.n * g.out[0] * g.out[1], per = cfg->rows_per_task;
+    const int64_t rows = g.n * g.out[0] * g.out[1], per = std::max<int64_t>(cfg->rows_per_task, 1);
     const int64_t tasks = (rows + per - 1) / per;
     char* acc = ws + taps * g.c * cs;  // one accumulator row per thread
     const bool done = ctx.pool->parallel_for_reporting(

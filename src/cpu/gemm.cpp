@@ -63,7 +63,9 @@ int64_t balanced_panels(int64_t panels, int64_t ppb_max, int64_t n_blocks, int t
   int64_t best = ppb_max, best_time = -1;
   for (int64_t ppb = ppb_max; ppb >= 1; --ppb) {
     const int64_t m_blocks = ceil_div(panels, ppb), tasks = m_blocks * n_blocks;
-    if (tasks > 4096 && ppb < ppb_max) break;  // blocks this small only add overhead
+    // Blocks this small only add overhead; and with that many tasks already at the largest
+    // block, that block is the answer (simulating 2^50 tasks of a huge problem would hang).
+    if (tasks > 4096) return ppb < ppb_max ? best : ppb_max;
     int64_t time = 0;
     if (threads <= kMaxSimulated) {
       int64_t busy[kMaxSimulated] = {};
@@ -252,7 +254,9 @@ void run_blocks(const GemmPlan& p, const GemmArgs& g, const T* packed_b, char* t
 
 Status invalid(std::string message) { return Status(ErrorKind::invalid, "gemm: " + message); }
 
-Status check_plan(const GemmPlan& p, int64_t K) {
+}  // namespace
+
+Status gemm_check_plan(const GemmPlan& p, int64_t K) {
   if (p.compute != DType::f32 && p.compute != DType::f64)
     return invalid("compute type must be f32 or f64");
   if (!gemm_isa_supported(p.isa))
@@ -266,8 +270,6 @@ Status check_plan(const GemmPlan& p, int64_t K) {
     return invalid("plan blocks must be positive multiples of the tile");
   return Status::Ok();
 }
-
-}  // namespace
 
 const char* gemm_isa_name(GemmIsa isa) {
   return isa_name(isa).data();  // names are string literals
@@ -488,7 +490,7 @@ int64_t gemm_workspace_bytes(const GemmPlan& plan, int64_t N, int64_t K, DType c
 Status gemm(const GemmPlan& plan, const GemmArgs& g, void* workspace, int64_t workspace_bytes,
             ThreadPool* pool) {
   if (g.M < 0 || g.N < 0 || g.K < 0) return invalid("negative size");
-  if (Status s = check_plan(plan, g.K); !s.ok()) return s;
+  if (Status s = gemm_check_plan(plan, g.K); !s.ok()) return s;
   const bool f64 = plan.compute == DType::f64;
   if (f64 != (g.c_dtype == DType::f64))
     return invalid("C is " + std::string(dtype_name(g.c_dtype)) + " but the plan computes in " +

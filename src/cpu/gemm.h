@@ -88,6 +88,11 @@ struct GemmPlan {
 /// Chooses the blocks for C[M, N] = A[M, K]·B[K, N] on `threads` threads. A plan made for some
 /// M also serves any other M with the same N and K (e.g. the pieces of a tiled conv).
 GemmPlan gemm_plan(int64_t M, int64_t N, int64_t K, DType compute, int threads, GemmIsa isa);
+/// Whether `plan` can run a reduction of K here: unsupported when this CPU lacks its path,
+/// invalid when its tile is not its path's, kc is not gemm_kc of K, or its blocks are not
+/// positive multiples of the tile. gemm() checks this first; so do callers that size
+/// workspaces from a plan they were handed.
+Status gemm_check_plan(const GemmPlan& plan, int64_t K);
 std::string gemm_plan_string(const GemmPlan& plan);
 
 /// Memory the micro-kernels touch with prefetch instructions while they multiply, one 64-byte

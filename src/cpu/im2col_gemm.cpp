@@ -18,7 +18,7 @@ class Im2colGemm final : public Algorithm {
     return t;
   }
   std::string plan(const Geometry& g, const PlanRequest& req, PlanChoice* out, int64_t* min_ws) const override {
-    if (!all_ones(g.idil)) return "input dilation needs the polyphase algorithm";
+    if (!all_ones(g.idil)) return "a transposed conv with stride > 1 (or input dilation) needs polyphase_gemm's stride phases";
     auto cfg = std::make_shared<ConvGemmConfig>();
     std::string why = plan_conv_gemm(g, true, req.budget, req.threads, req.isa, &cfg->tiles, min_ws);
     if (!why.empty()) return why;
@@ -39,8 +39,7 @@ class Im2colGemm final : public Algorithm {
       dc.k_first[j] = g.flip ? g.k[j] - 1 : 0;
       dc.k_step[j] = g.flip ? -1 : 1;
     }
-    return run_conv_gemm(cfg->tiles, dc, ctx.x.data, ctx.w.data, ctx.y.data, ctx.workspace, ctx.pool,
-                         progress_of(ctx, g.y_elems()));
+    return run_conv_gemm(cfg->tiles, dc, ctx, progress_of(ctx, g.y_elems()));
   }
 };
 

@@ -20,7 +20,7 @@ class PointwiseGemm final : public Algorithm {
   std::string plan(const Geometry& g, const PlanRequest& req, PlanChoice* out, int64_t* min_ws) const override {
     if (!all_ones(g.k)) return "needs a 1x1 kernel";
     if (!all_ones(g.stride) || !all_ones(g.idil) || !all_zeros(g.lo) || !all_zeros(g.hi))
-      return "needs stride 1, no padding and no input dilation";
+      return "needs stride 1 and no padding (and no transposed stride or input dilation)";
     auto cfg = std::make_shared<ConvGemmConfig>();
     std::string why = plan_conv_gemm(g, true, req.budget, req.threads, req.isa, &cfg->tiles, min_ws);
     if (!why.empty()) return why;
@@ -36,8 +36,7 @@ class PointwiseGemm final : public Algorithm {
     dc.w_k = ctx.g.k;
     dc.y_out = ctx.g.out;
     dc.pointwise_a = true;
-    return run_conv_gemm(cfg->tiles, dc, ctx.x.data, ctx.w.data, ctx.y.data, ctx.workspace, ctx.pool,
-                         progress_of(ctx, ctx.g.y_elems()));
+    return run_conv_gemm(cfg->tiles, dc, ctx, progress_of(ctx, ctx.g.y_elems()));
   }
 };
 

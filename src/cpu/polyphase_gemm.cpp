@@ -12,28 +12,6 @@ namespace {
 // Phases are enumerated (one GEMM each); beyond this many the per-phase work is tiny anyway.
 constexpr int64_t kMaxPhases = int64_t(1) << 20;
 
-// The tiles of every distinct reduction length K = taps·C/g among the phases (per axis the
-// phases keep floor or ceil of K/T taps, so there are at most 8), planned together.
-struct PolyphaseGemmConfig final : PlanConfig {
-  int64_t phases = 0;
-  std::vector<ConvGemmTiles> by_k;  // by_k[i] serves the phases whose K is by_k[i]'s K
-  std::vector<int64_t> k;           // those K values, increasing
-  const ConvGemmTiles* tiles_for(int64_t K) const {
-    for (size_t i = 0; i < k.size(); ++i)
-      if (k[i] == K) return &by_k[i];
-    return nullptr;
-  }
-  std::vector<std::pair<std::string, int64_t>> parameters() const override {
-    std::vector<std::pair<std::string, int64_t>> out{{"phases", phases}, {"distinct_k", int64_t(k.size())}};
-    for (size_t i = 0; i < k.size(); ++i) {
-      const std::string prefix = "k" + std::to_string(i) + ".";
-      out.emplace_back(prefix + "K", k[i]);
-      append_tile_parameters(by_k[i], prefix, &out);
-    }
-    return out;
-  }
-};
-
 // --- polyphase: input-dilated and transposed convs as one dense conv per output phase -----
 // Each phase's outputs are a dense conv of the undilated input with a sub-kernel, so no
 // multiply-add touches an inserted zero and nothing is unfolded.
@@ -46,7 +24,7 @@ class PolyphaseGemm final : public Algorithm {
     return t;
   }
   std::string plan(const Geometry& g, const PlanRequest& req, PlanChoice* out, int64_t* min_ws) const override {
-    if (all_ones(g.idil)) return "no input dilation (a dense conv needs no phases)";
+    if (all_ones(g.idil)) return "no stride phases to split: neither a strided transposed conv nor input dilation";
     if (phase_count(g) > kMaxPhases) return "more than " + std::to_string(kMaxPhases) + " stride phases";
     auto cfg = std::make_shared<PolyphaseGemmConfig>();
     cfg->phases = phase_count(g);
@@ -85,6 +63,9 @@ class PolyphaseGemm final : public Algorithm {
     if (!cfg) return wrong_config(ctx.plan);
     const Geometry& g = ctx.g;
     const std::vector<PhaseAxis> ax[3] = {axis_phases(g, 0), axis_phases(g, 1), axis_phases(g, 2)};
+    // Every reduction length the phases have must have its tiles, checked before any output is
+    // written: a phase's kc (and so its bits) comes from the plan, never from a default.
+    if (Status st = check_every_k(*cfg, ctx, ax); !st.ok()) return st;
     const int64_t es = dtype_size(g.dtype);
     int64_t done = 0;
     for (const PhaseAxis& a0 : ax[0])
@@ -99,22 +80,9 @@ class PolyphaseGemm final : public Algorithm {
             if (!ctx.report(double(done) / double(g.y_elems()))) return Status(ErrorKind::interrupted, "[polyphase_gemm] cancelled");
             continue;
           }
-          DenseConv dc;
-          dc.sub = phase_geometry(g, ph);
-          dc.w_k = g.k;
-          dc.y_out = g.out;
-          for (int j = 0; j < 3; ++j) {
-            dc.first[j] = ph.axis[j].first;
-            dc.step[j] = ph.axis[j].step;
-            dc.k_first[j] = ph.axis[j].k_first;
-            dc.k_step[j] = ph.axis[j].k_step;
-          }
           const ConvGemmTiles* t = cfg->tiles_for(ph.taps() * g.cg());
-          if (!t)
-            return Status(ErrorKind::invalid, "[polyphase_gemm] the plan has no tiles for a phase of K = " +
-                                                  std::to_string(ph.taps() * g.cg()));
-          Status st = run_conv_gemm(*t, dc, ctx.x.data, ctx.w.data, ctx.y.data, ctx.workspace, ctx.pool,
-                                    progress_of(ctx, g.y_elems(), done));
+          if (!t) return missing_k(ph.taps() * g.cg());  // not reached: check_every_k found them
+          Status st = run_conv_gemm(*t, dense_conv_of(g, ph), ctx, progress_of(ctx, g.y_elems(), done));
           if (!st.ok()) return st;
           done += ph.outputs() * g.n * g.o;
         }
@@ -122,6 +90,49 @@ class PolyphaseGemm final : public Algorithm {
   }
 
  private:
+  // Phase ph of g as a dense conv writing its outputs in place in y.
+  static DenseConv dense_conv_of(const Geometry& g, const Phase& ph) {
+    DenseConv dc;
+    dc.sub = phase_geometry(g, ph);
+    dc.w_k = g.k;
+    dc.y_out = g.out;
+    for (int j = 0; j < 3; ++j) {
+      dc.first[j] = ph.axis[j].first;
+      dc.step[j] = ph.axis[j].step;
+      dc.k_first[j] = ph.axis[j].k_first;
+      dc.k_step[j] = ph.axis[j].k_step;
+    }
+    return dc;
+  }
+
+  static Status missing_k(int64_t K) {
+    return Status(ErrorKind::invalid,
+                  "[polyphase_gemm] the plan has no tiles for the phases of K = " + std::to_string(K));
+  }
+
+  // The phases are every combination of one phase per axis, so their reduction lengths are the
+  // combinations of the per-axis tap counts (at most 2 per axis) of phases that have outputs.
+  // One phase per combination stands for the rest: the tiles depend on K, not on the counts.
+  static Status check_every_k(const PolyphaseGemmConfig& cfg, const RunContext& ctx,
+                              const std::vector<PhaseAxis> (&ax)[3]) {
+    std::vector<PhaseAxis> reps[3];
+    for (int j = 0; j < 3; ++j)
+      for (const PhaseAxis& a : ax[j])
+        if (a.count > 0 && a.taps > 0 &&
+            std::none_of(reps[j].begin(), reps[j].end(), [&](const PhaseAxis& r) { return r.taps == a.taps; }))
+          reps[j].push_back(a);
+    const Geometry& g = ctx.g;
+    for (const PhaseAxis& a0 : reps[0])
+      for (const PhaseAxis& a1 : reps[1])
+        for (const PhaseAxis& a2 : reps[2]) {
+          const Phase ph{{a0, a1, a2}};
+          const ConvGemmTiles* t = cfg.tiles_for(ph.taps() * g.cg());
+          if (!t) return missing_k(ph.taps() * g.cg());
+          if (Status st = check_conv_gemm_tiles(*t, dense_conv_of(g, ph), ctx.plan); !st.ok()) return st;
+        }
+    return Status::Ok();
+  }
+
   static void zero_fill(const RunContext& ctx, const Phase& ph, int64_t es) {
     const Geometry& g = ctx.g;
     char* y = static_cast<char*>(ctx.y.data);

@@ -5,6 +5,7 @@
 // speed and does no work on the zeros that input dilation inserts.
 #include <algorithm>
 
+#include "cpu/config_checks.h"
 #include "cpu/direct_kernels.h"
 #include "cpu/thread_pool.h"
 #include "engine/algorithm.h"
@@ -48,7 +49,7 @@ class TransposedScatter final : public Algorithm {
       if (g.in[j] != 1 || g.k[j] != 1 || g.out[j] != 1 || g.lo[j] != 0 || g.idil[j] != 1 || g.stride[j] != 1)
         return "needs a problem along one axis (1-D, or unit leading axes)";
     if (g.stride[2] != 1) return "needs stride 1 (a transposed conv lowers to stride 1)";
-    if (g.idil[2] == 1) return "no input dilation: a dense conv is better";
+    if (g.idil[2] == 1) return "neither a strided transposed conv nor input dilation: a dense conv is better";
     if (g.cg() * g.og() > kMaxChannelProduct)
       return "more than " + std::to_string(kMaxChannelProduct) + " channel pairs per group: a GEMM is better";
     // Repacked weights plus one accumulator tile per thread; the tile shrinks to the budget
@@ -71,8 +72,18 @@ class TransposedScatter final : public Algorithm {
   Status run(const RunContext& ctx) const override {
     const TransposedScatterConfig* cfg = config_of<TransposedScatterConfig>(ctx.plan);
     if (!cfg) return wrong_config(ctx.plan);
+    if (Status st = check_config_isa(ctx.plan, cfg->isa); !st.ok()) return st;
     const Geometry& g = ctx.g;
     const int64_t K = g.k[2], cs = compute_size(g.dtype), es = dtype_size(g.dtype), cg = g.cg();
+    // A hand-made tile must fit the workspace the plan allocates.
+    if (cfg->positions_per_task < 1)
+      return Status(ErrorKind::invalid, "[transposed_scatter] the plan's tile of " +
+                                            std::to_string(cfg->positions_per_task) + " positions is not positive");
+    if (Status st = check_workspace_fits(
+            ctx.plan, (g.w_elems() + int64_t(ctx.pool->threads()) * cfg->positions_per_task * g.og()) * cs,
+            "the weights and one tile of " + std::to_string(cfg->positions_per_task) + " positions per thread");
+        !st.ok())
+      return st;
     char* ws = static_cast<char*>(ctx.workspace);
     // wt[o, c, j]: tap j in increasing output position is kernel tap k = K-1-j, i.e. weight
     // index j when flipped and K-1-j otherwise.
@@ -88,10 +99,6 @@ class TransposedScatter final : public Algorithm {
         }
     char* acc = ws + g.w_elems() * cs;
     const int64_t tile = cfg->positions_per_task;
-    // A hand-made tile must fit the workspace the plan allocates.
-    if (tile < 1 || (g.w_elems() + int64_t(ctx.pool->threads()) * tile * g.og()) * cs > ctx.plan.workspace_bytes)
-      return Status(ErrorKind::invalid, "[transposed_scatter] the plan's tile of " + std::to_string(tile) +
-                                            " positions does not fit its workspace");
     const int64_t tiles_per_n = (g.out[2] + tile - 1) / tile;
     const int64_t tasks = g.n * tiles_per_n;
     ScatterFn fn = direct_kernels(cfg->isa).scatter[int(g.dtype)];

@@ -116,6 +116,13 @@ PlanCache& plan_cache() {
   return *cache;
 }
 
+// "a, b, c": the names of a backend's algorithms, in planner order.
+std::string algorithm_names(const BackendImpl& impl) {
+  std::string names;
+  for (const Algorithm* a : impl.algorithms()) names += (names.empty() ? "" : ", ") + std::string(a->name());
+  return names;
+}
+
 // Why an algorithm's traits rule the problem out, or "".
 std::string traits_refusal(const AlgorithmTraits& t, const Geometry& g, Isa isa) {
   if (!t.directions.has(g.dir))
@@ -128,9 +135,6 @@ std::string traits_refusal(const AlgorithmTraits& t, const Geometry& g, Isa isa)
 
 Plan plan_uncached(const Problem& problem, const ExecOptions& opt, const BackendImpl& impl, Plan plan) {
   const Geometry& g = plan.geometry;
-  // The tensors alone must fit before any algorithm plans tiles for them (a problem of 2^60
-  // elements is out of memory, not a reason to search block sizes for it).
-  if (const Status mem = impl.check_memory(plan); !mem.ok()) throw Error(mem.kind(), with_problem(mem.message(), problem));
   PlanRequest req{plan.budget_bytes, plan.threads, plan.isa, opt.allow_tf32};
   int64_t smallest_over_budget = -1;
   std::string over_budget_algo;
@@ -160,8 +164,6 @@ Plan plan_uncached(const Problem& problem, const ExecOptions& opt, const Backend
       plan.config = std::move(choice.config);
       plan.workspace_bytes = choice.workspace_bytes;
       plan.index_bits = choice.index_bits;
-      const Status mem = impl.check_memory(plan);
-      if (!mem.ok()) throw Error(mem.kind(), with_problem(mem.message(), problem));
       return plan;
     }
     plan.rejected.push_back({std::string(a->name()), why});
@@ -181,7 +183,9 @@ Plan plan_uncached(const Problem& problem, const ExecOptions& opt, const Backend
                              problem));
   if (!opt.algorithm.empty() && !named_found)
     throw Error(ErrorKind::invalid,
-                with_problem("[plan] no " + backend + " algorithm is named '" + opt.algorithm + "'", problem));
+                with_problem("[plan] no " + backend + " algorithm is named '" + opt.algorithm + "' (the " + backend +
+                                 " algorithms: " + algorithm_names(impl) + ")",
+                             problem));
   if (smallest_over_budget >= 0)
     throw Error(ErrorKind::out_of_memory,
                 with_problem("[plan] the smallest tile needs " + std::to_string(smallest_over_budget) +

@@ -126,6 +126,8 @@ case_invalid() {
     'in=4611686018427387904 c=4 o=1'            # x bytes overflow int64
     'n=4294967296 in=4294967296 c=1 o=1'        # element count overflows int64
     'in=8 c=1 o=1 k=3 dil=4611686018427387904'  # dilated kernel extent overflows
+    'n=1 in=8 c=2 o=2 k=3 pad=-9223372036854775808:9223372036854775807'  # index math: -lo overflows
+    'n=1 in=8 c=1 o=1 k=1 pad=-4611686018427387904:9223372036854775807 stride=4611686018427387904'  # p*stride - lo overflows
     'in=8 c=0 o=1'                              # c=0
     'in=8 o=1'                                  # missing c
     'in=8 c=1 o=1 dtype=f8'                     # bad dtype
@@ -182,10 +184,12 @@ case_unsupported() {
 }
 
 case_oom() {
-  # 1e13 output elements (40 TB): refused by the planner before anything is allocated.
+  # 1e13 output elements (40 TB): planned (a plan reads only shapes and tells the bytes), and
+  # refused as out of memory by every command that would run it, before anything is allocated.
   local p='n=10 in=1000000000000 c=1 o=1'
-  for cmd in run check plan bench; do
-    expect 4 "$cmd" "$p" && contains "$T/err" "problem: $p"
+  expect 0 plan "$p" && contains "$T/out" "algorithm:"
+  for cmd in run check bench; do
+    expect 4 "$cmd" "$p" && contains "$T/err" "problem: $p" && contains "$T/err" "available to this process"
   done
   expect 4 run "$p" --output big.npy
   [ ! -e big.npy ] || fail "an out-of-memory run left big.npy behind"

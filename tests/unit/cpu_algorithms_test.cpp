@@ -1,11 +1,18 @@
 // Every CPU algorithm against the float64 oracle on fresh random problems it
-// accepts, at tile boundaries and prime sizes, in every dtype; and
-// tiled-against-untiled bitwise equality (a 1 MiB budget and one thread against
-// an unlimited budget and all threads).
+// accepts, at tile boundaries and prime sizes, in every dtype and on every
+// instruction set this CPU runs; tiled-against-untiled bitwise equality (a 1 MiB
+// budget and one thread against an unlimited budget and all threads); and
+// hand-made plans, which run exactly as configured or are refused.
 #include <convnd/convnd.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <memory>
+#include <utility>
+
+#include "cpu/conv_gemm.h"
 #include "cpu/gemm.h"
+#include "engine/backend.h"
 #include "test_util.h"
 
 using namespace convnd;
@@ -295,4 +302,218 @@ TEST(CpuAlgorithms, WorkspaceNeverExceedsTheBudget) {
       }
     }
   }
+}
+
+// ---- Hand-made plans: the executor runs the configuration it is given ------------------------
+
+namespace {
+
+// A copy of `planned` that runs `config` with `workspace_bytes` of workspace.
+Plan hand_made(const Plan& planned, std::shared_ptr<const PlanConfig> config, int64_t workspace_bytes) {
+  Plan plan = planned;
+  plan.config = std::move(config);
+  plan.workspace_bytes = workspace_bytes;
+  return plan;
+}
+
+Tensor run_plan(const Plan& plan, const Case& c) {
+  Tensor y = Tensor::empty(c.problem.dtype, y_shape(c.shapes));
+  fill(y.view(), std::nan(""));  // every element must be written
+  execute(plan, c.x, c.w, y);
+  return y;
+}
+
+// A configuration type no CPU family knows.
+struct ForeignConfig final : PlanConfig {
+  std::vector<std::pair<std::string, int64_t>> parameters() const override { return {{"foreign", 1}}; }
+};
+
+}  // namespace
+
+// A ConvGemm configuration made by hand (tiles planned under a smaller budget, so fewer output
+// channels per packed B) and the planner's own, set through with_parameter, give the planner's
+// bits: the K blocks, and so every sum, are the same.
+TEST(CpuAlgorithms, HandMadeConvGemmPlansRunAsGiven) {
+  Rng rng = test_rng();
+  struct Want {
+    const char* problem;
+    const char* algorithm;
+  };
+  for (const Want& k : {Want{"n=2 in=15x16 c=64 o=47", "pointwise_gemm"},
+                        Want{"n=2 in=12x12 c=40 o=70 k=3x3 pad=1 dtype=bf16", "im2col_gemm"},
+                        Want{"n=2 in=9x20 c=16 o=70 k=3x5 pad=1x2", "im2col_gemm"},  // padded copy
+                        Want{"in=13x11 c=24 o=99 k=3x3 g=3 dtype=f64", "im2col_gemm"}}) {
+    SCOPED_TRACE(k.problem);
+    const Case c = make_case(k.problem, rng);
+    ExecOptions opt;
+    opt.algorithm = k.algorithm;
+    const Plan planned = make_plan(c.problem, opt);
+    const ConvGemmConfig* cfg = config_of<ConvGemmConfig>(planned);
+    ASSERT_NE(cfg, nullptr);
+    const Tensor y_planned = run_plan(planned, c);
+    ASSERT_TRUE(matches_oracle(y_planned, oracle(c)));
+
+    // Tiles of the same GEMM path planned for a budget one byte short of the planned tiles
+    // without their padded copy: no copy, and fewer channels per packed B.
+    auto tiles = std::make_shared<ConvGemmConfig>();
+    int64_t min_ws = 0;
+    ASSERT_EQ(plan_conv_gemm(planned.geometry, true, cfg->tiles.workspace - cfg->tiles.padded - 1, planned.threads,
+                             planned.isa, &tiles->tiles, &min_ws),
+              "");
+    EXPECT_LT(tiles->tiles.n_tile, cfg->tiles.n_tile);
+    EXPECT_EQ(tiles->tiles.gemm.kc, cfg->tiles.gemm.kc);
+    const int64_t ws = tiles->tiles.workspace;
+    EXPECT_TRUE(bit_equal(run_plan(hand_made(planned, std::move(tiles), ws), c), y_planned));
+
+    // Through the public interface: a channel tile that is no multiple of the micro-tile, and
+    // GEMM calls of a prime number of pixels.
+    for (auto [name, value] : {std::pair<const char*, int64_t>{"n_tile", 5}, {"m_tile", 37}}) {
+      const Plan hand = with_parameter(planned, name, value);
+      EXPECT_EQ(plan_parameter(hand, name), value);
+      EXPECT_TRUE(bit_equal(run_plan(hand, c), y_planned)) << name << "=" << value;
+    }
+    // More channels per packed B than planned would overrun the workspace.
+    EXPECT_TRUE(throws_error([&] { with_parameter(planned, "n_tile", cfg->tiles.n_tile + 1); }, ErrorKind::invalid,
+                             {"n_tile"}));
+    EXPECT_TRUE(throws_error([&] { with_parameter(planned, "kc", 8); }, ErrorKind::invalid, {"kc"}));
+    // Tiles whose workspace exceeds the plan's are refused before they run.
+    auto greedy = std::make_shared<ConvGemmConfig>(*cfg);
+    EXPECT_TRUE(throws_error([&] { run_plan(hand_made(planned, greedy, cfg->tiles.workspace - 1), c); },
+                             ErrorKind::invalid, {"workspace", "hand-made"}));
+  }
+}
+
+// A polyphase plan holds tiles for every reduction length its phases have; one without the
+// tiles of some K is refused before any output is written (never run with default tiles),
+// and one with other tiles for each K gives the same bits.
+TEST(CpuAlgorithms, HandMadePolyphasePlansNeedTilesForEveryK) {
+  Rng rng = test_rng();
+  // k=3 over stride 2: per axis the phases keep 1 or 2 taps, so K is 1, 2 or 4 taps of C/g.
+  const Case c = make_case("op=convT n=2 in=9x7 c=16 o=40 k=3x3 stride=2 pad=1", rng);
+  ExecOptions opt;
+  opt.algorithm = "polyphase_gemm";
+  const Plan planned = make_plan(c.problem, opt);
+  const PolyphaseGemmConfig* cfg = config_of<PolyphaseGemmConfig>(planned);
+  ASSERT_NE(cfg, nullptr);
+  EXPECT_EQ(cfg->k, (std::vector<int64_t>{16, 32, 64}));
+  EXPECT_EQ(plan_parameter(planned, "distinct_k"), 3);
+  const Tensor y_planned = run_plan(planned, c);
+  ASSERT_TRUE(matches_oracle(y_planned, oracle(c)));
+
+  for (size_t drop = 0; drop < cfg->k.size(); ++drop) {
+    auto partial = std::make_shared<PolyphaseGemmConfig>(*cfg);
+    partial->k.erase(partial->k.begin() + drop);
+    partial->by_k.erase(partial->by_k.begin() + drop);
+    const Plan hand = hand_made(planned, partial, planned.workspace_bytes);
+    Tensor y = Tensor::empty(c.problem.dtype, y_shape(c.shapes));
+    fill(y.view(), 7.0);
+    EXPECT_TRUE(throws_error([&] { execute(hand, c.x, c.w, y); }, ErrorKind::invalid,
+                             {"no tiles for the phases of K = " + std::to_string(cfg->k[drop])}));
+    const std::vector<double> untouched = to_doubles(y);
+    EXPECT_TRUE(std::all_of(untouched.begin(), untouched.end(), [](double v) { return v == 7.0; }))
+        << "y was written before the missing tiles were found";
+  }
+
+  // Every K with fewer output channels per packed B: the same bits.
+  auto narrow = std::make_shared<PolyphaseGemmConfig>(*cfg);
+  for (ConvGemmTiles& t : narrow->by_k) t.n_tile = 3;
+  EXPECT_TRUE(bit_equal(run_plan(hand_made(planned, narrow, planned.workspace_bytes), c), y_planned));
+}
+
+// Every CPU family refuses a plan that carries a configuration of another type (a hand-made
+// plan naming the wrong algorithm) with ErrorKind::invalid, before it runs anything.
+TEST(CpuAlgorithms, PlansWithAnotherFamilysConfigurationAreRefused) {
+  Rng rng = test_rng();
+  // Accepted by depthwise_direct, im2col_gemm and the reference, so their configurations exist.
+  const Case c = make_case("n=2 in=9x11 c=8 o=8 k=3x3 pad=1 g=8", rng);
+  std::vector<std::pair<std::string, std::shared_ptr<const PlanConfig>>> configs = {
+      {"foreign", std::make_shared<ForeignConfig>()}};
+  for (const char* algo : {"depthwise_direct", "im2col_gemm", "reference"}) {
+    ExecOptions opt;
+    opt.algorithm = algo;
+    configs.emplace_back(algo, make_plan(c.problem, opt).config);
+  }
+  const Plan base = make_plan(c.problem);
+  for (const Algorithm* a : cpu_backend().algorithms()) {
+    const std::string name(a->name());
+    ExecOptions own;
+    own.algorithm = name;
+    for (const auto& [from, config] : configs) {
+      if (from == name) continue;
+      // pointwise_gemm and im2col_gemm share ConvGemmConfig: that is the same family's type.
+      if (name == "pointwise_gemm" && from == "im2col_gemm") continue;
+      SCOPED_TRACE(name + " with the configuration of " + from);
+      Plan plan = hand_made(base, config, int64_t(1) << 20);
+      plan.algorithm = name;
+      Tensor y = Tensor::empty(c.problem.dtype, y_shape(c.shapes));
+      EXPECT_TRUE(throws_error([&] { execute(plan, c.x, c.w, y); }, ErrorKind::invalid,
+                               {"configuration is not one of " + name, "; problem: "}));
+    }
+  }
+}
+
+// The ISA is part of the plan: a configuration whose kernels are of another instruction set
+// than the plan's is refused (the backend checks only the plan's).
+TEST(CpuAlgorithms, ConfigurationOfAnotherIsaIsRefused) {
+  if (!gemm_isa_supported(Isa::avx2)) GTEST_SKIP() << "this CPU runs the generic path only";
+  Rng rng = test_rng();
+  for (auto [problem, algo] : {std::pair<const char*, const char*>{"in=20 c=8 o=8", "pointwise_gemm"},
+                               {"in=9x9 c=4 o=6 k=3x3 pad=1", "im2col_gemm"},
+                               {"in=9x9 c=8 o=8 k=3x3 g=8", "depthwise_direct"},
+                               {"op=convT in=30 c=1 o=1 k=16 stride=4", "transposed_scatter"},
+                               {"op=convT in=9x7 c=8 o=8 k=4x4 stride=2 pad=1", "polyphase_gemm"}}) {
+    SCOPED_TRACE(problem);
+    const Case c = make_case(problem, rng);
+    ExecOptions opt;
+    opt.algorithm = algo;
+    opt.isa = Isa::avx2;
+    Plan plan = make_plan(c.problem, opt);
+    ASSERT_EQ(plan.isa, Isa::avx2);
+    plan.isa = Isa::generic;
+    Tensor y = Tensor::empty(c.problem.dtype, y_shape(c.shapes));
+    EXPECT_TRUE(throws_error([&] { execute(plan, c.x, c.w, y); }, ErrorKind::invalid,
+                             {"avx2 kernels are not the plan's generic path"}));
+  }
+}
+
+// Every algorithm on every instruction set this CPU runs (generic always), chosen through
+// ExecOptions::isa: the plan says which, and the result matches the oracle (bit for bit on
+// small integers). The GEMM's bits may differ between paths (kc is the path's), never its
+// accuracy.
+TEST(CpuAlgorithms, EveryIsaPathMatchesTheOracle) {
+  struct Want {
+    const char* algorithm;
+    const char* problem;
+  };
+  const Want cases[] = {
+      {"pointwise_gemm", "n=3 in=7x5 c=13 o=31"},
+      {"im2col_gemm", "n=2 in=9x9 c=16 o=17 k=3x3 pad=1"},
+      {"im2col_gemm", "n=2 in=9x20 c=16 o=24 k=3x5 pad=1x2"},
+      {"depthwise_direct", "n=2 in=13x11 c=37 o=37 k=3x3 pad=1 g=37"},
+      {"transposed_scatter", "op=convT n=2 in=23 c=2 o=3 k=17 stride=5 pad=3 outpad=2"},
+      {"polyphase_gemm", "op=convT n=2 in=9x7 c=16 o=8 k=4x4 stride=2 pad=1"},
+      {"reference", "in=7x5 c=3 o=4 k=3x2 pad=1"},
+  };
+  Rng rng = test_rng();
+  int paths = 0;
+  for (Isa isa : {Isa::generic, Isa::avx2, Isa::avx512}) {
+    if (!gemm_isa_supported(isa)) continue;
+    ++paths;
+    for (const Want& k : cases)
+      for (DType t : kAllDtypes) {
+        Problem p = parse_problem(k.problem);
+        p.dtype = t;
+        SCOPED_TRACE(std::string(isa_name(isa)) + " " + k.algorithm + " on " + to_string(p));
+        ExecOptions opt;
+        opt.algorithm = k.algorithm;
+        opt.isa = isa;
+        const Plan plan = make_plan(p, opt);
+        ASSERT_EQ(plan.isa, isa);
+        const Case c = make_case(p, rng);
+        ASSERT_TRUE(matches_oracle(run_plan(plan, c), oracle(c)));
+        const Case ci = make_case(p, rng, Fill::small_int, 2);
+        ASSERT_TRUE(bit_equal(run_plan(plan, ci), reference_output(ci)));
+      }
+  }
+  EXPECT_GE(paths, 1);
 }

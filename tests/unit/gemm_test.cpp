@@ -604,6 +604,28 @@ TEST(Gemm, RejectsBadArguments) {
   EXPECT_EQ(gemm(plan, args, workspace.get(), ws, &pool).kind(), ErrorKind::invalid);
 }
 
+// gemm_check_plan is what gemm() and the conv algorithms check a plan they were handed with:
+// the path must run here, the tile must be the path's, kc the path's for this K.
+TEST(Gemm, CheckPlanNamesWhatIsWrong) {
+  for (GemmIsa isa : supported_isas())
+    for (DType dt : {DType::f32, DType::f64}) {
+      const GemmPlan plan = gemm_plan(300, 70, 900, dt, 2, isa);
+      EXPECT_TRUE(gemm_check_plan(plan, 900).ok()) << gemm_plan_string(plan);
+      if (gemm_kc(isa, dt, 9000) != plan.kc)
+        EXPECT_EQ(gemm_check_plan(plan, 9000).kind(), ErrorKind::invalid);
+      GemmPlan wrong_tile = plan;
+      wrong_tile.nr *= 2;
+      EXPECT_EQ(gemm_check_plan(wrong_tile, 900).kind(), ErrorKind::invalid);
+      GemmPlan no_threads = plan;
+      no_threads.threads = 0;
+      EXPECT_EQ(gemm_check_plan(no_threads, 900).kind(), ErrorKind::invalid);
+    }
+  // Not a CPU path at all.
+  GemmPlan gpu = gemm_plan(300, 70, 900, DType::f32, 1, GemmIsa::generic);
+  gpu.isa = Isa::sm_90;
+  EXPECT_EQ(gemm_check_plan(gpu, 900).kind(), ErrorKind::unsupported);
+}
+
 TEST(Gemm, IsaSelection) {
   EXPECT_TRUE(gemm_isa_supported(GemmIsa::generic));
   EXPECT_TRUE(gemm_isa_supported(gemm_isa()));

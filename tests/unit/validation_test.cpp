@@ -377,9 +377,11 @@ TEST(ErrorKinds, InvalidUnsupportedAndOutOfMemoryStayDistinct) {
   // invalid beats out of memory: a huge problem that also breaks a rule.
   EXPECT_TRUE(throws_error([] { make_plan(parse_problem("in=1099511627776 c=3 o=4 g=2")); }, ErrorKind::invalid,
                            {"divisible"}));
-  // out of memory: x, w and y need 4 TiB each; reported by the planner, before any allocation.
+  // out of memory: x, w and y need 4 TiB each. The plan is made (it reads only shapes); the
+  // memory check before running reports it, before any allocation.
   const Problem huge = parse_problem("in=1099511627776 c=1 o=1");
-  EXPECT_TRUE(throws_error([&] { make_plan(huge); }, ErrorKind::out_of_memory,
+  const Plan huge_plan = make_plan(huge);
+  EXPECT_TRUE(throws_error([&] { check_memory(huge_plan, Allocating::all); }, ErrorKind::out_of_memory,
                            {"bytes", "; problem: in=1099511627776 c=1 o=1"}));
   // run() with views that only pretend to hold the data: it must fail before touching them.
   float dummy = 0;
@@ -388,7 +390,7 @@ TEST(ErrorKinds, InvalidUnsupportedAndOutOfMemoryStayDistinct) {
   EXPECT_TRUE(throws_error([&] { conv1d(xv, wv); }, ErrorKind::out_of_memory));
   // An invalid forced algorithm name is the caller's error.
   EXPECT_TRUE(throws_error([] { make_plan(parse_problem("in=8 c=1 o=1"), ExecOptions{.algorithm = "no_such_algorithm"}); },
-                           ErrorKind::invalid, {"no_such_algorithm"}));
+                           ErrorKind::invalid, {"no_such_algorithm", "the cpu algorithms: pointwise_gemm, "}));
 }
 
 TEST(ErrorKinds, CudaOnACpuBuildIsUnsupported) {
@@ -412,7 +414,28 @@ TEST(ErrorKinds, CudaOnACpuBuildIsUnsupported) {
 // 3·2^62 bytes, does not. make_plan() once summed them unchecked, the sum wrapped negative,
 // the "exceeds physical memory" test passed and a plan was returned instead of out_of_memory.
 TEST(ErrorKinds, TensorBytesSumOverflowIsOutOfMemory) {
-  const Problem p = parse_problem("in=1152921504606846976 c=1 o=1");  // 2^60 elements of 4 bytes
+  // 2^60 elements of 4 bytes each for x and y: the sum of the bytes overflows int64. A plan only
+  // reads shapes, so it is made (it tells the bytes); running is out of memory, before anything
+  // is allocated.
+  const Problem p = parse_problem("in=1152921504606846976 c=1 o=1");
   ASSERT_TRUE(validate(p, nullptr).ok());
-  EXPECT_TRUE(throws_error([&] { make_plan(p); }, ErrorKind::out_of_memory, {"; problem: "}));
+  const Plan plan = make_plan(p);
+  EXPECT_TRUE(throws_error([&] { check_memory(plan, Allocating::all); }, ErrorKind::out_of_memory,
+                           {"2^63", "; problem: "}));
+  EXPECT_TRUE(throws_error([&] { check_memory(plan, Allocating::output); }, ErrorKind::out_of_memory,
+                           {"; problem: "}));
+  EXPECT_NO_THROW(check_memory(plan, Allocating::workspace));
+}
+
+TEST(ErrorKinds, PlansAreMadeForAnySizeAndRunningChecksAvailableMemory) {
+  // 40 TB of output: planned (a plan reads only shapes), refused by run() before allocating.
+  const Problem p = parse_problem("n=10 in=1000000000000 c=1 o=1");
+  const Plan plan = make_plan(p);
+  EXPECT_GT(plan.geometry.y_elems(), int64_t(1) << 40);
+  float one = 1;
+  TensorView x(&one, DType::f32, {10, 1, 1}, {0, 0, 0});  // a broadcast view: no memory behind it
+  x.shape[1] = 1000000000000;
+  TensorView w(&one, DType::f32, {1, 1, 1});
+  EXPECT_TRUE(throws_error([&] { run(p, x, w); }, ErrorKind::out_of_memory,
+                           {"available to this process", "; problem: "}));
 }

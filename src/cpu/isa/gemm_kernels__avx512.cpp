@@ -85,6 +85,12 @@ inline __m512 load_row(const void* row, int64_t k, __mmask16 mask) {
 }
 
 // r[i] = row i (16 values) -> r[j] = column j (16 rows); the classic 4-stage shuffle network.
+// GCC 12's avx512fintrin.h implements _mm512_unpacklo_ps as a masked builtin whose pass-through
+// operand is _mm512_undefined_ps(), which -Wuninitialized reports once the call is inlined
+// (seen in the sanitizer build); every lane is written by the all-ones mask, so nothing is read.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 inline void transpose_16x16(__m512 r[16]) {
   __m512 t[16];
   for (int i = 0; i < 8; ++i) {
@@ -112,6 +118,7 @@ inline void transpose_16x16(__m512 r[16]) {
   }
   for (int i = 0; i < 16; ++i) r[i] = t[i];
 }
+#pragma GCC diagnostic pop
 
 // Packs up to 16 rows (a group of the panel width) for all kn: dst[k·width + i] for i < lanes.
 template <DType D>
