@@ -24,11 +24,6 @@ enum Exit : int {
 
 int exit_code_for(ErrorKind k);
 
-/// The most worker threads --threads accepts: far above any machine's hardware threads (a
-/// thread more than the hardware has only adds overhead), low enough that starting them all
-/// stays quick and cheap.
-inline constexpr int kMaxThreads = 4096;
-
 /// Bad command-line usage (exit 2).
 struct UsageError : std::runtime_error {
   using std::runtime_error::runtime_error;

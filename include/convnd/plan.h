@@ -34,6 +34,9 @@ std::string_view isa_name(Isa isa);
 /// Parses an ISA name (as isa_name prints it); returns false for anything else.
 bool parse_isa(std::string_view s, Isa* out);
 
+/// The most worker threads a call may ask for (ExecOptions::threads, CONVND_THREADS).
+inline constexpr int kMaxThreads = 4096;
+
 /// How to run a problem. Every field has a sensible default.
 struct ExecOptions {
   Backend backend = Backend::cpu;
@@ -41,7 +44,8 @@ struct ExecOptions {
   /// Negative: the default, from the environment variable CONVND_WORKSPACE_BYTES if set,
   /// else default_workspace_budget().
   int64_t budget = -1;
-  /// Worker threads; 0: CONVND_THREADS if set, else every hardware thread.
+  /// Worker threads; 0: CONVND_THREADS if set, else every hardware thread. At most
+  /// kMaxThreads (Error(invalid) naming threads above it).
   int threads = 0;
   /// Force one algorithm by name (tests, benchmarks); empty: the planner chooses.
   std::string algorithm;

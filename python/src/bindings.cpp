@@ -54,9 +54,9 @@ InArray import_array(nb::handle h, const char* what) {
   return a;
 }
 
-// The most worker threads a call may ask for (convnd/__init__.py checks it first; the CLI's
-// --threads has the same bound).
-constexpr int kMaxThreads = 4096;
+// The most worker threads a call may ask for: the library's bound (convnd/__init__.py checks
+// it first; the CLI's --threads has the same bound).
+using convnd::kMaxThreads;
 
 // DLPack device types (dlpack.h).
 constexpr int kDLCPU = 1, kDLCUDA = 2, kDLCUDAHost = 3, kDLCUDAManaged = 13;

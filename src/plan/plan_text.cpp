@@ -118,12 +118,18 @@ int64_t resolve_budget(const ExecOptions& opt) {
 }
 
 int resolve_threads(const ExecOptions& opt) {
+  if (opt.threads > kMaxThreads)
+    throw Error(ErrorKind::invalid, "[threads] threads=" + std::to_string(opt.threads) + " is more than " +
+                                        std::to_string(kMaxThreads) + "; use 0 for every hardware thread");
   if (opt.threads > 0) return opt.threads;
   if (const char* env = std::getenv("CONVND_THREADS")) {
     int v = std::atoi(env);
+    if (v > kMaxThreads)
+      throw Error(ErrorKind::invalid, std::string("[threads] CONVND_THREADS=") + env + " is more than " +
+                                          std::to_string(kMaxThreads));
     if (v > 0) return v;
   }
-  return int(std::max(1u, std::thread::hardware_concurrency()));
+  return std::min(kMaxThreads, int(std::max(1u, std::thread::hardware_concurrency())));
 }
 
 std::vector<std::pair<std::string, int64_t>> Plan::parameters() const {

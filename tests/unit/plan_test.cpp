@@ -218,3 +218,12 @@ TEST(Plan, HandMadePlansRunAsGiven) {
   Tensor y = Tensor::empty(p.dtype, y_shape(c.shapes));
   EXPECT_TRUE(throws_error([&] { execute(mixed, c.x, c.w, y); }, ErrorKind::invalid, {"configuration"}));
 }
+
+TEST(Plan, ThreadCountsAreBounded) {
+  const Problem p = parse_problem("in=8 c=1 o=1");
+  ExecOptions opt;
+  opt.threads = kMaxThreads;
+  EXPECT_EQ(make_plan(p, opt).threads, kMaxThreads);
+  opt.threads = kMaxThreads + 1;
+  EXPECT_TRUE(throws_error([&] { make_plan(p, opt); }, ErrorKind::invalid, {"threads=4097", "4096"}));
+}
