@@ -12,7 +12,9 @@ awk '/^```cpp$/ {on = 1; next} on && /^```$/ {exit} on {print}' "$src/README.md"
 libs=(-pthread)
 # A library built with the CUDA backend calls the CUDA runtime (linked statically, as the
 # installed CMake package does); cuBLAS is opened at run time.
-if nm -A "$lib" 2>/dev/null | grep -q ' U cudaMalloc'; then
+# (grep reads all of nm's output: with pipefail, grep -q would stop early and nm's SIGPIPE would
+# make the test look false.)
+if [ "$(nm -A "$lib" 2>/dev/null | grep -c ' U cudaMalloc')" -gt 0 ]; then
   cudart=$(ls /usr/local/cuda/lib64/libcudart_static.a /usr/local/cuda/targets/*/lib/libcudart_static.a 2>/dev/null | head -1)
   [ -n "$cudart" ] || { echo "the library needs libcudart_static.a, not found under /usr/local/cuda" >&2; exit 1; }
   libs+=("$cudart" -ldl -lrt)
