@@ -10,8 +10,9 @@
 // tolerance of `convnd check` (tools/tolerance.h): the outputs past 2^31 elements of one
 // sample, or of the whole tensor, are where 32-bit indexing would fail.
 //
-// --tile NAME=VALUE (repeatable) replaces a tile of the plan, to time the alternatives the
-// planner's rule chooses between; the JSON names the plan's tiles as run, and the planning time.
+// --tile NAME=VALUE (repeatable) replaces one parameter of the plan's configuration
+// (with_parameter), to time the alternatives the planner's rule chooses between; the JSON's
+// "config" names the configuration as run, and "plan_ms" the planning time.
 //
 // Build (bench/gpu.sh does): nvcc -O2 -std=c++20 -arch=sm_90 -Iinclude bench/gpu_bench.cu
 //   build/libconvnd.a -lcublas -o build/gpu_bench
@@ -212,10 +213,10 @@ void copy_bandwidth() {
 
 // --tile NAME=VALUE replaces one parameter of the plan's configuration (with_parameter: those
 // never change results; this times the alternatives that the planner's rule decides between).
-using TileOverrides = std::vector<std::pair<std::string, int64_t>>;
+using ParameterOverrides = std::vector<std::pair<std::string, int64_t>>;
 
 int bench(const std::string& text, int reps, const std::string& algorithm, int64_t tails,
-          const TileOverrides& overrides) {
+          const ParameterOverrides& overrides) {
   using namespace convnd;
   Problem p;
   try {
@@ -233,7 +234,7 @@ int bench(const std::string& text, int reps, const std::string& algorithm, int64
     Plan plan = make_plan(p, opt);
     const double plan_ms =
         std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t_plan).count();
-    std::string tiles_json;
+    std::string config_json;
     for (const auto& [name, value] : overrides) {
       try {
         plan = with_parameter(plan, name, value);
@@ -244,7 +245,7 @@ int bench(const std::string& text, int reps, const std::string& algorithm, int64
       }
     }
     for (const auto& [n, v] : plan.parameters())
-      tiles_json += (tiles_json.empty() ? "" : ", ") + ("\"" + n + "\": " + std::to_string(v));
+      config_json += (config_json.empty() ? "" : ", ") + ("\"" + n + "\": " + std::to_string(v));
     const Geometry& g = plan.geometry;
     const TensorShapes ts = tensor_shapes(p, g);
     const int64_t es = dtype_size(p.dtype);
@@ -291,7 +292,7 @@ int bench(const std::string& text, int reps, const std::string& algorithm, int64
         "\"index_bits\": %d, \"config\": {%s}%s}\n",
         json_escape(to_string(p)).c_str(), plan.algorithm.c_str(), med, double(ms.front()), reps, double(warm),
         plan_ms, 2.0 * g.macs() / med / 1e9, bytes / med / 1e6, static_cast<long long>(plan.workspace_bytes),
-        plan.index_bits, tiles_json.c_str(), tail.c_str());
+        plan.index_bits, config_json.c_str(), tail.c_str());
     std::fflush(stdout);
     CHECK(cudaFree(x));
     CHECK(cudaFree(w));
@@ -311,7 +312,7 @@ int main(int argc, char** argv) {
   int reps = 5, code = 0;
   int64_t tails = 0;
   std::string algorithm;
-  TileOverrides overrides;
+  ParameterOverrides overrides;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (a == "--reps" && i + 1 < argc)

@@ -88,7 +88,7 @@ class PlanConfig {
   /// the planner decides between); null when `name` cannot be set this way or `value` is not
   /// one the family runs. Only parameters that change neither the result's bits nor the
   /// workspace are settable.
-  virtual std::shared_ptr<const PlanConfig> with_parameter(std::string_view name, int64_t value) const {
+  virtual std::shared_ptr<const PlanConfig> with_parameter(std::string_view /*name*/, int64_t /*value*/) const {
     return nullptr;
   }
 };

@@ -12,51 +12,63 @@
 
 namespace convnd {
 
-const Algorithm& pointwise_gemm_cuda_algorithm();      // cuBLAS, 1x1 stride 1 no padding
-const Algorithm& depthwise_direct_cuda_algorithm();    // one channel per group
-const Algorithm& transposed_gather_cuda_algorithm();   // few-channel polyphase along one axis
-const Algorithm& implicit_gemm_cuda_algorithm();       // any conv without input dilation
-const Algorithm& polyphase_gemm_cuda_algorithm();      // input-dilated / transposed, many channels
-const Algorithm& direct_cuda_algorithm();              // everything (the fallback)
+const Algorithm& pointwise_gemm_cuda_algorithm();     // cuBLAS, 1x1 stride 1 no padding
+const Algorithm& depthwise_direct_cuda_algorithm();   // one channel per group
+const Algorithm& transposed_gather_cuda_algorithm();  // few-channel polyphase along one axis
+const Algorithm& implicit_gemm_cuda_algorithm();      // any conv without input dilation
+const Algorithm& polyphase_gemm_cuda_algorithm();     // input-dilated / transposed, many channels
+const Algorithm& direct_cuda_algorithm();             // everything (the fallback)
 
 namespace cuda {
 
 /// The configuration of the implicit GEMM kernels (implicit_gemm__cuda, and each stride phase
-/// of polyphase_gemm__cuda). Whether 16-byte loads and stores are used is decided at run time
-/// from the tensors' addresses as well as from C/g and O (aligned pointers are not known when
-/// planning); vector_loads says whether the shapes allow them.
+/// of polyphase_gemm__cuda), chosen from the shapes. The 16-byte loads and stores are also
+/// decided at run time from the tensors' addresses (unknown when planning): where x or w is not
+/// 16-byte aligned the loads are element-wise (and the tensor-core kernels then run their
+/// 64-wide tile), where y is not the stores are.
 struct GemmConvConfig final : PlanConfig {
   int64_t block_m = 128, block_n = 128, block_k = 32;  // the block tile (elements)
   bool tensor_cores = false;                           // mma.sync (f16, bf16) or FMA (f32, f64)
-  bool vector_loads = false;                           // C/g allows 16-byte loads
+  bool vector_loads = false;                           // C/g allows 16-byte loads of x and w
+  bool vector_stores = false;                          // O and O/g allow 16-byte stores of y
   int64_t phases = 1;                                  // stride phases (1: a dense conv)
   int64_t phases_with_outputs = 1;                     // phases launched
   std::vector<std::pair<std::string, int64_t>> parameters() const override {
-    return {{"block_m", block_m},          {"block_n", block_n},
-            {"block_k", block_k},          {"tensor_cores", tensor_cores},
-            {"vector_loads", vector_loads}, {"phases", phases},
+    return {{"block_m", block_m},
+            {"block_n", block_n},
+            {"block_k", block_k},
+            {"tensor_cores", tensor_cores},
+            {"vector_loads", vector_loads},
+            {"vector_stores", vector_stores},
+            {"phases", phases},
             {"phases_with_outputs", phases_with_outputs}};
   }
-  // block_n: the tensor-core kernels run 64, 128 or 256 (the planner picks 64 or 128; the FMA
-  // kernels' tile is fixed).
+  // block_n: the tensor-core kernels with 16-byte loads run 64, 128 or 256 (the planner picks
+  // 64 or 128); without them, and in the FMA kernels, the tile is fixed.
   std::shared_ptr<const PlanConfig> with_parameter(std::string_view name, int64_t value) const override {
-    if (name != "block_n" || !tensor_cores || (value != 64 && value != 128 && value != 256)) return nullptr;
+    if (name != "block_n" || !tensor_cores || !vector_loads || (value != 64 && value != 128 && value != 256))
+      return nullptr;
     auto c = std::make_shared<GemmConvConfig>(*this);
     c->block_n = value;
     return c;
   }
 };
 
+/// The implicit GEMM configuration of problem g (one phase when `phases` > 1), the tile width
+/// chosen for the dense problem `widest` (g itself, or its phase with the most outputs).
+std::shared_ptr<GemmConvConfig> gemm_conv_config(const Geometry& g, const Geometry& widest);
+
 /// The tensor-core kernels' tile width over output channels (64 or 128) for a dense problem,
 /// by rule: 128 reads shared memory less per multiply-add; 64 when O/g <= 64, or when its
 /// blocks fill the device's waves clearly better.
 int gemm_block_n(const Geometry& sub);
 
-/// Runs one dense conv of ctx's problem through the implicit GEMM kernels, a launch per chunk
-/// of whole samples (and of at most 65535 groups). Adds the outputs written to *done and
-/// reports progress as a fraction of `total`; Status interrupted when the caller asked to stop.
-Status run_gemm_conv(const RunContext& ctx, const Geometry& sub, const DenseConvMap& map, int block_n,
-                     int64_t* done, int64_t total);
+/// Runs one dense conv of ctx's problem through the implicit GEMM kernels as cfg says, a launch
+/// per chunk of whole samples (and of at most 65535 groups). Adds the outputs written to *done
+/// and reports progress as a fraction of `total`; Status interrupted when the caller asked to
+/// stop.
+Status run_gemm_conv(const RunContext& ctx, const Geometry& sub, const DenseConvMap& map,
+                     const GemmConvConfig& cfg, int64_t* done, int64_t total);
 
 static_assert(int(Elem::f32) == int(DType::f32) && int(Elem::f16) == int(DType::f16) &&
               int(Elem::bf16) == int(DType::bf16) && int(Elem::f64) == int(DType::f64));

@@ -51,7 +51,8 @@ const void* stage_input(const TensorView& t, cuda::DeviceBuffer* buf, const char
   if (!needs_staging(t)) return t.data;
   *buf = cuda::DeviceBuffer(t.nbytes(), what);
   if (t.device >= 0) {
-    CONVND_CUDA_CHECK(cuda::launch_copy_from_strided(t.data, layout_of(t), buf->data(), int(dtype_size(t.dtype)), 0));
+    CONVND_CUDA_CHECK(
+        cuda::launch_copy_from_strided(t.data, layout_of(t), buf->data(), int(dtype_size(t.dtype)), 0));
   } else if (t.is_contiguous()) {
     CONVND_CUDA_CHECK(cudaMemcpy(buf->data(), t.data, size_t(t.nbytes()), cudaMemcpyHostToDevice));
   } else {
@@ -91,7 +92,6 @@ TensorView as_5d(const void* data, DType t, int64_t a, const Dims& s, int64_t b,
   v.device = device;
   return v;
 }
-
 
 // ---- the entry points, wrapped by the CudaBackend class below ----------------------------
 
@@ -134,8 +134,9 @@ Status cuda_check_memory(const Plan& plan) {
                                                 (fits ? std::to_string(need) : "more than 2^63") + where +
                                                 ", which has " + std::to_string(total) + " bytes in all");
   if (plan.workspace_bytes > free_bytes + cached)
-    return Status(ErrorKind::out_of_memory, "[plan] the workspace needs " + std::to_string(plan.workspace_bytes) +
-                                                where + ", which has " + std::to_string(free_bytes + cached) +
+    return Status(ErrorKind::out_of_memory, "[plan] the workspace needs " +
+                                                std::to_string(plan.workspace_bytes) + where +
+                                                ", which has " + std::to_string(free_bytes + cached) +
                                                 " bytes free of " + std::to_string(total));
   return Status::Ok();
 }
@@ -204,7 +205,8 @@ void cuda_execute(const Plan& plan, const Algorithm& algorithm, const TensorView
 
 std::shared_ptr<void> cuda_allocate(int64_t bytes, int device) {
   if (std::string why = cuda_unavailable_reason(); !why.empty())
-    throw Error(ErrorKind::unsupported, "[tensor] cannot allocate on CUDA device " + std::to_string(device) + ": " + why);
+    throw Error(ErrorKind::unsupported,
+                "[tensor] cannot allocate on CUDA device " + std::to_string(device) + ": " + why);
   cuda::DeviceGuard guard(device);
   auto* buffer = new cuda::DeviceBuffer(bytes, "a tensor");
   return std::shared_ptr<void>(buffer->data(), [buffer, device](void*) noexcept {
@@ -216,7 +218,6 @@ std::shared_ptr<void> cuda_allocate(int64_t bytes, int device) {
     }
   });
 }
-
 
 class CudaBackend final : public BackendImpl {
  public:
@@ -234,12 +235,17 @@ class CudaBackend final : public BackendImpl {
   Isa resolve_isa(const ExecOptions&) const override { return Isa::sm_90; }
   int current_device() const override { return cuda::current_device(); }
   Status check_memory(const Plan& plan) const override { return cuda_check_memory(plan); }
-  std::shared_ptr<void> allocate(int64_t bytes, int device) const override { return cuda_allocate(bytes, device); }
+  std::shared_ptr<void> allocate(int64_t bytes, int device) const override {
+    return cuda_allocate(bytes, device);
+  }
   void copy(void* dst, int dst_device, const void* src, int src_device, int64_t bytes) const override {
     if (bytes <= 0) return;
-    const cudaMemcpyKind kind = dst_device >= 0 ? (src_device >= 0 ? cudaMemcpyDeviceToDevice : cudaMemcpyHostToDevice)
-                                                : (src_device >= 0 ? cudaMemcpyDeviceToHost : cudaMemcpyHostToHost);
-    cuda::DeviceGuard guard(dst_device >= 0 ? dst_device : src_device >= 0 ? src_device : cuda::current_device());
+    const cudaMemcpyKind kind = dst_device >= 0
+                                    ? (src_device >= 0 ? cudaMemcpyDeviceToDevice : cudaMemcpyHostToDevice)
+                                    : (src_device >= 0 ? cudaMemcpyDeviceToHost : cudaMemcpyHostToHost);
+    cuda::DeviceGuard guard(dst_device >= 0   ? dst_device
+                            : src_device >= 0 ? src_device
+                                              : cuda::current_device());
     CONVND_CUDA_CHECK(cudaMemcpy(dst, src, size_t(bytes), kind));
   }
   void synchronize(int device) const override {

@@ -39,18 +39,23 @@ int64_t window_rows(const Geometry& g) {
 
 // The kernel, its rows per thread and its channel vector, chosen from the shapes. Whether the
 // vector is used is also decided at run time from the tensors' addresses (16- or 8-byte
-// alignment, unknown when planning): an unaligned call runs one channel a thread, same bits.
+// alignment, unknown when planning): see run().
 struct DepthwiseCudaConfig final : PlanConfig {
   cuda::DepthwiseKernel kernel = cuda::DepthwiseKernel::general;
   int64_t rows_per_thread = 0;      // window and ring: 4, 8 or 16; general: 0
-  int64_t channels_per_thread = 1;  // the vector when C allows it, else 1
+  int64_t channels_per_thread = 1;  // the kernel's vector when C is a multiple of it, else 1
   int64_t outputs_per_thread = 1;   // general: positions along the last axis
+  bool input_window = false;        // general: the inputs shared along a 3-tap last axis in registers
+  // What the choices above depend on (not parameters: fixed by the problem).
   DType dtype = DType::f32;
+  int64_t channels = 0;
+  bool input_window_fits = false;  // cuda::depthwise_input_window_fits for the problem
   std::vector<std::pair<std::string, int64_t>> parameters() const override {
     return {{"kernel", int64_t(kernel)},
             {"rows_per_thread", rows_per_thread},
             {"channels_per_thread", channels_per_thread},
-            {"outputs_per_thread", outputs_per_thread}};
+            {"outputs_per_thread", outputs_per_thread},
+            {"input_window", input_window}};
   }
   // The window problems may run either window kernel at 4, 8 or 16 rows (timing them, and
   // checking their bits against each other); the general kernel takes every problem.
@@ -74,13 +79,19 @@ struct DepthwiseCudaConfig final : PlanConfig {
     } else {
       return nullptr;
     }
-    c->channels_per_thread = channels_per_thread > 1 ? vector_width(dtype, c->kernel) : 1;
+    c->choose_vectors();
     return c;
   }
+  // channels_per_thread and input_window for the kernel chosen.
+  void choose_vectors() {
+    const int64_t vec = vector_width(dtype, kernel);
+    channels_per_thread = channels % vec == 0 ? vec : 1;
+    input_window = kernel == cuda::DepthwiseKernel::general && channels_per_thread > 1 && input_window_fits;
+  }
   static int64_t vector_width(DType t, cuda::DepthwiseKernel k) {
-    return k == cuda::DepthwiseKernel::general ? 16 / dtype_size(t)
-                                               : cuda::depthwise_window_vector(int(dtype_size(t)),
-                                                                               k == cuda::DepthwiseKernel::ring);
+    return k == cuda::DepthwiseKernel::general
+               ? 16 / dtype_size(t)
+               : cuda::depthwise_window_vector(int(dtype_size(t)), k == cuda::DepthwiseKernel::ring);
   }
 };
 
@@ -91,7 +102,8 @@ class DepthwiseDirectCuda final : public Algorithm {
         cuda::cuda_traits("depthwise_direct__cuda", kAllDTypes, "the weights transposed to [taps, C]");
     return t;
   }
-  std::string plan(const Geometry& g, const PlanRequest& req, PlanChoice* out, int64_t* min_ws) const override {
+  std::string plan(const Geometry& g, const PlanRequest& req, PlanChoice* out,
+                   int64_t* min_ws) const override {
     if (g.cg() != 1 || g.og() != 1) return "needs one input and one output channel per group";
     if (g.idil != Dims{1, 1, 1}) return "input dilation needs the polyphase algorithms";
     for (int j = 0; j < 3; ++j) {
@@ -114,6 +126,9 @@ class DepthwiseDirectCuda final : public Algorithm {
     }
     auto cfg = std::make_shared<DepthwiseCudaConfig>();
     cfg->dtype = g.dtype;
+    cfg->channels = g.c;
+    cfg->input_window_fits =
+        cuda::depthwise_input_window_fits(g.k[2], g.stride[2], g.kdil[2], int(dtype_size(g.dtype)));
     cfg->rows_per_thread = window_rows(g);
     if (cfg->rows_per_thread > 0) {
       // The ring needs 16-byte channel vectors; without them it would run one channel a thread,
@@ -123,8 +138,7 @@ class DepthwiseDirectCuda final : public Algorithm {
     } else {
       cfg->outputs_per_thread = cuda::kDepthwiseOutputsPerThread;
     }
-    const int64_t vec = DepthwiseCudaConfig::vector_width(g.dtype, cfg->kernel);
-    cfg->channels_per_thread = g.c % vec == 0 ? vec : 1;
+    cfg->choose_vectors();
     out->workspace_bytes = ws;
     out->config = std::move(cfg);
     return {};
@@ -150,11 +164,26 @@ class DepthwiseDirectCuda final : public Algorithm {
       p.dil[j] = int32_t(g.kdil[j]);
     }
     p.elem = cuda::elem_of(g.dtype);
-    // The planned vector, where every pointer is aligned to it (a run-time property).
-    const int64_t vec = cfg->channels_per_thread, bytes = vec * dtype_size(g.dtype);
-    const bool vector = vec > 1 && g.c % vec == 0 && aligned(p.x, bytes) && aligned(p.wt, bytes) && aligned(p.y, bytes);
+    // Decided here, from the tensors' addresses (unknown when planning): a channel vector needs
+    // x, the transposed weights and y aligned to its bytes. The ring copies 16-byte vectors
+    // only; unaligned to them it gives way to the window kernel with that kernel's vector where
+    // it aligns (8 bytes for f16 / bf16). Every form gives the same bits.
+    const int64_t es = dtype_size(g.dtype);
+    auto vector_aligned = [&](int64_t vec) {
+      return vec > 1 && aligned(p.x, vec * es) && aligned(p.wt, vec * es) && aligned(p.y, vec * es);
+    };
+    cuda::DepthwiseKernel kernel = cfg->kernel;
+    int64_t vec = cfg->channels_per_thread;
+    if (vec > 1 && !vector_aligned(vec)) {
+      if (kernel == cuda::DepthwiseKernel::ring) {
+        kernel = cuda::DepthwiseKernel::window;
+        vec = DepthwiseCudaConfig::vector_width(g.dtype, kernel);  // divides the ring's vector
+      }
+      if (!vector_aligned(vec)) vec = 1;
+    }
+    const bool input_window = cfg->input_window && vec > 1;  // the register window needs the vector
     CONVND_CUDA_CHECK(
-        cuda::launch_depthwise(p, cfg->kernel, vector ? int(vec) : 1, int(cfg->rows_per_thread), 0));
+        cuda::launch_depthwise(p, kernel, int(vec), int(cfg->rows_per_thread), input_window, 0));
     if (!cuda::report_done(ctx, 1.0))
       return Status(ErrorKind::interrupted, "[depthwise_direct__cuda] cancelled");
     return Status::Ok();

@@ -9,8 +9,8 @@
 #include <string>
 #include <vector>
 
-#include "cuda/kernels/params.h"
 #include "core/phases.h"
+#include "cuda/kernels/params.h"
 
 namespace convnd::cuda {
 

@@ -45,17 +45,34 @@ int gemm_block_n(const Geometry& sub) {
   return fill64 > 1.15 * fill128 ? 64 : 128;
 }
 
-Status run_gemm_conv(const RunContext& ctx, const Geometry& sub, const DenseConvMap& map, int block_n,
-                     int64_t* done, int64_t total) {
+std::shared_ptr<GemmConvConfig> gemm_conv_config(const Geometry& g, const Geometry& widest) {
+  const bool mma = g.dtype == DType::f16 || g.dtype == DType::bf16;
+  const int64_t load_vec = g.dtype == DType::f64 ? 0 : g.dtype == DType::f32 ? 4 : 8;  // channels
+  const int64_t store_vec = 16 / dtype_size(g.dtype);
+  auto cfg = std::make_shared<GemmConvConfig>();
+  // FMA tiles: 128x128 of f32, 64x64 of f64 (8-deep K steps); tensor-core tiles 128 x block_n
+  // (32-deep K steps).
+  cfg->block_m = g.dtype == DType::f64 ? 64 : kGemmBlockM;
+  cfg->block_k = mma ? 32 : 8;
+  cfg->tensor_cores = mma;
+  cfg->vector_loads = load_vec > 0 && g.cg() % load_vec == 0;
+  cfg->vector_stores = g.o % store_vec == 0 && g.og() % store_vec == 0;
+  // The tensor-core kernels' element-wise loaders exist for the 64-wide tile only.
+  cfg->block_n = !mma ? cfg->block_m : cfg->vector_loads ? gemm_block_n(widest) : 64;
+  return cfg;
+}
+
+Status run_gemm_conv(const RunContext& ctx, const Geometry& sub, const DenseConvMap& map,
+                     const GemmConvConfig& cfg, int64_t* done, int64_t total) {
   const Geometry& g = ctx.g;
   const int64_t es = dtype_size(g.dtype);
   GemmConvParams p = gemm_conv_params(g, sub, map);
-  p.block_n = block_n;
+  p.block_n = int32_t(cfg.block_n);
   p.elem = elem_of(g.dtype);
-  const int64_t load_vec = g.dtype == DType::f64 ? 0 : g.dtype == DType::f32 ? 4 : 8;
-  p.vector_loads = load_vec > 0 && p.cg % load_vec == 0 && aligned16(ctx.x.data) && aligned16(ctx.w.data);
-  const int64_t store_vec = 16 / es;
-  p.vector_stores = p.o % store_vec == 0 && p.og % store_vec == 0 && aligned16(ctx.y.data);
+  // The shapes allow 16-byte loads and stores (the plan); the addresses must too (known only
+  // now): unaligned, the same kernels load or store element by element, same bits.
+  p.vector_loads = cfg.vector_loads && aligned16(ctx.x.data) && aligned16(ctx.w.data);
+  p.vector_stores = cfg.vector_stores && aligned16(ctx.y.data);
 
   const int64_t out_volume = sub.out_volume();
   if (out_volume == 0 || g.n == 0) return Status::Ok();
@@ -95,17 +112,7 @@ class ImplicitGemmCuda final : public Algorithm {
     const cuda::DenseConvPiece pc = cuda::dense_conv_pieces(g).front();
     std::string why = cuda::gemm_conv_unsupported(g, pc.sub, pc.map);
     if (!why.empty()) return why;
-    const bool mma = g.dtype == DType::f16 || g.dtype == DType::bf16;
-    const int64_t block_m = g.dtype == DType::f64 ? 64 : 128;
-    const int64_t block_n = mma ? cuda::gemm_block_n(pc.sub) : block_m;
-    const int64_t vec = g.dtype == DType::f64 ? 0 : g.dtype == DType::f32 ? 4 : 8;
-    auto cfg = std::make_shared<cuda::GemmConvConfig>();
-    cfg->block_m = block_m;
-    cfg->block_n = block_n;
-    cfg->block_k = mma ? 32 : 8;
-    cfg->tensor_cores = mma;
-    cfg->vector_loads = vec > 0 && g.cg() % vec == 0;
-    out->config = std::move(cfg);
+    out->config = cuda::gemm_conv_config(g, pc.sub);
     return {};
   }
   Status run(const RunContext& ctx) const override {
@@ -113,7 +120,7 @@ class ImplicitGemmCuda final : public Algorithm {
     if (!cfg) return wrong_config(ctx.plan);
     const cuda::DenseConvPiece pc = cuda::dense_conv_pieces(ctx.g).front();
     int64_t done = 0;
-    return cuda::run_gemm_conv(ctx, pc.sub, pc.map, int(cfg->block_n), &done, ctx.g.y_elems());
+    return cuda::run_gemm_conv(ctx, pc.sub, pc.map, *cfg, &done, ctx.g.y_elems());
   }
 };
 

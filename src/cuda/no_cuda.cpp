@@ -6,7 +6,8 @@ namespace convnd {
 
 namespace {
 
-const char* const kReason = "this build has no CUDA support (configure with nvcc on the PATH and -DCONVND_CUDA=ON)";
+const char* const kReason =
+    "this build has no CUDA support (configure with nvcc on the PATH and -DCONVND_CUDA=ON)";
 
 class NoCudaBackend final : public BackendImpl {
  public:
@@ -21,7 +22,8 @@ class NoCudaBackend final : public BackendImpl {
   Status check_memory(const Plan&) const override { return Status(ErrorKind::unsupported, kReason); }
   std::shared_ptr<void> allocate(int64_t bytes, int device) const override {
     throw Error(ErrorKind::unsupported, "[tensor] cannot allocate " + std::to_string(bytes) +
-                                            " bytes on CUDA device " + std::to_string(device) + ": " + kReason);
+                                            " bytes on CUDA device " + std::to_string(device) + ": " +
+                                            kReason);
   }
   void copy(void*, int, const void*, int, int64_t) const override {
     throw Error(ErrorKind::unsupported, std::string("[copy] ") + kReason);
@@ -29,7 +31,8 @@ class NoCudaBackend final : public BackendImpl {
   void synchronize(int) const override {}
   void execute(const Plan& plan, const Algorithm&, const TensorView&, const TensorView&, const TensorView&,
                const ExecOptions&) const override {
-    throw Error(ErrorKind::unsupported, std::string("[execute] ") + kReason + "; problem: " + to_string(plan.problem));
+    throw Error(ErrorKind::unsupported,
+                std::string("[execute] ") + kReason + "; problem: " + to_string(plan.problem));
   }
 };
 

@@ -90,9 +90,9 @@ class PointwiseGemmCuda final : public Algorithm {
       for (int64_t q = 0; q < g.groups; ++q) {
         // Column-major view: C (og × mt, ld O) = Wᵀ-as-stored (og × cg) · X-block (cg × mt, ld C).
         CONVND_CUDA_CHECK(gemm_ex(h, CUBLAS_OP_T, CUBLAS_OP_N, int(og), mt, int(cg), alpha,
-                                       w + q * og * cg * es, t, int(cg), x + (m0 * g.c + q * cg) * es, t,
-                                       int(g.c), beta, y + (m0 * g.o + q * og) * es, t, int(g.o), compute,
-                                       CUBLAS_GEMM_DEFAULT));
+                                  w + q * og * cg * es, t, int(cg), x + (m0 * g.c + q * cg) * es, t, int(g.c),
+                                  beta, y + (m0 * g.o + q * og) * es, t, int(g.o), compute,
+                                  CUBLAS_GEMM_DEFAULT));
       }
       if (!cuda::report_done(ctx, double(m0 + mt) / double(M)))
         return Status(ErrorKind::interrupted, "[pointwise_gemm__cuda] cancelled");

@@ -6,9 +6,9 @@
 // which writes its zeros.
 #include <algorithm>
 
+#include "core/phases.h"
 #include "cuda/algorithms.h"
 #include "cuda/runtime.h"
-#include "core/phases.h"
 
 namespace convnd {
 
@@ -33,15 +33,7 @@ class PolyphaseGemmCuda final : public Algorithm {
       if (!why.empty()) return "a stride phase: " + why;
       if (!widest || pc.sub.out_volume() > widest->out_volume()) widest = &pc.sub;
     }
-    const bool mma = g.dtype == DType::f16 || g.dtype == DType::bf16;
-    const int64_t block_m = g.dtype == DType::f64 ? 64 : 128;
-    const int64_t vec = g.dtype == DType::f64 ? 0 : g.dtype == DType::f32 ? 4 : 8;
-    auto cfg = std::make_shared<cuda::GemmConvConfig>();
-    cfg->block_m = block_m;
-    cfg->block_n = mma && widest ? cuda::gemm_block_n(*widest) : block_m;
-    cfg->block_k = mma ? 32 : 8;
-    cfg->tensor_cores = mma;
-    cfg->vector_loads = vec > 0 && g.cg() % vec == 0;
+    std::shared_ptr<cuda::GemmConvConfig> cfg = cuda::gemm_conv_config(g, widest ? *widest : g);
     cfg->phases = phase_count(g);
     cfg->phases_with_outputs = int64_t(pieces.size());
     out->config = std::move(cfg);
@@ -50,10 +42,9 @@ class PolyphaseGemmCuda final : public Algorithm {
   Status run(const RunContext& ctx) const override {
     const cuda::GemmConvConfig* cfg = config_of<cuda::GemmConvConfig>(ctx.plan);
     if (!cfg) return wrong_config(ctx.plan);
-    const int block_n = int(cfg->block_n);
     int64_t done = 0;
     for (const cuda::DenseConvPiece& pc : cuda::dense_conv_pieces(ctx.g)) {
-      const Status st = cuda::run_gemm_conv(ctx, pc.sub, pc.map, block_n, &done, ctx.g.y_elems());
+      const Status st = cuda::run_gemm_conv(ctx, pc.sub, pc.map, *cfg, &done, ctx.g.y_elems());
       if (!st.ok()) return st;
     }
     return Status::Ok();

@@ -7,9 +7,9 @@
 #include <dlfcn.h>
 
 #include <map>
-#include <type_traits>
 #include <memory>
 #include <mutex>
+#include <type_traits>
 #include <vector>
 
 namespace convnd::cuda {
@@ -216,13 +216,14 @@ void DeviceBuffer::release() {
 
 const Cublas* cublas(std::string* why) {
   static std::string error;
-  static const Cublas* api = [] () -> const Cublas* {
+  static const Cublas* api = []() -> const Cublas* {
     void* lib = nullptr;
     for (const char* name : {"libcublas.so." CONVND_CUBLAS_MAJOR, "libcublas.so"})
       if ((lib = dlopen(name, RTLD_NOW | RTLD_LOCAL))) break;
     if (!lib) {
       const char* e = dlerror();
-      error = std::string("cuBLAS (libcublas.so." CONVND_CUBLAS_MAJOR ") could not be loaded: ") + (e ? e : "");
+      error =
+          std::string("cuBLAS (libcublas.so." CONVND_CUBLAS_MAJOR ") could not be loaded: ") + (e ? e : "");
       return nullptr;
     }
     static Cublas c;

@@ -74,8 +74,8 @@ struct Cublas {
   decltype(&::cublasSetWorkspace_v2) set_workspace;
   decltype(&::cublasSetMathMode) set_math_mode;
   cublasStatus_t (*gemm_ex)(cublasHandle_t, cublasOperation_t, cublasOperation_t, int, int, int, const void*,
-                            const void*, cudaDataType, int, const void*, cudaDataType, int, const void*, void*,
-                            cudaDataType, int, cublasComputeType_t, cublasGemmAlgo_t);
+                            const void*, cudaDataType, int, const void*, cudaDataType, int, const void*,
+                            void*, cudaDataType, int, cublasComputeType_t, cublasGemmAlgo_t);
 };
 /// The loaded library, or nullptr with *why set when it cannot be opened.
 const Cublas* cublas(std::string* why = nullptr);

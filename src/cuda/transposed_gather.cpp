@@ -6,9 +6,9 @@
 #include <algorithm>
 #include <vector>
 
+#include "core/phases.h"
 #include "cuda/algorithms.h"
 #include "cuda/runtime.h"
-#include "core/phases.h"
 
 namespace convnd {
 
@@ -17,13 +17,20 @@ namespace {
 constexpr int64_t kMaxChannelProduct = 16;  // (C/g)·(O/g) beyond which a GEMM is better
 constexpr int64_t kMaxPhases = int64_t(1) << 20;
 
-// The phase table's shape (the table itself is built into the workspace at run time).
+// The phase table's shape (the table itself is built into the workspace at run time) and the
+// kernel's register tile.
 struct TransposedGatherConfig final : PlanConfig {
-  int64_t phases = 0;    // stride phases of the one axis
-  int64_t taps_max = 0;  // most taps of a phase
-  int64_t columns = 0;   // (phase, output channel) columns the kernel walks
+  int64_t phases = 0;              // stride phases of the one axis
+  int64_t taps_max = 0;            // most taps of a phase
+  int64_t columns = 0;             // (phase, output channel) columns the kernel walks
+  int64_t tap_channels = 0;        // weights a thread holds per column: 4 or 16 (>= taps_max·C/g)
+  int64_t columns_per_thread = 0;  // consecutive columns a thread owns (one vector store)
   std::vector<std::pair<std::string, int64_t>> parameters() const override {
-    return {{"phases", phases}, {"taps_max", taps_max}, {"columns", columns}};
+    return {{"phases", phases},
+            {"taps_max", taps_max},
+            {"columns", columns},
+            {"tap_channels", tap_channels},
+            {"columns_per_thread", columns_per_thread}};
   }
 };
 
@@ -34,7 +41,8 @@ class TransposedGatherCuda final : public Algorithm {
         cuda::cuda_traits("transposed_gather__cuda", kAllDTypes, "a phase table of phases x 32 bytes");
     return t;
   }
-  std::string plan(const Geometry& g, const PlanRequest& req, PlanChoice* out, int64_t* min_ws) const override {
+  std::string plan(const Geometry& g, const PlanRequest& req, PlanChoice* out,
+                   int64_t* min_ws) const override {
     for (int j = 0; j < 2; ++j)
       if (g.in[j] != 1 || g.k[j] != 1 || g.out[j] != 1 || g.lo[j] != 0 || g.idil[j] != 1 || g.stride[j] != 1)
         return "needs a problem along one axis (1-D, or unit leading axes)";
@@ -60,6 +68,9 @@ class TransposedGatherCuda final : public Algorithm {
     cfg->phases = pp;
     cfg->taps_max = taps_max;
     cfg->columns = pp * g.o;
+    cfg->tap_channels = cuda::gather_tap_channels(taps_max * g.cg());
+    cfg->columns_per_thread =
+        cuda::gather_columns_per_thread(int(dtype_size(g.dtype)), int(cfg->tap_channels));
     out->workspace_bytes = ws;
     out->config = std::move(cfg);
     return {};
@@ -70,12 +81,9 @@ class TransposedGatherCuda final : public Algorithm {
     const Geometry& g = ctx.g;
     const std::vector<PhaseAxis> axis = axis_phases(g, 2);
     std::vector<cuda::GatherPhase> table(axis.size());
-    int taps_max = 0;
     for (size_t i = 0; i < axis.size(); ++i) {
       const PhaseAxis& a = axis[i];
-      const int64_t taps = a.count > 0 ? a.taps : 0;
-      table[i] = {a.lo, a.k_first, a.k_step, taps};
-      taps_max = std::max(taps_max, int(taps));
+      table[i] = {a.lo, a.k_first, a.k_step, a.count > 0 ? a.taps : 0};
     }
     CONVND_CUDA_CHECK(
         cudaMemcpy(ctx.workspace, table.data(), table.size() * sizeof(table[0]), cudaMemcpyHostToDevice));
@@ -96,7 +104,8 @@ class TransposedGatherCuda final : public Algorithm {
     p.stride = axis[0].stride;
     p.dil = axis[0].dil;
     p.rows = (g.out[2] + p.pp - 1) / p.pp;
-    p.taps_max = taps_max;
+    p.taps_max = int(cfg->taps_max);
+    p.tap_channels = int(cfg->tap_channels);
     p.elem = cuda::elem_of(g.dtype);
     const int sms = cuda::device_info(cuda::current_device()).sm_count;
     CONVND_CUDA_CHECK(cuda::launch_transposed_gather(p, sms, 0));

@@ -13,7 +13,9 @@ using namespace convnd::test;
 
 namespace {
 
-bool run_cuda_default(const Case& c, const std::string& algo, Tensor* y) { return run_cuda(c, algo, y); }
+bool run_cuda_default(const Case& c, const std::string& algo, Tensor* y) {
+  return run_cuda(c, algo, y);
+}
 
 void check_algorithm_on_draws(const std::string& algo, DrawLimits lim, int draws, int min_accepted) {
   convnd::test::check_algorithm_on_draws(run_cuda_default, algo, lim, draws, min_accepted);
@@ -64,14 +66,22 @@ Tensor run_with_tile(const Case& c, const std::string& algo, const std::string& 
 // vectors fit, else the window kernel): each at 4, 8 and 16 rows per thread (the ring's row
 // strips of up to 4·rows = 16, 32 or 64 rows). kernel: 1 window, 2 ring (DepthwiseKernel).
 const std::vector<std::vector<std::pair<std::string, int64_t>>> kDepthwiseWindowVariants = {
-    {{"kernel", 1}, {"rows_per_thread", 8}}, {{"kernel", 1}, {"rows_per_thread", 4}},
+    {{"kernel", 1}, {"rows_per_thread", 8}},  {{"kernel", 1}, {"rows_per_thread", 4}},
     {{"kernel", 1}, {"rows_per_thread", 16}}, {{"kernel", 2}, {"rows_per_thread", 8}},
-    {{"kernel", 2}, {"rows_per_thread", 4}}, {{"kernel", 2}, {"rows_per_thread", 16}}};
+    {{"kernel", 2}, {"rows_per_thread", 4}},  {{"kernel", 2}, {"rows_per_thread", 16}}};
 
 std::string tiles_string(const std::vector<std::pair<std::string, int64_t>>& tiles) {
   std::string s;
   for (const auto& [n, v] : tiles) s += " " + n + "=" + std::to_string(v);
   return s;
+}
+
+// One parameter of a plan's configuration (a test failure when it has none of that name).
+int64_t parameter(const Plan& plan, const std::string& name) {
+  for (const auto& [n, v] : plan.parameters())
+    if (n == name) return v;
+  ADD_FAILURE() << "no parameter " << name << " in\n" << plan.to_text();
+  return -1;
 }
 
 }  // namespace
@@ -128,13 +138,14 @@ TEST(CudaAlgorithms, DepthwiseWindowVariantsTileBoundaries) {
   // of zeros), and a 3-D problem whose first P0 plane falls in the padding.
   Rng rng = test_rng();
   for (const char* s :
-       {"n=2 in=3x7 c=8 o=8 k=3x3 pad=1 g=8", "in=5x3 c=5 o=5 k=3x3 pad=1 g=5", "n=3 in=10x6 c=12 o=12 k=3x3 g=12",
-        "in=15x4 c=96 o=96 k=3x3 pad=1 g=96 flip=1", "in=16x9 c=64 o=64 k=3x3 pad=1:0 g=64",
-        "n=2 in=17x33 c=40 o=40 k=3x3 pad=2 g=40", "in=19x260 c=2 o=2 k=3x3 pad=1 g=2",
-        "in=18x5 c=24 o=24 k=3x3 pad=-1:1x1 g=24", "n=2 in=3x12x7 c=16 o=16 k=1x3x3 stride=2x1x1 pad=1 g=16",
-        "in=33x1 c=8 o=8 k=3x3 pad=1 g=8", "in=17x2 c=264 o=264 k=3x3 pad=1 g=264",
-        "n=3 in=37x67 c=72 o=72 k=3x3 pad=1 g=72", "in=41x131 c=24 o=24 k=3x3 pad=1:2x2:0 g=24",
-        "n=2 in=5x9 c=8 o=8 k=3x3 pad=3 g=8", "in=23x29 c=136 o=136 k=3x3 pad=0:1x1:0 g=136 flip=1"})
+       {"n=2 in=3x7 c=8 o=8 k=3x3 pad=1 g=8", "in=5x3 c=5 o=5 k=3x3 pad=1 g=5",
+        "n=3 in=10x6 c=12 o=12 k=3x3 g=12", "in=15x4 c=96 o=96 k=3x3 pad=1 g=96 flip=1",
+        "in=16x9 c=64 o=64 k=3x3 pad=1:0 g=64", "n=2 in=17x33 c=40 o=40 k=3x3 pad=2 g=40",
+        "in=19x260 c=2 o=2 k=3x3 pad=1 g=2", "in=18x5 c=24 o=24 k=3x3 pad=-1:1x1 g=24",
+        "n=2 in=3x12x7 c=16 o=16 k=1x3x3 stride=2x1x1 pad=1 g=16", "in=33x1 c=8 o=8 k=3x3 pad=1 g=8",
+        "in=17x2 c=264 o=264 k=3x3 pad=1 g=264", "n=3 in=37x67 c=72 o=72 k=3x3 pad=1 g=72",
+        "in=41x131 c=24 o=24 k=3x3 pad=1:2x2:0 g=24", "n=2 in=5x9 c=8 o=8 k=3x3 pad=3 g=8",
+        "in=23x29 c=136 o=136 k=3x3 pad=0:1x1:0 g=136 flip=1"})
     for (DType t : kAllDtypes) {
       Problem p = parse_problem(s);
       p.dtype = t;
@@ -167,7 +178,35 @@ TEST(CudaAlgorithms, DepthwiseKernelsAgreeBitwise) {
       ASSERT_TRUE(bit_equal(a, b)) << to_string(p);
       ASSERT_TRUE(bit_equal(a, g)) << to_string(p);
       for (const auto& tiles : kDepthwiseWindowVariants)
-        ASSERT_TRUE(bit_equal(a, run_with_tiles(c, "depthwise_direct__cuda", tiles))) << to_string(p) << tiles_string(tiles);
+        ASSERT_TRUE(bit_equal(a, run_with_tiles(c, "depthwise_direct__cuda", tiles)))
+            << to_string(p) << tiles_string(tiles);
+    }
+}
+
+TEST(CudaAlgorithms, DepthwisePlansSayWhichVectorsRun) {
+  CONVND_SKIP_WITHOUT_CUDA();
+  // The planner's configuration and every hand-made one name a channel vector that divides C
+  // (else one channel a thread), and the general kernel's register window only where it applies
+  // (a 3-tap, stride-1 last axis, vectors, elements narrower than 8 bytes).
+  for (const char* s : {"in=5x3 c=5 o=5 k=3x3 pad=1 g=5", "in=15x4 c=12 o=12 k=3x3 pad=1 g=12",
+                        "in=16x9 c=64 o=64 k=3x3 pad=1 g=64", "in=9x9 c=64 o=64 k=5x5 stride=2 pad=2 g=64",
+                        "in=12 c=16 o=16 k=3 pad=1 g=16", "in=4x5x6 c=17 o=17 k=3x1x2 pad=1 g=17"})
+    for (DType t : kAllDtypes) {
+      Problem p = parse_problem(s);
+      p.dtype = t;
+      const Plan planned = make_plan(p, cuda_options("depthwise_direct__cuda"));
+      std::vector<Plan> plans = {planned, with_parameter(planned, "kernel", 0)};
+      if (parameter(planned, "rows_per_thread") > 0)
+        for (int64_t k : {1, 2}) plans.push_back(with_parameter(planned, "kernel", k));
+      for (const Plan& plan : plans) {
+        const int64_t vec = parameter(plan, "channels_per_thread");
+        EXPECT_TRUE(vec == 1 || p.c % vec == 0) << to_string(p) << "\n" << plan.to_text();
+        const Geometry& g = plan.geometry;
+        const bool window_fits = g.k[2] == 3 && g.stride[2] == 1 && g.kdil[2] == 1 && dtype_size(t) < 8;
+        const bool general = parameter(plan, "kernel") == 0;
+        EXPECT_EQ(parameter(plan, "input_window"), general && vec > 1 && window_fits) << to_string(p) << "\n"
+                                                                                      << plan.to_text();
+      }
     }
 }
 
@@ -202,7 +241,8 @@ TEST(CudaAlgorithms, ImplicitGemmTileBoundaries) {
 TEST(CudaAlgorithms, ImplicitGemmTileWidthsAgreeBitwise) {
   CONVND_SKIP_WITHOUT_CUDA();
   Rng rng = test_rng();
-  for (const char* s : {"n=2 in=15x9 c=64 o=200 k=3x3 pad=1", "n=1 in=130 c=17 o=129 k=3 pad=1 g=1",
+  // Channels per group that allow 16-byte loads (the tensor-core tiles' other widths need them).
+  for (const char* s : {"n=2 in=15x9 c=64 o=200 k=3x3 pad=1", "n=1 in=130 c=24 o=129 k=3 pad=1 g=1",
                         "n=3 in=9x11 c=40 o=300 k=3x3 pad=1 g=1", "n=2 in=7x7 c=32 o=512 k=3x3 pad=1 g=2"})
     for (DType t : {DType::f16, DType::bf16}) {
       Problem p = parse_problem(s);
@@ -214,6 +254,28 @@ TEST(CudaAlgorithms, ImplicitGemmTileWidthsAgreeBitwise) {
       ASSERT_TRUE(matches_oracle(a, oracle(c))) << to_string(p);
       ASSERT_TRUE(bit_equal(a, b)) << to_string(p);
       ASSERT_TRUE(bit_equal(a, d)) << to_string(p) << " (block_n=256)";
+    }
+}
+
+TEST(CudaAlgorithms, ImplicitGemmUnalignedChannelsRunTheNarrowTile) {
+  CONVND_SKIP_WITHOUT_CUDA();
+  // C/g not a multiple of 8: the tensor-core kernels load element by element, which only their
+  // 64-wide tile does; the plan says so and refuses the other widths.
+  Rng rng = test_rng();
+  for (const char* s : {"n=1 in=130 c=17 o=129 k=3 pad=1", "n=2 in=9x9 c=12 o=96 k=3x3 pad=1 g=2"})
+    for (DType t : {DType::f16, DType::bf16}) {
+      Problem p = parse_problem(s);
+      p.dtype = t;
+      const Plan plan = make_plan(p, cuda_options("implicit_gemm__cuda"));
+      EXPECT_EQ(parameter(plan, "vector_loads"), 0) << plan.to_text();
+      EXPECT_EQ(parameter(plan, "block_n"), 64) << plan.to_text();
+      EXPECT_TRUE(
+          throws_error([&] { with_parameter(plan, "block_n", 128); }, ErrorKind::invalid, {"block_n"}))
+          << to_string(p);
+      Case c = make_case(p, rng);
+      Tensor y;
+      ASSERT_TRUE(run_cuda(c, "implicit_gemm__cuda", &y));
+      ASSERT_TRUE(matches_oracle(y, oracle(c))) << to_string(p);
     }
 }
 
@@ -258,7 +320,7 @@ TEST(CudaAlgorithms, PointwiseGemmTileBoundaries) {
               "n=2 in=15x16 c=64 o=47", "in=29 c=12 o=18 g=3", "in=2x3x5 c=31 o=65", "in=257 c=128 o=129"});
 }
 
-TEST(CudaAlgorithms, TransposedScatterRandom) {
+TEST(CudaAlgorithms, TransposedGatherRandom) {
   CONVND_SKIP_WITHOUT_CUDA();
   DrawLimits lim;
   lim.min_rank = lim.max_rank = 1;
@@ -270,7 +332,7 @@ TEST(CudaAlgorithms, TransposedScatterRandom) {
   check_algorithm_on_draws("transposed_gather__cuda", lim, 120, 25);
 }
 
-TEST(CudaAlgorithms, TransposedScatterLongKernel) {
+TEST(CudaAlgorithms, TransposedGatherLongKernel) {
   CONVND_SKIP_WITHOUT_CUDA();
   check_list(
       "transposed_gather__cuda",

@@ -131,7 +131,8 @@ TEST(CudaBackend, DeviceTensorsAreNotCountedAgainstFreeMemory) {
   std::memcpy(&xval, &bits, 4);
   std::vector<float> first(static_cast<size_t>(c)), last(static_cast<size_t>(c));
   ASSERT_TRUE(cudaMemcpy(first.data(), dy.get(), size_t(row_bytes), 2) == 0);
-  ASSERT_TRUE(cudaMemcpy(last.data(), static_cast<char*>(dy.get()) + (rows - 1) * row_bytes, size_t(row_bytes), 2) == 0);
+  ASSERT_TRUE(cudaMemcpy(last.data(), static_cast<char*>(dy.get()) + (rows - 1) * row_bytes,
+                         size_t(row_bytes), 2) == 0);
   for (int64_t o = 0; o < c; ++o) {
     const double want = double(xval) * double(o);  // 64 channels of x · o / 64
     EXPECT_NEAR(first[size_t(o)], want, 1e-4 * (want + 1)) << "o=" << o;

@@ -187,8 +187,9 @@ struct WindowDecompose {
 };
 
 // The 3x3 window (DepthwiseKernel::window): axis 0 one tap (any stride and padding), axes 1 and
-// 2 three taps, stride 1, dilation 1. Block b = ((n·P0 + p0)·groups + rg)·jblocks + jb; thread j = jb·kBlock + tid =
-// (tile·P2 + q)·CB + lane: channel vector tile·CB + lane, output column q, rows rg·R .. rg·R + R − 1.
+// 2 three taps, stride 1, dilation 1. Block b = ((n·P0 + p0)·groups + rg)·jblocks + jb;
+// thread j = jb·kBlock + tid = (tile·P2 + q)·CB + lane: channel vector tile·CB + lane, output
+// column q, rows rg·R .. rg·R + R − 1.
 template <class T, int VEC, int R>
 __global__ void __launch_bounds__(kBlock)
     depthwise_window_kernel(const DepthwiseParams p, const WindowDecompose d) {
@@ -671,8 +672,7 @@ cudaError_t launch_depthwise_weights(const void* w, void* wt, int64_t c, const i
 }
 
 cudaError_t launch_depthwise(const DepthwiseParams& p, DepthwiseKernel kernel, int vec, int rows,
-                             cudaStream_t stream) {
-  const bool window = p.k[2] == 3 && p.stride[2] == 1 && p.dil[2] == 1;
+                             bool input_window, cudaStream_t stream) {
   return dispatch_elem(p.elem, [&](auto tag) {
     using T = typename decltype(tag)::type;
     if (kernel != DepthwiseKernel::general) {
@@ -686,10 +686,12 @@ cudaError_t launch_depthwise(const DepthwiseParams& p, DepthwiseKernel kernel, i
       return ring ? launch_ring<T, RingShape8>(p, rows, stream) : launch_window_rows<T, W>(p, rows, stream);
     }
     constexpr int VEC = int(16 / sizeof(T));
+    const bool window_fits = depthwise_input_window_fits(p.k[2], p.stride[2], p.dil[2], int(sizeof(T)));
+    if (input_window && (vec != VEC || !window_fits)) return cudaErrorInvalidValue;
     if (vec == 1) return launch_shape<T, 1, 0>(p, stream);
     if (vec != VEC) return cudaErrorInvalidValue;
     if constexpr (sizeof(T) < 8) {
-      if (window) return launch_shape<T, VEC, 3>(p, stream);
+      if (input_window) return launch_shape<T, VEC, 3>(p, stream);
     }
     return launch_shape<T, VEC, 0>(p, stream);
   });

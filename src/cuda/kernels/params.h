@@ -46,6 +46,12 @@ enum class DepthwiseKernel : int { general = 0, window = 1, ring = 2 };
 constexpr int depthwise_window_vector(int elem_bytes, bool ring) {
   return elem_bytes == 2 && !ring ? 4 : 16 / elem_bytes;
 }
+/// Whether the general kernel can keep the V + 2 inputs that a thread's V outputs share in
+/// registers: a last axis of 3 taps, stride 1 and dilation 1, and elements narrower than 8
+/// bytes. The window exists for 16-byte channel vectors only (launch_depthwise checks).
+constexpr bool depthwise_input_window_fits(int64_t k2, int64_t stride2, int64_t dil2, int elem_bytes) {
+  return k2 == 3 && stride2 == 1 && dil2 == 1 && elem_bytes < 8;
+}
 
 // ---- implicit GEMM: a dense conv (no input dilation) per group ----------------------------
 // Per group q: M = N·M0·M1·M2 output pixels of the dense problem, N = O/g output channels,

@@ -51,13 +51,13 @@ cudaError_t launch(const void* src, void* dst, const StridedLayout& l, int elem_
 
 }  // namespace
 
-cudaError_t launch_copy_from_strided(const void* src, const StridedLayout& src_layout, void* dst, int elem_bytes,
-                          cudaStream_t stream) {
+cudaError_t launch_copy_from_strided(const void* src, const StridedLayout& src_layout, void* dst,
+                                     int elem_bytes, cudaStream_t stream) {
   return launch(src, dst, src_layout, elem_bytes, true, stream);
 }
 
-cudaError_t launch_copy_to_strided(const void* src, void* dst, const StridedLayout& dst_layout, int elem_bytes,
-                           cudaStream_t stream) {
+cudaError_t launch_copy_to_strided(const void* src, void* dst, const StridedLayout& dst_layout,
+                                   int elem_bytes, cudaStream_t stream) {
   return launch(src, dst, dst_layout, elem_bytes, false, stream);
 }
 

@@ -191,14 +191,14 @@ cudaError_t launch_tile(const GatherParams& p, int sm_count, cudaStream_t stream
 
 cudaError_t launch_transposed_gather(const GatherParams& p, int sm_count, cudaStream_t stream) {
   if (p.n == 0 || p.rows == 0) return cudaSuccess;
-  const bool small = p.taps_max * p.cg <= 4;
-  if (p.taps_max * p.cg > kGatherMaxTapChannels) return cudaErrorInvalidValue;
+  if ((p.tap_channels != 4 && p.tap_channels != kGatherMaxTapChannels) || p.taps_max * p.cg > p.tap_channels)
+    return cudaErrorInvalidValue;
   return dispatch_elem(p.elem, [&](auto tag) {
     using T = typename decltype(tag)::type;
-    constexpr int V16 = int(16 / sizeof(T));  // one 16-byte store
-    if (small) return launch_tile<T, V16, 4>(p, sm_count, stream);
-    constexpr int Vbig = sizeof(T) == 8 ? 2 : 4;
-    return launch_tile<T, Vbig, kGatherMaxTapChannels>(p, sm_count, stream);
+    constexpr int kSmallV = gather_columns_per_thread(int(sizeof(T)), 4);
+    constexpr int kLargeV = gather_columns_per_thread(int(sizeof(T)), kGatherMaxTapChannels);
+    if (p.tap_channels == 4) return launch_tile<T, kSmallV, 4>(p, sm_count, stream);
+    return launch_tile<T, kLargeV, kGatherMaxTapChannels>(p, sm_count, stream);
   });
 }
 
