@@ -72,6 +72,10 @@ class Tensor {
 /// Copies src into a new dense tensor (same dtype).
 Tensor contiguous_copy(const TensorView& src);
 
+/// The inverse: writes dense row-major host data of dst's shape and dtype into dst's view (any
+/// strides), element by element.
+void copy_from_dense(const void* dense, const TensorView& dst);
+
 /// Reads element i (row-major logical index over shape, honouring strides) as double.
 double element_as_double(const TensorView& t, const Shape& index);
 

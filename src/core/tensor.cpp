@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <new>
+#include <vector>
 
 #include <sys/mman.h>
 
@@ -138,6 +139,20 @@ double element_as_double(const TensorView& t, const Shape& index) {
   int64_t off = 0;
   for (size_t d = 0; d < index.size(); ++d) off += index[d] * t.strides[d];
   return load_as_double(static_cast<const char*>(t.data) + off * dtype_size(t.dtype), t.dtype);
+}
+
+void copy_from_dense(const void* dense, const TensorView& dst) {
+  const int64_t es = dtype_size(dst.dtype);
+  const int nd = dst.ndim();
+  std::vector<int64_t> idx(size_t(nd), 0);
+  const char* src = static_cast<const char*>(dense);
+  char* out = static_cast<char*>(dst.data);
+  for (int64_t lin = 0, total = dst.numel(); lin < total; ++lin) {
+    int64_t off = 0;
+    for (int d = 0; d < nd; ++d) off += idx[size_t(d)] * dst.strides[size_t(d)];
+    std::memcpy(out + off * es, src + lin * es, size_t(es));
+    for (int d = nd - 1; d >= 0 && ++idx[size_t(d)] == dst.shape[size_t(d)]; --d) idx[size_t(d)] = 0;
+  }
 }
 
 }  // namespace convnd

@@ -28,21 +28,6 @@ TensorView as_5d(const TensorView& t, int64_t a, const Dims& s, int64_t b) {
   return TensorView(t.data, t.dtype, Shape{a, s[0], s[1], s[2], b});
 }
 
-// Writes the dense result into the caller's strided view.
-void scatter_to_strided(const Tensor& dense, const TensorView& y) {
-  const int64_t es = dtype_size(y.dtype);
-  const int nd = y.ndim();
-  std::vector<int64_t> idx(size_t(nd), 0);
-  const char* src = static_cast<const char*>(dense.data());
-  char* dst = static_cast<char*>(y.data);
-  for (int64_t lin = 0, total = y.numel(); lin < total; ++lin) {
-    int64_t off = 0;
-    for (int d = 0; d < nd; ++d) off += idx[size_t(d)] * y.strides[size_t(d)];
-    std::memcpy(dst + off * es, src + lin * es, size_t(es));
-    for (int d = nd - 1; d >= 0 && ++idx[size_t(d)] == y.shape[size_t(d)]; --d) idx[size_t(d)] = 0;
-  }
-}
-
 class CpuBackend final : public BackendImpl {
  public:
   Backend kind() const override { return Backend::cpu; }
@@ -163,7 +148,7 @@ class CpuBackend final : public BackendImpl {
     RunContext ctx{plan, g, x5, w5, y5, ws.get(), pool.get(), &opt.progress};
     const Status st = algo.run(ctx);
     if (!st.ok()) throw Error(st.kind(), with_problem(st.message()));
-    if (!y_dense) scatter_to_strided(yc, y);
+    if (!y_dense) copy_from_dense(yc.data(), y);  // the dense result into the caller's strided view
   }
 };
 

@@ -74,17 +74,7 @@ void unstage_output(const void* dense, const TensorView& y) {
   }
   Tensor host = Tensor::empty(y.dtype, y.shape);
   CONVND_CUDA_CHECK(cudaMemcpy(host.data(), dense, size_t(y.nbytes()), cudaMemcpyDeviceToHost));
-  const int64_t es = dtype_size(y.dtype);
-  const int nd = y.ndim();
-  std::vector<int64_t> idx(size_t(nd), 0);
-  const char* src = static_cast<const char*>(host.data());
-  char* dst = static_cast<char*>(y.data);
-  for (int64_t lin = 0, total = y.numel(); lin < total; ++lin) {
-    int64_t off = 0;
-    for (int d = 0; d < nd; ++d) off += idx[size_t(d)] * y.strides[size_t(d)];
-    std::memcpy(dst + off * es, src + lin * es, size_t(es));
-    for (int d = nd - 1; d >= 0 && ++idx[size_t(d)] == y.shape[size_t(d)]; --d) idx[size_t(d)] = 0;
-  }
+  copy_from_dense(host.data(), y);
 }
 
 TensorView as_5d(const void* data, DType t, int64_t a, const Dims& s, int64_t b, int device) {
