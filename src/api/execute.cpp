@@ -2,7 +2,6 @@
 // handed in against the plan, then hands the plan to its backend, which runs exactly it.
 #include <convnd/plan.h>
 
-#include "core/checked.h"
 #include "core/memory.h"
 #include "plan/registry.h"
 
@@ -61,34 +60,8 @@ void execute(const Plan& plan, const TensorView& x, const TensorView& w, const T
 }
 
 void check_memory(const Plan& plan, Allocating what) {
-  const Problem& p = plan.problem;
-  if (plan.backend == Backend::cuda) {
-    // The device must hold the tensors (staged when they are host tensors) and the workspace.
-    const Status st = backend_impl(Backend::cuda).check_memory(plan);
-    if (!st.ok()) throw Error(st.kind(), with_problem(st.message(), p));
-    return;
-  }
-  const Geometry& g = plan.geometry;
-  const int64_t es = dtype_size(g.dtype);
-  int64_t bytes = plan.workspace_bytes;
-  bool fits = true;
-  if (what != Allocating::workspace) fits = fits && checked_add(bytes, g.y_elems() * es, &bytes);
-  if (what == Allocating::all)
-    fits = fits && checked_add(bytes, g.x_elems() * es, &bytes) && checked_add(bytes, g.w_elems() * es, &bytes);
-  const char* parts = what == Allocating::all      ? "input, weight, output and workspace"
-                      : what == Allocating::output ? "output and workspace"
-                                                   : "workspace";
-  if (!fits)
-    throw Error(ErrorKind::out_of_memory, with_problem(std::string("[memory] the ") + parts +
-                                                           " need more than 2^63 bytes",
-                                                       p));
-  int64_t avail;
-  if (!host_memory_fits(bytes, &avail))
-    throw Error(ErrorKind::out_of_memory,
-                with_problem(std::string("[memory] the ") + parts + " need " + std::to_string(bytes) + " bytes; " +
-                                 std::to_string(avail) +
-                                 " bytes are available to this process (MemAvailable, within its cgroup limit)",
-                             p));
+  const Status st = backend_impl(plan.backend).check_memory(plan, what);
+  if (!st.ok()) throw Error(st.kind(), with_problem(st.message(), plan.problem));
 }
 
 Tensor run(const Problem& problem, const TensorView& x, const TensorView& w, const ExecOptions& opt) {

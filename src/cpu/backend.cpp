@@ -53,23 +53,26 @@ class CpuBackend final : public BackendImpl {
 
   int current_device() const override { return -1; }
 
-  // Input, weight, output and workspace against the host memory available now (for callers
-  // that allocate all of them; execute() checks only what it allocates itself).
-  Status check_memory(const Plan& plan) const override {
+  // What the caller will allocate (the output, and for the CLI the inputs too) plus the
+  // workspace, against the host memory available now; tensors that already exist count nothing.
+  Status check_memory(const Plan& plan, Allocating what) const override {
     const Geometry& g = plan.geometry;
     const int64_t es = dtype_size(g.dtype);
-    int64_t bytes;
-    const bool fits = checked_add(g.x_elems() * es, g.w_elems() * es, &bytes) &&
-                      checked_add(bytes, g.y_elems() * es, &bytes) &&
-                      checked_add(bytes, plan.workspace_bytes, &bytes);
-    if (!fits)
-      return Status(ErrorKind::out_of_memory,
-                    "[memory] input, weight, output and workspace together need more than 2^63 bytes");
+    int64_t bytes = plan.workspace_bytes;
+    bool fits = true;
+    if (what != Allocating::workspace) fits = fits && checked_add(bytes, g.y_elems() * es, &bytes);
+    if (what == Allocating::all)
+      fits = fits && checked_add(bytes, g.x_elems() * es, &bytes) && checked_add(bytes, g.w_elems() * es, &bytes);
+    const std::string parts = what == Allocating::all      ? "input, weight, output and workspace"
+                              : what == Allocating::output ? "output and workspace"
+                                                           : "workspace";
+    if (!fits) return Status(ErrorKind::out_of_memory, "[memory] the " + parts + " need more than 2^63 bytes");
     int64_t avail;
     if (!host_memory_fits(bytes, &avail))
-      return Status(ErrorKind::out_of_memory, "[memory] input, weight, output and workspace need " +
-                                                  std::to_string(bytes) + " bytes; " + std::to_string(avail) +
-                                                  " bytes are available to this process");
+      return Status(ErrorKind::out_of_memory, "[memory] the " + parts + " need " + std::to_string(bytes) +
+                                                  " bytes; " + std::to_string(avail) +
+                                                  " bytes are available to this process (MemAvailable, within "
+                                                  "its cgroup limit)");
     return Status::Ok();
   }
 

@@ -224,7 +224,9 @@ class CudaBackend final : public BackendImpl {
   }
   Isa resolve_isa(const ExecOptions&) const override { return Isa::sm_90; }
   int current_device() const override { return cuda::current_device(); }
-  Status check_memory(const Plan& plan) const override { return cuda_check_memory(plan); }
+  // Whatever the caller allocates, the device must hold the tensors (staged when they are host
+  // tensors) and the workspace; execute() checks the staging it really does.
+  Status check_memory(const Plan& plan, Allocating) const override { return cuda_check_memory(plan); }
   std::shared_ptr<void> allocate(int64_t bytes, int device) const override {
     return cuda_allocate(bytes, device);
   }

@@ -27,9 +27,10 @@ class BackendImpl {
   virtual Isa resolve_isa(const ExecOptions& opt) const = 0;
   /// The device plans are made for (-1 on the CPU; the current CUDA device otherwise).
   virtual int current_device() const = 0;
-  /// Checks, before anything is allocated, that a plan's tensors and workspace can fit
-  /// (Status out_of_memory with the bytes otherwise).
-  virtual Status check_memory(const Plan& plan) const = 0;
+  /// Checks, before anything is allocated, that what a caller is about to allocate for a plan
+  /// (`what`, besides the workspace) fits in the memory available now (Status out_of_memory
+  /// with the bytes otherwise). The public check_memory() dispatches here.
+  virtual Status check_memory(const Plan& plan, Allocating what) const = 0;
   /// Memory for a tensor on `device`, freed when the last owner lets go. Error(out_of_memory)
   /// when there is no room.
   virtual std::shared_ptr<void> allocate(int64_t bytes, int device) const = 0;

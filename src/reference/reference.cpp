@@ -5,6 +5,7 @@
 
 #include <cstring>
 #include <algorithm>
+#include <array>
 #include <thread>
 #include <vector>
 
@@ -152,6 +153,18 @@ void for_each_term(const Geometry& g, F&& f) {
           }
 }
 
+// Rounds a dense float64 result of extents e (the 5-D order of t) into t, strides s.
+void store_all(const std::vector<double>& acc, const TensorView& t, const Strides5& s,
+               const std::array<int64_t, 5>& e) {
+  int64_t lin = 0;
+  for (int64_t a = 0; a < e[0]; ++a)
+    for (int64_t b = 0; b < e[1]; ++b)
+      for (int64_t c = 0; c < e[2]; ++c)
+        for (int64_t d = 0; d < e[3]; ++d)
+          for (int64_t f = 0; f < e[4]; ++f)
+            store(t, a * s.s[0] + b * s.s[1] + c * s.s[2] + d * s.s[3] + f * s.s[4], acc[size_t(lin++)]);
+}
+
 void check_grad_dtypes(const Geometry& g, const TensorView& a, const TensorView& b, const TensorView& out) {
   if (a.dtype != g.dtype || b.dtype != g.dtype || out.dtype != g.dtype)
     throw Error(ErrorKind::invalid, "[reference] tensor dtypes must match the problem's dtype");
@@ -172,13 +185,7 @@ void reference_conv_backward_data(const Geometry& g, const TensorView& dy, const
     double* a = acc.data() + ((((n * g.in[0] + i[0]) * g.in[1] + i[1]) * g.in[2] + i[2]) * g.c + c0);
     for (int64_t c = 0; c < cg; ++c) a[c] += d * load(w, wo + c * ws.s[4]);
   });
-  int64_t lin = 0;
-  for (int64_t n = 0; n < g.n; ++n)
-    for (int64_t i0 = 0; i0 < g.in[0]; ++i0)
-      for (int64_t i1 = 0; i1 < g.in[1]; ++i1)
-        for (int64_t i2 = 0; i2 < g.in[2]; ++i2)
-          for (int64_t c = 0; c < g.c; ++c)
-            store(dx, n * xs.s[0] + i0 * xs.s[1] + i1 * xs.s[2] + i2 * xs.s[3] + c * xs.s[4], acc[size_t(lin++)]);
+  store_all(acc, dx, xs, {g.n, g.in[0], g.in[1], g.in[2], g.c});
 }
 
 void reference_conv_backward_weight(const Geometry& g, const TensorView& x, const TensorView& dy,
@@ -194,13 +201,7 @@ void reference_conv_backward_weight(const Geometry& g, const TensorView& x, cons
     double* a = acc.data() + ((((oc * g.k[0] + kk[0]) * g.k[1] + kk[1]) * g.k[2] + kk[2]) * cg);
     for (int64_t c = 0; c < cg; ++c) a[c] += d * load(x, xo + c * xs.s[4]);
   });
-  int64_t lin = 0;
-  for (int64_t oc = 0; oc < g.o; ++oc)
-    for (int64_t k0 = 0; k0 < g.k[0]; ++k0)
-      for (int64_t k1 = 0; k1 < g.k[1]; ++k1)
-        for (int64_t k2 = 0; k2 < g.k[2]; ++k2)
-          for (int64_t c = 0; c < cg; ++c)
-            store(dw, oc * ws.s[0] + k0 * ws.s[1] + k1 * ws.s[2] + k2 * ws.s[3] + c * ws.s[4], acc[size_t(lin++)]);
+  store_all(acc, dw, ws, {g.o, g.k[0], g.k[1], g.k[2], cg});
 }
 
 }  // namespace convnd
