@@ -57,6 +57,28 @@ Tensor conv_transpose2d(const TensorView& x, const TensorView& w,
 Tensor conv_transpose3d(const TensorView& x, const TensorView& w,
                         const ConvTransposeOptions& opt = {}, const ExecOptions& exec = {});
 
+// ---- gradients (semantics.md, "Gradients") ------------------------------------------------
+// For the forward call with the same options, and a cotangent dy of its output's shape:
+// *_input returns dx = d<y, dy>/dx (shape x_shape), *_weight returns dw = d<y, dy>/dw (shape
+// w_shape). The shape argument stands for the tensor being differentiated; the problem is the
+// forward one, checked like it (Error(invalid) naming the problem string when dy's shape or
+// dtype disagrees). dw is bitwise the same for any thread count, budget or run.
+
+Tensor conv_general_input(const Shape& x_shape, const TensorView& w, const TensorView& dy,
+                          const ConvGeneralOptions& opt = {}, const ExecOptions& exec = {});
+Tensor conv_general_weight(const TensorView& x, const Shape& w_shape, const TensorView& dy,
+                           const ConvGeneralOptions& opt = {}, const ExecOptions& exec = {});
+/// rank 1, 2 or 3: the gradients of conv1d/2d/3d.
+Tensor conv_input(int rank, const Shape& x_shape, const TensorView& w, const TensorView& dy,
+                  const ConvOptions& opt = {}, const ExecOptions& exec = {});
+Tensor conv_weight(int rank, const TensorView& x, const Shape& w_shape, const TensorView& dy,
+                   const ConvOptions& opt = {}, const ExecOptions& exec = {});
+/// rank 1, 2 or 3: the gradients of conv_transpose1d/2d/3d.
+Tensor conv_transpose_input(int rank, const Shape& x_shape, const TensorView& w, const TensorView& dy,
+                            const ConvTransposeOptions& opt = {}, const ExecOptions& exec = {});
+Tensor conv_transpose_weight(int rank, const TensorView& x, const Shape& w_shape, const TensorView& dy,
+                             const ConvTransposeOptions& opt = {}, const ExecOptions& exec = {});
+
 /// The Problem a call describes (tensor shapes plus options), validated against the spec and
 /// the tensors; throws Error(invalid) naming `api`. Exposed for the CLI and the bindings.
 Problem problem_for_conv_general(const TensorView& x, const TensorView& w,

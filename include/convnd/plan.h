@@ -91,6 +91,9 @@ class PlanConfig {
   virtual std::shared_ptr<const PlanConfig> with_parameter(std::string_view /*name*/, int64_t /*value*/) const {
     return nullptr;
   }
+  /// For a family that runs another algorithm on a related problem (a gradient computed as
+  /// another convolution): that algorithm's name; "" otherwise.
+  virtual std::string via() const { return {}; }
 };
 
 struct Plan {
@@ -150,13 +153,23 @@ enum class Allocating : uint8_t {
 void check_memory(const Plan& plan, Allocating what);
 
 /// Runs a plan on tensors whose shapes and dtype match plan.problem (checked; Error(invalid)
-/// otherwise). y is written in full on success.
+/// otherwise). The same three tensors serve every direction, which says the one written:
+///   fwd:   y  = conv(x, w)            (x, w read; y written)
+///   bwd_d: x <- dx from w and y = dy  (the input gradient, x's shape)
+///   bwd_w: w <- dw from x and y = dy  (the weight gradient, w's shape)
+/// The written tensor is complete on success.
 void execute(const Plan& plan, const TensorView& x, const TensorView& w, const TensorView& y,
              const ExecOptions& opt = {});
 
 /// Plans, checks memory (check_memory(plan, Allocating::output)) and runs, returning a new
-/// output tensor.
+/// output tensor (host memory). problem.dir must be fwd.
 Tensor run(const Problem& problem, const TensorView& x, const TensorView& w,
            const ExecOptions& opt = {});
+/// The same for the gradients: problem.dir must be bwd_d (returns dx from w and dy) or bwd_w
+/// (returns dw from x and dy); dy has the forward output's shape.
+Tensor run_backward_data(const Problem& problem, const TensorView& w, const TensorView& dy,
+                         const ExecOptions& opt = {});
+Tensor run_backward_weight(const Problem& problem, const TensorView& x, const TensorView& dy,
+                           const ExecOptions& opt = {});
 
 }  // namespace convnd

@@ -129,4 +129,65 @@ Tensor conv_transpose3d(const TensorView& x, const TensorView& w, const ConvTran
   return run(problem_for_conv_transpose(3, x, w, opt), x, w, exec);
 }
 
+// ---- gradients -----------------------------------------------------------------------------
+// The forward problem comes from the shapes (a data-less view stands for the tensor being
+// differentiated); dy is then checked against it by execute(), which names the problem.
+
+namespace {
+
+TensorView shape_only(const Shape& shape, DType dtype) {
+  return TensorView(nullptr, dtype, shape);
+}
+
+void check_rank(std::string_view api, int rank) {
+  if (rank < 1 || rank > 3) fail(api, "rank must be 1, 2 or 3, got " + std::to_string(rank));
+}
+
+Problem with_dir(Problem p, Direction d) {
+  p.dir = d;
+  return p;
+}
+
+}  // namespace
+
+Tensor conv_general_input(const Shape& x_shape, const TensorView& w, const TensorView& dy,
+                          const ConvGeneralOptions& opt, const ExecOptions& exec) {
+  const Problem p = problem_for_conv_general(shape_only(x_shape, w.dtype), w, opt, "conv_general_input");
+  return run_backward_data(with_dir(p, Direction::bwd_d), w, dy, exec);
+}
+
+Tensor conv_general_weight(const TensorView& x, const Shape& w_shape, const TensorView& dy,
+                           const ConvGeneralOptions& opt, const ExecOptions& exec) {
+  const Problem p = problem_for_conv_general(x, shape_only(w_shape, x.dtype), opt, "conv_general_weight");
+  return run_backward_weight(with_dir(p, Direction::bwd_w), x, dy, exec);
+}
+
+Tensor conv_input(int rank, const Shape& x_shape, const TensorView& w, const TensorView& dy, const ConvOptions& opt,
+                  const ExecOptions& exec) {
+  check_rank("conv_input", rank);
+  const Problem p = problem_for_conv(rank, shape_only(x_shape, w.dtype), w, opt);
+  return run_backward_data(with_dir(p, Direction::bwd_d), w, dy, exec);
+}
+
+Tensor conv_weight(int rank, const TensorView& x, const Shape& w_shape, const TensorView& dy,
+                   const ConvOptions& opt, const ExecOptions& exec) {
+  check_rank("conv_weight", rank);
+  const Problem p = problem_for_conv(rank, x, shape_only(w_shape, x.dtype), opt);
+  return run_backward_weight(with_dir(p, Direction::bwd_w), x, dy, exec);
+}
+
+Tensor conv_transpose_input(int rank, const Shape& x_shape, const TensorView& w, const TensorView& dy,
+                            const ConvTransposeOptions& opt, const ExecOptions& exec) {
+  check_rank("conv_transpose_input", rank);
+  const Problem p = problem_for_conv_transpose(rank, shape_only(x_shape, w.dtype), w, opt);
+  return run_backward_data(with_dir(p, Direction::bwd_d), w, dy, exec);
+}
+
+Tensor conv_transpose_weight(int rank, const TensorView& x, const Shape& w_shape, const TensorView& dy,
+                             const ConvTransposeOptions& opt, const ExecOptions& exec) {
+  check_rank("conv_transpose_weight", rank);
+  const Problem p = problem_for_conv_transpose(rank, x, shape_only(w_shape, x.dtype), opt);
+  return run_backward_weight(with_dir(p, Direction::bwd_w), x, dy, exec);
+}
+
 }  // namespace convnd

@@ -47,15 +47,15 @@ void execute(const Plan& plan, const TensorView& x, const TensorView& w, const T
     throw Error(ErrorKind::invalid, with_problem("[execute] " + plan.algorithm + " does not compute dir=" +
                                                      std::string(direction_name(p.dir)),
                                                  p));
-  // The tensors execute() takes are the forward problem's x, w and y; the gradient directions
-  // get their own entry points with the gradients (none computes them yet: see make_plan).
-  if (p.dir != Direction::fwd)
-    throw Error(ErrorKind::unsupported,
-                with_problem("[execute] dir=" + std::string(direction_name(p.dir)) + " is not implemented yet", p));
+  // The same three tensors in every direction; the direction says which one is written.
+  static const char* const names[3][3] = {{"input x", "weight w", "output y"},
+                                          {"input gradient dx", "weight w", "cotangent dy"},
+                                          {"input x", "weight gradient dw", "cotangent dy"}};
+  const char* const* name = names[int(p.dir)];
   const TensorShapes ts = tensor_shapes(p, plan.geometry);
-  check_tensor("input x", x, ts.x.data(), ts.ndim, p.dtype, p);
-  check_tensor("weight w", w, ts.w.data(), ts.ndim, p.dtype, p);
-  check_tensor("output y", y, ts.y.data(), ts.ndim, p.dtype, p);
+  check_tensor(name[0], x, ts.x.data(), ts.ndim, p.dtype, p);
+  check_tensor(name[1], w, ts.w.data(), ts.ndim, p.dtype, p);
+  check_tensor(name[2], y, ts.y.data(), ts.ndim, p.dtype, p);
   backend_impl(plan.backend).execute(plan, *algo, x, w, y, opt);
 }
 
@@ -64,13 +64,41 @@ void check_memory(const Plan& plan, Allocating what) {
   if (!st.ok()) throw Error(st.kind(), with_problem(st.message(), plan.problem));
 }
 
-Tensor run(const Problem& problem, const TensorView& x, const TensorView& w, const ExecOptions& opt) {
+namespace {
+
+// Plans `problem` (its dir must be `dir`), checks memory and runs it with the output made
+// here: the two given tensors go where execute() takes them.
+Tensor run_direction(const Problem& problem, Direction dir, const char* api, const TensorView& a,
+                     const TensorView& b, const ExecOptions& opt) {
+  if (problem.dir != dir)
+    throw Error(ErrorKind::invalid, with_problem(std::string("[") + api + "] needs a problem with dir=" +
+                                                     std::string(direction_name(dir)) + ", got dir=" +
+                                                     std::string(direction_name(problem.dir)),
+                                                 problem));
   Plan plan = make_plan(problem, opt);
   check_memory(plan, Allocating::output);
-  TensorShapes ts = tensor_shapes(plan.problem, plan.geometry);
-  Tensor y = Tensor::empty(problem.dtype, Shape(ts.y.begin(), ts.y.begin() + ts.ndim));
-  execute(plan, x, w, y, opt);
-  return y;
+  const TensorShapes ts = tensor_shapes(plan.problem, plan.geometry);
+  const auto& shape = dir == Direction::fwd ? ts.y : dir == Direction::bwd_d ? ts.x : ts.w;
+  Tensor out = Tensor::empty(problem.dtype, Shape(shape.begin(), shape.begin() + ts.ndim));
+  if (dir == Direction::fwd) execute(plan, a, b, out, opt);
+  else if (dir == Direction::bwd_d) execute(plan, out, a, b, opt);
+  else execute(plan, a, out, b, opt);
+  return out;
+}
+
+}  // namespace
+
+Tensor run(const Problem& problem, const TensorView& x, const TensorView& w, const ExecOptions& opt) {
+  return run_direction(problem, Direction::fwd, "run", x, w, opt);
+}
+
+Tensor run_backward_data(const Problem& problem, const TensorView& w, const TensorView& dy, const ExecOptions& opt) {
+  return run_direction(problem, Direction::bwd_d, "run_backward_data", w, dy, opt);
+}
+
+Tensor run_backward_weight(const Problem& problem, const TensorView& x, const TensorView& dy,
+                           const ExecOptions& opt) {
+  return run_direction(problem, Direction::bwd_w, "run_backward_weight", x, dy, opt);
 }
 
 Tensor Tensor::empty(DType dtype, const Shape& shape, int device) {

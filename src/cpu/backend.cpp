@@ -21,6 +21,10 @@ const Algorithm& transposed_scatter_algorithm();
 const Algorithm& im2col_gemm_algorithm();
 const Algorithm& polyphase_gemm_algorithm();
 const Algorithm& reference_algorithm();
+const Algorithm& data_grad_algorithm();
+const Algorithm& weight_grad_dual_algorithm();
+const Algorithm& weight_grad_depthwise_algorithm();
+const Algorithm& weight_grad_gemm_algorithm();
 
 namespace {
 
@@ -33,11 +37,16 @@ class CpuBackend final : public BackendImpl {
   Backend kind() const override { return Backend::cpu; }
   std::string unavailable_reason() const override { return {}; }
 
-  // Most specialised first; the reference last, so every valid forward problem has a plan.
+  // Most specialised first; the reference last among the forward ones, so every valid forward
+  // problem has a plan (and so every input gradient); weight_grad_gemm takes any bwd_w.
   const std::vector<const Algorithm*>& algorithms() const override {
     static const std::vector<const Algorithm*> list = {
         &pointwise_gemm_algorithm(),  &depthwise_direct_algorithm(), &transposed_scatter_algorithm(),
         &im2col_gemm_algorithm(),     &polyphase_gemm_algorithm(),   &reference_algorithm(),
+        // The gradients: bwd_d as the dual forward conv (planned with the list above); bwd_w
+        // of a transposed conv through its dual, then depthwise, then any conv.
+        &data_grad_algorithm(),       &weight_grad_dual_algorithm(), &weight_grad_depthwise_algorithm(),
+        &weight_grad_gemm_algorithm(),
     };
     return list;
   }
@@ -60,9 +69,11 @@ class CpuBackend final : public BackendImpl {
     const int64_t es = dtype_size(g.dtype);
     int64_t bytes = plan.workspace_bytes;
     bool fits = true;
-    if (what != Allocating::workspace) fits = fits && checked_add(bytes, g.y_elems() * es, &bytes);
-    if (what == Allocating::all)
-      fits = fits && checked_add(bytes, g.x_elems() * es, &bytes) && checked_add(bytes, g.w_elems() * es, &bytes);
+    const int64_t elems[3] = {g.x_elems(), g.w_elems(), g.y_elems()};
+    const int out = output_role(g.dir);  // the tensor the call writes (y, dx or dw)
+    for (int r = 0; r < 3; ++r)
+      if ((what != Allocating::workspace && r == out) || what == Allocating::all)
+        fits = fits && checked_add(bytes, elems[r] * es, &bytes);
     const std::string parts = what == Allocating::all      ? "input, weight, output and workspace"
                               : what == Allocating::output ? "output and workspace"
                                                            : "workspace";
@@ -104,15 +115,18 @@ class CpuBackend final : public BackendImpl {
                   with_problem("[execute] the plan's " + std::string(isa_name(plan.isa)) + " path does not run on this CPU"));
 
     // Algorithms read dense tensors; strided views are copied once (outside the workspace
-    // budget, as they are the caller's data in another layout). What this allocates must fit
-    // in the memory available now, checked before anything is allocated.
+    // budget, as they are the caller's data in another layout). The direction says which of
+    // x, w, y is written (y, or dx for bwd_d, or dw for bwd_w); the others are read. What
+    // this allocates must fit in the memory available now, checked before anything is.
+    const int out = output_role(g.dir);
+    const TensorView* given[3] = {&x, &w, &y};
+    const int64_t elems[3] = {g.x_elems(), g.w_elems(), g.y_elems()};
     {
       const int64_t es = dtype_size(g.dtype);
       int64_t bytes = plan.workspace_bytes;
       bool fits = true;
-      if (!x.is_contiguous()) fits = fits && checked_add(bytes, g.x_elems() * es, &bytes);
-      if (!w.is_contiguous()) fits = fits && checked_add(bytes, g.w_elems() * es, &bytes);
-      if (!y.is_contiguous()) fits = fits && checked_add(bytes, g.y_elems() * es, &bytes);
+      for (int r = 0; r < 3; ++r)
+        if (!given[r]->is_contiguous()) fits = fits && checked_add(bytes, elems[r] * es, &bytes);
       int64_t avail = 0;
       if (!fits || !host_memory_fits(bytes, &avail))
         throw Error(ErrorKind::out_of_memory,
@@ -120,22 +134,16 @@ class CpuBackend final : public BackendImpl {
                                  (fits ? std::to_string(bytes) : std::string("more than 2^63")) + " bytes; " +
                                  std::to_string(avail) + " bytes are available to this process"));
     }
-    Tensor xc, wc, yc;
-    const TensorView* xv = &x;
-    const TensorView* wv = &w;
-    if (!x.is_contiguous()) {
-      xc = contiguous_copy(x);
-      xv = &xc.view();
+    Tensor dense[3];
+    const TensorView* view[3] = {&x, &w, &y};
+    for (int r = 0; r < 3; ++r) {
+      if (given[r]->is_contiguous()) continue;
+      dense[r] = r == out ? Tensor::empty(given[r]->dtype, given[r]->shape) : contiguous_copy(*given[r]);
+      view[r] = &dense[r].view();
     }
-    if (!w.is_contiguous()) {
-      wc = contiguous_copy(w);
-      wv = &wc.view();
-    }
-    const bool y_dense = y.is_contiguous();
-    if (!y_dense) yc = Tensor::empty(y.dtype, y.shape);
-    const TensorView x5 = as_5d(*xv, g.n, g.in, g.c);
-    const TensorView w5 = as_5d(*wv, g.o, g.k, g.cg());
-    const TensorView y5 = as_5d(y_dense ? y : yc.view(), g.n, g.out, g.o);
+    const TensorView x5 = as_5d(*view[0], g.n, g.in, g.c);
+    const TensorView w5 = as_5d(*view[1], g.o, g.k, g.cg());
+    const TensorView y5 = as_5d(*view[2], g.n, g.out, g.o);
 
     std::shared_ptr<void> ws;
     if (plan.workspace_bytes > 0) {
@@ -151,7 +159,8 @@ class CpuBackend final : public BackendImpl {
     RunContext ctx{plan, g, x5, w5, y5, ws.get(), pool.get(), &opt.progress};
     const Status st = algo.run(ctx);
     if (!st.ok()) throw Error(st.kind(), with_problem(st.message()));
-    if (!y_dense) copy_from_dense(yc.data(), y);  // the dense result into the caller's strided view
+    // The dense result into the caller's strided view.
+    if (dense[out].defined()) copy_from_dense(dense[out].data(), *given[out]);
   }
 };
 

@@ -18,6 +18,8 @@ const Algorithm& transposed_gather_cuda_algorithm();  // few-channel polyphase a
 const Algorithm& implicit_gemm_cuda_algorithm();      // any conv without input dilation
 const Algorithm& polyphase_gemm_cuda_algorithm();     // input-dilated / transposed, many channels
 const Algorithm& direct_cuda_algorithm();             // everything (the fallback)
+const Algorithm& data_grad_cuda_algorithm();          // bwd_d as the dual forward conv
+const Algorithm& weight_grad_cuda_algorithm();        // bwd_w, blocked deterministic reduction
 
 namespace cuda {
 

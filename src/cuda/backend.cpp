@@ -163,19 +163,29 @@ void cuda_execute(const Plan& plan, const Algorithm& algorithm, const TensorView
                                                 " bytes on cuda device " + std::to_string(device) +
                                                 ", which has " + std::to_string(free_bytes) + " bytes free");
 
-    cuda::DeviceBuffer xbuf, wbuf, ybuf;
-    const void* xd = stage_input(x, &xbuf, "input x");
-    const void* wd = stage_input(w, &wbuf, "weight w");
-    void* yd = y.data;
-    if (needs_staging(y)) {
-      ybuf = cuda::DeviceBuffer(y.nbytes(), "output y");
-      yd = ybuf.data();
+    // The direction's output (y, dx or dw) is written; the other two are read. Inputs that are
+    // host or strided are staged dense on the device; so is an output that is.
+    const int out = output_role(g.dir);
+    const TensorView* given[3] = {&x, &w, &y};
+    static const char* const names[3] = {"input x", "weight w", "output y"};
+    cuda::DeviceBuffer bufs[3];
+    void* dev[3];
+    for (int r = 0; r < 3; ++r) {
+      if (r == out) {
+        dev[r] = given[r]->data;
+        if (needs_staging(*given[r])) {
+          bufs[r] = cuda::DeviceBuffer(given[r]->nbytes(), names[r]);
+          dev[r] = bufs[r].data();
+        }
+      } else {
+        dev[r] = const_cast<void*>(stage_input(*given[r], &bufs[r], names[r]));
+      }
     }
     cuda::DeviceBuffer ws(plan.workspace_bytes, "workspace");
 
-    const TensorView x5 = as_5d(xd, g.dtype, g.n, g.in, g.c, device);
-    const TensorView w5 = as_5d(wd, g.dtype, g.o, g.k, g.cg(), device);
-    const TensorView y5 = as_5d(yd, g.dtype, g.n, g.out, g.o, device);
+    const TensorView x5 = as_5d(dev[0], g.dtype, g.n, g.in, g.c, device);
+    const TensorView w5 = as_5d(dev[1], g.dtype, g.o, g.k, g.cg(), device);
+    const TensorView y5 = as_5d(dev[2], g.dtype, g.n, g.out, g.o, device);
     RunContext ctx{plan, g, x5, w5, y5, ws.data(), nullptr, &opt.progress};
     const Status st = algorithm.run(ctx);
     if (!st.ok()) {
@@ -184,8 +194,8 @@ void cuda_execute(const Plan& plan, const Algorithm& algorithm, const TensorView
     }
     CONVND_CUDA_CHECK(cudaGetLastError());
     CONVND_CUDA_CHECK(cudaStreamSynchronize(0));
-    if (ybuf.data()) {
-      unstage_output(ybuf.data(), y);
+    if (bufs[out].data()) {
+      unstage_output(bufs[out].data(), *given[out]);
       CONVND_CUDA_CHECK(cudaStreamSynchronize(0));
     }
   } catch (const Error& e) {

@@ -69,8 +69,14 @@ struct PlanChoice {
   int index_bits = 64;
 };
 
+/// Which of the three tensors (0: x, 1: w, 2: y) a direction writes: y for fwd, x (dx) for
+/// bwd_d, w (dw) for bwd_w. The other two are read; for the gradients y holds dy.
+inline int output_role(Direction d) { return d == Direction::fwd ? 2 : d == Direction::bwd_d ? 0 : 1; }
+
 /// What an algorithm gets when it runs. x, w, y are dense (row-major) views in the 3-D
-/// geometry's layout: x [N, D, H, W, C], w [O, KD, KH, KW, C/g], y [N, PD, PH, PW, O].
+/// geometry's layout: x [N, D, H, W, C], w [O, KD, KH, KW, C/g], y [N, PD, PH, PW, O]. The
+/// direction's output (output_role) is written; for bwd_d x is dx and y is dy, for bwd_w w is
+/// dw and y is dy.
 struct RunContext {
   const Plan& plan;
   const Geometry& g;
@@ -108,6 +114,9 @@ template <class T>
 const T* config_of(const Plan& plan) {
   return dynamic_cast<const T*>(plan.config.get());
 }
+
+/// Bytes rounded up to a whole 64-byte line (workspace pieces start on one).
+inline int64_t round_up_64(int64_t bytes) { return (bytes + 63) / 64 * 64; }
 
 /// The Status run() returns for a plan whose configuration is not the family's.
 inline Status wrong_config(const Plan& plan) {

@@ -152,7 +152,8 @@ std::string Plan::to_text() const {
   s += "problem:    " + to_string(problem) + "\n";
   s += "direction:  " + std::string(direction_name(problem.dir)) + "\n";
   s += "backend:    " + std::string(backend_name(backend)) + "\n";
-  s += "algorithm:  " + algorithm + "\n";
+  const std::string via = config ? config->via() : std::string();
+  s += "algorithm:  " + algorithm + (via.empty() ? "" : " (via " + via + ")") + "\n";
   s += "isa:        " + std::string(isa_name(isa)) + "\n";
   s += "workspace:  " + std::to_string(workspace_bytes) + " bytes (budget " + std::to_string(budget_bytes) +
        ")\n";
@@ -174,6 +175,7 @@ std::string Plan::to_json() const {
   std::string s = "{\"problem\": \"" + json_escape(to_string(problem)) + "\", \"direction\": \"" +
                   std::string(direction_name(problem.dir)) + "\", \"backend\": \"" +
                   std::string(backend_name(backend)) + "\", \"algorithm\": \"" + json_escape(algorithm) +
+                  "\", \"via\": \"" + json_escape(config ? config->via() : std::string()) +
                   "\", \"isa\": \"" + std::string(isa_name(isa)) +
                   "\", \"workspace_bytes\": " + std::to_string(workspace_bytes) +
                   ", \"budget_bytes\": " + std::to_string(budget_bytes) +

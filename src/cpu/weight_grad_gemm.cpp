@@ -1,0 +1,299 @@
+// weight_grad_gemm: the weight gradient of any conv as a GEMM per group and per block of rows,
+//   dw[o, (tap, c)] = Σ_rows dy[row, o] · im2col(x)[row, (tap, c)],   M = O/g, N = taps·C/g,
+// with the reduction (K of the GEMM) running over one fixed block of rows (n, output
+// position): src/cpu/blocked_reduction.h adds the blocks' partials in block order, so the
+// result is bitwise the same for every thread count, budget and column split (the GEMM's
+// bits depend on its K alone: src/cpu/gemm.h). Both operands are packed straight from dy and
+// x: dy's rows give A's columns, and B's rows are gathered from x per tap (zeros where the tap
+// lands on padding or on a zero of the input dilation), so nothing is unfolded in memory.
+#include <algorithm>
+#include <cstring>
+#include <memory>
+
+#include "cpu/blocked_reduction.h"
+#include "cpu/config_checks.h"
+#include "cpu/gemm.h"
+
+namespace convnd {
+
+namespace {
+
+template <class T>
+inline T load_elem(const char* p, DType t) {
+  switch (t) {
+    case DType::f32: { float v; std::memcpy(&v, p, 4); return T(v); }
+    case DType::f64: { double v; std::memcpy(&v, p, 8); return T(v); }
+    case DType::f16: { uint16_t v; std::memcpy(&v, p, 2); return T(half_to_float(v)); }
+    case DType::bf16: { uint16_t v; std::memcpy(&v, p, 2); return T(bf16_to_float(v)); }
+  }
+  return T(0);
+}
+
+// A = dy^T of one group and one block: A[m, k] = dy[row0 + k, o0 + m].
+template <class T>
+class DyTransposed final : public GemmASource {
+ public:
+  DyTransposed(const char* dy, DType t, int64_t o, int64_t o0, int64_t row0)
+      : dy_(dy), t_(t), es_(dtype_size(t)), o_(o), o0_(o0), row0_(row0) {}
+  void pack(const GemmPlan& plan, int64_t m0, int64_t mc, int64_t k0, int64_t kc, void* dst) const override {
+    const int64_t mr = plan.mr, kg = plan.kg, panel = gemm_a_panel_elems(plan, kc);
+    T* out = static_cast<T*>(dst);
+    for (int64_t p = 0; p * mr < mc; ++p) {
+      const int64_t rows = std::min(mr, mc - p * mr);
+      T* d = out + p * panel;
+      for (int64_t k = 0; k < kc; ++k) {
+        const char* src = dy_ + ((row0_ + k0 + k) * o_ + o0_ + m0 + p * mr) * es_;
+        T* col = d + (k / kg) * mr * kg + k % kg;
+        int64_t r = 0;
+        if (t_ == DType::f32 && sizeof(T) == 4)
+          for (; r < rows; ++r) std::memcpy(col + r * kg, src + r * 4, 4);
+        for (; r < rows; ++r) col[r * kg] = load_elem<T>(src + r * es_, t_);
+        for (; r < mr; ++r) col[r * kg] = T(0);
+      }
+    }
+  }
+
+ private:
+  const char* dy_;
+  DType t_;
+  int64_t es_, o_, o0_, row0_;
+};
+
+// B = im2col(x) of one group and one block: B[k, n] = x at row0 + k's output position shifted
+// by tap (col0 + n) / (C/g), channel (col0 + n) % (C/g) of group gi; 0 on padding and on the
+// zeros of the input dilation.
+template <class T>
+class XColumns final : public GemmBSource {
+ public:
+  XColumns(const Geometry& g, const char* x, int64_t gi, int64_t col0, int64_t row0)
+      : g_(g), x_(x), es_(dtype_size(g.dtype)), gi_(gi), col0_(col0), row0_(row0) {}
+  void pack(const GemmPlan& plan, int64_t n0, int64_t nc, int64_t k0, int64_t kc, void* dst) const override {
+    const Geometry& g = g_;
+    const int64_t nr = plan.nr, cg = g.cg(), panels = (nc + nr - 1) / nr;
+    T* out = static_cast<T*>(dst);
+    for (int64_t k = 0; k < kc; ++k) {
+      // The output position of this row.
+      int64_t r = row0_ + k0 + k;
+      const int64_t p2 = r % g.out[2];
+      r /= g.out[2];
+      const int64_t p1 = r % g.out[1];
+      r /= g.out[1];
+      const int64_t p0 = r % g.out[0];
+      const int64_t n = r / g.out[0];
+      const Dims p{p0, p1, p2};
+      int64_t j = 0;  // column of the block
+      while (j < nc) {
+        const int64_t col = col0_ + n0 + j, tap = col / cg, c = col % cg;
+        const int64_t run = std::min(nc - j, cg - c);
+        // Tap (t0, t1, t2) of the weight; it reads the input position of the (flipped) tap.
+        const int64_t t2 = tap % g.k[2], t1 = (tap / g.k[2]) % g.k[1], t0 = tap / (g.k[2] * g.k[1]);
+        const Dims t{t0, t1, t2};
+        const char* src = x_;
+        int64_t off = n;
+        for (int a = 0; a < 3 && src; ++a) {
+          const int64_t kk = g.flip ? g.k[a] - 1 - t[a] : t[a];
+          const int64_t pos = p[a] * g.stride[a] + kk * g.kdil[a] - g.lo[a];
+          if (pos < 0 || pos % g.idil[a] != 0 || pos / g.idil[a] >= g.in[a]) src = nullptr;
+          else off = off * g.in[a] + pos / g.idil[a];
+        }
+        for (int64_t q = 0; q < run; ++q) {
+          const int64_t jj = j + q;
+          T* d = out + (jj / nr) * kc * nr + k * nr + jj % nr;
+          *d = src ? load_elem<T>(src + (off * g.c + gi_ * cg + c + q) * es_, g.dtype) : T(0);
+        }
+        j += run;
+      }
+      for (; j < panels * nr; ++j) out[(j / nr) * kc * nr + k * nr + j % nr] = T(0);
+    }
+  }
+
+ private:
+  const Geometry& g_;
+  const char* x_;
+  int64_t es_, gi_, col0_, row0_;
+};
+
+struct WeightGradGemmConfig final : PlanConfig {
+  Isa isa = Isa::generic;
+  GemmPlan full, last;           // the GEMM of a whole block of rows, and of the last block
+  int64_t cols_per_pass = 0;     // columns (tap, c) of every group's dw summed per pass
+  int64_t wave = 1;              // blocks computed at once (partial-sum slots)
+  int64_t column_chunks = 1;     // GEMMs a block is split into per group (columns)
+  int64_t gemm_bytes = 0;        // one thread's GEMM workspace
+  int threads = 1;
+  std::vector<std::pair<std::string, int64_t>> parameters() const override {
+    return {{"block_rows", kWgradBlockRows}, {"cols_per_pass", cols_per_pass}, {"wave", wave},
+            {"column_chunks", column_chunks}, {"kc", full.kc}};
+  }
+  // The GEMM's bits do not depend on how N is split: the chunks change speed only, as long as
+  // each stays within the per-thread GEMM workspace (chunks may only get narrower).
+  std::shared_ptr<const PlanConfig> with_parameter(std::string_view name, int64_t value) const override {
+    if (name != "column_chunks" || value < column_chunks || value > cols_per_pass) return nullptr;
+    auto c = std::make_shared<WeightGradGemmConfig>(*this);
+    c->column_chunks = value;
+    return c;
+  }
+};
+
+// Bytes of the reduction's own buffers for `cols` columns: the float64 sums and their
+// compensations, and `wave` slots of partials.
+int64_t reduction_bytes(const Geometry& g, int64_t cols, int64_t wave, int64_t cs) {
+  const int64_t elems = g.o * cols;
+  return round_up_64(elems * 16) + round_up_64(wave * elems * cs);
+}
+
+class WeightGradGemm final : public Algorithm {
+ public:
+  const AlgorithmTraits& traits() const override {
+    static const AlgorithmTraits t{"weight_grad_gemm", Backend::cpu, {Direction::bwd_w}, kAllDTypes,
+                                   {Isa::generic, Isa::avx2, Isa::avx512},
+                                   "O x cols float64 sums and compensations + wave x O x cols partials + per-thread "
+                                   "GEMM blocks (B of 1024 rows x a column chunk)"};
+    return t;
+  }
+
+  std::string plan(const Geometry& g, const PlanRequest& req, PlanChoice* out, int64_t* min_ws) const override {
+    auto cfg = std::make_shared<WeightGradGemmConfig>();
+    cfg->isa = req.isa;
+    cfg->threads = req.threads;
+    const DType compute = g.dtype == DType::f64 ? DType::f64 : DType::f32;
+    const int64_t cs = compute == DType::f64 ? 8 : 4;
+    const int64_t kcols = g.kernel_volume() * g.cg();
+    const int64_t rows = wgrad_rows(g), blocks = wgrad_blocks(g);
+    const int64_t last_rows = rows - (blocks - 1) * kWgradBlockRows;
+    const int64_t block_rows = std::min(rows, kWgradBlockRows);
+    // Column chunks: enough GEMMs per wave to keep the threads busy when blocks are few, and
+    // at most ~1024 columns each (B packed per thread: 1024 rows x 1024 columns).
+    const int64_t threads = std::max(req.threads, 1);
+    auto chunks_for = [&](int64_t cols, int64_t wave) {
+      const int64_t busy = std::min(blocks, wave) * g.groups;
+      int64_t ch = busy >= 2 * threads ? 1 : (2 * threads + busy - 1) / busy;
+      ch = std::max(ch, (cols + 1023) / 1024);
+      return std::clamp<int64_t>(ch, 1, cols);
+    };
+    auto gemm_ws = [&](int64_t cols, int64_t ch, GemmPlan* full, GemmPlan* last) {
+      const int64_t width = (cols + ch - 1) / ch;
+      *full = gemm_plan(g.og(), width, block_rows, compute, 1, req.isa);
+      *last = gemm_plan(g.og(), width, last_rows, compute, 1, req.isa);
+      return round_up_64(std::max(gemm_workspace_bytes(*full, width, block_rows, compute, false),
+                                  gemm_workspace_bytes(*last, width, last_rows, compute, false)));
+    };
+    // Widest pass and most slots that fit: all columns and one slot per thread first; then
+    // fewer slots, then fewer columns per pass (x is then read once per pass).
+    int64_t best = -1;
+    for (int64_t cols = kcols;; cols = (cols + 1) / 2) {
+      for (int64_t wave = std::min(threads, blocks);; wave = (wave + 1) / 2) {
+        const int64_t ch = chunks_for(cols, wave);
+        GemmPlan full, last;
+        const int64_t ws = reduction_bytes(g, cols, wave, cs) + threads * gemm_ws(cols, ch, &full, &last);
+        if (best < 0 || ws < best) best = ws;
+        if (ws <= req.budget) {
+          cfg->cols_per_pass = cols;
+          cfg->wave = wave;
+          cfg->column_chunks = ch;
+          cfg->full = full;
+          cfg->last = last;
+          cfg->gemm_bytes = (ws - reduction_bytes(g, cols, wave, cs)) / threads;
+          out->workspace_bytes = ws;
+          out->config = std::move(cfg);
+          return {};
+        }
+        if (wave == 1) break;
+      }
+      if (cols == 1) break;
+    }
+    *min_ws = best;
+    return "needs " + std::to_string(best) + " bytes of workspace at least; the budget is " +
+           std::to_string(req.budget);
+  }
+
+  Status run(const RunContext& ctx) const override {
+    const WeightGradGemmConfig* cfg = config_of<WeightGradGemmConfig>(ctx.plan);
+    if (!cfg) return wrong_config(ctx.plan);
+    if (Status st = check_config_isa(ctx.plan, cfg->isa); !st.ok()) return st;
+    const Geometry& g = ctx.g;
+    const bool f64 = g.dtype == DType::f64;
+    const int64_t cs = f64 ? 8 : 4;
+    const int64_t kcols = g.kernel_volume() * g.cg(), og = g.og();
+    const int64_t blocks = wgrad_blocks(g), rows = wgrad_rows(g);
+    const int64_t cols = cfg->cols_per_pass, chunks = cfg->column_chunks;
+    if (ctx.pool->threads() > cfg->threads)
+      return Status(ErrorKind::invalid, "[weight_grad_gemm] the pool has more threads than the plan");
+    const int64_t red = reduction_bytes(g, cols, cfg->wave, cs);
+    if (Status st = check_workspace_fits(ctx.plan, red + cfg->threads * cfg->gemm_bytes, "the sums and GEMM blocks");
+        !st.ok())
+      return st;
+    if (blocks == 0 || kcols == 0) {
+      std::memset(ctx.w.data, 0, size_t(g.w_elems() * dtype_size(g.dtype)));  // no terms: dw = 0
+      return Status::Ok();
+    }
+    char* ws = static_cast<char*>(ctx.workspace);
+    double* acc = reinterpret_cast<double*>(ws);
+    double* comp = acc + g.o * cols;
+    void* slots = ws + round_up_64(g.o * cols * 16);
+    char* gemm_space = ws + red;
+    const char* x = static_cast<const char*>(ctx.x.data);
+    const char* dy = static_cast<const char*>(ctx.y.data);
+    char* dw = static_cast<char*>(ctx.w.data);
+    const int64_t es = dtype_size(g.dtype);
+    const int64_t passes = (kcols + cols - 1) / cols;
+    for (int64_t pass = 0; pass < passes; ++pass) {
+      const int64_t j0 = pass * cols, width = std::min(cols, kcols - j0);
+      const int64_t cw = (width + chunks - 1) / chunks;
+      // Slot layout [O][width] (row stride `width`): element o·width + j is dw[o, j0 + j].
+      auto partial = [&](int64_t b, int64_t part, void* slot, int thread) {
+        const int64_t gi = part / chunks, c0 = (part % chunks) * cw;
+        const int64_t n = std::min(cw, width - c0);
+        if (n <= 0) return;
+        const int64_t row0 = b * kWgradBlockRows, k = std::min(kWgradBlockRows, rows - row0);
+        const GemmPlan& gp = k == std::min(rows, kWgradBlockRows) ? cfg->full : cfg->last;
+        GemmArgs args;
+        args.M = og;
+        args.N = n;
+        args.K = k;
+        args.c = static_cast<char*>(slot) + (gi * og * width + c0) * cs;
+        args.ldc = width;
+        args.c_dtype = f64 ? DType::f64 : DType::f32;
+        Status st;
+        if (f64) {
+          DyTransposed<double> a(dy, g.dtype, g.o, gi * og, row0);
+          XColumns<double> bs(g, x, gi, j0 + c0, row0);
+          args.a = &a;
+          args.b = &bs;
+          st = gemm(gp, args, gemm_space + int64_t(thread) * cfg->gemm_bytes, cfg->gemm_bytes, nullptr);
+        } else {
+          DyTransposed<float> a(dy, g.dtype, g.o, gi * og, row0);
+          XColumns<float> bs(g, x, gi, j0 + c0, row0);
+          args.a = &a;
+          args.b = &bs;
+          st = gemm(gp, args, gemm_space + int64_t(thread) * cfg->gemm_bytes, cfg->gemm_bytes, nullptr);
+        }
+        if (!st.ok()) throw Error(st.kind(), st.message());
+      };
+      Status st;
+      try {
+        st = blocked_reduce(ctx, blocks, g.o * width, g.groups * chunks, cfg->wave, f64, slots, acc, comp, partial,
+                            double(pass) / double(passes), 1.0 / double(passes));
+      } catch (const Error& e) {
+        return Status(e.kind(), e.what());
+      }
+      if (!st.ok()) return st;
+      ctx.pool->parallel_for(g.o, [&](int64_t o, int) {
+        for (int64_t j = 0; j < width; ++j) {
+          const int64_t e = o * width + j;
+          store_from_double(dw + (o * kcols + j0 + j) * es, g.dtype, acc[e] + comp[e]);
+        }
+      });
+    }
+    return Status::Ok();
+  }
+};
+
+}  // namespace
+
+const Algorithm& weight_grad_gemm_algorithm() {
+  static const WeightGradGemm a;
+  return a;
+}
+
+}  // namespace convnd
