@@ -11,7 +11,6 @@
 
 #include "cli.h"
 #include "progress.h"
-#include "random_fill.h"
 
 namespace convnd::cli {
 
@@ -32,8 +31,8 @@ void bench_one(const Problem& p, const Options& o) {
   const Geometry& g = plan.geometry;
   const Shapes sh = shapes_of(p, g);
   Tensor x = Tensor::empty(p.dtype, sh.x), w = Tensor::empty(p.dtype, sh.w), y = Tensor::empty(p.dtype, sh.y);
-  fill_uniform(x, o.seed, kStreamX, plan.threads);
-  fill_uniform(w, o.seed, kStreamW, plan.threads);
+  // The two tensors the direction reads (x and w; w and dy; x and dy); execute() writes the third.
+  fill_inputs(p.dir, x, w, y, o.seed, plan.threads);
 
   std::vector<double> times;
   {
@@ -60,6 +59,8 @@ void bench_one(const Problem& p, const Options& o) {
   std::sort(times.begin(), times.end());
   const size_t n = times.size();
   const double median = n % 2 ? times[n / 2] : 0.5 * (times[n / 2 - 1] + times[n / 2]);
+  // The gradients do the forward's multiply-adds and move the same three tensors (two read,
+  // one written), so the figures mean the same in every direction.
   const double gflops = 2.0 * g.macs() / median / 1e9;
   const double bytes = double(g.x_elems() + g.w_elems() + g.y_elems()) * double(dtype_size(g.dtype));
   const double gbps = bytes / median / 1e9;

@@ -1,6 +1,7 @@
 // convnd check: the planner's result against the oracle, in full or on a sample.
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -46,10 +47,10 @@ double load(const TensorView& t, int64_t i) {
   return load_as_double(static_cast<const char*>(t.data) + i * dtype_size(t.dtype), t.dtype);
 }
 
-// Compares `count` elements of y, the i-th being y[index_of(i)], with the oracle.
-template <class IndexOf>
-Worst compare(const Geometry& g, const TensorView& x, const TensorView& w, const TensorView& y, int64_t count,
-              IndexOf index_of, int threads, Progress& progress) {
+// Compares `count` elements of the result `out`, the i-th being out[index_of(i)], with the
+// oracle's want(linear index) (a PointValue).
+template <class IndexOf, class Want>
+Worst compare(const TensorView& out, int64_t count, IndexOf index_of, Want want_of, int threads, Progress& progress) {
   threads = std::max(1, threads);
   std::vector<Worst> per_thread(static_cast<size_t>(threads));
   const int64_t tasks = (count + kCompareChunk - 1) / kCompareChunk;
@@ -61,10 +62,9 @@ Worst compare(const Geometry& g, const TensorView& x, const TensorView& w, const
       const int64_t b = (t0 + task) * kCompareChunk, e = std::min(count, b + kCompareChunk);
       for (int64_t i = b; i < e; ++i) {
         const int64_t lin = index_of(i);
-        const OutputIndex c = decompose(g, lin);
-        const PointValue want = reference_point(g, x, w, c.n, c.p, c.oc);
-        const double got = load(y, lin);
-        const double ratio = error_ratio(g.dtype, got, want);
+        const PointValue want = want_of(lin);
+        const double got = load(out, lin);
+        const double ratio = error_ratio(out.dtype, got, want);
         const double abs_err = std::fabs(got - want.value);
         if (std::isfinite(abs_err) && abs_err > wt.abs_err) wt.abs_err = abs_err;
         if (wt.index < 0 || !(ratio <= wt.ratio)) {  // NaN counts as worst
@@ -89,9 +89,39 @@ Worst compare(const Geometry& g, const TensorView& x, const TensorView& w, const
   return r;
 }
 
+// A float64 copy of a dense tensor, with every element's magnitude when `absolute`.
+Tensor as_f64(const TensorView& t, bool absolute) {
+  Tensor r = Tensor::empty(DType::f64, t.shape);
+  double* d = static_cast<double*>(r.data());
+  const int64_t n = t.numel();
+  for (int64_t i = 0; i < n; ++i) d[i] = absolute ? std::fabs(load(t, i)) : load(t, i);
+  return r;
+}
+
+// The full gradient oracle (reference_conv_backward_data/weight) in float64, twice: on the
+// inputs for the exact values, and on their magnitudes for each element's sum of |terms| (the
+// scale of the tolerance, as reference_point's abssum). Single-threaded: small problems only.
+struct FullOracle {
+  Tensor value, abssum;  // float64, the result's shape
+};
+
+FullOracle gradient_oracle(const Geometry& g, const TensorView& x, const TensorView& w, const TensorView& y,
+                           const Shape& out_shape) {
+  Geometry g64 = g;
+  g64.dtype = DType::f64;
+  FullOracle r{Tensor::empty(DType::f64, out_shape), Tensor::empty(DType::f64, out_shape)};
+  for (bool absolute : {false, true}) {
+    Tensor& dst = absolute ? r.abssum : r.value;
+    const Tensor dy = as_f64(y, absolute);
+    if (g.dir == Direction::bwd_d) reference_conv_backward_data(g64, dy, as_f64(w, absolute), dst);
+    else reference_conv_backward_weight(g64, as_f64(x, absolute), dy, dst);
+  }
+  return r;
+}
+
 // CONVND_CHECK_CORRUPT=i adds 1 to y's element i (negative: from the end) after the run, so
 // that the tests can see check catch a wrong result. Not for anything else.
-void corrupt_for_testing(const TensorView& y) {
+void corrupt_for_testing(const TensorView& y) {  // y: the result (y, dx or dw)
   const char* env = std::getenv("CONVND_CHECK_CORRUPT");
   if (!env || !*env) return;
   int64_t i = std::strtoll(env, nullptr, 10);
@@ -115,9 +145,13 @@ Outcome check_problem(const Problem& p, const Options& o, uint64_t seed) {
   const Geometry& g = plan.geometry;
   const Shapes sh = shapes_of(p, g);
   Tensor x = Tensor::empty(p.dtype, sh.x), w = Tensor::empty(p.dtype, sh.w), y = Tensor::empty(p.dtype, sh.y);
-  fill_uniform(x, seed, kStreamX, plan.threads);
-  fill_uniform(w, seed, kStreamW, plan.threads);
-  fill_nan(y, plan.threads);  // an element the library leaves unwritten fails
+  // The two tensors the direction reads are random; the one it writes (y, or dx in x's place,
+  // or dw in w's place) is filled with NaN, so that an element the library never writes fails.
+  fill_inputs(p.dir, x, w, y, seed, plan.threads);
+  const int out_role = output_role(p.dir);
+  Tensor& out = out_role == kRoleX ? x : out_role == kRoleW ? w : y;
+  const Shape& out_shape = out_role == kRoleX ? sh.x : out_role == kRoleW ? sh.w : sh.y;
+  fill_nan(out, plan.threads);
 
   Outcome r;
   r.algorithm = plan.algorithm;
@@ -129,22 +163,47 @@ Outcome check_problem(const Problem& p, const Options& o, uint64_t seed) {
     r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   }
 
-  corrupt_for_testing(y);
+  corrupt_for_testing(out);
 
-  r.full = o.full || (o.samples < 0 && oracle_work(g) < kFullCheckWork);
+  const ResultSpace space = result_space(g);
+  const bool small = oracle_work(g) < kFullCheckWork;
+  r.full = o.full || (o.samples < 0 && small);
+  // The oracle of one element, by its linear index into the result.
+  auto point = [&](int64_t lin) -> PointValue {
+    const OutputIndex c = decompose(space, lin);
+    switch (p.dir) {
+      case Direction::bwd_d: return gradient_point_dx(g, w, y, c);
+      case Direction::bwd_w: return gradient_point_dw(g, x, y, c);
+      default: return reference_point(g, x, w, c.n, c.p, c.oc);
+    }
+  };
   Progress progress("convnd check: compare");
   if (r.full) {
-    r.checked = g.y_elems();
-    r.worst = compare(g, x, w, y, r.checked, [](int64_t i) { return i; }, plan.threads, progress);
+    r.checked = space.elems();
+    auto all = [](int64_t i) { return i; };
+    if (p.dir != Direction::fwd && small) {
+      // Small gradients: the library's own gradient oracles, on the whole result.
+      const FullOracle full = gradient_oracle(g, x, w, y, out_shape);
+      const double* v = static_cast<const double*>(full.value.data());
+      const double* a = static_cast<const double*>(full.abssum.data());
+      r.worst = compare(out, r.checked, all, [v, a](int64_t i) { return PointValue{v[i], a[i], 0}; }, plan.threads,
+                        progress);
+    } else {
+      // The forward, and gradients too large for the single-threaded full oracles (--full):
+      // element by element, in parallel.
+      r.worst = compare(out, r.checked, all, point, plan.threads, progress);
+    }
   } else {
-    r.samples = choose_samples(g, o.samples, seed);
+    r.samples = choose_samples(space, o.samples, seed);
     if (o.whole_batch_given) {
-      // Every element of one batch entry, e.g. the last, whose offsets are the largest.
-      const int64_t b = o.whole_batch < 0 ? g.n + o.whole_batch : o.whole_batch;
-      if (b < 0 || b >= g.n)
-        throw UsageError("--whole-batch " + std::to_string(o.whole_batch) + " is outside the batch of " +
-                         std::to_string(g.n));
-      const int64_t per = g.y_elems() / g.n;
+      // Every element of one entry (a batch entry; an output channel of dw), e.g. the last,
+      // whose offsets are the largest.
+      const int64_t b = o.whole_batch < 0 ? space.b + o.whole_batch : o.whole_batch;
+      if (b < 0 || b >= space.b)
+        throw UsageError("--whole-batch " + std::to_string(o.whole_batch) + " is outside the " +
+                         (p.dir == Direction::bwd_w ? "output channels of dw, " : "batch of ") +
+                         std::to_string(space.b));
+      const int64_t per = space.elems() / space.b;
       std::vector<int64_t>& idx = r.samples.index;
       const size_t before = idx.size();
       idx.resize(before + size_t(per));
@@ -154,15 +213,17 @@ Outcome check_problem(const Problem& p, const Options& o, uint64_t seed) {
     }
     r.checked = int64_t(r.samples.index.size());
     const int64_t* idx = r.samples.index.data();
-    r.worst = compare(g, x, w, y, r.checked, [idx](int64_t i) { return idx[i]; }, plan.threads, progress);
+    r.worst = compare(out, r.checked, [idx](int64_t i) { return idx[i]; }, point, plan.threads, progress);
   }
   r.pass = r.worst.ratio <= 1.0;
   return r;
 }
 
+// The element's name in the problem's own coordinates: y[n, p..., o], dx[n, i..., c] or
+// dw[o, k..., c].
 std::string coords(const Problem& p, const Geometry& g, int64_t lin) {
-  const OutputIndex c = decompose(g, lin);
-  std::string s = "y[" + std::to_string(c.n);
+  const OutputIndex c = decompose(result_space(g), lin);
+  std::string s = std::string(role_name(p.dir, output_role(p.dir))) + "[" + std::to_string(c.n);
   for (int j = 3 - p.rank; j < 3; ++j) s += "," + std::to_string(c.p[j]);
   return s + "," + std::to_string(c.oc) + "]";
 }

@@ -3,6 +3,8 @@
 #include <cmath>
 #include <cstdio>
 
+#include "random_fill.h"
+
 namespace convnd::cli {
 
 int exit_code_for(ErrorKind k) {
@@ -140,6 +142,35 @@ std::string x_layout(int rank) {
 std::string w_layout(int rank) {
   static const char* const names[3] = {"KD", "KH", "KW"};
   return "[O" + spatial(rank, names) + ", C/g]";
+}
+
+std::string y_layout(int rank) {
+  static const char* const names[3] = {"PD", "PH", "PW"};
+  return "[N" + spatial(rank, names) + ", O]";
+}
+
+const char* role_name(Direction d, int role) {
+  static const char* const names[3][3] = {{"x", "w", "y"}, {"dx", "w", "dy"}, {"x", "dw", "dy"}};
+  return names[int(d)][role];
+}
+
+std::string role_description(Direction d, int role, int rank) {
+  const bool out = role == output_role(d);
+  std::string what;
+  switch (role) {
+    case kRoleX: what = out ? "input gradient" : "input"; break;
+    case kRoleW: what = out ? "weight gradient" : "weight"; break;
+    default: what = d == Direction::fwd ? "output" : "cotangent"; break;
+  }
+  const std::string layout = role == kRoleX ? x_layout(rank) : role == kRoleW ? w_layout(rank) : y_layout(rank);
+  return what + " " + role_name(d, role) + " " + layout;
+}
+
+void fill_inputs(Direction d, const TensorView& x, const TensorView& w, const TensorView& y, uint64_t seed,
+                 int threads) {
+  if (reads(d, kRoleX)) fill_uniform(x, seed, kStreamX, threads);
+  if (reads(d, kRoleW)) fill_uniform(w, seed, kStreamW, threads);
+  if (reads(d, kRoleY)) fill_uniform(y, seed, kStreamDy, threads);
 }
 
 }  // namespace convnd::cli

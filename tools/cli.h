@@ -34,6 +34,7 @@ struct Options {
   std::string command;
   std::vector<std::string> positionals;  // joined with spaces into the problem string
   std::string input, weight, output, file, algorithm;
+  std::string dy;  // run: the cotangent dy (.npy) of a dir=bwd_d / dir=bwd_w problem
   uint64_t seed = 0;
   bool seed_given = false;
   bool json = false;
@@ -90,5 +91,25 @@ Shapes shapes_of(const Problem& p, const Geometry& g);
 /// "[N, H, W, C]"-style layout names for messages.
 std::string x_layout(int rank);
 std::string w_layout(int rank);
+std::string y_layout(int rank);  // [N, PH, PW, O]: y, and the cotangent dy of the gradients
+
+/// The roles of the three tensors in a direction (semantics.md, "Gradients"): execute() takes
+/// x, w, y in every direction and writes one of them, y (fwd), dx in x's place (bwd_d) or dw in
+/// w's place (bwd_w); the other two are read (for the gradients y holds the cotangent dy).
+enum Role : int { kRoleX = 0, kRoleW = 1, kRoleY = 2 };
+/// The tensor a direction writes.
+inline int output_role(Direction d) { return d == Direction::fwd ? kRoleY : d == Direction::bwd_d ? kRoleX : kRoleW; }
+/// Whether a direction reads a tensor (the two it does not write).
+inline bool reads(Direction d, int role) { return role != output_role(d); }
+/// The tensor's name in a direction: "x", "w", "y" for fwd; "dx", "w", "dy" for bwd_d;
+/// "x", "dw", "dy" for bwd_w.
+const char* role_name(Direction d, int role);
+/// The name with its layout, for messages: "cotangent dy [N, PH, PW, O]".
+std::string role_description(Direction d, int role, int rank);
+
+/// Fills the tensors a direction reads with seeded random numbers (random_fill.h: x from stream
+/// kStreamX, w from kStreamW, dy from kStreamDy); the output is left as it is.
+void fill_inputs(Direction d, const TensorView& x, const TensorView& w, const TensorView& y, uint64_t seed,
+                 int threads);
 
 }  // namespace convnd::cli

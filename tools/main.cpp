@@ -26,7 +26,8 @@ constexpr const char* kUsage =
     "  bench '<problem>'   time a problem (median of --reps runs); or bench --file LIST\n"
     "\n"
     "A problem string is one line such as 'n=8 in=56x56 c=64 o=64 k=3x3 pad=1'\n"
-    "(fields: op n in c o k stride pad dil idil outpad g flip dtype).\n"
+    "(fields: op n in c o k stride pad dil idil outpad g flip dtype dir). dir=bwd_d and dir=bwd_w\n"
+    "ask for the gradients of the input and of the weight (dx from w and dy; dw from x and dy).\n"
     "Exit codes: 0 ok, 1 wrong result, 2 invalid problem/usage/file, 3 unsupported,\n"
     "4 out of memory, 5 backend error, 130 interrupted.\n"
     "'convnd <command> --help' describes a command's options.\n";
@@ -45,18 +46,25 @@ constexpr const char* kRunHelp =
     "usage: convnd run '<problem>' [--input x.npy] [--weight w.npy] [--output y.npy] [--seed S]\n"
     "                  [--json] [--budget BYTES] [--threads T] [--backend cpu|cuda] [--algorithm NAME]\n"
     "                  [--isa ISA]\n"
+    "       convnd run 'dir=bwd_d <problem>' [--weight w.npy] [--dy dy.npy] [--output dx.npy] ...\n"
+    "       convnd run 'dir=bwd_w <problem>' [--input x.npy] [--dy dy.npy] [--output dw.npy] ...\n"
     "\n"
     "Runs one problem. Inputs not given as .npy files are seeded random numbers, uniform in\n"
     "[-1, 1) and rounded to the dtype. .npy files must be little-endian, C order, with the\n"
-    "problem's dtype and exactly its shapes: x [N, spatial..., C], w [O, kernel..., C/g].\n"
-    "bfloat16 is read from '<V2' or '<u2' and written as '<V2' (ml_dtypes' encoding).\n"
+    "problem's dtype and exactly its shapes: x [N, spatial..., C], w [O, kernel..., C/g],\n"
+    "dy [N, out..., O] (the forward output's shape). bfloat16 is read from '<V2' or '<u2' and\n"
+    "written as '<V2' (ml_dtypes' encoding). The gradients (dir=bwd_d: dx from w and dy;\n"
+    "dir=bwd_w: dw from x and dy) write their result with --output; the flag of the tensor a\n"
+    "direction computes (--input for bwd_d, --weight for bwd_w) and --dy for fwd are refused.\n"
     "\n"
-    "  --input FILE        input x (.npy; a regular file)\n"
-    "  --weight FILE       weight w (.npy; a regular file)\n"
-    "  --output FILE       write y (.npy). A regular file (or a link to one) is replaced atomically:\n"
-    "                      a failed or interrupted run leaves it as it was. '-' or /dev/stdout\n"
-    "                      writes to standard output (the summary then goes to stderr); a\n"
-    "                      character device or a FIFO is written in place; anything else is refused\n"
+    "  --input FILE        input x (.npy; a regular file): fwd and bwd_w\n"
+    "  --weight FILE       weight w (.npy; a regular file): fwd and bwd_d\n"
+    "  --dy FILE           cotangent dy, the gradient of y (.npy; a regular file): bwd_d and bwd_w\n"
+    "  --output FILE       write the result (.npy): y, dx (bwd_d) or dw (bwd_w). A regular file\n"
+    "                      (or a link to one) is replaced atomically: a failed or interrupted\n"
+    "                      run leaves it as it was. '-' or /dev/stdout writes to standard\n"
+    "                      output (the summary then goes to stderr); a character device or a\n"
+    "                      FIFO is written in place; anything else is refused\n"
     "  --seed S            seed of the random inputs (default 0)\n"
     "  --json              one JSON object instead of the text summary\n";
 
@@ -68,15 +76,19 @@ constexpr const char* kCheckHelp =
     "reference oracle: every output element when the oracle's work (about N*P*O*K*C/g\n"
     "multiply-adds) is under 5e7, or with --full; else a sample: the first row and the last\n"
     "rows of the first and last batch entries, every border of every spatial axis, the last\n"
-    "element, and K random elements. Prints one line per problem: PASS/FAIL, the canonical\n"
-    "problem, the algorithm, the time, and the largest error relative to the tolerance.\n"
+    "element, and K random elements. For dir=bwd_d the result compared is dx [N, in..., C]\n"
+    "(from random w and dy), for dir=bwd_w it is dw [O, kernel..., C/g] (from random x and\n"
+    "dy; its 'batch entries' are the output channels), against the gradient oracles.\n"
+    "Prints one line per problem: PASS/FAIL, the canonical problem, the algorithm, the time,\n"
+    "and the largest error relative to the tolerance.\n"
     "With --file, the last line is 'N passed, N failed' (plus ', N skipped' for problems the\n"
     "backend does not support). Exit 1 when any result is wrong.\n"
     "\n"
-    "  --full              compare every output element\n"
+    "  --full              compare every element of the result\n"
     "  --samples K         compare a sample with K random elements (default 4096 or fewer)\n"
     "  --whole-batch B     in sampled mode, also compare every element of batch entry B\n"
-    "                      (negative counts from the end: -1 is the last entry)\n"
+    "                      (negative counts from the end: -1 is the last entry; for dir=bwd_w,\n"
+    "                      output channel B of dw)\n"
     "  --seed S            seed of the inputs and the sample (default: a fresh one, printed)\n"
     "  --json              one JSON object per problem\n";
 
@@ -96,7 +108,9 @@ constexpr const char* kBenchHelp =
     "\n"
     "Times execute() on random inputs: one warm-up run, then R timed runs (default 5). Prints\n"
     "the median and fastest time, GFLOP/s (2*N*P*O*K*C/g per run), GB/s ((x + w + y bytes) per\n"
-    "run), the plan's workspace bytes and the process's peak resident memory so far.\n"
+    "run), the plan's workspace bytes and the process's peak resident memory so far. The\n"
+    "gradients (dir=bwd_d, dir=bwd_w) are timed the same way: the same multiply-adds and the same\n"
+    "three tensors (dx or dw in the place of x or w, dy in the place of y).\n"
     "\n"
     "  --reps R            timed runs (default 5)\n"
     "  --file LIST         benchmark every problem of a list\n"
@@ -113,6 +127,7 @@ struct OptionSpec {
 
 constexpr OptionSpec kOptions[] = {
     {"input", true, kRun},           {"weight", true, kRun},          {"output", true, kRun},
+    {"dy", true, kRun},
     {"seed", true, kRun | kCheck | kBench},
     {"json", false, kAll},           {"full", false, kCheck},         {"samples", true, kCheck},
     {"whole-batch", true, kCheck},
@@ -133,6 +148,7 @@ int64_t parse_count(std::string_view name, std::string_view v, int64_t min, int6
 void apply(Options& o, std::string_view name, std::string_view v) {
   if (name == "input") o.input = v;
   else if (name == "weight") o.weight = v;
+  else if (name == "dy") o.dy = v;
   else if (name == "output") o.output = v;
   else if (name == "file") o.file = v;
   else if (name == "algorithm") o.algorithm = v;

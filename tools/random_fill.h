@@ -8,7 +8,8 @@
 //   value = u rounded to the dtype (to nearest even; a result of 1.0 becomes the largest
 //           value below 1)
 //
-// mix is SplitMix64's finaliser. Streams: 0 = input x, 1 = weight w, 2 = sampling.
+// mix is SplitMix64's finaliser. Streams: 0 = input x, 1 = weight w, 2 = sampling, 3 = the
+// cotangent dy of the gradients (dir=bwd_d, dir=bwd_w).
 #pragma once
 #include <convnd/tensor.h>
 
@@ -16,7 +17,7 @@
 
 namespace convnd::cli {
 
-inline constexpr uint64_t kStreamX = 0, kStreamW = 1, kStreamSampling = 2;
+inline constexpr uint64_t kStreamX = 0, kStreamW = 1, kStreamSampling = 2, kStreamDy = 3;
 
 inline uint64_t mix64(uint64_t z) {
   z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;

@@ -97,6 +97,8 @@ case_usage() {
   expect 2 run 'in=8 c=1 o=1' --budget 12XB && contains "$T/err" "--budget"
   expect 2 run 'in=8 c=1 o=1' --backend tpu
   expect 2 run 'in=8 c=1 o=1' --full
+  expect 2 check 'dir=bwd_d in=8 c=1 o=1' --dy dy.npy && contains "$T/err" "option '--dy' does not apply to 'check'"
+  expect 0 run --help && contains "$T/out" "--dy FILE"
   expect 2 run
   expect 2 check 'in=8 c=1 o=1' --full --samples 10
   expect 2 check --file list.txt 'in=8 c=1 o=1'
@@ -148,24 +150,6 @@ case_invalid() {
 }
 
 case_unsupported() {
-  # Gradients parse and validate, but no algorithm computes them yet: exit 3 with a clear
-  # message, and run fails before it reads its inputs or creates its output.
-  local p
-  for p in 'dir=bwd_w n=8 in=56x56 c=64 o=64 k=3x3 pad=1' 'dir=bwd_d n=2 in=9x7 c=6 o=4 k=3x2 pad=1 stride=2'; do
-    for cmd in run check plan bench; do
-      expect 3 "$cmd" "$p" || continue
-      contains "$T/err" "is not implemented yet"
-      contains "$T/err" "problem: "
-      contains "$T/err" "${p%% *}"
-    done
-    expect 3 run "$p" --input no_such_x.npy --weight no_such_w.npy --output grad.npy
-    contains "$T/err" "not implemented yet"
-    [ -z "$(ls -A | grep -vxE 'out|err')" ] || fail "a run of an unimplemented gradient left files: $(ls -A)"
-  done
-  printf 'dir=bwd_d in=8 c=1 o=1 k=3\nin=8 c=1 o=1 k=3\n' >grads.txt
-  expect 0 check --file grads.txt
-  [ "$(tail -n 1 "$T/out")" = "1 passed, 0 failed, 1 skipped" ] || fail "grads.txt summary: $(tail -n 1 "$T/out")"
-  rm -f grads.txt
   # An instruction set this CPU lacks is unsupported too (when the CPU has it, it is used).
   for isa in avx2 avx512; do
     if grep -qw "$([ $isa = avx2 ] && echo avx2 || echo avx512f)" /proc/cpuinfo 2>/dev/null; then
@@ -180,6 +164,8 @@ case_unsupported() {
   fi
   for cmd in run check plan bench; do
     expect 3 "$cmd" 'n=1 in=8x8 c=3 o=4 k=3x3' --backend cuda && contains "$T/err" "problem: in=8x8 c=3 o=4 k=3x3"
+    expect 3 "$cmd" 'dir=bwd_w n=1 in=8x8 c=3 o=4 k=3x3' --backend cuda &&
+      contains "$T/err" "problem: in=8x8 c=3 o=4 k=3x3 dir=bwd_w"
   done
 }
 
@@ -291,7 +277,12 @@ case_random_inputs() {
     expect 0 run 'in=5 c=1 o=1 dtype=f64' --weight one.npy --seed "$seed" --output x.npy || continue
     # y = w (x = 1): w's elements are stream 1.
     expect 0 run 'in=1 c=1 o=5 dtype=f64' --input one.npy --seed "$seed" --output w.npy || continue
+    # dx = dy (identity weight): the cotangent dy of the gradients is stream 3.
+    expect 0 run 'dir=bwd_d in=5 c=1 o=1 dtype=f64' --weight one.npy --seed "$seed" --output dy.npy || continue
     for i in 0 1 2 3 4; do
+      got=$(npy_data dy.npy | od -An -tx8 -j$((8 * i)) -N8 | tr -d ' ')
+      want=$(expected_f64_bits $((seed)) 3 "$i")
+      [ "$got" = "$want" ] || fail "seed $seed dy[$i]: bits $got, the documented generator gives $want"
       got=$(npy_data x.npy | od -An -tx8 -j$((8 * i)) -N8 | tr -d ' ')
       want=$(expected_f64_bits $((seed)) 0 "$i")
       [ "$got" = "$want" ] || fail "seed $seed x[$i]: bits $got, the documented generator gives $want"
@@ -549,6 +540,128 @@ case_bench() {
   printf 'in=16 c=4 o=4 k=3\n# comment\nin=8x8 c=2 o=2 k=3x3\n' >b.txt
   expect 0 bench --file b.txt --reps 1
   [ "$(grep -c 'GFLOP/s' "$T/out")" = 2 ] || fail "bench --file: $(cat "$T/out")"
+}
+
+# f32 values as printf escapes.
+F32_0='\x00\x00\x00\x00' F32_1='\x00\x00\x80\x3f' F32_2='\x00\x00\x00\x40' F32_3='\x00\x00\x40\x40'
+F32_4='\x00\x00\x80\x40' F32_5='\x00\x00\xa0\x40' F32_10='\x00\x00\x20\x41' F32_100='\x00\x00\xc8\x42'
+F32_1000='\x00\x00\x7a\x44' F32_10000='\x00\x40\x1c\x46' F32_32='\x00\x00\x00\x42' F32_3210='\x00\xa0\x48\x45'
+F32_21000='\x00\x10\xa4\x46' F32_4200='\x00\x40\x83\x45' F32_5310='\x00\xf0\xa5\x45' F32_420='\x00\x00\xd2\x43'
+
+case_gradients() {
+  # dir=bwd_d computes dx from w and dy, dir=bwd_w dw from x and dy (semantics.md, "Gradients"):
+  # plan, check, bench and run take them like the forward.
+  local p='n=2 in=9x7 c=6 o=4 k=3x2 pad=1' d
+  for d in bwd_d bwd_w; do
+    expect 0 plan "dir=$d $p" && contains "$T/out" "direction:  $d"
+    contains "$T/out" "problem:    $p dir=$d"
+    expect 0 plan "dir=$d $p" --json && contains "$T/out" "\"direction\": \"$d\""
+    # check: against the gradient oracles in full, and on a sample (the per-element oracles).
+    expect 0 check "dir=$d $p" --seed 1 && contains "$T/out" "PASS $p dir=$d | algorithm="
+    contains "$T/out" "checked=full:"
+    expect 0 check "dir=$d $p" --seed 1 --samples 50 && contains "$T/out" "checked=sampled:"
+    expect 0 check "dir=$d $p" --json && contains "$T/out" '"result": "PASS"'
+    expect 0 check "dir=$d $p dtype=f64" --seed 2 && contains "$T/out" "PASS "
+    expect 0 check "dir=$d op=convT n=2 in=7 c=4 o=6 k=4 stride=3 pad=1 outpad=2 g=2 dtype=bf16" && contains "$T/out" "PASS "
+    expect 0 bench "dir=$d $p" --reps 2 && contains "$T/out" "$p dir=$d | algorithm="
+    contains "$T/out" "GFLOP/s"
+    contains "$T/out" "GB/s"
+    contains "$T/out" "reps=2"
+    expect 0 bench "dir=$d $p" --reps 1 --json && contains "$T/out" '"gbps": '
+    # Too large for this machine: refused before anything is allocated, as the forward.
+    for cmd in run check bench; do
+      expect 4 "$cmd" "dir=$d n=10 in=1000000000000 c=1 o=1" && contains "$T/err" "problem: n=10 in=1000000000000 c=1 o=1 dir=$d"
+    done
+  done
+
+  # run on random inputs: the summary names the two tensors read and the one written.
+  expect 0 run "dir=bwd_d $p" --output dx.npy || return
+  contains "$T/out" "problem:   $p dir=bwd_d"
+  contains "$T/out" "w:         (4, 3, 2, 6) f32 [O, KH, KW, C/g], random (seed 0)"
+  contains "$T/out" "dy:        (2, 9, 8, 4) f32 [N, PH, PW, O], random (seed 0)"
+  contains "$T/out" "dx:        (2, 9, 7, 6) f32, written to dx.npy"
+  head -c 128 dx.npy | grep -qaF "'shape': (2, 9, 7, 6), }" || fail "dx.npy: unexpected header"
+  expect 0 run "dir=bwd_w $p" --output dw.npy --json || return
+  contains "$T/out" '"dir": "bwd_w"'
+  contains "$T/out" '"x_source": "random", "dy_source": "random", "computes": "dw"'
+  head -c 128 dw.npy | grep -qaF "'shape': (4, 3, 2, 6), }" || fail "dw.npy: unexpected header"
+  # dw is bitwise the same for any thread count; dx and dw change with the seed.
+  expect 0 run "dir=bwd_w $p" --output dw1.npy --threads 1
+  expect 0 run "dir=bwd_w $p" --output dw3.npy --threads 3
+  cmp -s dw.npy dw1.npy && cmp -s dw.npy dw3.npy || fail "dw depends on the thread count"
+  expect 0 run "dir=bwd_d $p" --output dx2.npy --seed 2
+  cmp -s dx.npy dx2.npy && fail "seeds 0 and 2 gave the same dx"
+  # The gradient written to standard output, the summary to stderr.
+  "$CONVND" run "dir=bwd_d $p" --output - >dx_stdout.npy 2>"$T/err" || fail "--output - exited $?"
+  cmp -s dx.npy dx_stdout.npy || fail "dx on standard output differs from dx.npy"
+  contains "$T/err" "dx:        (2, 9, 7, 6) f32, written to standard output"
+
+  # A transposed conv whose padding (3) is beyond the kernel span (2), from given files, with
+  # values worked out by hand: x [1, 5, 1] scatters x[t]·w[k] to y[2t + k − 3].
+  local s='op=convT in=5 c=1 o=1 k=3 stride=2 pad=3'
+  npy w123.npy "{'descr': '<f4', 'fortran_order': False, 'shape': (1, 3, 1), }" "$F32_1$F32_2$F32_3"
+  npy dy5.npy "{'descr': '<f4', 'fortran_order': False, 'shape': (1, 5, 1), }" "$F32_1$F32_10$F32_100$F32_1000$F32_10000"
+  npy y12345.npy "{'descr': '<f4', 'fortran_order': False, 'shape': (1, 5, 1), }" "$F32_1$F32_2$F32_3$F32_4$F32_5"
+  # dx[t] = sum over k of dy[2t + k − 3]·w[k] = (0, 32, 3210, 21000, 0)
+  expect 0 run "dir=bwd_d $s" --weight w123.npy --dy dy5.npy --output dx.npy
+  contains "$T/out" "w123.npy"
+  contains "$T/out" "dy5.npy"
+  printf "$F32_0$F32_32$F32_3210$F32_21000$F32_0" >want_dx
+  npy_data dx.npy | cmp -s - want_dx || fail "dx of $s: $(npy_data dx.npy | od -An -tf4)"
+  # dw[k] = sum over t of x[t]·dy[2t + k − 3] = (4200, 5310, 420), with x = dy5.npy, dy = y12345.npy
+  expect 0 run "dir=bwd_w $s" --input dy5.npy --dy y12345.npy --output dw.npy
+  printf "$F32_4200$F32_5310$F32_420" >want_dw
+  npy_data dw.npy | cmp -s - want_dw || fail "dw of $s: $(npy_data dw.npy | od -An -tf4)"
+  for d in bwd_d bwd_w; do
+    expect 0 check "dir=$d $s" && contains "$T/out" "PASS $s dir=$d |"
+  done
+
+  # Given files must have the problem's shapes and dtype; the message names the tensor, the
+  # shape it needs and the problem; nothing is written.
+  cp dx.npy keep.npy
+  expect 2 run "dir=bwd_d $s" --weight w123.npy --dy w123.npy --output keep.npy
+  contains "$T/err" "w123.npy (cotangent dy [N, PW, O]): has shape (1, 3, 1) but the problem needs shape (1, 5, 1)"
+  contains "$T/err" "problem: $s dir=bwd_d"
+  npy dy_f64.npy "{'descr': '<f8', 'fortran_order': False, 'shape': (1, 5, 1), }" '\x00\x00\x00\x00\x00\x00\xf0\x3f\x00\x00\x00\x00\x00\x00\xf0\x3f\x00\x00\x00\x00\x00\x00\xf0\x3f\x00\x00\x00\x00\x00\x00\xf0\x3f\x00\x00\x00\x00\x00\x00\xf0\x3f'
+  expect 2 run "dir=bwd_w $s" --input dy5.npy --dy dy_f64.npy --output bad.npy && contains "$T/err" "dtype is f32"
+  contains "$T/err" "cotangent dy"
+  expect 2 run "dir=bwd_d $s" --weight dy5.npy --dy dy5.npy --output bad.npy
+  contains "$T/err" "weight w [O, KW, C/g]): has shape (1, 5, 1) but the problem needs shape (1, 3, 1)"
+  expect 2 run "dir=bwd_w $s" --input w123.npy --dy dy5.npy --output bad.npy
+  contains "$T/err" "input x [N, W, C]): has shape (1, 3, 1) but the problem needs shape (1, 5, 1)"
+  expect 2 run "dir=bwd_d $s" --dy no_such_dy.npy --output bad.npy && contains "$T/err" "no_such_dy.npy"
+  # The flag of the tensor a direction computes, and --dy in the forward, are usage errors.
+  expect 2 run "dir=bwd_d $s" --input dy5.npy --output bad.npy
+  contains "$T/err" "--input does not apply to dir=bwd_d"
+  contains "$T/err" "problem: $s dir=bwd_d"
+  expect 2 run "dir=bwd_w $s" --weight w123.npy --output bad.npy && contains "$T/err" "--weight does not apply to dir=bwd_w"
+  expect 2 run "$s" --dy dy5.npy --output bad.npy && contains "$T/err" "--dy applies to dir=bwd_d and dir=bwd_w"
+  [ ! -e bad.npy ] || fail "a failed gradient run left bad.npy behind"
+  cmp -s keep.npy dx.npy || fail "a failed gradient run changed keep.npy"
+  [ "$(ls -A | grep -c tmp)" = 0 ] || fail "temporary files left behind: $(ls -A)"
+
+  # check catches a wrong gradient and names the element in the gradient's coordinates.
+  CONVND_CHECK_CORRUPT=5 expect 1 check "dir=bwd_d $p" --seed 1 && contains "$T/out" "worst=dx[0,0,0,5]"
+  CONVND_CHECK_CORRUPT=-1 expect 1 check "dir=bwd_d $p" --seed 1 --samples 0 && contains "$T/out" "worst=dx[1,8,6,5]"
+  CONVND_CHECK_CORRUPT=-1 expect 1 check "dir=bwd_w $p" --seed 1 && contains "$T/out" "worst=dw[3,2,1,5]"
+  CONVND_CHECK_CORRUPT=0 expect 1 check "dir=bwd_w $p" --seed 1 --samples 0 && contains "$T/out" "worst=dw[0,0,0,0]"
+  # For dw, --whole-batch B compares output channel B in full: dw[3,3,3,1] of a 7x7 kernel is
+  # in no row or border of the default sample.
+  local q='n=1 in=20x20 c=4 o=4 k=7x7'
+  CONVND_CHECK_CORRUPT=-99 expect 0 check "dir=bwd_w $q" --samples 0 --seed 2
+  CONVND_CHECK_CORRUPT=-99 expect 1 check "dir=bwd_w $q" --samples 0 --seed 2 --whole-batch -1
+  contains "$T/out" "worst=dw[3,3,3,1]"
+  expect 2 check "dir=bwd_w $q" --samples 0 --whole-batch 4 && contains "$T/err" "outside the output channels of dw"
+
+  # Lists mix directions.
+  printf 'dir=bwd_d in=8 c=1 o=1 k=3\nin=8 c=1 o=1 k=3\nin=8 c=2 o=4 k=3 g=2 dir=bwd_w  # a comment\n' >grads.txt
+  expect 0 check --file grads.txt
+  [ "$(tail -n 1 "$T/out")" = "3 passed, 0 failed" ] || fail "grads.txt summary: $(tail -n 1 "$T/out")"
+  contains "$T/out" "PASS in=8 c=2 o=4 k=3 g=2 dir=bwd_w |"
+  CONVND_CHECK_CORRUPT=0 expect 1 check --file grads.txt
+  [ "$(tail -n 1 "$T/out")" = "0 passed, 3 failed" ] || fail "corrupted grads.txt summary: $(tail -n 1 "$T/out")"
+  expect 0 bench --file grads.txt --reps 1
+  [ "$(grep -c 'GFLOP/s' "$T/out")" = 3 ] || fail "bench --file grads.txt: $(cat "$T/out")"
 }
 
 case_interrupt() {
