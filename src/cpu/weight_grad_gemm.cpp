@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cstring>
 #include <memory>
+#include <type_traits>
 
 #include "cpu/blocked_reduction.h"
 #include "cpu/config_checks.h"
@@ -18,23 +19,32 @@ namespace convnd {
 
 namespace {
 
-template <class T>
-inline T load_elem(const char* p, DType t) {
-  switch (t) {
-    case DType::f32: { float v; std::memcpy(&v, p, 4); return T(v); }
-    case DType::f64: { double v; std::memcpy(&v, p, 8); return T(v); }
-    case DType::f16: { uint16_t v; std::memcpy(&v, p, 2); return T(half_to_float(v)); }
-    case DType::bf16: { uint16_t v; std::memcpy(&v, p, 2); return T(bf16_to_float(v)); }
+struct Half {};
+struct BFloat {};
+
+// Element i of storage S (float, double, or the 16-bit Half/BFloat) as T.
+template <class S, class T>
+inline T load_as(const void* base, int64_t i) {
+  if constexpr (std::is_same_v<S, Half>) return T(half_to_float(static_cast<const uint16_t*>(base)[i]));
+  else if constexpr (std::is_same_v<S, BFloat>) return T(bf16_to_float(static_cast<const uint16_t*>(base)[i]));
+  else return T(static_cast<const S*>(base)[i]);
+}
+
+// n consecutive elements of storage S from src into dst (type T).
+template <class S, class T>
+inline void copy_run(T* dst, const void* src, int64_t n) {
+  if constexpr (std::is_same_v<S, T>) {
+    std::memcpy(dst, src, size_t(n) * sizeof(T));
+  } else {
+    for (int64_t i = 0; i < n; ++i) dst[i] = load_as<S, T>(src, i);
   }
-  return T(0);
 }
 
 // A = dy^T of one group and one block: A[m, k] = dy[row0 + k, o0 + m].
-template <class T>
+template <class S, class T>
 class DyTransposed final : public GemmASource {
  public:
-  DyTransposed(const char* dy, DType t, int64_t o, int64_t o0, int64_t row0)
-      : dy_(dy), t_(t), es_(dtype_size(t)), o_(o), o0_(o0), row0_(row0) {}
+  DyTransposed(const void* dy, int64_t o, int64_t o0, int64_t row0) : dy_(dy), o_(o), o0_(o0), row0_(row0) {}
   void pack(const GemmPlan& plan, int64_t m0, int64_t mc, int64_t k0, int64_t kc, void* dst) const override {
     const int64_t mr = plan.mr, kg = plan.kg, panel = gemm_a_panel_elems(plan, kc);
     T* out = static_cast<T*>(dst);
@@ -42,34 +52,33 @@ class DyTransposed final : public GemmASource {
       const int64_t rows = std::min(mr, mc - p * mr);
       T* d = out + p * panel;
       for (int64_t k = 0; k < kc; ++k) {
-        const char* src = dy_ + ((row0_ + k0 + k) * o_ + o0_ + m0 + p * mr) * es_;
+        const int64_t src = (row0_ + k0 + k) * o_ + o0_ + m0 + p * mr;
         T* col = d + (k / kg) * mr * kg + k % kg;
         int64_t r = 0;
-        if (t_ == DType::f32 && sizeof(T) == 4)
-          for (; r < rows; ++r) std::memcpy(col + r * kg, src + r * 4, 4);
-        for (; r < rows; ++r) col[r * kg] = load_elem<T>(src + r * es_, t_);
+        for (; r < rows; ++r) col[r * kg] = load_as<S, T>(dy_, src + r);
         for (; r < mr; ++r) col[r * kg] = T(0);
       }
     }
   }
 
  private:
-  const char* dy_;
-  DType t_;
-  int64_t es_, o_, o0_, row0_;
+  const void* dy_;
+  int64_t o_, o0_, row0_;
 };
 
 // B = im2col(x) of one group and one block: B[k, n] = x at row0 + k's output position shifted
 // by tap (col0 + n) / (C/g), channel (col0 + n) % (C/g) of group gi; 0 on padding and on the
-// zeros of the input dilation.
-template <class T>
+// zeros of the input dilation. A tap's channels are consecutive in x and in the panel, so
+// each is one copy per panel it crosses.
+template <class S, class T>
 class XColumns final : public GemmBSource {
  public:
-  XColumns(const Geometry& g, const char* x, int64_t gi, int64_t col0, int64_t row0)
-      : g_(g), x_(x), es_(dtype_size(g.dtype)), gi_(gi), col0_(col0), row0_(row0) {}
+  XColumns(const Geometry& g, const void* x, int64_t gi, int64_t col0, int64_t row0)
+      : g_(g), x_(x), gi_(gi), col0_(col0), row0_(row0) {}
   void pack(const GemmPlan& plan, int64_t n0, int64_t nc, int64_t k0, int64_t kc, void* dst) const override {
     const Geometry& g = g_;
     const int64_t nr = plan.nr, cg = g.cg(), panels = (nc + nr - 1) / nr;
+    const int64_t es = int64_t(std::is_same_v<S, double> ? 8 : std::is_same_v<S, float> ? 4 : 2);
     T* out = static_cast<T*>(dst);
     for (int64_t k = 0; k < kc; ++k) {
       // The output position of this row.
@@ -83,25 +92,33 @@ class XColumns final : public GemmBSource {
       const Dims p{p0, p1, p2};
       int64_t j = 0;  // column of the block
       while (j < nc) {
-        const int64_t col = col0_ + n0 + j, tap = col / cg, c = col % cg;
-        const int64_t run = std::min(nc - j, cg - c);
+        const int64_t col = col0_ + n0 + j, tap = col / cg;
+        int64_t c = col % cg;
+        int64_t run = std::min(nc - j, cg - c);
         // Tap (t0, t1, t2) of the weight; it reads the input position of the (flipped) tap.
         const int64_t t2 = tap % g.k[2], t1 = (tap / g.k[2]) % g.k[1], t0 = tap / (g.k[2] * g.k[1]);
         const Dims t{t0, t1, t2};
-        const char* src = x_;
+        bool inside = true;
         int64_t off = n;
-        for (int a = 0; a < 3 && src; ++a) {
+        for (int a = 0; a < 3 && inside; ++a) {
           const int64_t kk = g.flip ? g.k[a] - 1 - t[a] : t[a];
           const int64_t pos = p[a] * g.stride[a] + kk * g.kdil[a] - g.lo[a];
-          if (pos < 0 || pos % g.idil[a] != 0 || pos / g.idil[a] >= g.in[a]) src = nullptr;
+          if (pos < 0 || pos % g.idil[a] != 0 || pos / g.idil[a] >= g.in[a]) inside = false;
           else off = off * g.in[a] + pos / g.idil[a];
         }
-        for (int64_t q = 0; q < run; ++q) {
-          const int64_t jj = j + q;
-          T* d = out + (jj / nr) * kc * nr + k * nr + jj % nr;
-          *d = src ? load_elem<T>(src + (off * g.c + gi_ * cg + c + q) * es_, g.dtype) : T(0);
+        const char* src = inside ? static_cast<const char*>(x_) + (off * g.c + gi_ * cg + c) * es : nullptr;
+        while (run > 0) {
+          const int64_t within = j % nr, seg = std::min(run, nr - within);
+          T* d = out + (j / nr) * kc * nr + k * nr + within;
+          if (src) {
+            copy_run<S, T>(d, src, seg);
+            src += seg * es;
+          } else {
+            std::memset(d, 0, size_t(seg) * sizeof(T));
+          }
+          j += seg;
+          run -= seg;
         }
-        j += run;
       }
       for (; j < panels * nr; ++j) out[(j / nr) * kc * nr + k * nr + j % nr] = T(0);
     }
@@ -109,8 +126,8 @@ class XColumns final : public GemmBSource {
 
  private:
   const Geometry& g_;
-  const char* x_;
-  int64_t es_, gi_, col0_, row0_;
+  const void* x_;
+  int64_t gi_, col0_, row0_;
 };
 
 struct WeightGradGemmConfig final : PlanConfig {
@@ -254,19 +271,22 @@ class WeightGradGemm final : public Algorithm {
         args.c = static_cast<char*>(slot) + (gi * og * width + c0) * cs;
         args.ldc = width;
         args.c_dtype = f64 ? DType::f64 : DType::f32;
+        void* ws = gemm_space + int64_t(thread) * cfg->gemm_bytes;
+        auto with = [&](auto s_tag, auto t_tag) {
+          using S = decltype(s_tag);
+          using T = decltype(t_tag);
+          DyTransposed<S, T> a(dy, g.o, gi * og, row0);
+          XColumns<S, T> bs(g, x, gi, j0 + c0, row0);
+          args.a = &a;
+          args.b = &bs;
+          return gemm(gp, args, ws, cfg->gemm_bytes, nullptr);
+        };
         Status st;
-        if (f64) {
-          DyTransposed<double> a(dy, g.dtype, g.o, gi * og, row0);
-          XColumns<double> bs(g, x, gi, j0 + c0, row0);
-          args.a = &a;
-          args.b = &bs;
-          st = gemm(gp, args, gemm_space + int64_t(thread) * cfg->gemm_bytes, cfg->gemm_bytes, nullptr);
-        } else {
-          DyTransposed<float> a(dy, g.dtype, g.o, gi * og, row0);
-          XColumns<float> bs(g, x, gi, j0 + c0, row0);
-          args.a = &a;
-          args.b = &bs;
-          st = gemm(gp, args, gemm_space + int64_t(thread) * cfg->gemm_bytes, cfg->gemm_bytes, nullptr);
+        switch (g.dtype) {
+          case DType::f32: st = with(float(), float()); break;
+          case DType::f16: st = with(Half(), float()); break;
+          case DType::bf16: st = with(BFloat(), float()); break;
+          case DType::f64: st = with(double(), double()); break;
         }
         if (!st.ok()) throw Error(st.kind(), st.message());
       };

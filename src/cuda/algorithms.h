@@ -19,6 +19,7 @@ const Algorithm& implicit_gemm_cuda_algorithm();      // any conv without input 
 const Algorithm& polyphase_gemm_cuda_algorithm();     // input-dilated / transposed, many channels
 const Algorithm& direct_cuda_algorithm();             // everything (the fallback)
 const Algorithm& data_grad_cuda_algorithm();          // bwd_d as the dual forward conv
+const Algorithm& weight_grad_dual_cuda_algorithm();   // bwd_w of a transposed conv via its dual
 const Algorithm& weight_grad_cuda_algorithm();        // bwd_w, blocked deterministic reduction
 
 namespace cuda {

@@ -229,6 +229,10 @@ class CudaBackend final : public BackendImpl {
         &pointwise_gemm_cuda_algorithm(),    &depthwise_direct_cuda_algorithm(),
         &transposed_gather_cuda_algorithm(), &implicit_gemm_cuda_algorithm(),
         &polyphase_gemm_cuda_algorithm(),    &direct_cuda_algorithm(),
+        // The gradients: bwd_d as the dual forward conv (planned with the list above); bwd_w of
+        // a stride-1 transposed conv through its dual (no inserted zeros), then any bwd_w.
+        &data_grad_cuda_algorithm(),         &weight_grad_dual_cuda_algorithm(),
+        &weight_grad_cuda_algorithm(),
     };
     return list;
   }

@@ -1,0 +1,78 @@
+// The CUDA instances of the gradient adapters (src/engine/gradient_adapters.h): the input
+// gradient as the dual forward conv, and a transposed conv's weight gradient as its dual's.
+// The permuted copies are the strided-copy kernels' (a permutation is a strided view).
+#include "engine/gradient_adapters.h"
+
+#include "cuda/algorithms.h"
+#include "engine/backend.h"
+
+namespace convnd {
+
+namespace {
+
+cuda::StridedLayout layout_of(const WeightDual& d) {
+  cuda::StridedLayout l{};
+  l.ndim = 4;
+  for (int i = 0; i < 4; ++i) {
+    l.shape[i] = d.shape[i];
+    l.strides[i] = d.strides[i];
+  }
+  return l;
+}
+
+Status cuda_permute(const void* src, void* dst, const WeightDual& d, bool to_permuted, int es) {
+  const cudaError_t e = to_permuted ? cuda::launch_copy_to_strided(src, dst, layout_of(d), es, 0)
+                                    : cuda::launch_copy_from_strided(src, layout_of(d), dst, es, 0);
+  if (e != cudaSuccess)
+    return Status(ErrorKind::backend, std::string("[gradient] permuted copy: ") + cudaGetErrorString(e));
+  return Status::Ok();
+}
+
+constexpr IsaSet kCudaIsas{Isa::sm_90};
+
+class CudaDataGrad final : public DataGradAdapter {
+ public:
+  const AlgorithmTraits& traits() const override {
+    static const AlgorithmTraits t{"data_grad__cuda", Backend::cuda, {Direction::bwd_d}, kAllDTypes, kCudaIsas,
+                                   "w permuted to [C, K, O/g] (none when depthwise) + the dual forward plan's"};
+    return t;
+  }
+
+ protected:
+  const std::vector<const Algorithm*>& candidates() const override { return cuda_backend().algorithms(); }
+  Status permute(const RunContext&, const void* src, void* dst, const WeightDual& d, bool to_permuted,
+                 int es) const override {
+    return cuda_permute(src, dst, d, to_permuted, es);
+  }
+};
+
+class CudaWeightGradDual final : public WeightGradDualAdapter {
+ public:
+  const AlgorithmTraits& traits() const override {
+    static const AlgorithmTraits t{"weight_grad_dual__cuda", Backend::cuda, {Direction::bwd_w}, kAllDTypes,
+                                   kCudaIsas,
+                                   "dw' [C, K, O/g] (none when depthwise) + the dual's weight-gradient plan"};
+    return t;
+  }
+
+ protected:
+  const std::vector<const Algorithm*>& candidates() const override { return cuda_backend().algorithms(); }
+  Status permute(const RunContext&, const void* src, void* dst, const WeightDual& d, bool to_permuted,
+                 int es) const override {
+    return cuda_permute(src, dst, d, to_permuted, es);
+  }
+};
+
+}  // namespace
+
+const Algorithm& data_grad_cuda_algorithm() {
+  static const CudaDataGrad a;
+  return a;
+}
+
+const Algorithm& weight_grad_dual_cuda_algorithm() {
+  static const CudaWeightGradDual a;
+  return a;
+}
+
+}  // namespace convnd

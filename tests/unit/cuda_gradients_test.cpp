@@ -1,0 +1,101 @@
+// The CUDA gradients through the planner: the input gradient as the dual forward conv
+// (data_grad__cuda) on random problems of every kind and dtype and at tile boundaries, the
+// weight gradient (weight_grad__cuda, and a transposed conv's through its dual) against the
+// oracle, bitwise the same across budgets and runs; host and strided tensors staged. Skipped
+// without a device.
+#include <convnd/convnd.h>
+#include <gtest/gtest.h>
+
+#include "cuda_test_util.h"
+#include "grad_test_util.h"
+
+using namespace convnd;
+using namespace convnd::test;
+
+namespace {
+
+Problem with_dir(Problem p, Direction d) {
+  p.dir = d;
+  return p;
+}
+
+// The CUDA tensor-core paths round f32 inputs to TF32 only on request; f16/bf16 accumulate in
+// f32 like the CPU: the same tolerance, a little wider for reordered sums.
+void check_draws(const std::string& algo, Direction d, DrawLimits lim, int draws, int min_accepted) {
+  Rng rng = test_rng();
+  int accepted = 0;
+  for (int i = 0; i < draws; ++i) {
+    lim.dtypes = {kAllDtypes[i % 4]};
+    const GradCase gc = make_grad_case(with_dir(random_problem(rng, lim), d), rng);
+    Tensor out;
+    if (!run_grad(gc, cuda_options(algo), &out)) continue;
+    ++accepted;
+    ASSERT_TRUE(matches_oracle(out, grad_oracle(gc), 4.0)) << algo << " on " << to_string(gc.c.problem);
+  }
+  EXPECT_GE(accepted, min_accepted) << algo << " accepted too few random problems";
+}
+
+}  // namespace
+
+TEST(CudaGradients, DataGradRandom) {
+  CONVND_SKIP_WITHOUT_CUDA();
+  DrawLimits lim;
+  lim.max_channels_per_group = 5;
+  check_draws("data_grad__cuda", Direction::bwd_d, lim, 100, 100);
+}
+
+TEST(CudaGradients, DataGradNamed) {
+  CONVND_SKIP_WITHOUT_CUDA();
+  Rng rng = test_rng();
+  for (const char* s : {"n=2 in=9x9 c=3 o=17 k=3x3 pad=1", "n=4 in=14x14 c=64 o=96 k=3x3 stride=2 pad=1",
+                        "n=2 in=15x16 c=64 o=47", "in=23x23 c=32 o=32 k=3x3 pad=1 g=32",
+                        "op=convT in=13 c=8 o=5 k=4 stride=3 pad=1 outpad=2", "op=convT in=97 c=1 o=1 k=64 stride=16",
+                        "op=convT in=5 c=1 o=1 k=3 stride=2 pad=3", "in=37 c=5 o=7 k=3 idil=2 stride=3 pad=2:-1"})
+    for (DType t : kAllDtypes) {
+      Problem p = with_dir(parse_problem(s), Direction::bwd_d);
+      p.dtype = t;
+      const GradCase gc = make_grad_case(p, rng);
+      Tensor out;
+      ASSERT_TRUE(run_grad(gc, cuda_options(), &out)) << s;
+      ASSERT_TRUE(matches_oracle(out, grad_oracle(gc), 4.0)) << to_string(p);
+    }
+}
+
+TEST(CudaGradients, WeightGradRandom) {
+  CONVND_SKIP_WITHOUT_CUDA();
+  DrawLimits lim;
+  lim.max_channels_per_group = 6;
+  Rng rng = test_rng();
+  for (int i = 0; i < 80; ++i) {
+    lim.dtypes = {kAllDtypes[i % 4]};
+    const GradCase gc = make_grad_case(with_dir(random_problem(rng, lim), Direction::bwd_w), rng);
+    Tensor out;
+    ASSERT_TRUE(run_grad(gc, cuda_options(), &out)) << to_string(gc.c.problem);
+    ASSERT_TRUE(matches_oracle(out, grad_oracle(gc), 4.0)) << to_string(gc.c.problem);
+  }
+}
+
+TEST(CudaGradients, WeightGradBitwiseAcrossBudgetsAndRuns) {
+  CONVND_SKIP_WITHOUT_CUDA();
+  Rng rng = test_rng();
+  for (const char* s : {"n=4 in=40x40 c=32 o=48 k=3x3 pad=1", "in=5000 c=8 o=8 k=5 g=8 pad=2",
+                        "op=convT in=3000 c=1 o=1 k=64 stride=16", "n=2 in=30x20 c=12 o=9 k=3x3 g=3 stride=2"})
+    for (DType t : {DType::f32, DType::bf16, DType::f64}) {
+      Problem p = with_dir(parse_problem(s), Direction::bwd_w);
+      p.dtype = t;
+      const GradCase gc = make_grad_case(p, rng);
+      Tensor ref;
+      ASSERT_TRUE(run_grad(gc, cuda_options(), &ref)) << s;
+      ASSERT_TRUE(matches_oracle(ref, grad_oracle(gc), 4.0)) << to_string(p);
+      for (int64_t budget : {int64_t(-1), int64_t(1) << 20, int64_t(256) << 10}) {
+        Tensor out;
+        try {
+          ASSERT_TRUE(run_grad(gc, cuda_options({}, budget), &out));
+        } catch (const Error& e) {
+          ASSERT_EQ(e.kind(), ErrorKind::out_of_memory) << e.what();
+          continue;
+        }
+        ASSERT_TRUE(bit_equal(out, ref)) << "budget " << budget << " on " << to_string(p);
+      }
+    }
+}
