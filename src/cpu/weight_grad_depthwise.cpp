@@ -88,6 +88,8 @@ void depthwise_partial(const Geometry& g, const void* x, const void* dy, int64_t
           const int64_t hi = base > g.in[2] - 1 ? -1 : std::min(g.k[2] - 1, (g.in[2] - 1 - base) / dl);
           if (g.flip)
             for (int64_t kk = lo; kk <= hi; ++kk) srow[g.k[2] - 1 - kk] += d * load_as<S, T>(x, xrow + base + kk * dl);
+          else if (dl == 1)  // the common case, contiguous: vectorises
+            for (int64_t kk = lo; kk <= hi; ++kk) srow[kk] += d * load_as<S, T>(x, xrow + base + kk);
           else
             for (int64_t kk = lo; kk <= hi; ++kk) srow[kk] += d * load_as<S, T>(x, xrow + base + kk * dl);
           continue;

@@ -10,6 +10,7 @@
 #include <cstring>
 #include <memory>
 #include <type_traits>
+#include <vector>
 
 #include "cpu/blocked_reduction.h"
 #include "cpu/config_checks.h"
@@ -68,8 +69,9 @@ class DyTransposed final : public GemmASource {
 
 // B = im2col(x) of one group and one block: B[k, n] = x at row0 + k's output position shifted
 // by tap (col0 + n) / (C/g), channel (col0 + n) % (C/g) of group gi; 0 on padding and on the
-// zeros of the input dilation. A tap's channels are consecutive in x and in the panel, so
-// each is one copy per panel it crosses.
+// zeros of the input dilation. The block's columns are cut once into segments (one tap's
+// consecutive channels within one panel); each row then costs one bounds check per segment and
+// a contiguous copy.
 template <class S, class T>
 class XColumns final : public GemmBSource {
  public:
@@ -78,10 +80,29 @@ class XColumns final : public GemmBSource {
   void pack(const GemmPlan& plan, int64_t n0, int64_t nc, int64_t k0, int64_t kc, void* dst) const override {
     const Geometry& g = g_;
     const int64_t nr = plan.nr, cg = g.cg(), panels = (nc + nr - 1) / nr;
-    const int64_t es = int64_t(std::is_same_v<S, double> ? 8 : std::is_same_v<S, float> ? 4 : 2);
+    const bool dilated = g.idil[0] > 1 || g.idil[1] > 1 || g.idil[2] > 1;
+    struct Seg {
+      int64_t dst;        // offset of its first element in a row of the packed block (times nr per row)
+      int64_t run;        // columns
+      int64_t c;          // first channel (within the group)
+      int64_t off[3];     // the (flipped) tap's offset kk·kdil per axis
+    };
+    thread_local std::vector<Seg> segs;
+    segs.clear();
+    for (int64_t j = 0; j < nc;) {
+      const int64_t col = col0_ + n0 + j, tap = col / cg, c = col % cg;
+      const int64_t within = j % nr, run = std::min({nc - j, cg - c, nr - within});
+      const int64_t t[3] = {tap / (g.k[2] * g.k[1]), (tap / g.k[2]) % g.k[1], tap % g.k[2]};
+      Seg sg{(j / nr) * kc * nr + within, run, c, {}};
+      for (int a = 0; a < 3; ++a) sg.off[a] = (g.flip ? g.k[a] - 1 - t[a] : t[a]) * g.kdil[a];
+      segs.push_back(sg);
+      j += run;
+    }
     T* out = static_cast<T*>(dst);
+    const S* x = static_cast<const S*>(x_);
+    const int64_t chan0 = gi_ * cg;
     for (int64_t k = 0; k < kc; ++k) {
-      // The output position of this row.
+      // The output position of this row, as the input position of tap 0 per axis.
       int64_t r = row0_ + k0 + k;
       const int64_t p2 = r % g.out[2];
       r /= g.out[2];
@@ -89,39 +110,40 @@ class XColumns final : public GemmBSource {
       r /= g.out[1];
       const int64_t p0 = r % g.out[0];
       const int64_t n = r / g.out[0];
-      const Dims p{p0, p1, p2};
-      int64_t j = 0;  // column of the block
-      while (j < nc) {
-        const int64_t col = col0_ + n0 + j, tap = col / cg;
-        int64_t c = col % cg;
-        int64_t run = std::min(nc - j, cg - c);
-        // Tap (t0, t1, t2) of the weight; it reads the input position of the (flipped) tap.
-        const int64_t t2 = tap % g.k[2], t1 = (tap / g.k[2]) % g.k[1], t0 = tap / (g.k[2] * g.k[1]);
-        const Dims t{t0, t1, t2};
-        bool inside = true;
-        int64_t off = n;
-        for (int a = 0; a < 3 && inside; ++a) {
-          const int64_t kk = g.flip ? g.k[a] - 1 - t[a] : t[a];
-          const int64_t pos = p[a] * g.stride[a] + kk * g.kdil[a] - g.lo[a];
-          if (pos < 0 || pos % g.idil[a] != 0 || pos / g.idil[a] >= g.in[a]) inside = false;
-          else off = off * g.in[a] + pos / g.idil[a];
+      const int64_t b0 = p0 * g.stride[0] - g.lo[0], b1 = p1 * g.stride[1] - g.lo[1], b2 = p2 * g.stride[2] - g.lo[2];
+      T* row = out + k * nr;
+      for (const Seg& sg : segs) {
+        T* d = row + sg.dst;
+        int64_t i0 = b0 + sg.off[0], i1 = b1 + sg.off[1], i2 = b2 + sg.off[2];
+        bool inside;
+        if (!dilated) {
+          inside = uint64_t(i0) < uint64_t(g.in[0]) && uint64_t(i1) < uint64_t(g.in[1]) && uint64_t(i2) < uint64_t(g.in[2]);
+        } else {
+          inside = i0 >= 0 && i1 >= 0 && i2 >= 0 && i0 % g.idil[0] == 0 && i1 % g.idil[1] == 0 && i2 % g.idil[2] == 0;
+          i0 /= g.idil[0];
+          i1 /= g.idil[1];
+          i2 /= g.idil[2];
+          inside = inside && i0 < g.in[0] && i1 < g.in[1] && i2 < g.in[2];
         }
-        const char* src = inside ? static_cast<const char*>(x_) + (off * g.c + gi_ * cg + c) * es : nullptr;
-        while (run > 0) {
-          const int64_t within = j % nr, seg = std::min(run, nr - within);
-          T* d = out + (j / nr) * kc * nr + k * nr + within;
-          if (src) {
-            copy_run<S, T>(d, src, seg);
-            src += seg * es;
+        if (inside) {
+          const S* src = x + (((n * g.in[0] + i0) * g.in[1] + i1) * g.in[2] + i2) * g.c + chan0 + sg.c;
+          // Whole panel rows (the common case) as fixed-length copies the compiler unrolls.
+          if (sg.run == 32) {
+            for (int64_t q = 0; q < 32; ++q) d[q] = load_as<S, T>(src, q);
+          } else if (sg.run == 16) {
+            for (int64_t q = 0; q < 16; ++q) d[q] = load_as<S, T>(src, q);
           } else {
-            std::memset(d, 0, size_t(seg) * sizeof(T));
+            for (int64_t q = 0; q < sg.run; ++q) d[q] = load_as<S, T>(src, q);
           }
-          j += seg;
-          run -= seg;
+        } else {
+          for (int64_t q = 0; q < sg.run; ++q) d[q] = T(0);
         }
       }
-      for (; j < panels * nr; ++j) out[(j / nr) * kc * nr + k * nr + j % nr] = T(0);
     }
+    // Columns past nc in the last panel.
+    if (nc % nr)
+      for (int64_t k = 0; k < kc; ++k)
+        for (int64_t j = nc; j < panels * nr; ++j) out[(j / nr) * kc * nr + k * nr + j % nr] = T(0);
   }
 
  private:
