@@ -99,7 +99,9 @@ class XColumns final : public GemmBSource {
       j += run;
     }
     T* out = static_cast<T*>(dst);
-    const S* x = static_cast<const S*>(x_);
+    // The element type in memory (Half and BFloat are tags for 16-bit storage).
+    using Raw = std::conditional_t<std::is_same_v<S, Half> || std::is_same_v<S, BFloat>, uint16_t, S>;
+    const Raw* x = static_cast<const Raw*>(x_);
     const int64_t chan0 = gi_ * cg;
     for (int64_t k = 0; k < kc; ++k) {
       // The output position of this row, as the input position of tap 0 per axis.
@@ -126,7 +128,7 @@ class XColumns final : public GemmBSource {
           inside = inside && i0 < g.in[0] && i1 < g.in[1] && i2 < g.in[2];
         }
         if (inside) {
-          const S* src = x + (((n * g.in[0] + i0) * g.in[1] + i1) * g.in[2] + i2) * g.c + chan0 + sg.c;
+          const Raw* src = x + (((n * g.in[0] + i0) * g.in[1] + i1) * g.in[2] + i2) * g.c + chan0 + sg.c;
           // Whole panel rows (the common case) as fixed-length copies the compiler unrolls.
           if (sg.run == 32) {
             for (int64_t q = 0; q < 32; ++q) d[q] = load_as<S, T>(src, q);
