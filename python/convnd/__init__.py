@@ -26,6 +26,9 @@ unsupported one, MemoryError when the budget or the device is too small, TypeErr
 unsupported dtype or an argument of the wrong type; each message names the argument or ends
 with the problem string. The GIL is released while computing, and Ctrl-C stops a long
 convolution between tiles (KeyboardInterrupt).
+
+Gradients are in ``convnd.grad`` (``conv2d_input(input_shape, weight, cotangent, ...)``,
+``conv2d_weight(input, weight_shape, cotangent, ...)``, and so on for every function here).
 """
 
 from __future__ import annotations
@@ -517,12 +520,13 @@ def plan(
 
     Returns:
         A dict with keys ``problem`` (canonical string), ``direction`` (``fwd``, ``bwd_d`` or
-        ``bwd_w``), ``backend``, ``algorithm``, ``isa`` (the instruction set its kernels run:
-        ``generic``, ``avx2``, ``avx512`` or ``sm_90``), ``workspace_bytes``, ``budget_bytes``,
-        ``index_bits``, ``threads``, ``config`` (a dict: every field of the algorithm's
-        configuration) and ``rejected`` (a list of ``{"algorithm", "reason"}``: why faster
-        algorithms said no). A problem string may carry ``dir=bwd_d`` or ``dir=bwd_w``; no
-        algorithm computes gradients yet, so planning one raises NotImplementedError.
+        ``bwd_w``), ``backend``, ``algorithm``, ``via`` (the algorithm it runs through, e.g.
+        the forward algorithm an input gradient uses; empty if none), ``isa`` (the instruction
+        set its kernels run: ``generic``, ``avx2``, ``avx512`` or ``sm_90``), ``workspace_bytes``,
+        ``budget_bytes``, ``index_bits``, ``threads``, ``config`` (a dict: every field of the
+        algorithm's configuration) and ``rejected`` (a list of ``{"algorithm", "reason"}``: why
+        faster algorithms said no). A problem string may carry ``dir=bwd_d`` or ``dir=bwd_w``
+        (the plan of a ``convnd.grad`` function; its errors name that string).
 
     Raises:
         ValueError, NotImplementedError, MemoryError: as the convolution itself would.
@@ -530,3 +534,7 @@ def plan(
     opts = _exec_options(budget, device, threads, algorithm, isa)
     p = _problem(problem, weight, args, op, kwargs)
     return _json.loads(_core.plan_json(p, **opts))
+
+
+# The gradients (imported last: convnd.grad uses the helpers above).
+from . import grad  # noqa: E402

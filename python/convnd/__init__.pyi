@@ -4,6 +4,8 @@ from typing import Any, Optional, Sequence, Tuple, Union, overload
 
 import numpy.typing as npt
 
+from . import grad as grad
+
 __version__: str
 __all__: list[str]
 

@@ -9,6 +9,10 @@
 // the library's convnd::Tensor (no copy); bfloat16 comes back as uint16 bits, which the
 // Python layer views as ml_dtypes.bfloat16.
 //
+// The gradients (convnd.grad) go through run_grad: the weight (input gradient) or the input
+// (weight gradient), the shape of the tensor differentiated and the cotangent dy; the problem is
+// the forward call's with dir=bwd_d or bwd_w, and its output is made here like y's.
+//
 // The GIL is released while the library computes. Between tiles the library calls
 // ExecOptions::progress; on the calling thread we take the GIL back briefly (at most every
 // few milliseconds) and run PyErr_CheckSignals, so Ctrl-C cancels cleanly: the progress
@@ -300,6 +304,114 @@ nb::object device_array_of(convnd::Tensor y) {
   return nb::cast(a);
 }
 
+// Plans `problem` and runs it with its output made here: the output y (fwd), the input
+// gradient dx (bwd_d) or the weight gradient dw (bwd_w), on `out_device` (-1: host). `a` and
+// `b` are the two tensors read: (x, w) fwd, (w, dy) bwd_d, (x, dy) bwd_w. The GIL is
+// released while computing; a signal's exception (KeyboardInterrupt) is re-raised. Nothing is
+// returned unless the output is complete.
+nb::object run_problem(const convnd::Problem& problem, const convnd::TensorView& a, const convnd::TensorView& b,
+                       convnd::ExecOptions e, int out_device) {
+  SignalWatch watch;
+  e.progress = [&watch](double f) { return watch(f); };
+  convnd::Tensor out;
+  try {
+    nb::gil_scoped_release release;
+    naming(problem, [&] {
+      convnd::Plan plan = convnd::make_plan(problem, e);
+      convnd::check_memory(plan, convnd::Allocating::output);  // before the output is allocated
+      convnd::TensorShapes ts = convnd::tensor_shapes(plan.problem, plan.geometry);
+      const auto& shape = problem.dir == convnd::Direction::fwd     ? ts.y
+                          : problem.dir == convnd::Direction::bwd_d ? ts.x
+                                                                    : ts.w;
+      out = convnd::Tensor::empty(problem.dtype, convnd::Shape(shape.begin(), shape.begin() + ts.ndim), out_device);
+      switch (problem.dir) {
+        case convnd::Direction::fwd: convnd::execute(plan, a, b, out, e); break;
+        case convnd::Direction::bwd_d: convnd::execute(plan, out, a, b, e); break;
+        case convnd::Direction::bwd_w: convnd::execute(plan, a, out, b, e); break;
+      }
+    });
+  } catch (const convnd::Error& err) {
+    if (watch.error) throw *watch.error;  // the signal handler's exception, e.g. KeyboardInterrupt
+    throw;
+  }
+  // A signal that arrived during the last tile still counts.
+  if (watch.error) throw *watch.error;
+  return out_device >= 0 ? device_array_of(std::move(out)) : numpy_of(std::move(out));
+}
+
+// ---- gradients ------------------------------------------------------------------------------
+// A gradient function's name is its forward function's plus "_input" (bwd_d: dx from w and dy)
+// or "_weight" (bwd_w: dw from x and dy). The problem is the forward one, built from the
+// array given and the shape of the tensor differentiated; its errors name the gradient
+// function and the gradient's problem string (dir=bwd_d / dir=bwd_w), which the CLI runs.
+
+struct GradApi {
+  std::string forward;  // "conv2d", ...
+  convnd::Direction dir;
+};
+
+GradApi grad_api(const std::string& api) {
+  for (const auto& [suffix, dir] : {std::pair<std::string, convnd::Direction>{"_input", convnd::Direction::bwd_d},
+                                    {"_weight", convnd::Direction::bwd_w}})
+    if (api.size() > suffix.size() && api.compare(api.size() - suffix.size(), suffix.size(), suffix) == 0)
+      return {api.substr(0, api.size() - suffix.size()), dir};
+  throw nb::value_error(("unknown gradient '" + api + "'").c_str());
+}
+
+// A forward problem's message as the gradient's: "[conv2d] ..." -> "[conv2d_input] ...", and
+// "; problem: <forward>" -> "; problem: <forward> dir=bwd_d" (re-printed canonically).
+std::string grad_message(std::string msg, const std::string& forward, const std::string& api, convnd::Direction dir) {
+  const std::string prefix = "[" + forward + "] ";
+  if (msg.compare(0, prefix.size(), prefix) == 0) msg = "[" + api + "] " + msg.substr(prefix.size());
+  const std::string tag = "; problem: ";
+  const size_t at = msg.rfind(tag);
+  if (at != std::string::npos) {
+    convnd::Problem p;
+    if (convnd::parse_problem(std::string_view(msg).substr(at + tag.size()), &p).ok()) {
+      p.dir = dir;
+      msg = msg.substr(0, at + tag.size()) + convnd::to_string(p);
+    } else {  // a value parse_problem refuses (n=0, say): dir is the last field of the canonical form
+      msg += " dir=" + std::string(convnd::direction_name(dir));
+    }
+  }
+  return msg;
+}
+
+// The gradient's problem (dir set): `given` is the weight (bwd_d) or the input (bwd_w), `shape`
+// the other tensor's shape (only shapes and dtypes are read).
+convnd::Problem grad_problem(const std::string& api, const convnd::TensorView& given, const Ints& shape,
+                             const CallOptions& o) {
+  const GradApi g = grad_api(api);
+  // Zero strides: the view is never read, and dense strides of an absurd shape could overflow.
+  const convnd::TensorView shaped(nullptr, given.dtype, shape, convnd::Shape(shape.size(), 0));
+  const bool bwd_d = g.dir == convnd::Direction::bwd_d;
+  convnd::Problem p;
+  try {
+    p = problem_for(g.forward, bwd_d ? shaped : given, bwd_d ? given : shaped, o);
+  } catch (const convnd::Error& e) {
+    throw convnd::Error(e.kind(), grad_message(e.what(), g.forward, api, g.dir));
+  }
+  p.dir = g.dir;
+  return p;
+}
+
+// The cotangent must be the forward output's dtype and shape: ValueError naming the problem,
+// before anything is allocated.
+void check_cotangent(const std::string& api, const convnd::Problem& p, const convnd::TensorView& dy) {
+  const convnd::Geometry geo = convnd::lower(p);
+  const convnd::TensorShapes ts = convnd::tensor_shapes(p, geo);
+  const convnd::Shape want(ts.y.begin(), ts.y.begin() + ts.ndim);
+  const char* given = p.dir == convnd::Direction::bwd_d ? "weight" : "input";
+  auto fail = [&](const std::string& why) {
+    throw convnd::Error(convnd::ErrorKind::invalid, "[" + api + "] " + why + "; problem: " + convnd::to_string(p));
+  };
+  if (dy.dtype != p.dtype)
+    fail("cotangent dtype " + std::string(convnd::dtype_name(dy.dtype)) + " and " + given + " dtype " +
+         std::string(convnd::dtype_name(p.dtype)) + " must match");
+  if (dy.shape != want)
+    fail("cotangent shape " + shape_text(dy.shape) + " must be the forward output's shape " + shape_text(want));
+}
+
 class ProblemObject {
  public:
   explicit ProblemObject(convnd::Problem p) : p_(p) {}
@@ -395,30 +507,42 @@ NB_MODULE(_core, m) {
           convnd::ExecOptions e = exec_options(device, budget, threads, algorithm, isa);
           // CUDA input on the CUDA backend: the output stays on that device, no copies.
           const int out_device = e.backend == convnd::Backend::cuda && xv.device >= 0 ? xv.device : -1;
-          SignalWatch watch;
-          e.progress = [&watch](double f) { return watch(f); };
-          convnd::Tensor y;
-          try {
-            nb::gil_scoped_release release;
-            naming(problem, [&] {
-              convnd::Plan plan = convnd::make_plan(problem, e);
-              convnd::check_memory(plan, convnd::Allocating::output);  // before y is allocated
-              convnd::TensorShapes ts = convnd::tensor_shapes(plan.problem, plan.geometry);
-              y = convnd::Tensor::empty(problem.dtype, convnd::Shape(ts.y.begin(), ts.y.begin() + ts.ndim), out_device);
-              convnd::execute(plan, xv, wv, y, e);
-            });
-          } catch (const convnd::Error& err) {
-            if (watch.error) throw *watch.error;  // the signal handler's exception, e.g. KeyboardInterrupt
-            throw;
-          }
-          // A signal that arrived during the last tile still counts.
-          if (watch.error) throw *watch.error;
-          return out_device >= 0 ? device_array_of(std::move(y)) : numpy_of(std::move(y));
+          return run_problem(problem, xv, wv, std::move(e), out_device);
         },
         "api"_a, "x"_a, "w"_a, "x_dtype"_a.none(), "w_dtype"_a.none(), "stride"_a, "padding_lo"_a, "padding_hi"_a,
         "dilation"_a, "input_dilation"_a, "output_padding"_a, "groups"_a, "flip"_a, "device"_a, "budget"_a.none(),
         "threads"_a, "algorithm"_a.none(), "isa"_a.none() = nb::none(),
         "Runs a call of `api` (a convnd function name) on arrays x and w; returns a new NumPy array.");
+
+  m.def("run_grad",
+        [](const std::string& api, nb::handle given_obj, std::optional<std::string> given_dtype, Ints shape,
+           nb::handle dy_obj, std::optional<std::string> dy_dtype, Ints stride, Ints padding_lo, Ints padding_hi,
+           Ints dilation, Ints input_dilation, Ints output_padding, int64_t groups, bool flip,
+           const std::string& device, nb::object budget, int threads, std::optional<std::string> algorithm,
+           std::optional<std::string> isa) -> nb::object {
+          const GradApi g = grad_api(api);
+          const char* given_name = g.dir == convnd::Direction::bwd_d ? "weight" : "input";
+          const InArray given = import_array(given_obj, given_name), dy = import_array(dy_obj, "cotangent");
+          CallOptions o{stride, padding_lo, padding_hi, dilation, input_dilation, output_padding, groups, flip};
+          const convnd::Problem problem =
+              grad_problem(api, view_of(given, given_dtype, given_name, nullptr), shape, o);
+          check_cotangent(api, problem, naming(problem, [&] { return view_of(dy, dy_dtype, "cotangent", nullptr); }));
+          // The views the library reads (negative strides copied once).
+          convnd::Tensor gc, dyc;
+          const convnd::TensorView gv = naming(problem, [&] { return view_of(given, given_dtype, given_name, &gc); });
+          const convnd::TensorView dyv = naming(problem, [&] { return view_of(dy, dy_dtype, "cotangent", &dyc); });
+          convnd::ExecOptions e = exec_options(device, budget, threads, algorithm, isa);
+          // CUDA arrays on the CUDA backend: the gradient stays on their device, no copies.
+          const int out_device =
+              e.backend != convnd::Backend::cuda ? -1 : gv.device >= 0 ? gv.device : dyv.device >= 0 ? dyv.device : -1;
+          return run_problem(problem, gv, dyv, std::move(e), out_device);
+        },
+        "api"_a, "given"_a, "given_dtype"_a.none(), "shape"_a, "dy"_a, "dy_dtype"_a.none(), "stride"_a,
+        "padding_lo"_a, "padding_hi"_a, "dilation"_a, "input_dilation"_a, "output_padding"_a, "groups"_a, "flip"_a,
+        "device"_a, "budget"_a.none(), "threads"_a, "algorithm"_a.none(), "isa"_a.none() = nb::none(),
+        "Runs a gradient `api` (a convnd.grad function name: <forward>_input or <forward>_weight): `given` is "
+        "the weight (_input) or the input (_weight), `shape` the other tensor's shape, `dy` the cotangent of the "
+        "forward output; returns the gradient as a new array.");
 
   m.def("default_workspace_budget", &convnd::default_workspace_budget,
         "The default workspace budget in bytes (CONVND_WORKSPACE_BYTES overrides it).");

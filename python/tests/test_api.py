@@ -9,7 +9,7 @@ import pytest
 
 import convnd
 
-PLAN_KEYS = {"problem", "direction", "backend", "algorithm", "isa", "workspace_bytes", "budget_bytes",
+PLAN_KEYS = {"problem", "direction", "backend", "algorithm", "via", "isa", "workspace_bytes", "budget_bytes",
              "index_bits", "threads", "config", "rejected"}
 
 
@@ -24,9 +24,16 @@ def test_plan_from_problem_string():
         assert set(r) == {"algorithm", "reason"}
 
 
-def test_plan_of_a_gradient_is_not_implemented_yet():
-    with pytest.raises(NotImplementedError, match="dir=bwd_w .* is not implemented yet"):
-        convnd.plan("dir=bwd_w n=8 in=56x56 c=64 o=64 k=3x3 pad=1")
+def test_plan_of_a_gradient():
+    """Gradient problems plan like forward ones: the input gradient through a forward algorithm
+    (named in `via`), the weight gradient with its own."""
+    p = convnd.plan("dir=bwd_w n=8 in=56x56 c=64 o=64 k=3x3 pad=1")
+    assert set(p) == PLAN_KEYS
+    assert p["direction"] == "bwd_w" and p["problem"] == "n=8 in=56x56 c=64 o=64 k=3x3 pad=1 dir=bwd_w"
+    assert p["algorithm"] and isinstance(p["via"], str)
+    d = convnd.plan("op=convT in=5 c=1 o=1 k=3 stride=2 pad=3 dir=bwd_d")
+    assert d["direction"] == "bwd_d" and d["algorithm"]
+    assert convnd.plan("in=8 c=1 o=1 k=3")["direction"] == "fwd"
 
 
 def test_plan_from_arrays_and_op():
