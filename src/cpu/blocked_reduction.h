@@ -10,6 +10,7 @@
 // Threads compute a wave of blocks at once into `wave` slots, then add the slots in order.
 #pragma once
 #include <cmath>
+#include <algorithm>
 #include <cstdint>
 #include <functional>
 
@@ -24,6 +25,14 @@ inline constexpr int64_t kWgradBlockRows = 1024;
 
 inline int64_t wgrad_rows(const Geometry& g) { return g.n * g.out_volume(); }
 inline int64_t wgrad_blocks(const Geometry& g) { return (wgrad_rows(g) + kWgradBlockRows - 1) / kWgradBlockRows; }
+
+/// The most blocks a wave computes at once: one per thread, and more when a block's partials
+/// are small (up to 64 per thread within 16 MiB of slots), so that a reduction of many short
+/// blocks (a small weight over a long input) does not synchronise the threads per block.
+inline int64_t wgrad_wave_max(int64_t blocks, int64_t threads, int64_t slot_bytes) {
+  const int64_t by_bytes = (int64_t(16) << 20) / std::max<int64_t>(slot_bytes, 1);
+  return std::max<int64_t>(1, std::min(blocks, std::max(threads, std::min(threads * 64, by_bytes))));
+}
 
 /// s + c += v, compensated (Neumaier): the lost low-order bits of each addition go to c.
 inline void neumaier_add(double& s, double& c, double v) {

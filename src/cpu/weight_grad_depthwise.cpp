@@ -53,6 +53,58 @@ struct DepthwiseWgradConfig final : PlanConfig {
   }
 };
 
+// One channel and a short last kernel axis: per run of rows along one output line and per
+// tap, a dot product over the rows (kLanes interleaved lanes added in a fixed order), rather
+// than a few taps per row: a 1-tap reduction over millions of rows is then a streaming dot.
+template <class S, class T>
+void single_short(const Geometry& g, const void* x, const void* dy, int64_t row0, int64_t row1, T* slot) {
+  constexpr int64_t kLanes = 16;
+  const int64_t K2 = g.k[2], s2 = g.stride[2], d2 = g.kdil[2];
+  for (int64_t r = row0; r < row1;) {
+    int64_t q = r;
+    const int64_t a = q % g.out[2];  // first p2 of this run
+    q /= g.out[2];
+    const int64_t p1 = q % g.out[1];
+    q /= g.out[1];
+    const int64_t p0 = q % g.out[0];
+    const int64_t n = q / g.out[0];
+    const int64_t b = std::min(g.out[2], a + (row1 - r));  // the run is p2 in [a, b)
+    for (int64_t t0 = 0; t0 < g.k[0]; ++t0) {
+      const int64_t k0 = g.flip ? g.k[0] - 1 - t0 : t0;
+      const int64_t pos0 = p0 * g.stride[0] + k0 * g.kdil[0] - g.lo[0];
+      if (pos0 < 0 || pos0 % g.idil[0] || pos0 / g.idil[0] >= g.in[0]) continue;
+      for (int64_t t1 = 0; t1 < g.k[1]; ++t1) {
+        const int64_t k1 = g.flip ? g.k[1] - 1 - t1 : t1;
+        const int64_t pos1 = p1 * g.stride[1] + k1 * g.kdil[1] - g.lo[1];
+        if (pos1 < 0 || pos1 % g.idil[1] || pos1 / g.idil[1] >= g.in[1]) continue;
+        const int64_t xrow = ((n * g.in[0] + pos0 / g.idil[0]) * g.in[1] + pos1 / g.idil[1]) * g.in[2];
+        T* srow = slot + (t0 * g.k[1] + t1) * K2;
+        for (int64_t t2 = 0; t2 < K2; ++t2) {
+          const int64_t off = (g.flip ? K2 - 1 - t2 : t2) * d2 - g.lo[2];  // position = p2·s2 + off
+          // p2 in [lo, hi): 0 <= p2·s2 + off < in.
+          const int64_t lo = std::max(a, off >= 0 ? 0 : (-off + s2 - 1) / s2);
+          const int64_t hi = std::min(b, g.in[2] - off <= 0 ? 0 : (g.in[2] - off - 1) / s2 + 1);
+          if (lo >= hi) continue;
+          T lane[kLanes] = {};
+          const int64_t ybase = r - a;  // row of p2 = ybase + p2
+          int64_t p = lo;
+          if (s2 == 1) {
+            for (; p + kLanes <= hi; p += kLanes)
+              for (int64_t l = 0; l < kLanes; ++l)
+                lane[l] += load_as<S, T>(dy, ybase + p + l) * load_as<S, T>(x, xrow + p + l + off);
+          }
+          for (int64_t l = 0; p < hi; ++p, l = (l + 1) % kLanes)
+            lane[l] += load_as<S, T>(dy, ybase + p) * load_as<S, T>(x, xrow + p * s2 + off);
+          T sum = T(0);
+          for (int64_t l = 0; l < kLanes; ++l) sum += lane[l];
+          srow[t2] += sum;
+        }
+      }
+    }
+    r += b - a;
+  }
+}
+
 // The partial of block b for channels [o0, o1) into slot [taps][O] (compute type T).
 template <class S, class T>
 void depthwise_partial(const Geometry& g, const void* x, const void* dy, int64_t row0, int64_t row1, int64_t o0,
@@ -61,6 +113,10 @@ void depthwise_partial(const Geometry& g, const void* x, const void* dy, int64_t
   for (int64_t t = 0; t < taps; ++t)
     for (int64_t o = o0; o < o1; ++o) slot[t * O + o] = T(0);
   const bool single = C == 1 && O == 1 && g.idil[2] == 1;
+  if (single && g.k[2] <= 64) {
+    single_short<S, T>(g, x, dy, row0, row1, slot);
+    return;
+  }
   for (int64_t r = row0; r < row1; ++r) {
     int64_t q = r;
     const int64_t p2 = q % g.out[2];
@@ -124,7 +180,7 @@ class WeightGradDepthwise final : public Algorithm {
     if (g.cg() != 1) return "needs one input channel per group";
     const int64_t cs = g.dtype == DType::f64 ? 8 : 4, elems = g.kernel_volume() * g.o;
     const int64_t blocks = wgrad_blocks(g), threads = std::max(req.threads, 1);
-    for (int64_t wave = std::max<int64_t>(1, std::min(threads, blocks));; wave = (wave + 1) / 2) {
+    for (int64_t wave = wgrad_wave_max(blocks, threads, elems * cs);; wave = (wave + 1) / 2) {
       const int64_t ws = round_up_64(elems * 16) + round_up_64(wave * elems * cs);
       if (ws <= req.budget) {
         auto cfg = std::make_shared<DepthwiseWgradConfig>();

@@ -223,7 +223,7 @@ class WeightGradGemm final : public Algorithm {
     // fewer slots, then fewer columns per pass (x is then read once per pass).
     int64_t best = -1;
     for (int64_t cols = kcols;; cols = (cols + 1) / 2) {
-      for (int64_t wave = std::min(threads, blocks);; wave = (wave + 1) / 2) {
+      for (int64_t wave = wgrad_wave_max(blocks, threads, g.o * cols * cs);; wave = (wave + 1) / 2) {
         const int64_t ch = chunks_for(cols, wave);
         GemmPlan full, last;
         const int64_t ws = reduction_bytes(g, cols, wave, cs) + threads * gemm_ws(cols, ch, &full, &last);

@@ -266,3 +266,37 @@ TEST(CpuGradients, Errors) {
   // run() computes the forward only; the gradients have their own entry points.
   EXPECT_TRUE(throws_error([&] { run(gc.c.problem, gc.c.x, gc.c.w); }, ErrorKind::invalid, {"dir=fwd"}));
 }
+
+// The weight gradient's error does not grow with the number of terms: 2^24 + 3 terms of one
+// sign (the worst case for a running float32 sum, whose error would grow like terms·u) in
+// float32, against the float64 sum; the blocked, compensated sum stays within a few units of
+// one block's rounding. Both weight-gradient algorithms, 1 and 2 threads.
+TEST(CpuGradients, WeightGradLongReductionError) {
+  const int64_t terms = (int64_t(1) << 24) + 3;
+  Problem p = parse_problem("in=" + std::to_string(terms) + " c=1 o=1 dir=bwd_w");
+  const Geometry g = lower(p);
+  Tensor x = Tensor::empty(DType::f32, {1, terms, 1}), dy = Tensor::empty(DType::f32, {1, terms, 1});
+  double exact = 0.0, abssum = 0.0;
+  uint64_t s = 12345;
+  for (int64_t i = 0; i < terms; ++i) {
+    s = s * 6364136223846793005ull + 1442695040888963407ull;
+    const float a = 0.5f + float(s >> 40) / float(1 << 24), b = 1.0f + float((s >> 20) & 1023) / 1024.0f;
+    x.ptr<float>()[i] = a;
+    dy.ptr<float>()[i] = b;
+    exact += double(a) * double(b);
+    abssum += std::fabs(double(a) * double(b));
+  }
+  (void)g;
+  for (const char* algo : {"weight_grad_depthwise", "weight_grad_gemm"})
+    for (int threads : {1, 2}) {
+      ExecOptions opt;
+      opt.algorithm = algo;
+      opt.threads = threads;
+      Tensor dw = Tensor::empty(DType::f32, {1, 1, 1});
+      execute(make_plan(p, opt), x, dw, dy, opt);
+      const double err = std::fabs(double(dw.ptr<float>()[0]) - exact);
+      // float32's final rounding (2^-24 relative) plus a small multiple of it for the blocks.
+      EXPECT_LE(err, std::ldexp(1.0, -24) * std::fabs(exact) + std::ldexp(1.0, -22) * abssum)
+          << algo << " threads=" << threads << ": got " << dw.ptr<float>()[0] << ", exact " << exact;
+    }
+}
