@@ -169,17 +169,21 @@ PointValue gradient_point_dw(const Geometry& g, const TensorView& x, const Tenso
   const int64_t oc = at.n, c = (oc / g.og()) * cg + at.oc;
   // Per axis, the (output position, input position) pairs where the tap that reads weight tap
   // at.p[j] (k' = K − 1 − k with flip) lands on real input.
-  std::vector<std::pair<int64_t, int64_t>> pos[3];
-  for (int j = 0; j < 3; ++j) {
-    const int64_t k = g.flip ? g.k[j] - 1 - at.p[j] : at.p[j];
+  // Listed for the two outer axes; the last one (which may hold billions of positions in a
+  // long 1-D problem) is walked without a list.
+  std::vector<std::pair<int64_t, int64_t>> pos[2];
+  int64_t k[3];
+  for (int j = 0; j < 3; ++j) k[j] = g.flip ? g.k[j] - 1 - at.p[j] : at.p[j];
+  for (int j = 0; j < 2; ++j)
     for (int64_t p = 0; p < g.out[j]; ++p)
-      if (const int64_t i = input_index(g, j, p, k); i >= 0) pos[j].emplace_back(p, i);
-  }
+      if (const int64_t i = input_index(g, j, p, k[j]); i >= 0) pos[j].emplace_back(p, i);
   PointValue r{0, 0, 0};
   for (int64_t n = 0; n < g.n; ++n)
     for (const auto& [p0, i0] : pos[0])
       for (const auto& [p1, i1] : pos[1])
-        for (const auto& [p2, i2] : pos[2]) {
+        for (int64_t p2 = 0; p2 < g.out[2]; ++p2) {
+          const int64_t i2 = input_index(g, 2, p2, k[2]);
+          if (i2 < 0) continue;
           const int64_t yo = (((n * g.out[0] + p0) * g.out[1] + p1) * g.out[2] + p2) * g.o + oc;
           const int64_t xo = (((n * g.in[0] + i0) * g.in[1] + i1) * g.in[2] + i2) * g.c + c;
           add_term(r, load_at(dy, yo) * load_at(x, xo));

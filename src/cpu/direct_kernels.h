@@ -11,14 +11,16 @@
 namespace convnd {
 
 /// Depthwise conv (C/g = O/g = 1, no input dilation) on output rows [row0, row1), a row
-/// being one (n, p0, p1). wt: the weights repacked as [KD·KH·KW, C] in the compute type
-/// (float, or double for f64), flip already applied. Sums taps in a fixed order.
+/// being one (n, p0, p1), positions [p2_begin, p2_end) of each (a long 1-D row is split over
+/// several calls). wt: the weights repacked as [KD·KH·KW, C] in the compute type (float, or
+/// double for f64), flip already applied. Sums taps in a fixed order.
 struct DepthwiseArgs {
   const Geometry* g;
   const void* x;   // [N, I0, I1, I2, C] of g->dtype
   const void* wt;  // [taps, C] of float / double
   void* y;         // [N, P0, P1, P2, C]
-  void* acc;       // per call scratch: C compute elements
+  void* acc;       // per call scratch: max(C, 256) compute elements
+  int64_t p2_begin = 0, p2_end = 0;
 };
 
 /// Few-channel transposed / input-dilated conv along the last axis (the leading axes are

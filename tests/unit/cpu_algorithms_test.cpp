@@ -445,6 +445,10 @@ TEST(CpuAlgorithms, PlansWithAnotherFamilysConfigurationAreRefused) {
       SCOPED_TRACE(name + " with the configuration of " + from);
       Plan plan = hand_made(base, config, int64_t(1) << 20);
       plan.algorithm = name;
+      // A gradient family gets a problem of its direction (the same three tensors).
+      const DirectionSet dirs = a->traits().directions;
+      const Direction d = dirs.has(Direction::fwd) ? Direction::fwd : dirs.has(Direction::bwd_d) ? Direction::bwd_d : Direction::bwd_w;
+      plan.problem.dir = plan.geometry.dir = d;
       Tensor y = Tensor::empty(c.problem.dtype, y_shape(c.shapes));
       EXPECT_TRUE(throws_error([&] { execute(plan, c.x, c.w, y); }, ErrorKind::invalid,
                                {"configuration is not one of " + name, "; problem: "}));
