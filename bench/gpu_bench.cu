@@ -255,7 +255,10 @@ int bench(const std::string& text, int reps, const std::string& algorithm, int64
     CHECK(cudaMalloc(&y, size_t(g.y_elems() * es)));
     fill(x, p.dtype, g.x_elems(), 0x1234);
     fill(w, p.dtype, g.w_elems(), 0x5678);
-    CHECK(cudaMemset(y, 0xff, size_t(g.y_elems() * es)));
+    // The forward writes y (0xff bytes: NaNs where it would not); a gradient reads it as dy
+    // and writes x or w instead.
+    if (p.dir == Direction::fwd) CHECK(cudaMemset(y, 0xff, size_t(g.y_elems() * es)));
+    else fill(y, p.dtype, g.y_elems(), 0x9abc);
     CHECK(cudaDeviceSynchronize());
     TensorView xv(x, p.dtype, Shape(ts.x.begin(), ts.x.begin() + ts.ndim));
     TensorView wv(w, p.dtype, Shape(ts.w.begin(), ts.w.begin() + ts.ndim));

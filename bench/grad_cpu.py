@@ -118,6 +118,11 @@ def case(problem, threads, reps):
     return out
 
 
+def onednn():
+    m = re.search(r"(?:oneDNN|MKL-DNN) v([0-9.]+)", torch.__config__.show())
+    return f"oneDNN {m.group(1)}" if m else "oneDNN version unknown"
+
+
 def machine():
     cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
     flags = open("/proc/cpuinfo").read()
@@ -140,7 +145,7 @@ def main():
         recs += case(prob, a.threads, a.reps)
     lines = [f"# CPU gradients: convnd against PyTorch's backward, {datetime.date.today()}", "",
              f"Machine: {machine()}. {a.threads} threads for both. torch {torch.__version__} "
-             f"(oneDNN {torch.backends.mkldnn.version() if hasattr(torch.backends.mkldnn, 'version') else '?'}); "
+             f"({onednn()}); "
              f"convnd {getattr(convnd, '__version__', '?')} from Python on NumPy views of the same channels-last "
              "tensors. Median of the calls, the better of two interleaved rounds; ratio = torch ms / convnd ms "
              "(above 1: convnd is faster).", "",

@@ -1,0 +1,136 @@
+"""The gradients on an NVIDIA GPU against cuDNN's backward (through PyTorch), in one run.
+
+For each problem of bench/gpu-grad-suite.txt and each gradient (bwd_d, bwd_w):
+  cuDNN:  torch.ops.aten.convolution_backward on channels-last CUDA tensors with only that
+          gradient asked for (torch.backends.cudnn.benchmark=True, TF32 off): the first call
+          (which includes cuDNN's algorithm search) and the median of CUDA-event timings;
+  convnd: `gpu_bench --reps R 'dir=... problem'` (device-resident: device tensors, the plan
+          made once, CUDA-event timings of execute(), which synchronizes).
+Writes one JSON line per measurement and a markdown table (ratio = cuDNN ms / convnd ms).
+
+  python3 bench/grad_gpu.py --gpu-bench PATH --out grad-gpu.md [--suite bench/gpu-grad-suite.txt]
+"""
+import argparse, json, math, re, subprocess, sys, time
+
+import torch
+
+DT = {"f32": torch.float32, "f16": torch.float16, "bf16": torch.bfloat16, "f64": torch.float64}
+
+
+def parse(problem):
+    f = dict(kv.split("=") for kv in problem.split())
+    dims = lambda v: [int(t) for t in v.split("x")]
+    ins = dims(f["in"])
+    r = len(ins)
+    per = lambda key, d: (dims(f[key]) * r)[:r] if key in f else [d] * r
+    return {"op": f.get("op", "conv"), "n": int(f.get("n", 1)), "c": int(f["c"]), "o": int(f["o"]), "in": ins,
+            "g": int(f.get("g", 1)), "k": per("k", 1), "stride": per("stride", 1), "pad": per("pad", 0),
+            "dtype": DT[f.get("dtype", "f32")], "rank": r}
+
+
+def cl(t):
+    if t.dim() == 4:
+        return t.contiguous(memory_format=torch.channels_last)
+    if t.dim() == 5:
+        return t.contiguous(memory_format=torch.channels_last_3d)
+    return t.transpose(1, 2).contiguous().transpose(1, 2)
+
+
+def torch_times(problem, d, reps):
+    p = parse(problem)
+    r, tr = p["rank"], p["op"] == "convT"
+    dev, dt = "cuda", p["dtype"]
+    x = cl(torch.randn(p["n"], p["c"], *p["in"], device=dev, dtype=dt))
+    w = torch.randn(p["c"], p["o"] // p["g"], *p["k"], device=dev, dtype=dt) if tr else \
+        torch.randn(p["o"], p["c"] // p["g"], *p["k"], device=dev, dtype=dt)
+    w = cl(w)
+    fwd = torch.nn.functional.conv_transpose1d if tr else {1: torch.nn.functional.conv1d, 2: torch.nn.functional.conv2d,
+                                                           3: torch.nn.functional.conv3d}[r]
+    with torch.no_grad():
+        y = fwd(x, w, stride=p["stride"], padding=p["pad"], groups=p["g"])
+    dy = cl(torch.randn_like(y))
+    mask = [d == "bwd_d", d == "bwd_w", False]
+    fn = lambda: torch.ops.aten.convolution_backward(dy, x, w, None, p["stride"], p["pad"], [1] * r, tr, [0] * r,
+                                                     p["g"], mask)
+    torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    fn()
+    torch.cuda.synchronize()
+    first = (time.perf_counter() - t0) * 1e3
+    for _ in range(3):
+        fn()
+    ts = []
+    for _ in range(reps):
+        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        a.record()
+        fn()
+        b.record()
+        b.synchronize()
+        ts.append(a.elapsed_time(b))
+    ts.sort()
+    return first, ts[len(ts) // 2]
+
+
+def convnd_time(gpu_bench, problem, d, reps):
+    out = subprocess.run([gpu_bench, "--reps", str(reps), f"{problem} dir={d}"], capture_output=True, text=True,
+                         timeout=300)
+    for line in out.stdout.splitlines():
+        if line.startswith('{"problem"'):
+            j = json.loads(line)
+            if "median_ms" in j:
+                return j["median_ms"], j.get("algorithm", "?"), j.get("plan_ms")
+            return None, j.get("error", "?"), None
+    return None, (out.stderr or out.stdout)[-200:], None
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--gpu-bench", required=True)
+    ap.add_argument("--suite", default="bench/gpu-grad-suite.txt")
+    ap.add_argument("--reps", type=int, default=20)
+    ap.add_argument("--out", default=None)
+    a = ap.parse_args()
+    torch.backends.cudnn.benchmark = True
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    probs = [l.split("#")[0].strip() for l in open(a.suite)]
+    probs = [p for p in probs if p]
+    recs = []
+    for prob in probs:
+        for d in ("bwd_d", "bwd_w"):
+            try:
+                first, tms = torch_times(prob, d, a.reps)
+            except Exception as e:  # an out-of-memory or unsupported case: say so
+                first, tms = None, None
+                print(f"torch failed on {prob} {d}: {e}", file=sys.stderr)
+            cms, algo, plan_ms = convnd_time(a.gpu_bench, prob, d, a.reps)
+            rec = {"problem": prob, "dir": d, "cudnn_first_ms": first and round(first, 2), "cudnn_ms": tms and round(tms, 4),
+                   "convnd_ms": cms, "convnd_algorithm": algo, "convnd_plan_ms": plan_ms,
+                   "ratio": round(tms / cms, 3) if tms and cms else None}
+            print(json.dumps(rec), flush=True)
+            recs.append(rec)
+    name = torch.cuda.get_device_name()
+    lines = [f"# GPU gradients: convnd against cuDNN's backward, {time.strftime('%Y-%m-%d')}", "",
+             f"Device: {name}. torch {torch.__version__}, cuDNN {torch.backends.cudnn.version()} "
+             "(`aten.convolution_backward`, channels-last, cudnn.benchmark, TF32 off; CUDA-event median after "
+             "warm-up; 'first' is the first call, algorithm search included). convnd: `gpu_bench` "
+             "(device-resident, CUDA events around execute()). Ratio = cuDNN ms / convnd ms (above 1: convnd "
+             "is faster).", "",
+             "| problem | gradient | cuDNN first ms | cuDNN ms | convnd ms | convnd algorithm | ratio |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
+    for r in recs:
+        lines.append(f"| `{r['problem']}` | {r['dir']} | {r['cudnn_first_ms']} | {r['cudnn_ms']} | {r['convnd_ms']} | "
+                     f"{r['convnd_algorithm']} | {r['ratio']} |")
+    for d in ("bwd_d", "bwd_w"):
+        rs = [r["ratio"] for r in recs if r["dir"] == d and r["ratio"] and "dtype=bf16" in r["problem"]]
+        if rs:
+            gm = math.exp(sum(math.log(v) for v in rs) / len(rs))
+            lines += ["", f"{d} on the bf16 layers: geometric mean {gm:.3f} over {len(rs)}; lowest {min(rs):.3f}."]
+    text = "\n".join(lines) + "\n"
+    print(text)
+    if a.out:
+        open(a.out, "w").write(text)
+
+
+if __name__ == "__main__":
+    main()
