@@ -55,6 +55,13 @@ struct ExecOptions {
   /// variable CONVND_ISA=avx512|avx2|generic), or a given one (Error(unsupported) when this
   /// CPU lacks it). Ignored by the cuda backend.
   Isa isa = Isa::automatic;
+  /// CUDA only: the stream (a cudaStream_t) the work is enqueued on. Null: the legacy default
+  /// stream, and execute() returns when the result is complete. Given, with every tensor in
+  /// dense device memory, execute() returns once the work is enqueued, without synchronising
+  /// (the caller orders it with its stream, as PyTorch does with its current stream); host or
+  /// strided tensors are staged and waited for on that stream. Workspace blocks released by
+  /// one stream are reused by another only after the work enqueued before their release.
+  void* cuda_stream = nullptr;
   /// Called between tiles with the fraction done (0..1), always on the thread that called
   /// execute() (bindings rely on this to check for signals). Returning false cancels the run,
   /// which then throws Error(interrupted); the output is unspecified but never reported as

@@ -82,11 +82,14 @@ inline AlgorithmTraits cuda_traits(std::string_view name, DTypeSet dtypes, std::
   return AlgorithmTraits{name, Backend::cuda, {Direction::fwd}, dtypes, {Isa::sm_90}, workspace, fallback};
 }
 
+/// The stream a run enqueues its kernels on (the caller's, or the legacy default stream).
+inline cudaStream_t stream_of(const RunContext& ctx) { return static_cast<cudaStream_t>(ctx.stream); }
+
 /// Reports progress once the work enqueued so far has finished (a synchronize, made only when
 /// the caller asked for progress); false when the caller asked to stop.
 inline bool report_done(const RunContext& ctx, double fraction) {
   if (!ctx.progress || !*ctx.progress) return true;
-  CONVND_CUDA_CHECK(cudaStreamSynchronize(0));
+  CONVND_CUDA_CHECK(cudaStreamSynchronize(stream_of(ctx)));
   return ctx.report(fraction);
 }
 

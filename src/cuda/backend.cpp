@@ -47,34 +47,43 @@ bool needs_staging(const TensorView& t) {
 
 // A dense device copy of an input view (host or strided device memory) in buf; returns the
 // pointer the algorithm reads.
-const void* stage_input(const TensorView& t, cuda::DeviceBuffer* buf, const char* what) {
+// Copies are enqueued on `stream`; from pageable host memory cudaMemcpyAsync returns once the
+// source is staged, so a temporary dense copy may go out of scope.
+const void* stage_input(const TensorView& t, cuda::DeviceBuffer* buf, const char* what, cudaStream_t stream) {
   if (!needs_staging(t)) return t.data;
-  *buf = cuda::DeviceBuffer(t.nbytes(), what);
+  *buf = cuda::DeviceBuffer(t.nbytes(), what, stream);
   if (t.device >= 0) {
     CONVND_CUDA_CHECK(
-        cuda::launch_copy_from_strided(t.data, layout_of(t), buf->data(), int(dtype_size(t.dtype)), 0));
+        cuda::launch_copy_from_strided(t.data, layout_of(t), buf->data(), int(dtype_size(t.dtype)), stream));
   } else if (t.is_contiguous()) {
-    CONVND_CUDA_CHECK(cudaMemcpy(buf->data(), t.data, size_t(t.nbytes()), cudaMemcpyHostToDevice));
+    CONVND_CUDA_CHECK(
+        cudaMemcpyAsync(buf->data(), t.data, size_t(t.nbytes()), cudaMemcpyHostToDevice, stream));
   } else {
     Tensor dense = contiguous_copy(t);
-    CONVND_CUDA_CHECK(cudaMemcpy(buf->data(), dense.data(), size_t(t.nbytes()), cudaMemcpyHostToDevice));
+    CONVND_CUDA_CHECK(
+        cudaMemcpyAsync(buf->data(), dense.data(), size_t(t.nbytes()), cudaMemcpyHostToDevice, stream));
   }
   return buf->data();
 }
 
 // Writes the dense device result into the caller's view y (host or device, any strides).
-void unstage_output(const void* dense, const TensorView& y) {
+// Returns when the result is in y (the stream's work is waited for).
+void unstage_output(const void* dense, const TensorView& y, cudaStream_t stream) {
   if (y.device >= 0) {
-    CONVND_CUDA_CHECK(cuda::launch_copy_to_strided(dense, y.data, layout_of(y), int(dtype_size(y.dtype)), 0));
+    CONVND_CUDA_CHECK(
+        cuda::launch_copy_to_strided(dense, y.data, layout_of(y), int(dtype_size(y.dtype)), stream));
+    CONVND_CUDA_CHECK(cudaStreamSynchronize(stream));
     return;
   }
-  if (y.is_contiguous()) {
-    CONVND_CUDA_CHECK(cudaMemcpy(y.data, dense, size_t(y.nbytes()), cudaMemcpyDeviceToHost));
-    return;
+  Tensor host;
+  void* dst = y.data;
+  if (!y.is_contiguous()) {
+    host = Tensor::empty(y.dtype, y.shape);
+    dst = host.data();
   }
-  Tensor host = Tensor::empty(y.dtype, y.shape);
-  CONVND_CUDA_CHECK(cudaMemcpy(host.data(), dense, size_t(y.nbytes()), cudaMemcpyDeviceToHost));
-  copy_from_dense(host.data(), y);
+  CONVND_CUDA_CHECK(cudaMemcpyAsync(dst, dense, size_t(y.nbytes()), cudaMemcpyDeviceToHost, stream));
+  CONVND_CUDA_CHECK(cudaStreamSynchronize(stream));
+  if (host.defined()) copy_from_dense(host.data(), y);
 }
 
 TensorView as_5d(const void* data, DType t, int64_t a, const Dims& s, int64_t b, int device) {
@@ -168,36 +177,39 @@ void cuda_execute(const Plan& plan, const Algorithm& algorithm, const TensorView
     const int out = output_role(g.dir);
     const TensorView* given[3] = {&x, &w, &y};
     static const char* const names[3] = {"input x", "weight w", "output y"};
+    // The caller's stream, if any. With every tensor dense on the device the run is only
+    // enqueued there (no synchronisation: the caller orders it); otherwise it is waited for.
+    const cudaStream_t stream = static_cast<cudaStream_t>(opt.cuda_stream);
+    bool staging = false;
+    for (const TensorView* t : given) staging = staging || needs_staging(*t);
+    const bool wait = stream == nullptr || staging;
     cuda::DeviceBuffer bufs[3];
     void* dev[3];
     for (int r = 0; r < 3; ++r) {
       if (r == out) {
         dev[r] = given[r]->data;
         if (needs_staging(*given[r])) {
-          bufs[r] = cuda::DeviceBuffer(given[r]->nbytes(), names[r]);
+          bufs[r] = cuda::DeviceBuffer(given[r]->nbytes(), names[r], stream);
           dev[r] = bufs[r].data();
         }
       } else {
-        dev[r] = const_cast<void*>(stage_input(*given[r], &bufs[r], names[r]));
+        dev[r] = const_cast<void*>(stage_input(*given[r], &bufs[r], names[r], stream));
       }
     }
-    cuda::DeviceBuffer ws(plan.workspace_bytes, "workspace");
+    cuda::DeviceBuffer ws(plan.workspace_bytes, "workspace", stream);
 
     const TensorView x5 = as_5d(dev[0], g.dtype, g.n, g.in, g.c, device);
     const TensorView w5 = as_5d(dev[1], g.dtype, g.o, g.k, g.cg(), device);
     const TensorView y5 = as_5d(dev[2], g.dtype, g.n, g.out, g.o, device);
-    RunContext ctx{plan, g, x5, w5, y5, ws.data(), nullptr, &opt.progress};
+    RunContext ctx{plan, g, x5, w5, y5, ws.data(), nullptr, &opt.progress, stream};
     const Status st = algorithm.run(ctx);
     if (!st.ok()) {
-      cudaStreamSynchronize(0);  // let enqueued work finish before the buffers go back
+      cudaStreamSynchronize(stream);  // let enqueued work finish before the buffers go back
       throw Error(st.kind(), st.message());
     }
     CONVND_CUDA_CHECK(cudaGetLastError());
-    CONVND_CUDA_CHECK(cudaStreamSynchronize(0));
-    if (bufs[out].data()) {
-      unstage_output(bufs[out].data(), *given[out]);
-      CONVND_CUDA_CHECK(cudaStreamSynchronize(0));
-    }
+    if (bufs[out].data()) unstage_output(bufs[out].data(), *given[out], stream);
+    else if (wait) CONVND_CUDA_CHECK(cudaStreamSynchronize(stream));
   } catch (const Error& e) {
     throw Error(e.kind(), with_problem(e.what(), p));
   }

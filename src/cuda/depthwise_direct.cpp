@@ -148,7 +148,7 @@ class DepthwiseDirectCuda final : public Algorithm {
     if (!cfg) return wrong_config(ctx.plan);
     const Geometry& g = ctx.g;
     CONVND_CUDA_CHECK(cuda::launch_depthwise_weights(ctx.w.data, ctx.workspace, g.c, g.k.data(), g.flip,
-                                                     cuda::elem_of(g.dtype), 0));
+                                                     cuda::elem_of(g.dtype), cuda::stream_of(ctx)));
     cuda::DepthwiseParams p{};
     p.x = ctx.x.data;
     p.wt = ctx.workspace;
@@ -183,7 +183,7 @@ class DepthwiseDirectCuda final : public Algorithm {
     }
     const bool input_window = cfg->input_window && vec > 1;  // the register window needs the vector
     CONVND_CUDA_CHECK(
-        cuda::launch_depthwise(p, kernel, int(vec), int(cfg->rows_per_thread), input_window, 0));
+        cuda::launch_depthwise(p, kernel, int(vec), int(cfg->rows_per_thread), input_window, cuda::stream_of(ctx)));
     if (!cuda::report_done(ctx, 1.0))
       return Status(ErrorKind::interrupted, "[depthwise_direct__cuda] cancelled");
     return Status::Ok();

@@ -40,7 +40,7 @@ class DirectCuda final : public Algorithm {
     const int64_t total = ctx.g.y_elems(), chunk = std::max<int64_t>(1, cfg->outputs_per_launch);
     for (int64_t b = 0; b < total; b += chunk) {
       const int64_t e = std::min(total, b + chunk);
-      CONVND_CUDA_CHECK(cuda::launch_direct_conv(s, ctx.x.data, ctx.w.data, ctx.y.data, b, e, 0));
+      CONVND_CUDA_CHECK(cuda::launch_direct_conv(s, ctx.x.data, ctx.w.data, ctx.y.data, b, e, cuda::stream_of(ctx)));
       if (!cuda::report_done(ctx, double(e) / double(total)))
         return Status(ErrorKind::interrupted, "[direct__cuda] cancelled");
     }

@@ -20,9 +20,11 @@ cuda::StridedLayout layout_of(const WeightDual& d) {
   return l;
 }
 
-Status cuda_permute(const void* src, void* dst, const WeightDual& d, bool to_permuted, int es) {
-  const cudaError_t e = to_permuted ? cuda::launch_copy_to_strided(src, dst, layout_of(d), es, 0)
-                                    : cuda::launch_copy_from_strided(src, layout_of(d), dst, es, 0);
+Status cuda_permute(const RunContext& ctx, const void* src, void* dst, const WeightDual& d, bool to_permuted,
+                    int es) {
+  const cudaStream_t s = cuda::stream_of(ctx);
+  const cudaError_t e = to_permuted ? cuda::launch_copy_to_strided(src, dst, layout_of(d), es, s)
+                                    : cuda::launch_copy_from_strided(src, layout_of(d), dst, es, s);
   if (e != cudaSuccess)
     return Status(ErrorKind::backend, std::string("[gradient] permuted copy: ") + cudaGetErrorString(e));
   return Status::Ok();
@@ -40,9 +42,9 @@ class CudaDataGrad final : public DataGradAdapter {
 
  protected:
   const std::vector<const Algorithm*>& candidates() const override { return cuda_backend().algorithms(); }
-  Status permute(const RunContext&, const void* src, void* dst, const WeightDual& d, bool to_permuted,
+  Status permute(const RunContext& ctx, const void* src, void* dst, const WeightDual& d, bool to_permuted,
                  int es) const override {
-    return cuda_permute(src, dst, d, to_permuted, es);
+    return cuda_permute(ctx, src, dst, d, to_permuted, es);
   }
 };
 
@@ -57,9 +59,9 @@ class CudaWeightGradDual final : public WeightGradDualAdapter {
 
  protected:
   const std::vector<const Algorithm*>& candidates() const override { return cuda_backend().algorithms(); }
-  Status permute(const RunContext&, const void* src, void* dst, const WeightDual& d, bool to_permuted,
+  Status permute(const RunContext& ctx, const void* src, void* dst, const WeightDual& d, bool to_permuted,
                  int es) const override {
-    return cuda_permute(src, dst, d, to_permuted, es);
+    return cuda_permute(ctx, src, dst, d, to_permuted, es);
   }
 };
 

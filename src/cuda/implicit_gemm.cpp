@@ -88,7 +88,7 @@ Status run_gemm_conv(const RunContext& ctx, const Geometry& sub, const DenseConv
     for (int64_t q0 = 0; q0 < g.groups; q0 += kMaxGroupsPerLaunch) {
       p.group0 = q0;
       p.groups = int32_t(std::min(kMaxGroupsPerLaunch, g.groups - q0));
-      CONVND_CUDA_CHECK(launch_gemm_conv(p, 0));
+      CONVND_CUDA_CHECK(launch_gemm_conv(p, cuda::stream_of(ctx)));
       *done += p.m * p.og * p.groups;
       if (!report_done(ctx, double(*done) / double(std::max<int64_t>(total, 1))))
         return Status(ErrorKind::interrupted, "[" + std::string(ctx.plan.algorithm) + "] cancelled");

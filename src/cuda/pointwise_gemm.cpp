@@ -82,6 +82,9 @@ class PointwiseGemmCuda final : public Algorithm {
     const void* beta = g.dtype == DType::f64 ? static_cast<const void*>(&zero_d) : &zero_f;
     cublasHandle_t h = cuda::cublas_handle();
     const auto gemm_ex = cuda::cublas()->gemm_ex;  // loaded: cublas_handle() succeeded
+    // The handle is shared: its stream is set, and the calls enqueued, under one lock.
+    std::lock_guard<std::mutex> lock(cuda::cublas_mutex());
+    CONVND_CUDA_CHECK(cuda::cublas()->set_stream(h, cuda::stream_of(ctx)));
     const char* x = static_cast<const char*>(ctx.x.data);
     const char* w = static_cast<const char*>(ctx.w.data);
     char* y = static_cast<char*>(ctx.y.data);

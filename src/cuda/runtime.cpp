@@ -50,9 +50,14 @@ const char* cublas_status_name(cublasStatus_t s) {
 
 // Blocks of one device, keyed by their rounded size. Never destroyed: freeing at process exit
 // would race the CUDA runtime's own teardown.
+struct Idle {
+  void* p;
+  cudaStream_t stream;  // the stream it was last used on (null: idle for every stream)
+  cudaEvent_t event;    // recorded there at release (null when stream is)
+};
 struct Pool {
   std::mutex mu;
-  std::multimap<int64_t, void*> idle;
+  std::multimap<int64_t, Idle> idle;
   int64_t idle_bytes = 0;
 };
 
@@ -70,7 +75,13 @@ int64_t round_capacity(int64_t bytes) {
 }
 
 void free_idle(Pool& pool) {
-  for (auto& [cap, p] : pool.idle) cudaFree(p);
+  for (auto& [cap, b] : pool.idle) {
+    if (b.event) {
+      cudaEventSynchronize(b.event);
+      cudaEventDestroy(b.event);
+    }
+    cudaFree(b.p);
+  }
   pool.idle.clear();
   pool.idle_bytes = 0;
 }
@@ -132,7 +143,8 @@ int64_t cached_bytes() {
   return pool.idle_bytes;
 }
 
-DeviceBuffer::DeviceBuffer(int64_t bytes, const char* what) {
+DeviceBuffer::DeviceBuffer(int64_t bytes, const char* what, cudaStream_t stream) {
+  stream_ = stream;
   if (bytes <= 0) return;
   device_ = current_device();
   if (device_ >= kMaxDevices)
@@ -146,7 +158,12 @@ DeviceBuffer::DeviceBuffer(int64_t bytes, const char* what) {
     // Reuse an idle block at most a quarter larger than needed.
     auto it = pool.idle.lower_bound(cap);
     if (it != pool.idle.end() && it->first <= cap + cap / 4) {
-      ptr_ = it->second;
+      const Idle b = it->second;
+      // Work enqueued on another stream before the block's release may still use it.
+      if (b.event && stream && b.stream != stream) CONVND_CUDA_CHECK(cudaStreamWaitEvent(stream, b.event, 0));
+      if (b.event && !stream) CONVND_CUDA_CHECK(cudaEventSynchronize(b.event));
+      ptr_ = b.p;
+      event_ = b.event;
       capacity_ = it->first;
       pool.idle_bytes -= it->first;
       pool.idle.erase(it);
@@ -178,8 +195,10 @@ DeviceBuffer::DeviceBuffer(int64_t bytes, const char* what) {
 }
 
 DeviceBuffer::DeviceBuffer(DeviceBuffer&& o) noexcept
-    : ptr_(o.ptr_), bytes_(o.bytes_), capacity_(o.capacity_), keep_limit_(o.keep_limit_), device_(o.device_) {
+    : ptr_(o.ptr_), bytes_(o.bytes_), capacity_(o.capacity_), keep_limit_(o.keep_limit_), device_(o.device_),
+      stream_(o.stream_), event_(o.event_) {
   o.ptr_ = nullptr;
+  o.event_ = nullptr;
   o.bytes_ = o.capacity_ = 0;
 }
 
@@ -191,7 +210,10 @@ DeviceBuffer& DeviceBuffer::operator=(DeviceBuffer&& o) noexcept {
     capacity_ = o.capacity_;
     keep_limit_ = o.keep_limit_;
     device_ = o.device_;
+    stream_ = o.stream_;
+    event_ = o.event_;
     o.ptr_ = nullptr;
+    o.event_ = nullptr;
     o.bytes_ = o.capacity_ = 0;
   }
   return *this;
@@ -203,15 +225,39 @@ DeviceBuffer::~DeviceBuffer() {
 
 void DeviceBuffer::release() {
   if (!ptr_) return;
+  // Used on a stream without waiting: mark where that work ends (no error may escape here).
+  cudaEvent_t ev = event_;
+  if (stream_) {
+    if (!ev && cudaEventCreateWithFlags(&ev, cudaEventDisableTiming) != cudaSuccess) ev = nullptr;
+    if (ev && cudaEventRecord(ev, stream_) != cudaSuccess) {
+      cudaGetLastError();
+      cudaStreamSynchronize(stream_);  // no event: wait instead, so the block is idle for real
+      cudaEventDestroy(ev);
+      ev = nullptr;
+    }
+  } else if (ev) {
+    cudaEventDestroy(ev);  // synchronous use: the block is idle for every stream
+    ev = nullptr;
+  }
   Pool& pool = pool_of(device_);
   std::lock_guard<std::mutex> lock(pool.mu);
   if (pool.idle_bytes + capacity_ <= keep_limit_) {
-    pool.idle.emplace(capacity_, ptr_);
+    pool.idle.emplace(capacity_, Idle{ptr_, ev ? stream_ : nullptr, ev});
     pool.idle_bytes += capacity_;
   } else {
+    if (ev) {
+      cudaEventSynchronize(ev);
+      cudaEventDestroy(ev);
+    }
     cudaFree(ptr_);
   }
   ptr_ = nullptr;
+  event_ = nullptr;
+}
+
+std::mutex& cublas_mutex() {
+  static std::mutex* mu = new std::mutex;
+  return *mu;
 }
 
 const Cublas* cublas(std::string* why) {

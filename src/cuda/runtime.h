@@ -8,6 +8,7 @@
 #include <cuda_runtime_api.h>
 
 #include <cstdint>
+#include <mutex>
 #include <string>
 
 namespace convnd::cuda {
@@ -42,7 +43,10 @@ class DeviceBuffer {
  public:
   DeviceBuffer() = default;
   /// Throws Error(out_of_memory) naming `what` and the bytes when the device has no room.
-  DeviceBuffer(int64_t bytes, const char* what);
+  /// With a stream (non-null), the block may still be in use by work enqueued on it when the
+  /// buffer is released: release() records an event there, and a later buffer that takes the
+  /// block on another stream makes its stream wait for that event first.
+  DeviceBuffer(int64_t bytes, const char* what, cudaStream_t stream = nullptr);
   DeviceBuffer(DeviceBuffer&& o) noexcept;
   DeviceBuffer& operator=(DeviceBuffer&& o) noexcept;
   DeviceBuffer(const DeviceBuffer&) = delete;
@@ -58,12 +62,17 @@ class DeviceBuffer {
   int64_t capacity_ = 0;    // allocated (rounded)
   int64_t keep_limit_ = 0;  // idle bytes the device's pool may hold
   int device_ = -1;
+  cudaStream_t stream_ = nullptr;  // the stream the block is used on (null: synchronous use)
+  cudaEvent_t event_ = nullptr;    // recorded on stream_ at release (kept with the block)
 };
 
 /// The current device's cuBLAS handle (created once, on the default stream, with no
 /// workspace of its own so that results do not depend on memory left over; reductions in
 /// the compute type, never in a narrower output type).
 cublasHandle_t cublas_handle();
+/// Held while a cuBLAS call is enqueued on a stream set on the shared handle (the handle's
+/// stream is per handle, not per thread).
+std::mutex& cublas_mutex();
 
 /// cuBLAS is opened with dlopen on first use rather than linked: linking it costs every
 /// process that loads convnd about 200 MB of resident memory at start-up (its relocations),

@@ -85,8 +85,10 @@ class TransposedGatherCuda final : public Algorithm {
       const PhaseAxis& a = axis[i];
       table[i] = {a.lo, a.k_first, a.k_step, a.count > 0 ? a.taps : 0};
     }
-    CONVND_CUDA_CHECK(
-        cudaMemcpy(ctx.workspace, table.data(), table.size() * sizeof(table[0]), cudaMemcpyHostToDevice));
+    // On the run's stream (the workspace may still be read by work enqueued there before);
+    // from pageable memory the call returns once the table is staged, so it may go out of scope.
+    CONVND_CUDA_CHECK(cudaMemcpyAsync(ctx.workspace, table.data(), table.size() * sizeof(table[0]),
+                                      cudaMemcpyHostToDevice, cuda::stream_of(ctx)));
     cuda::GatherParams p{};
     p.x = ctx.x.data;
     p.w = ctx.w.data;
@@ -108,7 +110,7 @@ class TransposedGatherCuda final : public Algorithm {
     p.tap_channels = int(cfg->tap_channels);
     p.elem = cuda::elem_of(g.dtype);
     const int sms = cuda::device_info(cuda::current_device()).sm_count;
-    CONVND_CUDA_CHECK(cuda::launch_transposed_gather(p, sms, 0));
+    CONVND_CUDA_CHECK(cuda::launch_transposed_gather(p, sms, cuda::stream_of(ctx)));
     if (!cuda::report_done(ctx, 1.0))
       return Status(ErrorKind::interrupted, "[transposed_gather__cuda] cancelled");
     return Status::Ok();

@@ -209,8 +209,8 @@ class WeightGradCuda final : public Algorithm {
     for (int64_t wave = 0; wave < cfg->waves; ++wave) {
       const int64_t block0 = wave * cfg->wave_blocks;
       const int64_t count = std::min(cfg->wave_blocks, cfg->blocks - block0);
-      CONVND_CUDA_CHECK(cuda::launch_weight_grad_partials(p, cfg->kernel, vec, block0, count, 0));
-      CONVND_CUDA_CHECK(cuda::launch_weight_grad_reduce(p, count, wave == 0, wave + 1 == cfg->waves, 0));
+      CONVND_CUDA_CHECK(cuda::launch_weight_grad_partials(p, cfg->kernel, vec, block0, count, cuda::stream_of(ctx)));
+      CONVND_CUDA_CHECK(cuda::launch_weight_grad_reduce(p, count, wave == 0, wave + 1 == cfg->waves, cuda::stream_of(ctx)));
       if (!cuda::report_done(ctx, double(wave + 1) / double(cfg->waves)))
         return Status(ErrorKind::interrupted, "[weight_grad__cuda] cancelled");
     }

@@ -88,6 +88,7 @@ struct RunContext {
   /// Reports progress between tiles; returns false when the caller asked to stop, in which
   /// case the algorithm returns Status(interrupted) as soon as it can.
   const std::function<bool(double)>* progress;
+  void* stream = nullptr;  // CUDA: the cudaStream_t to enqueue on (null: the legacy default stream)
   bool report(double fraction) const { return !progress || !*progress || (*progress)(fraction); }
 };
 

@@ -127,7 +127,7 @@ class GradientAdapter : public Algorithm {
   RunContext inner_context(const RunContext& ctx, const ViaConfig& cfg, const TensorView& x, const TensorView& w,
                            const TensorView& y) const {
     void* ws = cfg.inner_plan.workspace_bytes > 0 ? static_cast<char*>(ctx.workspace) + cfg.copy_bytes : nullptr;
-    return RunContext{cfg.inner_plan, cfg.inner_plan.geometry, x, w, y, ws, ctx.pool, ctx.progress};
+    return RunContext{cfg.inner_plan, cfg.inner_plan.geometry, x, w, y, ws, ctx.pool, ctx.progress, ctx.stream};
   }
 
   static Status check(const RunContext& ctx, const ViaConfig& cfg) {

@@ -99,3 +99,50 @@ TEST(CudaGradients, WeightGradBitwiseAcrossBudgetsAndRuns) {
       }
     }
 }
+
+#ifdef CONVND_WITH_CUDA
+// On a caller's stream with device tensors, execute() only enqueues: after the caller waits
+// for its stream, each direction's result is the same bits as the synchronous call's; calls
+// alternating between the legacy stream and two streams reuse workspace blocks safely.
+TEST(CudaGradients, CallersStreamSameBits) {
+  CONVND_SKIP_WITHOUT_CUDA();
+  Rng rng = test_rng();
+  void* streams[2] = {nullptr, nullptr};
+  ASSERT_EQ(cudaStreamCreate(&streams[0]), 0);
+  ASSERT_EQ(cudaStreamCreate(&streams[1]), 0);
+  for (const char* s : {"n=4 in=20x20 c=32 o=48 k=3x3 pad=1 stride=2 dtype=bf16", "in=3000 c=16 o=16 k=7 g=16 pad=3",
+                        "op=convT in=500 c=8 o=4 k=16 stride=8"})
+    for (Direction d : {Direction::fwd, Direction::bwd_d, Direction::bwd_w}) {
+      Problem p = parse_problem(s);
+      p.dir = d;
+      const GradCase gc = make_grad_case(p, rng);
+      const TensorView* host[3] = {&gc.c.x.view(), &gc.c.w.view(), &gc.dy.view()};
+      const int out = d == Direction::fwd ? 2 : d == Direction::bwd_d ? 0 : 1;
+      DeviceMemory mem0(host[0]->nbytes()), mem1(host[1]->nbytes()), mem2(host[2]->nbytes());
+      DeviceMemory* mem[3] = {&mem0, &mem1, &mem2};
+      TensorView dev[3];
+      for (int r = 0; r < 3; ++r) {
+        ASSERT_TRUE(mem[r]->upload(host[r]->data, host[r]->nbytes()));
+        dev[r] = TensorView(mem[r]->get(), host[r]->dtype, host[r]->shape);
+        dev[r].device = 0;
+      }
+      Tensor want = Tensor::empty(p.dtype, host[out]->shape);
+      ExecOptions sync = cuda_options();
+      const Plan plan = make_plan(p, sync);
+      execute(plan, dev[0], dev[1], dev[2], sync);
+      ASSERT_TRUE(mem[out]->download(want.data(), want.nbytes()));
+      for (int rep = 0; rep < 4; ++rep) {
+        ExecOptions opt = cuda_options();
+        opt.cuda_stream = streams[rep % 2];
+        ASSERT_TRUE(cudaMemset(mem[out]->get(), 0xff, size_t(host[out]->nbytes())) == 0);
+        execute(plan, dev[0], dev[1], dev[2], opt);
+        ASSERT_EQ(cudaStreamSynchronize(opt.cuda_stream), 0);
+        Tensor got = Tensor::empty(p.dtype, host[out]->shape);
+        ASSERT_TRUE(mem[out]->download(got.data(), got.nbytes()));
+        ASSERT_TRUE(bit_equal(got, want)) << to_string(p) << " on stream " << rep % 2;
+      }
+    }
+  cudaStreamDestroy(streams[0]);
+  cudaStreamDestroy(streams[1]);
+}
+#endif

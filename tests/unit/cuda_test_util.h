@@ -18,6 +18,9 @@ int cudaFree(void* ptr);
 int cudaMemcpy(void* dst, const void* src, size_t bytes, int kind);
 int cudaMemset(void* ptr, int value, size_t bytes);
 int cudaMemGetInfo(size_t* free_bytes, size_t* total_bytes);
+int cudaStreamCreate(void** stream);
+int cudaStreamSynchronize(void* stream);
+int cudaStreamDestroy(void* stream);
 }
 #endif
 
