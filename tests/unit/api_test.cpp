@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "plan/registry.h"
+#include "unit/grad_test_util.h"
 #include "unit/test_util.h"
 
 using namespace convnd;
@@ -363,6 +364,7 @@ const char* const kProgressProblems[] = {
     "op=convT n=2 in=300 c=2 o=3 k=8 stride=4",
     "in=12x12 c=4 o=4 k=3x3 idil=2 pad=1",
     "n=2 in=6x6x6 c=8 o=8 k=3x3x3 pad=1",
+    "op=convT in=3000 c=4 o=4 k=8 stride=4",  // several waves of weight-gradient blocks
 };
 
 struct Recorder {
@@ -378,6 +380,20 @@ struct Recorder {
   }
 };
 
+// The direction an algorithm computes (the first of fwd, bwd_d, bwd_w it serves).
+Direction direction_of(const Algorithm& a) {
+  const DirectionSet d = a.traits().directions;
+  return d.has(Direction::fwd) ? Direction::fwd : d.has(Direction::bwd_d) ? Direction::bwd_d : Direction::bwd_w;
+}
+
+// Runs gc through the public entry point of its direction, with opt; returns the result.
+Tensor run_direction(const GradCase& gc, const ExecOptions& opt) {
+  const Problem& p = gc.c.problem;
+  if (p.dir == Direction::fwd) return call_api(p, gc.c.x, gc.c.w, opt);
+  if (p.dir == Direction::bwd_d) return run_backward_data(p, gc.c.w, gc.dy, opt);
+  return run_backward_weight(p, gc.c.x, gc.dy, opt);
+}
+
 }  // namespace
 
 TEST(ApiProgress, CalledMonotoneUpToOneForEveryAlgorithm) {
@@ -387,7 +403,8 @@ TEST(ApiProgress, CalledMonotoneUpToOneForEveryAlgorithm) {
     if (algo->backend() != Backend::cpu) continue;
     const std::string name(algo->name());
     for (const char* text : kProgressProblems) {
-      const Problem p = parse_problem(text);
+      Problem p = parse_problem(text);
+      p.dir = direction_of(*algo);
       ExecOptions opt;
       opt.algorithm = name;
       try {
@@ -396,10 +413,10 @@ TEST(ApiProgress, CalledMonotoneUpToOneForEveryAlgorithm) {
         continue;  // this algorithm does not take this problem
       }
       SCOPED_TRACE(name + ": " + text);
-      Case c = make_case(p, rng);
+      const GradCase gc = make_grad_case(p, rng);
       Recorder rec;
       opt.progress = rec.callback();
-      Tensor y = call_api(p, c.x, c.w, opt);
+      Tensor y = run_direction(gc, opt);
       ASSERT_FALSE(rec.fractions.empty()) << "progress never called";
       for (size_t i = 0; i < rec.fractions.size(); ++i) {
         EXPECT_GE(rec.fractions[i], 0.0);
@@ -407,7 +424,7 @@ TEST(ApiProgress, CalledMonotoneUpToOneForEveryAlgorithm) {
         if (i) EXPECT_GE(rec.fractions[i], rec.fractions[i - 1]) << "call " << i;
       }
       EXPECT_EQ(rec.fractions.back(), 1.0);
-      EXPECT_TRUE(matches_oracle(y, oracle(c)));
+      EXPECT_TRUE(matches_oracle(y, p.dir == Direction::fwd ? oracle(gc.c) : grad_oracle(gc)));
       covered.push_back(name);
       break;
     }
@@ -424,7 +441,8 @@ TEST(ApiProgress, ReturningFalseCancelsWithInterrupted) {
     if (algo->backend() != Backend::cpu) continue;
     const std::string name(algo->name());
     for (const char* text : kProgressProblems) {
-      const Problem p = parse_problem(text);
+      Problem p = parse_problem(text);
+      p.dir = direction_of(*algo);
       ExecOptions opt;
       opt.algorithm = name;
       try {
@@ -433,23 +451,22 @@ TEST(ApiProgress, ReturningFalseCancelsWithInterrupted) {
         continue;
       }
       SCOPED_TRACE(name + ": " + text);
-      Case c = make_case(p, rng);
+      const GradCase gc = make_grad_case(p, rng);
       Recorder rec;
       rec.stop_after = 0;  // cancel at the first report
       opt.progress = rec.callback();
-      EXPECT_TRUE(throws_error([&] { call_api(p, c.x, c.w, opt); }, ErrorKind::interrupted,
+      EXPECT_TRUE(throws_error([&] { run_direction(gc, opt); }, ErrorKind::interrupted,
                                {"; problem: " + to_string(p)}));
       EXPECT_EQ(rec.fractions.size(), 1u) << "progress called again after it returned false";
       // execute() on the caller's own output: the same, and no later success.
       Recorder rec2;
       rec2.stop_after = 0;
       opt.progress = rec2.callback();
-      Plan plan = make_plan(p, opt);
-      Tensor y = Tensor::empty(p.dtype, y_shape(c.shapes));
-      EXPECT_TRUE(throws_error([&] { execute(plan, c.x, c.w, y, opt); }, ErrorKind::interrupted));
+      Tensor out;
+      EXPECT_TRUE(throws_error([&] { run_grad(gc, opt, &out); }, ErrorKind::interrupted));
       // The options without a callback run to completion.
       opt.progress = nullptr;
-      EXPECT_NO_THROW(call_api(p, c.x, c.w, opt));
+      EXPECT_NO_THROW(run_direction(gc, opt));
       break;
     }
   }
