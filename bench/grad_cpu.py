@@ -14,11 +14,16 @@ Needs torch and convnd importable (bench/grad_cpu.sh sets that up).
 """
 import argparse, datetime, json, math, os, platform, re, statistics, time
 
+import subprocess
+
 import numpy as np
 import torch
 
-import convnd
-import convnd.grad as cg
+try:  # the Python package; without it (--convnd-cli) the CLI times convnd instead
+    import convnd
+    import convnd.grad as cg
+except ImportError:
+    convnd = cg = None
 
 # The CPU suite's layers (../shared/bench/cpu-suite.txt), without its 2^31-element case.
 SUITE = [
@@ -68,7 +73,17 @@ def nhwc(t):  # the channels-last tensor as a NumPy array [N, spatial..., C], no
     return t.permute(0, *range(2, t.dim()), 1).numpy()
 
 
-def case(problem, threads, reps):
+def cli_ms(cli, problem, d, threads, reps):
+    """convnd's median through `convnd bench` (C++, no Python in the loop), milliseconds."""
+    out = subprocess.run([cli, "bench", f"{problem} dir={d}", "--json", "--threads", str(threads), "--reps", str(reps)],
+                         capture_output=True, text=True, timeout=600)
+    for line in out.stdout.splitlines():
+        if line.startswith("{"):
+            return json.loads(line)["median_s"] * 1e3
+    raise RuntimeError(out.stderr[-300:])
+
+
+def case(problem, threads, reps, cli=None):
     p = parse(problem)
     r = len(p["in"])
     torch.manual_seed(0)
@@ -95,13 +110,25 @@ def case(problem, threads, reps):
         mask = [d == "bwd_d", d == "bwd_w", False]
         t_fn = lambda: torch.ops.aten.convolution_backward(dy, x, w, None, p["stride"], p["pad"], [1] * r, transposed,
                                                            [0] * r, g, mask)
-        if transposed:
+        if cli:
+            c_fn = None
+        elif transposed:
             c_fn = (lambda: cg.conv_transpose1d_input(xs.shape, w_cn, dys, **kw)) if d == "bwd_d" else \
                    (lambda: cg.conv_transpose1d_weight(xs, w_shape, dys, **kw))
         else:
             fin = getattr(cg, f"conv{r}d_input")
             fw = getattr(cg, f"conv{r}d_weight")
             c_fn = (lambda: fin(xs.shape, w_cn, dys, **kw)) if d == "bwd_d" else (lambda: fw(xs, w_shape, dys, **kw))
+        if cli:  # the C++ path: timings only (the CLI's `check` tests the answers)
+            tt, tc = [], []
+            for _ in range(2):
+                tt.append(median_ms(t_fn, reps))
+                tc.append(cli_ms(cli, problem, d, threads, reps))
+            rec = {"problem": problem, "dir": d, "torch_ms": round(min(tt), 3), "convnd_ms": round(min(tc), 3),
+                   "ratio": round(min(tt) / min(tc), 3), "max_rel_diff": None}
+            print(json.dumps(rec), flush=True)
+            out.append(rec)
+            continue
         # Same answer first (relative to the gradient's scale), then time, interleaved twice.
         ref = t_fn()[0 if d == "bwd_d" else 1]
         ref = nhwc(cl(ref)) if d == "bwd_d" else (ref.reshape(g, C // g, O // g, *p["k"]).permute(0, 2, *range(3, 3 + r), 1).reshape(O, *p["k"], C // g).numpy() if transposed else ref.permute(0, *range(2, 2 + r), 1).numpy())
@@ -136,18 +163,24 @@ def main():
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--out", default=None)
     ap.add_argument("--only", default=None, help="a regex: the problems to run")
+    ap.add_argument("--convnd-cli", default=None,
+                    help="time convnd with this `convnd` program's bench command instead of the Python package")
     a = ap.parse_args()
+    if not a.convnd_cli and cg is None:
+        ap.error("convnd is not importable: install it, or pass --convnd-cli build/convnd")
     torch.set_num_threads(a.threads)
     recs = []
     for prob in SUITE:
         if a.only and not re.search(a.only, prob):
             continue
-        recs += case(prob, a.threads, a.reps)
+        recs += case(prob, a.threads, a.reps, a.convnd_cli)
     lines = [f"# CPU gradients: convnd against PyTorch's backward, {datetime.date.today()}", "",
              f"Machine: {machine()}. {a.threads} threads for both. torch {torch.__version__} "
-             f"({onednn()}); "
-             f"convnd {getattr(convnd, '__version__', '?')} from Python on NumPy views of the same channels-last "
-             "tensors. Median of the calls, the better of two interleaved rounds; ratio = torch ms / convnd ms "
+             f"({onednn()}); " +
+             (f"convnd through `{os.path.basename(a.convnd_cli)} bench` (C++, its own random tensors of the same "
+              "shapes). " if a.convnd_cli else
+              f"convnd {getattr(convnd, '__version__', '?')} from Python on NumPy views of the same channels-last "
+              "tensors. ") + "Median of the calls, the better of two interleaved rounds; ratio = torch ms / convnd ms "
              "(above 1: convnd is faster).", "",
              "| problem | gradient | torch ms | convnd ms | ratio | max rel. diff |", "| --- | --- | --- | --- | --- | --- |"]
     for r in recs:
