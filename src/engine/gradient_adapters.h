@@ -51,6 +51,9 @@ inline std::string plan_with(const std::vector<const Algorithm*>& list, const Ge
     }
     reasons += (reasons.empty() ? "" : "; ") + std::string(a->name()) + ": " + why;
     if (need >= 0 && (*min_ws < 0 || need < *min_ws)) *min_ws = need;
+    // As in the planner: a weight gradient never changes algorithm (summation order) for the
+    // budget alone.
+    if (g.dir == Direction::bwd_w && need >= 0) break;
   }
   return reasons.empty() ? std::string("no algorithm serves it") : reasons;
 }

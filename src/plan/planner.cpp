@@ -171,6 +171,9 @@ Plan plan_uncached(const Problem& problem, const ExecOptions& opt, const Backend
       smallest_over_budget = min_ws;
       over_budget_algo = std::string(a->name());
     }
+    // The weight gradient's bits must not depend on the budget: the algorithm its shape selects
+    // says no for the budget alone, and no other (another summation order) takes its place.
+    if (g.dir == Direction::bwd_w && min_ws >= 0) break;
   }
   const std::string backend(backend_name(opt.backend));
   if (!any_for_backend)

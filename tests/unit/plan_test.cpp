@@ -37,20 +37,40 @@ TEST(Direction, ValidationErrorsNameTheDirection) {
   EXPECT_NE(st.message().find("problem: in=8 c=3 o=4 g=2 dir=bwd_d"), std::string::npos) << st.message();
 }
 
-TEST(Direction, BackwardProblemsAreNotImplementedYetNeverWrong) {
+TEST(Direction, BackwardProblemsArePlannedByAnAlgorithmOfTheirDirection) {
   for (const char* text : {"dir=bwd_w n=8 in=56x56 c=64 o=64 k=3x3 pad=1",
                            "dir=bwd_d op=convT n=4 in=1000 c=8 o=4 k=16 stride=8"}) {
     SCOPED_TRACE(text);
     const Problem p = parse_problem(text);
-    try {
-      make_plan(p);
-      ADD_FAILURE() << "a backward problem was planned";
-    } catch (const Error& e) {
-      EXPECT_EQ(e.kind(), ErrorKind::unsupported);
-      const std::string what = e.what();
-      EXPECT_NE(what.find("is not implemented yet"), std::string::npos) << what;
-      EXPECT_NE(what.find("dir=" + std::string(direction_name(p.dir))), std::string::npos) << what;
-      EXPECT_NE(what.find("; problem: " + to_string(p)), std::string::npos) << what;
+    const Plan plan = make_plan(p);
+    EXPECT_EQ(plan.problem.dir, p.dir);
+    EXPECT_EQ(plan.geometry.dir, p.dir);
+    const Algorithm* a = find_algorithm(plan.algorithm);
+    ASSERT_NE(a, nullptr);
+    EXPECT_TRUE(a->traits().directions.has(p.dir)) << plan.algorithm;
+    EXPECT_NE(plan.to_json().find("\"direction\": \"" + std::string(direction_name(p.dir)) + "\""), std::string::npos);
+  }
+}
+
+// The weight gradient's bits must not depend on the budget, so the planner never trades the
+// algorithm a problem's shape selects for another one because of the budget: too small a
+// budget for it is an out-of-memory error, not a different summation order.
+TEST(Direction, WeightGradientAlgorithmDoesNotDependOnTheBudget) {
+  for (const char* text : {"dir=bwd_w op=convT n=2 in=2000 c=4 o=4 k=8 stride=4 pad=5 outpad=3",
+                           "dir=bwd_w n=2 in=64x64 c=16 o=16 k=3x3 pad=1 g=16",
+                           "dir=bwd_w n=2 in=64x64 c=16 o=24 k=3x3 pad=1"}) {
+    SCOPED_TRACE(text);
+    const Problem p = parse_problem(text);
+    const std::string algo = make_plan(p).algorithm;
+    for (int64_t budget = int64_t(64) << 20; budget >= 64; budget /= 2) {
+      ExecOptions opt;
+      opt.budget = budget;
+      try {
+        EXPECT_EQ(make_plan(p, opt).algorithm, algo) << "budget " << budget;
+      } catch (const Error& e) {
+        EXPECT_EQ(e.kind(), ErrorKind::out_of_memory) << e.what();
+        EXPECT_NE(std::string(e.what()).find("budget"), std::string::npos) << e.what();
+      }
     }
   }
 }
@@ -67,11 +87,16 @@ TEST(Registry, EveryEntryDeclaresWhatItServes) {
     EXPECT_FALSE(t.workspace.empty());
     EXPECT_EQ(find_algorithm(t.name), a);
   }
-  // The CPU list ends with exactly one fallback.
+  // The CPU's forward algorithms end with exactly one fallback (the reference); no other
+  // entry is one.
   const auto& cpu = backend_impl(Backend::cpu).algorithms();
-  ASSERT_FALSE(cpu.empty());
-  EXPECT_TRUE(cpu.back()->traits().fallback);
-  for (size_t i = 0; i + 1 < cpu.size(); ++i) EXPECT_FALSE(cpu[i]->traits().fallback) << cpu[i]->name();
+  std::vector<const Algorithm*> fwd;
+  for (const Algorithm* a : cpu)
+    if (a->traits().directions.has(Direction::fwd)) fwd.push_back(a);
+  ASSERT_FALSE(fwd.empty());
+  EXPECT_TRUE(fwd.back()->traits().fallback);
+  for (const Algorithm* a : cpu)
+    if (a != fwd.back()) EXPECT_FALSE(a->traits().fallback) << a->name();
 }
 
 TEST(Plan, PrintsDirectionIsaAndTheWholeConfiguration) {
