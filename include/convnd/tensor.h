@@ -49,6 +49,9 @@ class Tensor {
   /// The same on a CUDA device (device >= 0; -1 is host memory). Error(unsupported) in a
   /// build without CUDA, Error(out_of_memory) when the device has no room.
   static Tensor empty(DType dtype, const Shape& shape, int device);
+  /// The same for use on a CUDA stream (a cudaStream_t; null: as above): memory another stream
+  /// released is handed out only after that stream's earlier work, without waiting on the host.
+  static Tensor empty(DType dtype, const Shape& shape, int device, void* cuda_stream);
   static Tensor zeros(DType dtype, const Shape& shape);
   /// A tensor over memory that `storage` keeps alive (view.data points into it).
   static Tensor from_storage(std::shared_ptr<void> storage, TensorView view);

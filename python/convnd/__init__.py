@@ -33,6 +33,7 @@ Gradients are in ``convnd.grad`` (``conv2d_input(input_shape, weight, cotangent,
 
 from __future__ import annotations
 
+import contextlib as _contextlib
 import json as _json
 import operator as _operator
 from typing import Any, Optional, Sequence, Tuple, Union
@@ -534,6 +535,34 @@ def plan(
     opts = _exec_options(budget, device, threads, algorithm, isa)
     p = _problem(problem, weight, args, op, kwargs)
     return _json.loads(_core.plan_json(p, **opts))
+
+
+@_contextlib.contextmanager
+def cuda_stream(stream: Any):
+    """Enqueues this thread's convnd CUDA calls inside the ``with`` block on ``stream``.
+
+    ``stream`` is a ``cudaStream_t`` as an int, or an object with a ``cuda_stream`` attribute
+    (``torch.cuda.Stream``, ``cupy.cuda.Stream``), or None (no stream: each call waits for its
+    result, as outside the block). On a stream, a call whose tensors are all dense device
+    arrays only enqueues its work there and returns (no synchronisation, no progress reports:
+    Ctrl-C does not interrupt it); its output is allocated in that stream's order. Host or
+    strided arrays are staged and waited for on the stream. The caller orders everything else,
+    e.g. ``with convnd.cuda_stream(torch.cuda.current_stream()):`` in PyTorch code."""
+    if stream is None:
+        ptr = 0
+    elif hasattr(stream, "cuda_stream"):
+        ptr = int(stream.cuda_stream)
+    elif isinstance(stream, int) and not isinstance(stream, bool):
+        ptr = stream
+    else:
+        raise TypeError(f"stream must be a cudaStream_t (int), an object with .cuda_stream, or None; got {stream!r}")
+    if ptr < 0:
+        raise ValueError(f"stream ({ptr}) must be a cudaStream_t, not negative")
+    previous = _core.set_cuda_stream(ptr)
+    try:
+        yield
+    finally:
+        _core.set_cuda_stream(previous)
 
 
 # The gradients (imported last: convnd.grad uses the helpers above).

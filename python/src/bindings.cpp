@@ -127,9 +127,14 @@ convnd::TensorView view_of(const InArray& a, const std::optional<std::string>& d
   return v;
 }
 
+// The CUDA stream this thread's calls enqueue on (convnd.cuda_stream(); 0: none, and each
+// call waits for its result).
+thread_local uintptr_t t_cuda_stream = 0;
+
 convnd::ExecOptions exec_options(const std::string& device, const nb::object& budget, int threads,
                                  const std::optional<std::string>& algorithm, const std::optional<std::string>& isa) {
   convnd::ExecOptions e;
+  e.cuda_stream = reinterpret_cast<void*>(t_cuda_stream);
   if (!convnd::parse_backend(device, &e.backend))
     throw nb::value_error(("device must be 'cpu' or 'cuda', got '" + device + "'").c_str());
   if (budget.is_none()) {
@@ -312,7 +317,9 @@ nb::object device_array_of(convnd::Tensor y) {
 nb::object run_problem(const convnd::Problem& problem, const convnd::TensorView& a, const convnd::TensorView& b,
                        convnd::ExecOptions e, int out_device) {
   SignalWatch watch;
-  e.progress = [&watch](double f) { return watch(f); };
+  // On a caller's stream the call only enqueues (a progress report would wait for the GPU).
+  const bool on_stream = e.backend == convnd::Backend::cuda && e.cuda_stream != nullptr;
+  if (!on_stream) e.progress = [&watch](double f) { return watch(f); };
   convnd::Tensor out;
   try {
     nb::gil_scoped_release release;
@@ -323,7 +330,8 @@ nb::object run_problem(const convnd::Problem& problem, const convnd::TensorView&
       const auto& shape = problem.dir == convnd::Direction::fwd     ? ts.y
                           : problem.dir == convnd::Direction::bwd_d ? ts.x
                                                                     : ts.w;
-      out = convnd::Tensor::empty(problem.dtype, convnd::Shape(shape.begin(), shape.begin() + ts.ndim), out_device);
+      out = convnd::Tensor::empty(problem.dtype, convnd::Shape(shape.begin(), shape.begin() + ts.ndim), out_device,
+                                  e.backend == convnd::Backend::cuda ? e.cuda_stream : nullptr);
       switch (problem.dir) {
         case convnd::Direction::fwd: convnd::execute(plan, a, b, out, e); break;
         case convnd::Direction::bwd_d: convnd::execute(plan, out, a, b, e); break;
@@ -424,6 +432,14 @@ class ProblemObject {
 }  // namespace
 
 NB_MODULE(_core, m) {
+  m.def(
+      "set_cuda_stream",
+      [](uintptr_t stream) {
+        const uintptr_t previous = t_cuda_stream;
+        t_cuda_stream = stream;
+        return previous;
+      },
+      "stream"_a, "Sets this thread's CUDA stream (a cudaStream_t as an int; 0: none); returns the previous one.");
   m.doc() = "convnd's native core. Use the `convnd` package; this module's API is internal.";
 
   nb::register_exception_translator([](const std::exception_ptr& p, void*) {

@@ -153,3 +153,27 @@ def test_isa_keyword():
     w = rng.integers(-3, 4, (8, 3, 3, 4)).astype(np.float32)
     # Small integers: every ISA's sum is exact, so the results are equal bit for bit.
     np.testing.assert_array_equal(convnd.conv2d(x, w, padding=1, isa="generic"), convnd.conv2d(x, w, padding=1))
+
+
+def test_cuda_stream_context_sets_and_restores():
+    # The stream is per thread and restored on exit (even on an exception); CPU calls ignore it.
+    import numpy as np
+    x = np.ones((1, 8, 2), np.float32)
+    w = np.ones((3, 3, 2), np.float32)
+    with convnd.cuda_stream(12345):
+        y = convnd.conv1d(x, w)  # a CPU call: the stream does not apply
+        with convnd.cuda_stream(None):
+            assert convnd._core.set_cuda_stream(0) == 0
+            convnd._core.set_cuda_stream(0)
+    assert convnd._core.set_cuda_stream(0) == 0
+    assert np.array_equal(y, convnd.conv1d(x, w))
+    with pytest.raises(RuntimeError):
+        with convnd.cuda_stream(7):
+            raise RuntimeError("inside")
+    assert convnd._core.set_cuda_stream(0) == 0
+    with pytest.raises(TypeError, match="stream must be"):
+        with convnd.cuda_stream("default"):
+            pass
+    with pytest.raises(ValueError, match="negative"):
+        with convnd.cuda_stream(-1):
+            pass

@@ -102,9 +102,13 @@ Tensor run_backward_weight(const Problem& problem, const TensorView& x, const Te
 }
 
 Tensor Tensor::empty(DType dtype, const Shape& shape, int device) {
+  return empty(dtype, shape, device, nullptr);
+}
+
+Tensor Tensor::empty(DType dtype, const Shape& shape, int device, void* cuda_stream) {
   if (device < 0) return empty(dtype, shape);
   // Device memory comes from the backend that owns the device.
-  std::shared_ptr<void> storage = cuda_backend().allocate(dense_bytes(dtype, shape), device);
+  std::shared_ptr<void> storage = cuda_backend().allocate(dense_bytes(dtype, shape), device, cuda_stream);
   TensorView view(storage.get(), dtype, shape);
   view.device = device;
   return from_storage(std::move(storage), std::move(view));

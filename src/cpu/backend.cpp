@@ -87,7 +87,7 @@ class CpuBackend final : public BackendImpl {
     return Status::Ok();
   }
 
-  std::shared_ptr<void> allocate(int64_t bytes, int device) const override {
+  std::shared_ptr<void> allocate(int64_t bytes, int device, void* = nullptr) const override {
     if (device >= 0)
       throw Error(ErrorKind::invalid, "[tensor] the cpu backend allocates host memory only (device -1)");
     return allocate_host(bytes);

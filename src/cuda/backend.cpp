@@ -215,12 +215,12 @@ void cuda_execute(const Plan& plan, const Algorithm& algorithm, const TensorView
   }
 }
 
-std::shared_ptr<void> cuda_allocate(int64_t bytes, int device) {
+std::shared_ptr<void> cuda_allocate(int64_t bytes, int device, cudaStream_t stream) {
   if (std::string why = cuda_unavailable_reason(); !why.empty())
     throw Error(ErrorKind::unsupported,
                 "[tensor] cannot allocate on CUDA device " + std::to_string(device) + ": " + why);
   cuda::DeviceGuard guard(device);
-  auto* buffer = new cuda::DeviceBuffer(bytes, "a tensor");
+  auto* buffer = new cuda::DeviceBuffer(bytes, "a tensor", stream);
   return std::shared_ptr<void>(buffer->data(), [buffer, device](void*) noexcept {
     try {
       cuda::DeviceGuard back(device);  // the allocator's pools are per device
@@ -253,8 +253,8 @@ class CudaBackend final : public BackendImpl {
   // Whatever the caller allocates, the device must hold the tensors (staged when they are host
   // tensors) and the workspace; execute() checks the staging it really does.
   Status check_memory(const Plan& plan, Allocating) const override { return cuda_check_memory(plan); }
-  std::shared_ptr<void> allocate(int64_t bytes, int device) const override {
-    return cuda_allocate(bytes, device);
+  std::shared_ptr<void> allocate(int64_t bytes, int device, void* stream) const override {
+    return cuda_allocate(bytes, device, static_cast<cudaStream_t>(stream));
   }
   void copy(void* dst, int dst_device, const void* src, int src_device, int64_t bytes) const override {
     if (bytes <= 0) return;

@@ -20,7 +20,7 @@ class NoCudaBackend final : public BackendImpl {
   Isa resolve_isa(const ExecOptions&) const override { return Isa::sm_90; }
   int current_device() const override { return 0; }
   Status check_memory(const Plan&, Allocating) const override { return Status(ErrorKind::unsupported, kReason); }
-  std::shared_ptr<void> allocate(int64_t bytes, int device) const override {
+  std::shared_ptr<void> allocate(int64_t bytes, int device, void* = nullptr) const override {
     throw Error(ErrorKind::unsupported, "[tensor] cannot allocate " + std::to_string(bytes) +
                                             " bytes on CUDA device " + std::to_string(device) + ": " +
                                             kReason);

@@ -33,7 +33,9 @@ class BackendImpl {
   virtual Status check_memory(const Plan& plan, Allocating what) const = 0;
   /// Memory for a tensor on `device`, freed when the last owner lets go. Error(out_of_memory)
   /// when there is no room.
-  virtual std::shared_ptr<void> allocate(int64_t bytes, int device) const = 0;
+  /// `stream` (CUDA, may be null): the memory is used in that stream's order (a block another
+  /// stream released is reused only after that stream's earlier work).
+  virtual std::shared_ptr<void> allocate(int64_t bytes, int device, void* stream = nullptr) const = 0;
   /// Copies bytes between host memory (device -1) and this backend's memory.
   virtual void copy(void* dst, int dst_device, const void* src, int src_device, int64_t bytes) const = 0;
   /// Waits until the work this backend enqueued on `device` has finished.
