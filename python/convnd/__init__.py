@@ -565,5 +565,15 @@ def cuda_stream(stream: Any):
         _core.set_cuda_stream(previous)
 
 
+def __getattr__(name: str) -> Any:
+    # The framework adapters load on first use (``convnd.torch``, ``convnd.mlx``), so that
+    # ``import convnd`` imports neither framework.
+    if name in ("torch", "mlx"):
+        import importlib
+
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 # The gradients (imported last: convnd.grad uses the helpers above).
 from . import grad  # noqa: E402
