@@ -1,0 +1,508 @@
+"""convnd for PyTorch (>= 2.4): ``torch.nn.functional``'s and ``torch.nn``'s convolutions, computed by convnd.
+
+* Functions ``conv1d/2d/3d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1)``
+  and ``conv_transpose1d/2d/3d(input, weight, bias=None, stride=1, padding=0, output_padding=0,
+  groups=1, dilation=1)`` with ``torch.nn.functional``'s signatures, layouts ``(N, C, *spatial)``
+  (or unbatched ``(C, *spatial)``) and weight shapes (``(O, C / groups, *kernel)``; transposed:
+  ``(C, O / groups, *kernel)``); ``padding="same"`` / ``"valid"`` for the forward ones.
+* Modules ``Conv1d/2d/3d`` and ``ConvTranspose1d/2d/3d``: subclasses of the ``torch.nn`` ones
+  with the same constructor (``padding_mode`` included), parameters and state dict; only the
+  convolution runs in convnd. ``convert(model)`` turns every ``torch.nn`` convolution of a model
+  into its convnd class in place (the same module objects and parameters) and returns the model.
+* Autograd: the convolutions are ``torch.library`` custom operators (``convnd::conv``,
+  ``convnd::conv_input_grad``, ``convnd::conv_weight_grad``) with fake implementations, so
+  ``torch.compile(fullgraph=True)`` traces them without a graph break; their gradients are
+  convnd's own (``convnd.grad``), and the gradient operators have gradients too (double
+  backward). Under ``torch.autocast`` the input, weight and bias are cast to the autocast dtype
+  first, as ``torch.nn.functional.conv*d`` is.
+* Layouts: convnd computes channels-last. A ``channels_last`` (``channels_last_3d``) tensor
+  reaches the engine without a copy, and the output is returned as a ``channels_last`` view of
+  the engine's ``(N, *spatial, O)`` result, also without a copy; a channels-first (contiguous)
+  input is transposed once, by PyTorch, before the call. Weights are small and are laid out for
+  convnd (``(O, *kernel, C / groups)``) on every call.
+* Devices: CPU tensors run on convnd's CPU backend with ``torch.get_num_threads()`` threads;
+  CUDA tensors on its CUDA backend (a build with CUDA), on the tensor's device.
+
+Importing this module imports torch; ``import convnd`` alone imports no framework.
+"""
+
+import re as _re
+from typing import Any, List, Optional, Sequence, Tuple, Union
+
+_MIN_TORCH = (2, 4)
+
+
+def _import_torch():
+    need = ".".join(map(str, _MIN_TORCH))
+    try:
+        import torch
+    except ImportError as e:
+        raise ImportError(
+            f"convnd.torch needs PyTorch >= {need}, which is not installed (pip install 'torch>={need}')"
+        ) from e
+    m = _re.match(r"(\d+)\.(\d+)", torch.__version__)
+    if m is None or (int(m.group(1)), int(m.group(2))) < _MIN_TORCH:
+        raise ImportError(
+            f"convnd.torch needs PyTorch >= {need}; this is PyTorch {torch.__version__} "
+            f"(pip install -U 'torch>={need}')"
+        )
+    return torch
+
+
+torch = _import_torch()
+import numpy as _np  # noqa: E402
+import torch.nn.functional as _F  # noqa: E402
+
+import convnd as _convnd  # noqa: E402
+import convnd.grad as _grad  # noqa: E402
+
+__all__ = [
+    "conv1d",
+    "conv2d",
+    "conv3d",
+    "conv_transpose1d",
+    "conv_transpose2d",
+    "conv_transpose3d",
+    "Conv1d",
+    "Conv2d",
+    "Conv3d",
+    "ConvTranspose1d",
+    "ConvTranspose2d",
+    "ConvTranspose3d",
+    "convert",
+]
+
+IntOrSeq = Union[int, Sequence[int]]
+Tensor = torch.Tensor
+
+
+# --------------------------------------------------------------------------------------------
+# The engine call: torch tensors (channels-last, convnd's layouts) in, a torch tensor out.
+
+
+def _tensor_of(y: Any) -> Tensor:
+    """A convnd result as a torch tensor, without a copy."""
+    if isinstance(y, _np.ndarray):
+        if y.dtype.name == "bfloat16":  # ml_dtypes: torch.from_numpy does not know it
+            return torch.from_numpy(y.view(_np.uint16)).view(torch.bfloat16)
+        return torch.from_numpy(y)
+    return torch.from_dlpack(y)  # a CUDA result: DLPack on the device
+
+
+def _engine(fn: Any, *args: Any, device: "torch.device", **kwargs: Any) -> Tensor:
+    """fn(*args, **kwargs) (a convnd or convnd.grad function) on `device`, as a torch tensor."""
+    if device.type == "cpu":
+        return _tensor_of(fn(*args, threads=torch.get_num_threads(), **kwargs))
+    if device.type != "cuda":
+        raise NotImplementedError(f"convnd.torch computes on CPU and CUDA tensors, got a tensor on {device}")
+    with torch.cuda.device(device):
+        # PyTorch's current stream: the engine enqueues its work there and returns without
+        # synchronising (its output is allocated in that stream's order), as a native op does.
+        with _convnd.cuda_stream(torch.cuda.current_stream(device)):
+            y = fn(*args, device="cuda", **kwargs)
+    return _tensor_of(y)
+
+
+def _dense(t: Tensor) -> Tensor:
+    # Contiguous (one PyTorch copy if not already: the engine would copy a strided view itself,
+    # more slowly) and detached (DLPack refuses tensors that require grad).
+    return t.detach().contiguous()
+
+
+def _out_spatial(in_spatial, kernel, stride, padding_lo, padding_hi, dilation, output_padding, transposed):
+    """Output extents (symbolic ints welcome) per docs/semantics.md."""
+    if transposed:
+        return [(i - 1) * s - 2 * p + d * (k - 1) + op + 1
+                for i, k, s, p, d, op in zip(in_spatial, kernel, stride, padding_lo, dilation, output_padding)]
+    return [(i + lo + hi - d * (k - 1) - 1) // s + 1
+            for i, k, s, lo, hi, d in zip(in_spatial, kernel, stride, padding_lo, padding_hi, dilation)]
+
+
+def _out_shape(x: Tensor, w: Tensor, stride, padding_lo, padding_hi, dilation, output_padding, transposed):
+    spatial = _out_spatial(x.shape[1:-1], w.shape[1:-1], stride, padding_lo, padding_hi, dilation,
+                           output_padding, transposed)
+    return [x.shape[0], *spatial, w.shape[0]]
+
+
+# The convolution's parameters, in every operator's schema (convnd's layouts: x [N, *spatial, C],
+# w [O, *kernel, C/g] also when transposed, y [N, *out, O]). A transposed convolution pads
+# symmetrically: padding_lo is its padding and padding_hi is unused.
+_PARAMS = ("SymInt[] stride, SymInt[] padding_lo, SymInt[] padding_hi, SymInt[] dilation, "
+           "SymInt[] output_padding, SymInt groups, bool transposed")
+
+
+def _fwd_call(x: Tensor, w: Tensor, stride, padding_lo, padding_hi, dilation, output_padding, groups, transposed):
+    if transposed:
+        rank = x.dim() - 2
+        fn = getattr(_convnd, f"conv_transpose{rank}d")
+        return _engine(fn, _dense(x), _dense(w), stride, padding_lo, dilation, output_padding, groups,
+                       device=x.device)
+    return _engine(_convnd.conv_general, _dense(x), _dense(w), stride, (padding_lo, padding_hi), dilation, 1,
+                   groups, device=x.device)
+
+
+def _conv_impl(x, w, stride, padding_lo, padding_hi, dilation, output_padding, groups, transposed):
+    if x.shape[0] == 0:  # convnd takes n >= 1; an empty batch has an empty output
+        return x.new_empty(_out_shape(x, w, stride, padding_lo, padding_hi, dilation, output_padding, transposed))
+    return _fwd_call(x, w, stride, padding_lo, padding_hi, dilation, output_padding, groups, transposed)
+
+
+def _input_grad_impl(dy, w, input_shape, stride, padding_lo, padding_hi, dilation, output_padding, groups,
+                     transposed):
+    if input_shape[0] == 0:
+        return w.new_zeros(input_shape)
+    rank = len(input_shape) - 2
+    if transposed:
+        fn = getattr(_grad, f"conv_transpose{rank}d_input")
+        return _engine(fn, list(input_shape), _dense(w), _dense(dy), stride, padding_lo, dilation, output_padding,
+                       groups, device=dy.device)
+    return _engine(_grad.conv_general_input, list(input_shape), _dense(w), _dense(dy), stride,
+                   (padding_lo, padding_hi), dilation, 1, groups, device=dy.device)
+
+
+def _weight_grad_impl(dy, x, weight_shape, stride, padding_lo, padding_hi, dilation, output_padding, groups,
+                      transposed):
+    if x.shape[0] == 0:
+        return x.new_zeros(weight_shape)
+    rank = x.dim() - 2
+    if transposed:
+        fn = getattr(_grad, f"conv_transpose{rank}d_weight")
+        return _engine(fn, _dense(x), list(weight_shape), _dense(dy), stride, padding_lo, dilation, output_padding,
+                       groups, device=x.device)
+    return _engine(_grad.conv_general_weight, _dense(x), list(weight_shape), _dense(dy), stride,
+                   (padding_lo, padding_hi), dilation, 1, groups, device=x.device)
+
+
+_conv_op = torch.library.custom_op(
+    "convnd::conv", _conv_impl, mutates_args=(), schema=f"(Tensor x, Tensor w, {_PARAMS}) -> Tensor")
+_input_grad_op = torch.library.custom_op(
+    "convnd::conv_input_grad", _input_grad_impl, mutates_args=(),
+    schema=f"(Tensor dy, Tensor w, SymInt[] input_shape, {_PARAMS}) -> Tensor")
+_weight_grad_op = torch.library.custom_op(
+    "convnd::conv_weight_grad", _weight_grad_impl, mutates_args=(),
+    schema=f"(Tensor dy, Tensor x, SymInt[] weight_shape, {_PARAMS}) -> Tensor")
+
+
+# Fake (meta) implementations: empty tensors of the outputs' shapes, dtypes, devices and strides
+# (contiguous, as the engine returns them).
+@_conv_op.register_fake
+def _conv_fake(x, w, stride, padding_lo, padding_hi, dilation, output_padding, groups, transposed):
+    return x.new_empty(_out_shape(x, w, stride, padding_lo, padding_hi, dilation, output_padding, transposed))
+
+
+@_input_grad_op.register_fake
+def _input_grad_fake(dy, w, input_shape, *params):
+    return w.new_empty(input_shape)
+
+
+@_weight_grad_op.register_fake
+def _weight_grad_fake(dy, x, weight_shape, *params):
+    return x.new_empty(weight_shape)
+
+
+# Autograd. y = conv(x, w) is bilinear, and so are its gradients dx = Gx(dy, w) and
+# dw = Gw(dy, x), whose adjoints are the forward again:
+#   <Gx(dy, w), u> = <dy, conv(u, w)>   and   <Gw(dy, x), v> = <dy, conv(x, v)>,
+# so every backward here is one of the three operators (the gradients are twice differentiable).
+
+
+def _save(ctx, a: Tensor, b: Tensor, params: tuple) -> None:
+    ctx.save_for_backward(a, b)
+    ctx.params = params
+
+
+def _conv_setup(ctx, inputs, output):
+    x, w, *params = inputs
+    _save(ctx, x, w, tuple(params))
+
+
+def _conv_backward(ctx, dy):
+    x, w = ctx.saved_tensors
+    p = ctx.params
+    dx = _input_grad_op(dy, w, list(x.shape), *p) if ctx.needs_input_grad[0] else None
+    dw = _weight_grad_op(dy, x, list(w.shape), *p) if ctx.needs_input_grad[1] else None
+    return (dx, dw) + (None,) * len(p)
+
+
+def _input_grad_setup(ctx, inputs, output):
+    dy, w, input_shape, *params = inputs
+    _save(ctx, dy, w, tuple(params))
+
+
+def _input_grad_backward(ctx, g):  # g: the cotangent of dx, shaped like x
+    dy, w = ctx.saved_tensors
+    p = ctx.params
+    d_dy = _conv_op(g, w, *p) if ctx.needs_input_grad[0] else None
+    d_w = _weight_grad_op(dy, g, list(w.shape), *p) if ctx.needs_input_grad[1] else None
+    return (d_dy, d_w, None) + (None,) * len(p)
+
+
+def _weight_grad_setup(ctx, inputs, output):
+    dy, x, weight_shape, *params = inputs
+    _save(ctx, dy, x, tuple(params))
+
+
+def _weight_grad_backward(ctx, g):  # g: the cotangent of dw, shaped like w
+    dy, x = ctx.saved_tensors
+    p = ctx.params
+    d_dy = _conv_op(x, g, *p) if ctx.needs_input_grad[0] else None
+    d_x = _input_grad_op(dy, g, list(x.shape), *p) if ctx.needs_input_grad[1] else None
+    return (d_dy, d_x, None) + (None,) * len(p)
+
+
+_conv_op.register_autograd(_conv_backward, setup_context=_conv_setup)
+_input_grad_op.register_autograd(_input_grad_backward, setup_context=_input_grad_setup)
+_weight_grad_op.register_autograd(_weight_grad_backward, setup_context=_weight_grad_setup)
+
+
+# --------------------------------------------------------------------------------------------
+# torch.nn.functional's signatures and layouts
+
+
+def _per_axis(name: str, v: Any, rank: int) -> List[int]:
+    if isinstance(v, int):
+        return [v] * rank
+    out = list(v)
+    if len(out) == 1:
+        out = out * rank
+    if len(out) != rank or not all(isinstance(e, int) for e in out):
+        raise ValueError(f"{name} must be an int or {rank} ints, got {v!r}")
+    return out
+
+
+def _autocast_dtype(device_type: str) -> Optional["torch.dtype"]:
+    if hasattr(torch, "get_autocast_dtype"):
+        enabled = torch.is_autocast_enabled(device_type)
+        return torch.get_autocast_dtype(device_type) if enabled else None
+    if device_type == "cuda":  # pragma: no cover - older PyTorch
+        return torch.get_autocast_gpu_dtype() if torch.is_autocast_enabled() else None
+    return torch.get_autocast_cpu_dtype() if torch.is_autocast_cpu_enabled() else None  # pragma: no cover
+
+
+def _autocast(input: Tensor, weight: Tensor, bias: Optional[Tensor]):
+    """As autocast does for torch's convolutions: floating tensors other than float64 go to the
+    autocast dtype (the casts are differentiable: gradients come back in the original dtypes)."""
+    dtype = _autocast_dtype(input.device.type)
+    if dtype is None:
+        return input, weight, bias
+
+    def cast(t):
+        if t is None or not t.is_floating_point() or t.dtype in (torch.float64, dtype):
+            return t
+        return t.to(dtype)
+
+    return cast(input), cast(weight), cast(bias)
+
+
+def _batched(input: Tensor, rank: int, name: str) -> Tuple[Tensor, bool]:
+    if input.dim() == rank + 2:
+        return input, False
+    if input.dim() == rank + 1:
+        return input.unsqueeze(0), True
+    raise ValueError(f"{name}: expected a {rank + 1}-D (unbatched) or {rank + 2}-D (batched) input, "
+                     f"got shape {tuple(input.shape)}")
+
+
+def _finish(y_cl: Tensor, bias: Optional[Tensor], rank: int, unbatched: bool) -> Tensor:
+    y = y_cl.movedim(-1, 1)  # [N, O, *out], channels-last strides: no copy
+    if bias is not None:
+        y = y + bias.reshape(1, -1, *([1] * rank))
+    return y.squeeze(0) if unbatched else y
+
+
+def _conv(rank: int, input: Tensor, weight: Tensor, bias: Optional[Tensor], stride: IntOrSeq,
+          padding: Union[str, IntOrSeq], dilation: IntOrSeq, groups: int) -> Tensor:
+    name = f"conv{rank}d"
+    input, weight, bias = _autocast(input, weight, bias)
+    input, unbatched = _batched(input, rank, name)
+    if weight.dim() != rank + 2:
+        raise ValueError(f"{name}: expected a {rank + 2}-D weight (O, C/groups, *kernel), got shape {tuple(weight.shape)}")
+    stride = _per_axis("stride", stride, rank)
+    dilation = _per_axis("dilation", dilation, rank)
+    kernel = list(weight.shape[2:])
+    if isinstance(padding, str):
+        if padding == "valid":
+            lo = hi = [0] * rank
+        elif padding == "same":
+            if any(s != 1 for s in stride):
+                raise ValueError(f"{name}: padding='same' is not supported for strided convolutions")
+            total = [d * (k - 1) for d, k in zip(dilation, kernel)]
+            lo = [t // 2 for t in total]  # as PyTorch: the odd one at the high end
+            hi = [t - l for t, l in zip(total, lo)]
+        else:
+            raise ValueError(f"{name}: padding must be 'same', 'valid', an int or {rank} ints, got {padding!r}")
+    else:
+        lo = hi = _per_axis("padding", padding, rank)
+    x = input.movedim(1, -1).contiguous()  # [N, *spatial, C]; no copy for a channels_last input
+    w = weight.movedim(1, -1).contiguous()  # [O, *kernel, C/g]
+    y = _conv_op(x, w, stride, lo, hi, dilation, [0] * rank, groups, False)  # [N, *out, O]
+    return _finish(y, bias, rank, unbatched)
+
+
+def _conv_transpose(rank: int, input: Tensor, weight: Tensor, bias: Optional[Tensor], stride: IntOrSeq,
+                    padding: IntOrSeq, output_padding: IntOrSeq, groups: int, dilation: IntOrSeq) -> Tensor:
+    name = f"conv_transpose{rank}d"
+    input, weight, bias = _autocast(input, weight, bias)
+    input, unbatched = _batched(input, rank, name)
+    if weight.dim() != rank + 2:
+        raise ValueError(f"{name}: expected a {rank + 2}-D weight (C, O/groups, *kernel), "
+                         f"got shape {tuple(weight.shape)}")
+    if isinstance(padding, str):
+        raise ValueError(f"{name}: padding must be an int or {rank} ints (PyTorch has no string padding "
+                         f"for transposed convolutions), got {padding!r}")
+    stride = _per_axis("stride", stride, rank)
+    padding = _per_axis("padding", padding, rank)
+    output_padding = _per_axis("output_padding", output_padding, rank)
+    dilation = _per_axis("dilation", dilation, rank)
+    c, og, kernel = weight.shape[0], weight.shape[1], list(weight.shape[2:])
+    if groups < 1 or c % groups:
+        raise ValueError(f"{name}: the weight's first dimension ({c}, the input channels) must be divisible "
+                         f"by groups ({groups})")
+    # PyTorch's (C, O/g, *kernel) -> convnd's (O, *kernel, C/g):
+    # w[q*O/g + o, k..., c] = weight[q*C/g + c, o, k...] (docs/semantics.md).
+    w = (weight.reshape(groups, c // groups, og, *kernel)
+         .permute(0, 2, *range(3, 3 + rank), 1)
+         .reshape(groups * og, *kernel, c // groups))
+    x = input.movedim(1, -1).contiguous()
+    y = _conv_op(x, w, stride, padding, padding, dilation, output_padding, groups, True)
+    return _finish(y, bias, rank, unbatched)
+
+
+def _functional(rank: int):
+    name = f"conv{rank}d"
+
+    def f(input: Tensor, weight: Tensor, bias: Optional[Tensor] = None, stride: IntOrSeq = 1,
+          padding: Union[str, IntOrSeq] = 0, dilation: IntOrSeq = 1, groups: int = 1) -> Tensor:
+        return _conv(rank, input, weight, bias, stride, padding, dilation, groups)
+
+    f.__name__ = f.__qualname__ = name
+    f.__doc__ = f"""``torch.nn.functional.{name}`` computed by convnd (same signature and layouts).
+
+    input ``(N, C, *spatial)`` or unbatched ``(C, *spatial)``; weight ``(O, C / groups, *kernel)``;
+    bias ``(O,)`` or None; stride, dilation: int or {rank} ints; padding: int, {rank} ints,
+    ``"same"`` (stride 1; an odd total goes to the high end, as PyTorch) or ``"valid"``.
+    Returns ``(N, O, *out)``, a ``channels_last`` view of convnd's output (no copy). CPU and CUDA
+    tensors; differentiable (convnd's gradients), ``torch.compile`` and autocast aware.
+    """
+    return f
+
+
+def _functional_transpose(rank: int):
+    name = f"conv_transpose{rank}d"
+
+    def f(input: Tensor, weight: Tensor, bias: Optional[Tensor] = None, stride: IntOrSeq = 1,
+          padding: IntOrSeq = 0, output_padding: IntOrSeq = 0, groups: int = 1,
+          dilation: IntOrSeq = 1) -> Tensor:
+        return _conv_transpose(rank, input, weight, bias, stride, padding, output_padding, groups, dilation)
+
+    f.__name__ = f.__qualname__ = name
+    f.__doc__ = f"""``torch.nn.functional.{name}`` computed by convnd (same signature and layouts).
+
+    input ``(N, C, *spatial)`` or unbatched ``(C, *spatial)``; weight ``(C, O / groups, *kernel)``
+    (PyTorch's transposed layout); bias ``(O,)`` or None; stride, padding, output_padding,
+    dilation: int or {rank} ints; ``0 <= output_padding < max(stride, dilation)``.
+    Returns ``(N, O, *out)`` with ``out = (I - 1) * stride - 2 * padding + dilation * (K - 1) +
+    output_padding + 1``, a ``channels_last`` view of convnd's output (no copy).
+    """
+    return f
+
+
+conv1d = _functional(1)
+conv2d = _functional(2)
+conv3d = _functional(3)
+conv_transpose1d = _functional_transpose(1)
+conv_transpose2d = _functional_transpose(2)
+conv_transpose3d = _functional_transpose(3)
+
+_FUNCTIONS = {1: conv1d, 2: conv2d, 3: conv3d}
+_TRANSPOSE_FUNCTIONS = {1: conv_transpose1d, 2: conv_transpose2d, 3: conv_transpose3d}
+
+
+# --------------------------------------------------------------------------------------------
+# Modules: torch.nn's classes with the convolution swapped (constructor, parameters, state dict,
+# initialisation and padding modes are theirs).
+
+
+class _ConvMixin:
+    _rank = 0
+
+    def _conv_forward(self, input: Tensor, weight: Tensor, bias: Optional[Tensor]) -> Tensor:
+        f = _FUNCTIONS[self._rank]
+        if self.padding_mode != "zeros":  # as torch.nn: pad first (reflect, replicate, circular)
+            return f(_F.pad(input, self._reversed_padding_repeated_twice, mode=self.padding_mode), weight, bias,
+                     self.stride, 0, self.dilation, self.groups)
+        return f(input, weight, bias, self.stride, self.padding, self.dilation, self.groups)
+
+    def _get_name(self) -> str:
+        return "convnd." + type(self).__name__
+
+
+class _ConvTransposeMixin:
+    _rank = 0
+
+    def forward(self, input: Tensor, output_size: Optional[List[int]] = None) -> Tensor:
+        if self.padding_mode != "zeros":
+            raise ValueError(f"Only `zeros` padding mode is supported for {type(self).__name__}")
+        output_padding = self._output_padding(input, output_size, self.stride, self.padding, self.kernel_size,
+                                              self._rank, self.dilation)
+        return _TRANSPOSE_FUNCTIONS[self._rank](input, self.weight, self.bias, self.stride, self.padding,
+                                                output_padding, self.groups, self.dilation)
+
+    def _get_name(self) -> str:
+        return "convnd." + type(self).__name__
+
+
+class Conv1d(_ConvMixin, torch.nn.Conv1d):
+    """``torch.nn.Conv1d`` computed by convnd: the same constructor, parameters and state dict."""
+    _rank = 1
+
+
+class Conv2d(_ConvMixin, torch.nn.Conv2d):
+    """``torch.nn.Conv2d`` computed by convnd: the same constructor, parameters and state dict."""
+    _rank = 2
+
+
+class Conv3d(_ConvMixin, torch.nn.Conv3d):
+    """``torch.nn.Conv3d`` computed by convnd: the same constructor, parameters and state dict."""
+    _rank = 3
+
+
+class ConvTranspose1d(_ConvTransposeMixin, torch.nn.ConvTranspose1d):
+    """``torch.nn.ConvTranspose1d`` computed by convnd: the same constructor, parameters and state dict."""
+    _rank = 1
+
+
+class ConvTranspose2d(_ConvTransposeMixin, torch.nn.ConvTranspose2d):
+    """``torch.nn.ConvTranspose2d`` computed by convnd: the same constructor, parameters and state dict."""
+    _rank = 2
+
+
+class ConvTranspose3d(_ConvTransposeMixin, torch.nn.ConvTranspose3d):
+    """``torch.nn.ConvTranspose3d`` computed by convnd: the same constructor, parameters and state dict."""
+    _rank = 3
+
+
+_CONVERSIONS = {
+    torch.nn.Conv1d: Conv1d,
+    torch.nn.Conv2d: Conv2d,
+    torch.nn.Conv3d: Conv3d,
+    torch.nn.ConvTranspose1d: ConvTranspose1d,
+    torch.nn.ConvTranspose2d: ConvTranspose2d,
+    torch.nn.ConvTranspose3d: ConvTranspose3d,
+}
+
+
+def convert(model: "torch.nn.Module") -> "torch.nn.Module":
+    """Makes every ``torch.nn`` convolution of ``model`` (the model itself included, at any depth)
+    compute with convnd, in place, and returns ``model``.
+
+    Each ``torch.nn.Conv1d/2d/3d`` and ``ConvTranspose1d/2d/3d`` becomes the convnd class of the
+    same name: the same module object with the same parameters, buffers, hooks and state dict
+    (so optimizers, DDP buckets and checkpoints keep working). Subclasses of those classes
+    (which may change ``forward``) and lazy modules not yet initialised are left alone.
+    """
+    for m in model.modules():
+        cls = _CONVERSIONS.get(type(m))
+        if cls is not None:
+            m.__class__ = cls
+    return model
