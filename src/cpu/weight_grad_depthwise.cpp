@@ -160,7 +160,12 @@ void depthwise_partial(const Geometry& g, const void* x, const void* dy, int64_t
           if (og == 1) {
             for (int64_t o = o0; o < o1; ++o) s[o] += load_as<S, T>(dy, yb + o) * load_as<S, T>(x, xb + o);
           } else {
-            for (int64_t o = o0; o < o1; ++o) s[o] += load_as<S, T>(dy, yb + o) * load_as<S, T>(x, xb + o / og);
+            // A channel multiplier: one input value per group, broadcast over its outputs.
+            for (int64_t o = o0; o < o1;) {
+              const int64_t gi = o / og, oe = std::min(o1, (gi + 1) * og);
+              const T xv = load_as<S, T>(x, xb + gi);
+              for (; o < oe; ++o) s[o] += load_as<S, T>(dy, yb + o) * xv;
+            }
           }
         }
       }
