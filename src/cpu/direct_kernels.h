@@ -39,10 +39,17 @@ struct ScatterArgs {
 
 using DepthwiseFn = void (*)(const DepthwiseArgs&, int64_t row0, int64_t row1);
 using ScatterFn = void (*)(const ScatterArgs&);
+/// The depthwise weight gradient (C/g = 1) of reduction rows [row0, row1) (a row being one
+/// (n, output position)) for output channels [o0, o1): slot[t·O + o] = Σ_rows dy[row, o] ·
+/// x[row's position + tap t, o / (O/g)], the rows summed in order in the compute type (float,
+/// double for f64); slot's other channels are left alone.
+using DepthwiseWgradFn = void (*)(const Geometry& g, const void* x, const void* dy, int64_t row0, int64_t row1,
+                                  int64_t o0, int64_t o1, void* slot);
 
 struct DirectKernels {
   DepthwiseFn depthwise[4];  // by DType: f32, f16, bf16, f64
   ScatterFn scatter[4];
+  DepthwiseWgradFn depthwise_wgrad[4];
 };
 const DirectKernels& direct_kernels_generic();
 const DirectKernels& direct_kernels_avx2();

@@ -5,39 +5,22 @@
 // into a partial [taps, O] (vectorised over channels, rows in order), and the blocks are added
 // in order by src/cpu/blocked_reduction.h: bitwise the same for any threads or budget.
 // A single channel (C = O = 1, e.g. the dual of a long-kernel transposed conv) vectorises over
-// the taps instead.
+// the taps, or over the rows for short kernels. The loops are src/cpu/isa/direct_kernels.inc's
+// depthwise_wgrad, compiled for each instruction set.
 #include <algorithm>
 #include <cstring>
 #include <memory>
 
 #include "cpu/blocked_reduction.h"
 #include "cpu/config_checks.h"
+#include "cpu/direct_kernels.h"
 
 namespace convnd {
 
 namespace {
 
-template <class S>
-struct Load;
-template <>
-struct Load<float> {
-  static float get(const float* p, int64_t i) { return p[i]; }
-};
-template <>
-struct Load<double> {
-  static double get(const double* p, int64_t i) { return p[i]; }
-};
-struct Half {};
-struct BFloat {};
-
-template <class S, class T>
-inline T load_as(const void* base, int64_t i) {
-  if constexpr (std::is_same_v<S, Half>) return T(half_to_float(static_cast<const uint16_t*>(base)[i]));
-  else if constexpr (std::is_same_v<S, BFloat>) return T(bf16_to_float(static_cast<const uint16_t*>(base)[i]));
-  else return T(static_cast<const S*>(base)[i]);
-}
-
 struct DepthwiseWgradConfig final : PlanConfig {
+  Isa isa = Isa::generic;     // the direct-kernel table
   int64_t wave = 1;           // blocks computed at once
   int64_t channel_chunks = 1; // tasks a block is split into (channel ranges)
   int threads = 1;
@@ -52,126 +35,6 @@ struct DepthwiseWgradConfig final : PlanConfig {
     return c;
   }
 };
-
-// One channel and a short last kernel axis: per run of rows along one output line and per
-// tap, a dot product over the rows (kLanes interleaved lanes added in a fixed order), rather
-// than a few taps per row: a 1-tap reduction over millions of rows is then a streaming dot.
-template <class S, class T>
-void single_short(const Geometry& g, const void* x, const void* dy, int64_t row0, int64_t row1, T* slot) {
-  constexpr int64_t kLanes = 16;
-  const int64_t K2 = g.k[2], s2 = g.stride[2], d2 = g.kdil[2];
-  for (int64_t r = row0; r < row1;) {
-    int64_t q = r;
-    const int64_t a = q % g.out[2];  // first p2 of this run
-    q /= g.out[2];
-    const int64_t p1 = q % g.out[1];
-    q /= g.out[1];
-    const int64_t p0 = q % g.out[0];
-    const int64_t n = q / g.out[0];
-    const int64_t b = std::min(g.out[2], a + (row1 - r));  // the run is p2 in [a, b)
-    for (int64_t t0 = 0; t0 < g.k[0]; ++t0) {
-      const int64_t k0 = g.flip ? g.k[0] - 1 - t0 : t0;
-      const int64_t pos0 = p0 * g.stride[0] + k0 * g.kdil[0] - g.lo[0];
-      if (pos0 < 0 || pos0 % g.idil[0] || pos0 / g.idil[0] >= g.in[0]) continue;
-      for (int64_t t1 = 0; t1 < g.k[1]; ++t1) {
-        const int64_t k1 = g.flip ? g.k[1] - 1 - t1 : t1;
-        const int64_t pos1 = p1 * g.stride[1] + k1 * g.kdil[1] - g.lo[1];
-        if (pos1 < 0 || pos1 % g.idil[1] || pos1 / g.idil[1] >= g.in[1]) continue;
-        const int64_t xrow = ((n * g.in[0] + pos0 / g.idil[0]) * g.in[1] + pos1 / g.idil[1]) * g.in[2];
-        T* srow = slot + (t0 * g.k[1] + t1) * K2;
-        for (int64_t t2 = 0; t2 < K2; ++t2) {
-          const int64_t off = (g.flip ? K2 - 1 - t2 : t2) * d2 - g.lo[2];  // position = p2·s2 + off
-          // p2 in [lo, hi): 0 <= p2·s2 + off < in.
-          const int64_t lo = std::max(a, off >= 0 ? 0 : (-off + s2 - 1) / s2);
-          const int64_t hi = std::min(b, g.in[2] - off <= 0 ? 0 : (g.in[2] - off - 1) / s2 + 1);
-          if (lo >= hi) continue;
-          T lane[kLanes] = {};
-          const int64_t ybase = r - a;  // row of p2 = ybase + p2
-          int64_t p = lo;
-          if (s2 == 1) {
-            for (; p + kLanes <= hi; p += kLanes)
-              for (int64_t l = 0; l < kLanes; ++l)
-                lane[l] += load_as<S, T>(dy, ybase + p + l) * load_as<S, T>(x, xrow + p + l + off);
-          }
-          for (int64_t l = 0; p < hi; ++p, l = (l + 1) % kLanes)
-            lane[l] += load_as<S, T>(dy, ybase + p) * load_as<S, T>(x, xrow + p * s2 + off);
-          T sum = T(0);
-          for (int64_t l = 0; l < kLanes; ++l) sum += lane[l];
-          srow[t2] += sum;
-        }
-      }
-    }
-    r += b - a;
-  }
-}
-
-// The partial of block b for channels [o0, o1) into slot [taps][O] (compute type T).
-template <class S, class T>
-void depthwise_partial(const Geometry& g, const void* x, const void* dy, int64_t row0, int64_t row1, int64_t o0,
-                       int64_t o1, T* slot) {
-  const int64_t taps = g.kernel_volume(), O = g.o, C = g.c, og = g.og();
-  for (int64_t t = 0; t < taps; ++t)
-    for (int64_t o = o0; o < o1; ++o) slot[t * O + o] = T(0);
-  const bool single = C == 1 && O == 1 && g.idil[2] == 1;
-  if (single && g.k[2] <= 64) {
-    single_short<S, T>(g, x, dy, row0, row1, slot);
-    return;
-  }
-  for (int64_t r = row0; r < row1; ++r) {
-    int64_t q = r;
-    const int64_t p2 = q % g.out[2];
-    q /= g.out[2];
-    const int64_t p1 = q % g.out[1];
-    q /= g.out[1];
-    const int64_t p0 = q % g.out[0];
-    const int64_t n = q / g.out[0];
-    for (int64_t t0 = 0; t0 < g.k[0]; ++t0) {
-      const int64_t k0 = g.flip ? g.k[0] - 1 - t0 : t0;
-      const int64_t pos0 = p0 * g.stride[0] + k0 * g.kdil[0] - g.lo[0];
-      if (pos0 < 0 || pos0 % g.idil[0] || pos0 / g.idil[0] >= g.in[0]) continue;
-      for (int64_t t1 = 0; t1 < g.k[1]; ++t1) {
-        const int64_t k1 = g.flip ? g.k[1] - 1 - t1 : t1;
-        const int64_t pos1 = p1 * g.stride[1] + k1 * g.kdil[1] - g.lo[1];
-        if (pos1 < 0 || pos1 % g.idil[1] || pos1 / g.idil[1] >= g.in[1]) continue;
-        const int64_t xrow = ((n * g.in[0] + pos0 / g.idil[0]) * g.in[1] + pos1 / g.idil[1]) * g.in[2];
-        T* srow = slot + (t0 * g.k[1] + t1) * g.k[2] * O;
-        if (single) {
-          // One channel: taps along the last axis read consecutive (kdil apart) inputs.
-          const T d = load_as<S, T>(dy, r);
-          const int64_t base = p2 * g.stride[2] - g.lo[2], dl = g.kdil[2];
-          // kk in [lo, hi]: 0 <= base + kk·dl < in.
-          const int64_t lo = base >= 0 ? 0 : (-base + dl - 1) / dl;
-          const int64_t hi = base > g.in[2] - 1 ? -1 : std::min(g.k[2] - 1, (g.in[2] - 1 - base) / dl);
-          if (g.flip)
-            for (int64_t kk = lo; kk <= hi; ++kk) srow[g.k[2] - 1 - kk] += d * load_as<S, T>(x, xrow + base + kk * dl);
-          else if (dl == 1)  // the common case, contiguous: vectorises
-            for (int64_t kk = lo; kk <= hi; ++kk) srow[kk] += d * load_as<S, T>(x, xrow + base + kk);
-          else
-            for (int64_t kk = lo; kk <= hi; ++kk) srow[kk] += d * load_as<S, T>(x, xrow + base + kk * dl);
-          continue;
-        }
-        for (int64_t t2 = 0; t2 < g.k[2]; ++t2) {
-          const int64_t k2 = g.flip ? g.k[2] - 1 - t2 : t2;
-          const int64_t pos2 = p2 * g.stride[2] + k2 * g.kdil[2] - g.lo[2];
-          if (pos2 < 0 || pos2 % g.idil[2] || pos2 / g.idil[2] >= g.in[2]) continue;
-          const int64_t xb = (xrow + pos2 / g.idil[2]) * C;
-          T* s = srow + t2 * O;
-          const int64_t yb = r * O;
-          if (og == 1) {
-            for (int64_t o = o0; o < o1; ++o) s[o] += load_as<S, T>(dy, yb + o) * load_as<S, T>(x, xb + o);
-          } else {
-            // A channel multiplier: one input value per group, broadcast over its outputs.
-            for (int64_t o = o0; o < o1;) {
-              const int64_t gi = o / og, oe = std::min(o1, (gi + 1) * og);
-              const T xv = load_as<S, T>(x, xb + gi);
-              for (; o < oe; ++o) s[o] += load_as<S, T>(dy, yb + o) * xv;
-            }
-          }
-        }
-      }
-    }
-  }
-}
 
 class WeightGradDepthwise final : public Algorithm {
  public:
@@ -189,6 +52,7 @@ class WeightGradDepthwise final : public Algorithm {
       const int64_t ws = round_up_64(elems * 16) + round_up_64(wave * elems * cs);
       if (ws <= req.budget) {
         auto cfg = std::make_shared<DepthwiseWgradConfig>();
+        cfg->isa = req.isa;
         cfg->wave = wave;
         cfg->threads = req.threads;
         // Split channels when blocks alone do not give every thread work (64 channels at least).
@@ -208,6 +72,8 @@ class WeightGradDepthwise final : public Algorithm {
   Status run(const RunContext& ctx) const override {
     const DepthwiseWgradConfig* cfg = config_of<DepthwiseWgradConfig>(ctx.plan);
     if (!cfg) return wrong_config(ctx.plan);
+    if (Status st = check_config_isa(ctx.plan, cfg->isa); !st.ok()) return st;
+    const DepthwiseWgradFn fn = direct_kernels(cfg->isa).depthwise_wgrad[int(ctx.g.dtype)];
     const Geometry& g = ctx.g;
     const bool f64 = g.dtype == DType::f64;
     const int64_t cs = f64 ? 8 : 4, taps = g.kernel_volume(), elems = taps * g.o;
@@ -229,12 +95,7 @@ class WeightGradDepthwise final : public Algorithm {
       const int64_t r0 = b * kWgradBlockRows, r1 = std::min(rows, r0 + kWgradBlockRows);
       const int64_t o0 = part * per, o1 = std::min(g.o, o0 + per);
       if (o0 >= o1) return;
-      switch (g.dtype) {
-        case DType::f32: depthwise_partial<float, float>(g, ctx.x.data, ctx.y.data, r0, r1, o0, o1, static_cast<float*>(slot)); break;
-        case DType::f16: depthwise_partial<Half, float>(g, ctx.x.data, ctx.y.data, r0, r1, o0, o1, static_cast<float*>(slot)); break;
-        case DType::bf16: depthwise_partial<BFloat, float>(g, ctx.x.data, ctx.y.data, r0, r1, o0, o1, static_cast<float*>(slot)); break;
-        case DType::f64: depthwise_partial<double, double>(g, ctx.x.data, ctx.y.data, r0, r1, o0, o1, static_cast<double*>(slot)); break;
-      }
+      fn(g, ctx.x.data, ctx.y.data, r0, r1, o0, o1, slot);
     };
     if (Status st = blocked_reduce(ctx, blocks, elems, chunks, cfg->wave, f64, slots, acc, comp, partial, 0.0, 1.0);
         !st.ok())
