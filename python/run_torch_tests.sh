@@ -7,8 +7,9 @@
 #
 # Re-runs are cheap: pip runs only when the requirements or the sources changed (hashes kept in
 # the venv), and the CMake build folder (in the venv, not in the clone) is kept between builds.
-# A new venv gets the CPU-only torch wheel (download.pytorch.org/whl/cpu; PyPI's if that index
-# cannot be reached); a venv that already has torch >= 2.4 keeps its own, CUDA build or not.
+# A new venv gets torch from PyPI (the project installs from Debian and PyPI only; PyPI's Linux
+# wheel brings its CUDA libraries, several GB, once); a venv that already has torch >= 2.4
+# keeps its own.
 # The CUDA backend is left out of convnd's build here (CONVND_CUDA, default OFF; CUDA tests skip
 # without a GPU anyway). Environment: PYTHON (the interpreter that creates the venv; default
 # python3), CMAKE_BUILD_PARALLEL_LEVEL (default 2), CONVND_FORCE_INSTALL=1 (reinstall).
@@ -28,14 +29,11 @@ if ! "$py" -c 'import sys' >/dev/null 2>&1; then
   "${PYTHON:-python3}" -m venv "$venv"
 fi
 
-# torch >= 2.4 (what convnd.torch needs): kept if there, else the CPU wheel.
+# torch >= 2.4 (what convnd.torch needs): kept if there, else PyPI's.
 if ! "$py" -c 'import re, sys, torch; m = re.match(r"(\d+)\.(\d+)", torch.__version__); sys.exit(tuple(map(int, m.groups())) < (2, 4))' \
      >/dev/null 2>&1; then
-  echo "[torch] installing torch>=2.4 (CPU wheel)"
-  if ! "$py" -m pip install -q --index-url https://download.pytorch.org/whl/cpu "torch>=2.4"; then
-    echo "[torch] the CPU index failed; installing torch from PyPI"
-    "$py" -m pip install -q "torch>=2.4"
-  fi
+  echo "[torch] installing torch>=2.4 from PyPI"
+  "$py" -m pip install -q "torch>=2.4"
 fi
 
 reqs=("scikit-build-core>=0.10" "nanobind>=2.2" "numpy>=1.22" "ml_dtypes>=0.2" "pytest>=7")
