@@ -4,6 +4,12 @@
 # (with --cpu) the CPU gradient benchmark on all of its cores against PyTorch's oneDNN
 # (bench/grad_cpu.py --convnd-cli). Logs and tables go to $OUT.
 #   bench/grad_device.sh [--tests] [--gpu] [--cpu]     (none: all three)
+# Build the folder on the development machine first (nvcc there; the device's time is short):
+#   cmake -S . -B build-cuda -G Ninja -DCMAKE_BUILD_TYPE=Release -DCONVND_CUDA=ON && ninja -C build-cuda
+#   mkdir -p .gpubin && cp build-cuda/tests/convnd_tests build-cuda/convnd .gpubin/ &&
+#   mv .gpubin/convnd .gpubin/convnd_cli && nvcc -O2 -std=c++20 -arch=sm_90 -Iinclude bench/gpu_bench.cu \
+#     build-cuda/libconvnd.a -ldl -o .gpubin/gpu_bench_grad -Xlinker -rpath -Xlinker /usr/local/cuda/lib64
+# and carry .gpubin (git-ignored through .git/info/exclude) with the device call.
 set -uo pipefail
 bin=${BIN:-.gpubin}
 OUT=${OUT:-out}
