@@ -81,10 +81,6 @@ WorkspaceCache& workspace_cache() {
   return *cache;
 }
 
-TensorView as_5d(const TensorView& t, int64_t a, const Dims& s, int64_t b) {
-  return TensorView(t.data, t.dtype, Shape{a, s[0], s[1], s[2], b});
-}
-
 class CpuBackend final : public BackendImpl {
  public:
   Backend kind() const override { return Backend::cpu; }
@@ -194,9 +190,7 @@ class CpuBackend final : public BackendImpl {
       dense[r] = r == out ? Tensor::empty(given[r]->dtype, given[r]->shape) : contiguous_copy(*given[r]);
       view[r] = &dense[r].view();
     }
-    const TensorView x5 = as_5d(*view[0], g.n, g.in, g.c);
-    const TensorView w5 = as_5d(*view[1], g.o, g.k, g.cg());
-    const TensorView y5 = as_5d(*view[2], g.n, g.out, g.o);
+    const DenseViews v5 = dense_views(g, view[0]->data, view[1]->data, view[2]->data);
 
     std::shared_ptr<void> ws;
     if (plan.workspace_bytes > 0) {
@@ -209,7 +203,7 @@ class CpuBackend final : public BackendImpl {
       }
     }
     std::shared_ptr<ThreadPool> pool = ThreadPool::shared(plan.threads);
-    RunContext ctx{plan, g, x5, w5, y5, ws.get(), pool.get(), &opt.progress};
+    RunContext ctx{plan, g, v5.x, v5.w, v5.y, ws.get(), pool.get(), &opt.progress};
     const Status st = algo.run(ctx);
     if (!st.ok()) throw Error(st.kind(), with_problem(st.message()));
     // The dense result into the caller's strided view.

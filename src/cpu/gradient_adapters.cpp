@@ -56,13 +56,12 @@ Status cpu_permute(const RunContext& ctx, const void* src, void* dst, const Weig
 
 constexpr IsaSet kCpuIsas{Isa::generic, Isa::avx2, Isa::avx512};
 
-class CpuDataGrad final : public DataGradAdapter {
+// Either adapter (DataGradAdapter, WeightGradDualAdapter) on the CPU's list and host copies.
+template <class Adapter>
+class CpuAdapter final : public Adapter {
  public:
-  const AlgorithmTraits& traits() const override {
-    static const AlgorithmTraits t{"data_grad", Backend::cpu, {Direction::bwd_d}, kAllDTypes, kCpuIsas,
-                                   "w permuted to [C, K, O/g] (none when depthwise) + the dual forward plan's"};
-    return t;
-  }
+  explicit CpuAdapter(const AlgorithmTraits& traits) : traits_(traits) {}
+  const AlgorithmTraits& traits() const override { return traits_; }
 
  protected:
   const std::vector<const Algorithm*>& candidates() const override { return cpu_backend().algorithms(); }
@@ -70,33 +69,25 @@ class CpuDataGrad final : public DataGradAdapter {
                  int es) const override {
     return cpu_permute(ctx, src, dst, d, to_permuted, es);
   }
-};
 
-class CpuWeightGradDual final : public WeightGradDualAdapter {
- public:
-  const AlgorithmTraits& traits() const override {
-    static const AlgorithmTraits t{"weight_grad_dual", Backend::cpu, {Direction::bwd_w}, kAllDTypes, kCpuIsas,
-                                   "dw' [C, K, O/g] (none when depthwise) + the dual's weight-gradient plan"};
-    return t;
-  }
-
- protected:
-  const std::vector<const Algorithm*>& candidates() const override { return cpu_backend().algorithms(); }
-  Status permute(const RunContext& ctx, const void* src, void* dst, const WeightDual& d, bool to_permuted,
-                 int es) const override {
-    return cpu_permute(ctx, src, dst, d, to_permuted, es);
-  }
+ private:
+  AlgorithmTraits traits_;
 };
 
 }  // namespace
 
 const Algorithm& data_grad_algorithm() {
-  static const CpuDataGrad a;
+  static const CpuAdapter<DataGradAdapter> a({"data_grad", Backend::cpu, {Direction::bwd_d}, kAllDTypes, kCpuIsas,
+                                              "w permuted to [C, K, O/g] (none when depthwise) + the dual forward "
+                                              "plan's"});
   return a;
 }
 
 const Algorithm& weight_grad_dual_algorithm() {
-  static const CpuWeightGradDual a;
+  static const CpuAdapter<WeightGradDualAdapter> a({"weight_grad_dual", Backend::cpu, {Direction::bwd_w},
+                                                    kAllDTypes, kCpuIsas,
+                                                    "dw' [C, K, O/g] (none when depthwise) + the dual's "
+                                                    "weight-gradient plan"});
   return a;
 }
 

@@ -86,12 +86,6 @@ void unstage_output(const void* dense, const TensorView& y, cudaStream_t stream)
   if (host.defined()) copy_from_dense(host.data(), y);
 }
 
-TensorView as_5d(const void* data, DType t, int64_t a, const Dims& s, int64_t b, int device) {
-  TensorView v(const_cast<void*>(data), t, Shape{a, s[0], s[1], s[2], b});
-  v.device = device;
-  return v;
-}
-
 // ---- the entry points, wrapped by the CudaBackend class below ----------------------------
 
 std::string cuda_unavailable_reason() {
@@ -198,10 +192,8 @@ void cuda_execute(const Plan& plan, const Algorithm& algorithm, const TensorView
     }
     cuda::DeviceBuffer ws(plan.workspace_bytes, "workspace", stream);
 
-    const TensorView x5 = as_5d(dev[0], g.dtype, g.n, g.in, g.c, device);
-    const TensorView w5 = as_5d(dev[1], g.dtype, g.o, g.k, g.cg(), device);
-    const TensorView y5 = as_5d(dev[2], g.dtype, g.n, g.out, g.o, device);
-    RunContext ctx{plan, g, x5, w5, y5, ws.data(), nullptr, &opt.progress, stream};
+    const DenseViews v5 = dense_views(g, dev[0], dev[1], dev[2], device);
+    RunContext ctx{plan, g, v5.x, v5.w, v5.y, ws.data(), nullptr, &opt.progress, stream};
     const Status st = algorithm.run(ctx);
     if (!st.ok()) {
       cudaStreamSynchronize(stream);  // let enqueued work finish before the buffers go back

@@ -32,13 +32,12 @@ Status cuda_permute(const RunContext& ctx, const void* src, void* dst, const Wei
 
 constexpr IsaSet kCudaIsas{Isa::sm_90};
 
-class CudaDataGrad final : public DataGradAdapter {
+// Either adapter (DataGradAdapter, WeightGradDualAdapter) on the CUDA list and device copies.
+template <class Adapter>
+class CudaAdapter final : public Adapter {
  public:
-  const AlgorithmTraits& traits() const override {
-    static const AlgorithmTraits t{"data_grad__cuda", Backend::cuda, {Direction::bwd_d}, kAllDTypes, kCudaIsas,
-                                   "w permuted to [C, K, O/g] (none when depthwise) + the dual forward plan's"};
-    return t;
-  }
+  explicit CudaAdapter(const AlgorithmTraits& traits) : traits_(traits) {}
+  const AlgorithmTraits& traits() const override { return traits_; }
 
  protected:
   const std::vector<const Algorithm*>& candidates() const override { return cuda_backend().algorithms(); }
@@ -46,34 +45,26 @@ class CudaDataGrad final : public DataGradAdapter {
                  int es) const override {
     return cuda_permute(ctx, src, dst, d, to_permuted, es);
   }
-};
 
-class CudaWeightGradDual final : public WeightGradDualAdapter {
- public:
-  const AlgorithmTraits& traits() const override {
-    static const AlgorithmTraits t{"weight_grad_dual__cuda", Backend::cuda, {Direction::bwd_w}, kAllDTypes,
-                                   kCudaIsas,
-                                   "dw' [C, K, O/g] (none when depthwise) + the dual's weight-gradient plan"};
-    return t;
-  }
-
- protected:
-  const std::vector<const Algorithm*>& candidates() const override { return cuda_backend().algorithms(); }
-  Status permute(const RunContext& ctx, const void* src, void* dst, const WeightDual& d, bool to_permuted,
-                 int es) const override {
-    return cuda_permute(ctx, src, dst, d, to_permuted, es);
-  }
+ private:
+  AlgorithmTraits traits_;
 };
 
 }  // namespace
 
 const Algorithm& data_grad_cuda_algorithm() {
-  static const CudaDataGrad a;
+  static const CudaAdapter<DataGradAdapter> a({"data_grad__cuda", Backend::cuda, {Direction::bwd_d}, kAllDTypes,
+                                               kCudaIsas,
+                                               "w permuted to [C, K, O/g] (none when depthwise) + the dual forward "
+                                               "plan's"});
   return a;
 }
 
 const Algorithm& weight_grad_dual_cuda_algorithm() {
-  static const CudaWeightGradDual a;
+  static const CudaAdapter<WeightGradDualAdapter> a({"weight_grad_dual__cuda", Backend::cuda, {Direction::bwd_w},
+                                                     kAllDTypes, kCudaIsas,
+                                                     "dw' [C, K, O/g] (none when depthwise) + the dual's "
+                                                     "weight-gradient plan"});
   return a;
 }
 

@@ -69,6 +69,20 @@ struct PlanChoice {
   int index_bits = 64;
 };
 
+/// Dense views of g's three tensors in the 3-D geometry's layout over the given memory:
+/// x [N, D, H, W, C], w [O, KD, KH, KW, C/g], y [N, PD, PH, PW, O] (device -1: host).
+struct DenseViews {
+  TensorView x, w, y;
+};
+inline DenseViews dense_views(const Geometry& g, const void* x, const void* w, const void* y, int device = -1) {
+  auto view = [&](const void* data, int64_t a, const Dims& s, int64_t b) {
+    TensorView v(const_cast<void*>(data), g.dtype, Shape{a, s[0], s[1], s[2], b});
+    v.device = device;
+    return v;
+  };
+  return {view(x, g.n, g.in, g.c), view(w, g.o, g.k, g.c / g.groups), view(y, g.n, g.out, g.o)};
+}
+
 /// Which of the three tensors (0: x, 1: w, 2: y) a direction writes: y for fwd, x (dx) for
 /// bwd_d, w (dw) for bwd_w. The other two are read; for the gradients y holds dy.
 inline int output_role(Direction d) { return d == Direction::fwd ? 2 : d == Direction::bwd_d ? 0 : 1; }

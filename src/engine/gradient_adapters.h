@@ -92,12 +92,6 @@ class GradientAdapter : public Algorithm {
   virtual Status permute(const RunContext& ctx, const void* src, void* dst, const WeightDual& d, bool to_permuted,
                          int elem_bytes) const = 0;
 
-  static TensorView view5(const void* data, DType t, int64_t a, const Dims& s, int64_t b, int device) {
-    TensorView v(const_cast<void*>(data), t, Shape{a, s[0], s[1], s[2], b});
-    v.device = device;
-    return v;
-  }
-
   // Plans the dual problem `dual` for outer problem g, after the adapter's own `copy` bytes.
   std::string plan_dual(const Geometry& g, const Geometry& dual, int64_t copy, const PlanRequest& req,
                         PlanChoice* out, int64_t* min_ws) const {
@@ -162,12 +156,9 @@ class DataGradAdapter : public GradientAdapter {
         return st;
       wd = ctx.workspace;
     }
-    const int dev = ctx.x.device;
     // The dual reads dy as its input and w' as its weight, and writes dx as its output.
-    const TensorView xi = view5(ctx.y.data, g.dtype, d.n, d.in, d.c, dev);
-    const TensorView wi = view5(wd, g.dtype, d.o, d.k, d.cg(), dev);
-    const TensorView yi = view5(ctx.x.data, g.dtype, d.n, d.out, d.o, dev);
-    return cfg->inner->run(inner_context(ctx, *cfg, xi, wi, yi));
+    const DenseViews v = dense_views(d, ctx.y.data, wd, ctx.x.data, ctx.x.device);
+    return cfg->inner->run(inner_context(ctx, *cfg, v.x, v.w, v.y));
   }
 };
 
@@ -193,12 +184,9 @@ class WeightGradDualAdapter : public GradientAdapter {
     const Geometry& g = ctx.g;
     const Geometry& d = cfg->inner_plan.geometry;
     void* dwd = cfg->copy_bytes > 0 ? ctx.workspace : ctx.w.data;
-    const int dev = ctx.x.device;
     // The dual's input is dy, its cotangent is x, and its weight gradient is dw'.
-    const TensorView xi = view5(ctx.y.data, g.dtype, d.n, d.in, d.c, dev);
-    const TensorView wi = view5(dwd, g.dtype, d.o, d.k, d.cg(), dev);
-    const TensorView yi = view5(ctx.x.data, g.dtype, d.n, d.out, d.o, dev);
-    if (Status st = cfg->inner->run(inner_context(ctx, *cfg, xi, wi, yi)); !st.ok()) return st;
+    const DenseViews v = dense_views(d, ctx.y.data, dwd, ctx.x.data, ctx.x.device);
+    if (Status st = cfg->inner->run(inner_context(ctx, *cfg, v.x, v.w, v.y)); !st.ok()) return st;
     if (cfg->copy_bytes > 0) return permute(ctx, dwd, ctx.w.data, weight_dual(g), false, int(dtype_size(g.dtype)));
     return Status::Ok();
   }
