@@ -2,8 +2,12 @@
 # On the GPU machine, from prebuilt binaries in a carried folder (default .gpubin): the CUDA
 # gradient tests, then the GPU gradient benchmark against cuDNN (bench/grad_gpu.py), then
 # (with --cpu) the CPU gradient benchmark on all of its cores against PyTorch's oneDNN
-# (bench/grad_cpu.py --convnd-cli). Logs and tables go to $OUT.
-#   bench/grad_device.sh [--tests] [--gpu] [--cpu]     (none: all three)
+# (bench/grad_cpu.py --convnd-cli). With --py it first builds the Python package with CUDA
+# there (pip, into /tmp/cnd, on all cores, while the C++ tests run; the machine's python3 has
+# torch, scikit-build-core and nanobind) and runs its CUDA tests, convnd.torch's host overhead
+# (bench/torch_overhead.py) and the training example on the GPU; --gpu then also times the
+# gradients through Python. Logs and tables go to $OUT.
+#   bench/grad_device.sh [--tests] [--py] [--gpu] [--cpu]     (none: all four)
 # Build the folder on the development machine first (nvcc there; the device's time is short):
 #   cmake -S . -B build-cuda -G Ninja -DCMAKE_BUILD_TYPE=Release -DCONVND_CUDA=ON && ninja -C build-cuda
 #   mkdir -p .gpubin && cp build-cuda/tests/convnd_tests build-cuda/convnd .gpubin/ &&
@@ -22,14 +26,36 @@ want() {  # whether stage $1 was asked for (no arguments: every stage)
   return 1
 }
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader | tee "$OUT/device.txt"
+if want --py; then
+  (CONVND_CUDA=ON CONVND_MLX=OFF CMAKE_BUILD_PARALLEL_LEVEL=$(nproc) timeout 400 python3 -m pip install -q \
+     --no-build-isolation --no-deps --target /tmp/cnd -C build-dir=/tmp/bpy . >"$OUT/py-build.log" 2>&1
+   echo "python package build rc=$?") &
+  build_pid=$!
+fi
 if want --tests; then
-  timeout 360 "$bin/convnd_tests" --gtest_filter='CudaGradients.*:CudaWeightGrad.*:CudaAlgorithms.*:CudaBackend.*' \
+  timeout 150 "$bin/convnd_tests" --gtest_filter='Cuda*' \
     >"$OUT/cuda-tests.log" 2>&1
   echo "cuda tests rc=$?"
   grep -E "^\[  (PASSED|FAILED|SKIPPED)|Failure" -A3 "$OUT/cuda-tests.log" | head -60
 fi
+if want --py; then
+  wait "$build_pid"
+  export PYTHONPATH=/tmp/cnd
+  python3 -c "import convnd, torch; print('convnd', convnd.__file__, 'cuda', convnd.has_cuda(), 'torch', torch.__version__)"
+  PYTHONUNBUFFERED=1 timeout 150 python3 -m pytest -q -p no:cacheprovider python/tests/test_cuda.py \
+    python/tests/test_torch.py python/tests/test_grad.py -k "cuda or Cuda" >"$OUT/py-cuda-tests.log" 2>&1
+  echo "python cuda tests rc=$?"
+  tail -15 "$OUT/py-cuda-tests.log"
+  PYTHONUNBUFFERED=1 timeout 60 python3 bench/torch_overhead.py --out "$OUT/torch-overhead.md" \
+    >"$OUT/torch-overhead.log" 2>&1
+  echo "torch overhead rc=$?"
+  grep -E "^(cpu|cuda) " "$OUT/torch-overhead.log"
+  mkdir -p "$OUT/train-torch-cuda"
+  (cd "$OUT/train-torch-cuda" && PYTHONUNBUFFERED=1 timeout 60 python3 "$OLDPWD/examples/train_torch.py" \
+     --device cuda --steps 150 >train.log 2>&1; echo "train example rc=$?"; tail -4 train.log)
+fi
 if want --gpu; then
-  PYTHONUNBUFFERED=1 timeout 300 python3 bench/grad_gpu.py --gpu-bench "$bin/gpu_bench_grad" --reps 10 \
+  PYTHONUNBUFFERED=1 timeout 240 python3 bench/grad_gpu.py --gpu-bench "$bin/gpu_bench_grad" --reps 10 \
     --out "$OUT/grad-gpu.md" >"$OUT/grad-gpu.log" 2>&1
   echo "gpu bench rc=$?"
   tail -8 "$OUT/grad-gpu.md"

@@ -5,7 +5,11 @@ For each problem of bench/gpu-grad-suite.txt and each gradient (bwd_d, bwd_w):
           gradient asked for (torch.backends.cudnn.benchmark=True, TF32 off): the first call
           (which includes cuDNN's algorithm search) and the median of CUDA-event timings;
   convnd: `gpu_bench --reps R 'dir=... problem'` (device-resident: device tensors, the plan
-          made once, CUDA-event timings of execute(), which synchronizes).
+          made once, CUDA-event timings of execute(), which synchronizes);
+  convnd through Python (when `import convnd.torch` works and convnd has CUDA): the gradient
+          operators a PyTorch model's backward calls (torch.ops.convnd.conv_input_grad /
+          conv_weight_grad) on CUDA tensors, back to back on PyTorch's stream: the first
+          call (planning included) and the mean per call over R calls between two events.
 Writes one JSON line per measurement and a markdown table (ratio = cuDNN ms / convnd ms).
 
   python3 bench/grad_gpu.py --gpu-bench PATH --out grad-gpu.md [--suite bench/gpu-grad-suite.txt]
@@ -71,6 +75,39 @@ def torch_times(problem, d, reps):
     return first, ts[len(ts) // 2]
 
 
+def python_times(problem, d, reps):
+    """convnd's gradient through its PyTorch operator, as a model's backward calls it."""
+    import convnd.torch  # noqa: F401  (registers torch.ops.convnd)
+    p = parse(problem)
+    r, tr, g = p["rank"], p["op"] == "convT", p["g"]
+    dev, dt = "cuda", p["dtype"]
+    s, pad, k = p["stride"], p["pad"], p["k"]
+    out = [(i - 1) * st - 2 * pd + kk if tr else (i + 2 * pd - kk) // st + 1
+           for i, kk, st, pd in zip(p["in"], k, s, pad)]
+    x = torch.randn(p["n"], *p["in"], p["c"], device=dev, dtype=dt)  # convnd's layouts: channels last,
+    dy = torch.randn(p["n"], *out, p["o"], device=dev, dtype=dt)     # w [O, *k, C/g] in both directions
+    w = torch.randn(p["o"], *k, p["c"] // g, device=dev, dtype=dt)
+    params = (s, pad, pad, [1] * r, [0] * r, g, tr)
+    if d == "bwd_d":
+        fn = lambda: torch.ops.convnd.conv_input_grad(dy, w, list(x.shape), *params)
+    else:
+        fn = lambda: torch.ops.convnd.conv_weight_grad(dy, x, list(w.shape), *params)
+    torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    fn()
+    torch.cuda.synchronize()
+    first = (time.perf_counter() - t0) * 1e3
+    for _ in range(2):
+        fn()
+    a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    a.record()
+    for _ in range(reps):
+        fn()
+    b.record()
+    b.synchronize()
+    return first, a.elapsed_time(b) / reps
+
+
 def convnd_time(gpu_bench, problem, d, reps):
     out = subprocess.run([gpu_bench, "--reps", str(reps), f"{problem} dir={d}"], capture_output=True, text=True,
                          timeout=300)
@@ -95,6 +132,14 @@ def main():
     torch.backends.cudnn.allow_tf32 = False
     probs = [l.split("#")[0].strip() for l in open(a.suite)]
     probs = [p for p in probs if p]
+    try:
+        import convnd
+        have_python = convnd.has_cuda()
+    except ImportError:
+        have_python = False
+    if have_python:  # the process's one-time costs (operator registration, dispatch caches) out of 'first'
+        python_times("n=1 in=8x8 c=8 o=8 k=3x3 pad=1 dtype=bf16", "bwd_d", 1)
+        python_times("n=1 in=8x8 c=8 o=8 k=3x3 pad=1 dtype=bf16", "bwd_w", 1)
     recs = []
     for prob in probs:
         for d in ("bwd_d", "bwd_w"):
@@ -104,9 +149,17 @@ def main():
                 first, tms = None, None
                 print(f"torch failed on {prob} {d}: {e}", file=sys.stderr)
             cms, algo, plan_ms = convnd_time(a.gpu_bench, prob, d, a.reps)
+            py_first = py_ms = None
+            if have_python:
+                try:
+                    py_first, py_ms = python_times(prob, d, a.reps)
+                except Exception as e:
+                    print(f"convnd through Python failed on {prob} {d}: {e}", file=sys.stderr)
             rec = {"problem": prob, "dir": d, "cudnn_first_ms": first and round(first, 2), "cudnn_ms": tms and round(tms, 4),
                    "convnd_ms": cms, "convnd_algorithm": algo, "convnd_plan_ms": plan_ms,
-                   "ratio": round(tms / cms, 3) if tms and cms else None}
+                   "python_first_ms": py_first and round(py_first, 2), "python_ms": py_ms and round(py_ms, 4),
+                   "ratio": round(tms / cms, 3) if tms and cms else None,
+                   "python_ratio": round(tms / py_ms, 3) if tms and py_ms else None}
             print(json.dumps(rec), flush=True)
             recs.append(rec)
     name = torch.cuda.get_device_name()
@@ -114,18 +167,23 @@ def main():
              f"Device: {name}. torch {torch.__version__}, cuDNN {torch.backends.cudnn.version()} "
              "(`aten.convolution_backward`, channels-last, cudnn.benchmark, TF32 off; CUDA-event median after "
              "warm-up; 'first' is the first call, algorithm search included). convnd: `gpu_bench` "
-             "(device-resident, CUDA events around execute()). Ratio = cuDNN ms / convnd ms (above 1: convnd "
-             "is faster).", "",
-             "| problem | gradient | cuDNN first ms | cuDNN ms | convnd ms | convnd algorithm | ratio |",
-             "| --- | --- | --- | --- | --- | --- | --- |"]
+             "(device-resident, CUDA events around execute()); 'Python' is convnd through its PyTorch operator "
+             "(torch.ops.convnd.conv_input_grad / conv_weight_grad, back to back on PyTorch's stream; 'first' "
+             "includes planning). Ratio = cuDNN ms / convnd ms (above 1: convnd is faster).", "",
+             "| problem | gradient | cuDNN first ms | cuDNN ms | convnd ms | convnd algorithm | ratio | "
+             "Python first ms | Python ms | Python ratio |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in recs:
         lines.append(f"| `{r['problem']}` | {r['dir']} | {r['cudnn_first_ms']} | {r['cudnn_ms']} | {r['convnd_ms']} | "
-                     f"{r['convnd_algorithm']} | {r['ratio']} |")
+                     f"{r['convnd_algorithm']} | {r['ratio']} | {r['python_first_ms']} | {r['python_ms']} | "
+                     f"{r['python_ratio']} |")
     for d in ("bwd_d", "bwd_w"):
-        rs = [r["ratio"] for r in recs if r["dir"] == d and r["ratio"] and "dtype=bf16" in r["problem"]]
-        if rs:
-            gm = math.exp(sum(math.log(v) for v in rs) / len(rs))
-            lines += ["", f"{d} on the bf16 layers: geometric mean {gm:.3f} over {len(rs)}; lowest {min(rs):.3f}."]
+        for key, what in (("ratio", "device-resident"), ("python_ratio", "through Python")):
+            rs = [r[key] for r in recs if r["dir"] == d and r[key] and "dtype=bf16" in r["problem"]]
+            if rs:
+                gm = math.exp(sum(math.log(v) for v in rs) / len(rs))
+                lines += ["", f"{d} on the bf16 layers, {what}: geometric mean {gm:.3f} over {len(rs)}; "
+                          f"lowest {min(rs):.3f}."]
     text = "\n".join(lines) + "\n"
     print(text)
     if a.out:
