@@ -126,8 +126,11 @@ def main():
     ap.add_argument("--suite", default="bench/gpu-grad-suite.txt")
     ap.add_argument("--reps", type=int, default=20)
     ap.add_argument("--out", default=None)
+    ap.add_argument("--no-cudnn-benchmark", action="store_true",
+                    help="cuDNN's heuristic choice instead of its timed search (which can take minutes on "
+                         "the long-kernel transposed convs)")
     a = ap.parse_args()
-    torch.backends.cudnn.benchmark = True
+    torch.backends.cudnn.benchmark = not a.no_cudnn_benchmark
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
     probs = [l.split("#")[0].strip() for l in open(a.suite)]
@@ -143,12 +146,13 @@ def main():
     recs = []
     for prob in probs:
         for d in ("bwd_d", "bwd_w"):
+            cms, algo, plan_ms = convnd_time(a.gpu_bench, prob, d, a.reps)
+            print(f"convnd {prob} {d}: {cms} ms ({algo})", file=sys.stderr, flush=True)
             try:
                 first, tms = torch_times(prob, d, a.reps)
             except Exception as e:  # an out-of-memory or unsupported case: say so
                 first, tms = None, None
                 print(f"torch failed on {prob} {d}: {e}", file=sys.stderr)
-            cms, algo, plan_ms = convnd_time(a.gpu_bench, prob, d, a.reps)
             py_first = py_ms = None
             if have_python:
                 try:
@@ -165,7 +169,7 @@ def main():
     name = torch.cuda.get_device_name()
     lines = [f"# GPU gradients: convnd against cuDNN's backward, {time.strftime('%Y-%m-%d')}", "",
              f"Device: {name}. torch {torch.__version__}, cuDNN {torch.backends.cudnn.version()} "
-             "(`aten.convolution_backward`, channels-last, cudnn.benchmark, TF32 off; CUDA-event median after "
+             f"(`aten.convolution_backward`, channels-last, cudnn.benchmark={torch.backends.cudnn.benchmark}, TF32 off; CUDA-event median after "
              "warm-up; 'first' is the first call, algorithm search included). convnd: `gpu_bench` "
              "(device-resident, CUDA events around execute()); 'Python' is convnd through its PyTorch operator "
              "(torch.ops.convnd.conv_input_grad / conv_weight_grad, back to back on PyTorch's stream; 'first' "

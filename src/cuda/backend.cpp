@@ -113,24 +113,28 @@ Status cuda_check_memory(const Plan& plan) {
   const bool fits = checked_add(g.x_elems() * es, g.w_elems() * es, &need) &&
                     checked_add(need, g.y_elems() * es, &need) &&
                     checked_add(need, plan.workspace_bytes, &need);
-  int64_t free_bytes = 0, total = 0;
   try {
-    cuda::memory_info(&free_bytes, &total);
+    const cuda::DeviceInfo& d = cuda::device_info(cuda::current_device());
+    const int64_t total = d.total_bytes;
+    const std::string where = " bytes on cuda device " + std::to_string(d.ordinal) + " (" + d.name + ")";
+    if (!fits || need > total)
+      return Status(ErrorKind::out_of_memory, "[plan] input, weight, output and workspace need " +
+                                                  (fits ? std::to_string(need) : "more than 2^63") + where +
+                                                  ", which has " + std::to_string(total) + " bytes in all");
+    // A workspace the allocator's idle blocks can hold needs no question to the driver
+    // (cudaMemGetInfo costs microseconds, a tiny call's whole budget).
+    const int64_t cached = cuda::cached_bytes();
+    if (plan.workspace_bytes <= cached) return Status::Ok();
+    int64_t free_bytes = 0, total_now = 0;
+    cuda::memory_info(&free_bytes, &total_now);
+    if (plan.workspace_bytes > free_bytes + cached)
+      return Status(ErrorKind::out_of_memory, "[plan] the workspace needs " +
+                                                  std::to_string(plan.workspace_bytes) + where +
+                                                  ", which has " + std::to_string(free_bytes + cached) +
+                                                  " bytes free of " + std::to_string(total));
   } catch (const Error& e) {
     return Status(e.kind(), e.what());
   }
-  const int64_t cached = cuda::cached_bytes();
-  const cuda::DeviceInfo& d = cuda::device_info(cuda::current_device());
-  const std::string where = " bytes on cuda device " + std::to_string(d.ordinal) + " (" + d.name + ")";
-  if (!fits || need > total)
-    return Status(ErrorKind::out_of_memory, "[plan] input, weight, output and workspace need " +
-                                                (fits ? std::to_string(need) : "more than 2^63") + where +
-                                                ", which has " + std::to_string(total) + " bytes in all");
-  if (plan.workspace_bytes > free_bytes + cached)
-    return Status(ErrorKind::out_of_memory, "[plan] the workspace needs " +
-                                                std::to_string(plan.workspace_bytes) + where +
-                                                ", which has " + std::to_string(free_bytes + cached) +
-                                                " bytes free of " + std::to_string(total));
   return Status::Ok();
 }
 
@@ -159,9 +163,11 @@ void cuda_execute(const Plan& plan, const Algorithm& algorithm, const TensorView
     int64_t staged = plan.workspace_bytes;
     for (const TensorView* t : {&x, &w, &y})
       if (needs_staging(*t)) staged += t->nbytes();
+    // As in cuda_check_memory: what the idle blocks hold needs no cudaMemGetInfo.
+    const int64_t cached = cuda::cached_bytes();
     int64_t free_bytes = 0, total = 0;
-    cuda::memory_info(&free_bytes, &total);
-    if (staged > free_bytes + cuda::cached_bytes())
+    if (staged > cached) cuda::memory_info(&free_bytes, &total);
+    if (staged > free_bytes + cached)
       throw Error(ErrorKind::out_of_memory, "[execute] staging and workspace need " + std::to_string(staged) +
                                                 " bytes on cuda device " + std::to_string(device) +
                                                 ", which has " + std::to_string(free_bytes) + " bytes free");
