@@ -67,3 +67,42 @@ rows[6] = ("torch.from_dlpack(result)", lambda: torch.from_dlpack(r))
 with torch.no_grad():
     for name, fn in rows:
         print(f"{name:40s} {us(fn):9.2f} us", flush=True)
+
+# A mid-size gradient (issue 11's through-Python figures were slower than device-resident
+# ones): host time per call without synchronising, and GPU time per call back to back.
+import convnd.grad as grad  # noqa: E402
+
+n, hw, c = 256, 14, 256
+dy = torch.randn(n, hw, hw, c, device=dev, dtype=torch.bfloat16)
+xg = torch.randn(n, hw, hw, c, device=dev, dtype=torch.bfloat16)
+wg = torch.randn(c, 3, 3, c, device=dev, dtype=torch.bfloat16)
+gp = ([1, 1], [1, 1], [1, 1], [1, 1], [0, 0], 1, False)
+
+
+def both(name, fn, reps=50):
+    for _ in range(5):
+        fn()
+    torch.cuda.synchronize()
+    a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    t0 = time.perf_counter()
+    a.record()
+    for _ in range(reps):
+        fn()
+    host = (time.perf_counter() - t0) / reps * 1e3
+    b.record()
+    b.synchronize()
+    print(f"{name:48s} host {host:7.3f} ms/call  gpu {a.elapsed_time(b) / reps:7.3f} ms/call", flush=True)
+
+
+def grad_in_stream(f, *args):
+    def g():
+        with convnd.cuda_stream(stream):
+            f(*args, 1, ([1, 1], [1, 1]), device="cuda")
+    return g
+
+
+both("torch.ops.convnd.conv_input_grad", lambda: torch.ops.convnd.conv_input_grad(dy, wg, list(xg.shape), *gp))
+both("convnd.grad.conv_general_input (stream)", grad_in_stream(grad.conv_general_input, list(xg.shape), wg, dy))
+both("torch.ops.convnd.conv_weight_grad", lambda: torch.ops.convnd.conv_weight_grad(dy, xg, list(wg.shape), *gp))
+both("convnd.grad.conv_general_weight (stream)", grad_in_stream(grad.conv_general_weight, xg, list(wg.shape), dy))
+both("torch.ops.convnd.conv (forward)", lambda: torch.ops.convnd.conv(xg, wg, *gp))

@@ -13,8 +13,11 @@
   ``convnd::conv_input_grad``, ``convnd::conv_weight_grad``) with fake implementations, so
   ``torch.compile(fullgraph=True)`` traces them without a graph break; their gradients are
   convnd's own (``convnd.grad``), and the gradient operators have gradients too (double
-  backward). Under ``torch.autocast`` the input, weight and bias are cast to the autocast dtype
-  first, as ``torch.nn.functional.conv*d`` is.
+  backward). In plain eager execution the implementations are called without the dispatcher
+  (through a ``torch.autograd.Function`` with the same backward when a gradient is needed);
+  tracing, modes, transforms and the profiler see the operators. Under ``torch.autocast`` the
+  input, weight and bias are cast to the autocast dtype first, as ``torch.nn.functional.conv*d``
+  is.
 * Layouts: convnd computes channels-last. A ``channels_last`` (``channels_last_3d``) tensor
   reaches the engine without a copy, and the output is returned as a ``channels_last`` view of
   the engine's ``(N, *spatial, O)`` result, also without a copy; a channels-first (contiguous)
@@ -26,6 +29,7 @@
 Importing this module imports torch; ``import convnd`` alone imports no framework.
 """
 
+import functools as _functools
 import re as _re
 from typing import Any, List, Optional, Sequence, Tuple, Union
 
@@ -55,6 +59,7 @@ import torch.nn.functional as _F  # noqa: E402
 
 import convnd as _convnd  # noqa: E402
 import convnd.grad as _grad  # noqa: E402
+from convnd import _core  # noqa: E402
 
 __all__ = [
     "conv1d",
@@ -78,35 +83,83 @@ Tensor = torch.Tensor
 
 # --------------------------------------------------------------------------------------------
 # The engine call: torch tensors (channels-last, convnd's layouts) in, a torch tensor out.
+#
+# Each call is a convnd function's: conv_general or conv_transposeNd, or one of their
+# convnd.grad gradients. It goes to the native layer directly, as the MLX adapter's calls do,
+# since the public function's per-call work (normalising the arguments, looking at the arrays)
+# costs more than a tiny convolution: the arguments are normalised by convnd's own functions
+# (which name a bad value), memoised, since a model makes the same few calls over and over, and
+# the tensors go as DLPack capsules (torch.utils.dlpack.to_dlpack: the capsule that
+# Tensor.__dlpack__() returns, without that method's Python-level checks).
+
+_to_dlpack = torch.utils.dlpack.to_dlpack
 
 
-def _tensor_of(y: Any) -> Tensor:
-    """A convnd result as a torch tensor, without a copy."""
-    if isinstance(y, _np.ndarray):
-        if y.dtype.name == "bfloat16":  # ml_dtypes: torch.from_numpy does not know it
-            return torch.from_numpy(y.view(_np.uint16)).view(torch.bfloat16)
-        return torch.from_numpy(y)
-    return torch.from_dlpack(y)  # a CUDA result: DLPack on the device
+def _engine_args(p: tuple, rank: int) -> Tuple[str, tuple]:
+    """The convnd function of an operator's parameters p and its arguments after the arrays
+    (hashable): conv_general's (stride, (lo, hi), kernel_dilation, input_dilation, groups) or
+    conv_transposeNd's (stride, padding, dilation, output_padding, groups)."""
+    stride, padding_lo, padding_hi, dilation, output_padding, groups, transposed = p
+    if transposed:
+        return (f"conv_transpose{rank}d",
+                (tuple(stride), tuple(padding_lo), tuple(dilation), tuple(output_padding), groups))
+    return "conv_general", (tuple(stride), (tuple(padding_lo), tuple(padding_hi)), tuple(dilation), 1, groups)
 
 
-def _engine(fn: Any, *args: Any, device: "torch.device", **kwargs: Any) -> Tensor:
-    """fn(*args, **kwargs) (a convnd or convnd.grad function) on `device`, as a torch tensor."""
-    if device.type == "cpu":
-        return _tensor_of(fn(*args, threads=torch.get_num_threads(), **kwargs))
+@_functools.lru_cache(maxsize=1024)
+def _native_options(api: str, args: tuple, device: str, threads: int) -> dict:
+    """The native layer's keyword arguments for ``api(arrays..., *args, device=device, threads=threads)``."""
+    build = _convnd._general_options if api.startswith("conv_general") else _convnd._conv_transpose_options
+    return {**build(*args), **_convnd._exec_options(None, device, threads, None, None)}
+
+
+def _tensor_of(y: Any, dtype: "torch.dtype") -> Tensor:
+    """A convnd result of `dtype` as a torch tensor, without a copy."""
+    if not isinstance(y, _np.ndarray):
+        return torch.from_dlpack(y)  # a CUDA result: DLPack on the device
+    if dtype == torch.bfloat16:  # NumPy has none: the bits come as uint16 (ml_dtypes.bfloat16 from the public API)
+        return torch.from_numpy(y.view(_np.uint16)).view(torch.bfloat16)
+    return torch.from_numpy(y)
+
+
+def _native(api: str, args: tuple, a: Tensor, b: Tensor, shape: Optional[List[int]], device: str,
+            threads: int) -> Any:
+    """The native call of _engine (below) on `device`."""
+    try:
+        opts = _native_options(api, args, device, threads)
+        if shape is None:
+            return _core.run(api, _to_dlpack(a), _to_dlpack(b), None, None, **opts)
+        return _core.run_grad(api, _to_dlpack(a), None, shape, _to_dlpack(b), None, **opts)
+    except TypeError:  # a dtype convnd does not compute: the public function's error names the shapes too
+        if shape is None:
+            return getattr(_convnd, api)(a, b, *args, device=device, threads=threads)
+        arrays = (shape, a, b) if api.endswith("_input") else (a, shape, b)
+        return getattr(_grad, api)(*arrays, *args, device=device, threads=threads)
+
+
+def _engine(api: str, args: tuple, a: Tensor, b: Tensor, shape: Optional[List[int]] = None) -> Tensor:
+    """convnd's `api` on contiguous tensors of one device, as a torch tensor of a's dtype:
+    ``api(a, b, *args)`` for a forward function (a = x, b = w), or with `shape` a gradient,
+    ``api(shape, a, b, *args)`` (``*_input``: a = w) or ``api(a, shape, b, *args)``
+    (``*_weight``: a = x), b being the cotangent."""
+    if a.is_cpu:
+        return _tensor_of(_native(api, args, a, b, shape, "cpu", torch.get_num_threads()), a.dtype)
+    device = a.device
     if device.type != "cuda":
         raise NotImplementedError(f"convnd.torch computes on CPU and CUDA tensors, got a tensor on {device}")
     with torch.cuda.device(device):
         # PyTorch's current stream: the engine enqueues its work there and returns without
         # synchronising (its output is allocated in that stream's order), as a native op does.
         with _convnd.cuda_stream(torch.cuda.current_stream(device)):
-            y = fn(*args, device="cuda", **kwargs)
-    return _tensor_of(y)
+            y = _native(api, args, a, b, shape, "cuda", 0)
+    return _tensor_of(y, a.dtype)
 
 
 def _dense(t: Tensor) -> Tensor:
-    # Contiguous (one PyTorch copy if not already: the engine would copy a strided view itself,
-    # more slowly) and detached (DLPack refuses tensors that require grad).
-    return t.detach().contiguous()
+    # Contiguous: one PyTorch copy if not already (the engine would copy a strided view itself,
+    # more slowly). A tensor that requires grad goes as it is: to_dlpack takes it, and the
+    # engine only reads it.
+    return t.contiguous()
 
 
 def _out_spatial(in_spatial, kernel, stride, padding_lo, padding_hi, dilation, output_padding, transposed):
@@ -131,46 +184,26 @@ _PARAMS = ("SymInt[] stride, SymInt[] padding_lo, SymInt[] padding_hi, SymInt[] 
            "SymInt[] output_padding, SymInt groups, bool transposed")
 
 
-def _fwd_call(x: Tensor, w: Tensor, stride, padding_lo, padding_hi, dilation, output_padding, groups, transposed):
-    if transposed:
-        rank = x.dim() - 2
-        fn = getattr(_convnd, f"conv_transpose{rank}d")
-        return _engine(fn, _dense(x), _dense(w), stride, padding_lo, dilation, output_padding, groups,
-                       device=x.device)
-    return _engine(_convnd.conv_general, _dense(x), _dense(w), stride, (padding_lo, padding_hi), dilation, 1,
-                   groups, device=x.device)
-
-
 def _conv_impl(x, w, stride, padding_lo, padding_hi, dilation, output_padding, groups, transposed):
     if x.shape[0] == 0:  # convnd takes n >= 1; an empty batch has an empty output
         return x.new_empty(_out_shape(x, w, stride, padding_lo, padding_hi, dilation, output_padding, transposed))
-    return _fwd_call(x, w, stride, padding_lo, padding_hi, dilation, output_padding, groups, transposed)
+    api, args = _engine_args((stride, padding_lo, padding_hi, dilation, output_padding, groups, transposed),
+                             x.dim() - 2)
+    return _engine(api, args, _dense(x), _dense(w))
 
 
-def _input_grad_impl(dy, w, input_shape, stride, padding_lo, padding_hi, dilation, output_padding, groups,
-                     transposed):
+def _input_grad_impl(dy, w, input_shape, *p):
     if input_shape[0] == 0:
         return w.new_zeros(input_shape)
-    rank = len(input_shape) - 2
-    if transposed:
-        fn = getattr(_grad, f"conv_transpose{rank}d_input")
-        return _engine(fn, list(input_shape), _dense(w), _dense(dy), stride, padding_lo, dilation, output_padding,
-                       groups, device=dy.device)
-    return _engine(_grad.conv_general_input, list(input_shape), _dense(w), _dense(dy), stride,
-                   (padding_lo, padding_hi), dilation, 1, groups, device=dy.device)
+    api, args = _engine_args(p, len(input_shape) - 2)
+    return _engine(api + "_input", args, _dense(w), _dense(dy), list(input_shape))
 
 
-def _weight_grad_impl(dy, x, weight_shape, stride, padding_lo, padding_hi, dilation, output_padding, groups,
-                      transposed):
+def _weight_grad_impl(dy, x, weight_shape, *p):
     if x.shape[0] == 0:
         return x.new_zeros(weight_shape)
-    rank = x.dim() - 2
-    if transposed:
-        fn = getattr(_grad, f"conv_transpose{rank}d_weight")
-        return _engine(fn, _dense(x), list(weight_shape), _dense(dy), stride, padding_lo, dilation, output_padding,
-                       groups, device=x.device)
-    return _engine(_grad.conv_general_weight, _dense(x), list(weight_shape), _dense(dy), stride,
-                   (padding_lo, padding_hi), dilation, 1, groups, device=x.device)
+    api, args = _engine_args(p, x.dim() - 2)
+    return _engine(api + "_weight", args, _dense(x), _dense(dy), list(weight_shape))
 
 
 _conv_op = torch.library.custom_op(
@@ -204,6 +237,8 @@ def _weight_grad_fake(dy, x, weight_shape, *params):
 # dw = Gw(dy, x), whose adjoints are the forward again:
 #   <Gx(dy, w), u> = <dy, conv(u, w)>   and   <Gw(dy, x), v> = <dy, conv(x, v)>,
 # so every backward here is one of the three operators (the gradients are twice differentiable).
+# The backward functions call them through _run_conv, _run_input_grad and _run_weight_grad
+# (below), as every other caller does.
 
 
 def _save(ctx, a: Tensor, b: Tensor, params: tuple) -> None:
@@ -219,8 +254,8 @@ def _conv_setup(ctx, inputs, output):
 def _conv_backward(ctx, dy):
     x, w = ctx.saved_tensors
     p = ctx.params
-    dx = _input_grad_op(dy, w, list(x.shape), *p) if ctx.needs_input_grad[0] else None
-    dw = _weight_grad_op(dy, x, list(w.shape), *p) if ctx.needs_input_grad[1] else None
+    dx = _run_input_grad(dy, w, list(x.shape), *p) if ctx.needs_input_grad[0] else None
+    dw = _run_weight_grad(dy, x, list(w.shape), *p) if ctx.needs_input_grad[1] else None
     return (dx, dw) + (None,) * len(p)
 
 
@@ -232,8 +267,8 @@ def _input_grad_setup(ctx, inputs, output):
 def _input_grad_backward(ctx, g):  # g: the cotangent of dx, shaped like x
     dy, w = ctx.saved_tensors
     p = ctx.params
-    d_dy = _conv_op(g, w, *p) if ctx.needs_input_grad[0] else None
-    d_w = _weight_grad_op(dy, g, list(w.shape), *p) if ctx.needs_input_grad[1] else None
+    d_dy = _run_conv(g, w, *p) if ctx.needs_input_grad[0] else None
+    d_w = _run_weight_grad(dy, g, list(w.shape), *p) if ctx.needs_input_grad[1] else None
     return (d_dy, d_w, None) + (None,) * len(p)
 
 
@@ -245,8 +280,8 @@ def _weight_grad_setup(ctx, inputs, output):
 def _weight_grad_backward(ctx, g):  # g: the cotangent of dw, shaped like w
     dy, x = ctx.saved_tensors
     p = ctx.params
-    d_dy = _conv_op(x, g, *p) if ctx.needs_input_grad[0] else None
-    d_x = _input_grad_op(dy, g, list(x.shape), *p) if ctx.needs_input_grad[1] else None
+    d_dy = _run_conv(x, g, *p) if ctx.needs_input_grad[0] else None
+    d_x = _run_input_grad(dy, g, list(x.shape), *p) if ctx.needs_input_grad[1] else None
     return (d_dy, d_x, None) + (None,) * len(p)
 
 
@@ -256,18 +291,130 @@ _weight_grad_op.register_autograd(_weight_grad_backward, setup_context=_weight_g
 
 
 # --------------------------------------------------------------------------------------------
+# Calling the operators. Through torch's dispatcher a custom operator costs tens of
+# microseconds per call (hops between C++ and Python kernels, and checks), several times a
+# small convolution. In plain eager execution nothing needs the dispatcher, so the
+# implementations are called directly, and when a gradient is wanted, through a
+# torch.autograd.Function with the operator's own setup_context and backward: the same
+# functions, so the same results. Anything else (torch.compile, torch.export, make_fx, fake
+# tensors, functionalisation, a TorchDispatchMode or TorchFunctionMode, vmap and the other
+# torch.func transforms, forward-mode AD, TorchScript tracing, the profiler, tensor subclasses,
+# other devices) gets the custom operators, which is all it ever sees.
+
+_C = torch._C
+_forward_ad = torch.autograd.forward_ad
+
+
+def _eager(a: Tensor, b: Tensor) -> bool:
+    """Whether a call on a and b may skip the dispatcher (see above)."""
+    if torch.compiler.is_compiling():  # first: under Dynamo (and export) the rest is not traced
+        return False
+    return not (_C._len_torch_dispatch_stack() or _C._is_torch_function_mode_enabled()
+                or _C._are_functorch_transforms_active() or _forward_ad._current_level >= 0
+                or _C._get_tracing_state() is not None or torch.autograd._profiler_enabled()
+                or type(a) is not Tensor or type(b) is not Tensor
+                or not (a.is_cpu or a.is_cuda) or not (b.is_cpu or b.is_cuda))
+
+
+def _function(name: str, impl, setup_context, backward) -> type:
+    """A torch.autograd.Function computing impl, with a custom operator's autograd formula.
+    (Its forward takes ctx and calls setup_context itself: a Function with a setup_context
+    method binds its arguments with inspect.signature on every call, tens of microseconds.)"""
+
+    def forward(ctx, *args):
+        output = impl(*args)
+        setup_context(ctx, args, output)
+        return output
+
+    return type(name, (torch.autograd.Function,), {"forward": staticmethod(forward),
+                                                   "backward": staticmethod(backward)})
+
+
+def _caller(op, function: type, impl):
+    """The way every caller calls `op`: op itself, or in eager execution function or impl."""
+
+    def call(a: Tensor, b: Tensor, *args):
+        if not _eager(a, b):
+            return op(a, b, *args)
+        if torch.is_grad_enabled() and (a.requires_grad or b.requires_grad):
+            return function.apply(a, b, *args)
+        return impl(a, b, *args)
+
+    return call
+
+
+_run_conv = _caller(_conv_op, _function("_Conv", _conv_impl, _conv_setup, _conv_backward), _conv_impl)
+_run_input_grad = _caller(_input_grad_op, _function("_InputGrad", _input_grad_impl, _input_grad_setup,
+                                                    _input_grad_backward), _input_grad_impl)
+_run_weight_grad = _caller(_weight_grad_op, _function("_WeightGrad", _weight_grad_impl, _weight_grad_setup,
+                                                      _weight_grad_backward), _weight_grad_impl)
+
+
+# --------------------------------------------------------------------------------------------
 # torch.nn.functional's signatures and layouts
 
 
-def _per_axis(name: str, v: Any, rank: int) -> List[int]:
+def _per_axis(name: str, v: Any, rank: int) -> Tuple[int, ...]:
     if isinstance(v, int):
-        return [v] * rank
-    out = list(v)
+        return (v,) * rank
+    out = tuple(v)
     if len(out) == 1:
         out = out * rank
     if len(out) != rank or not all(isinstance(e, int) for e in out):
         raise ValueError(f"{name} must be an int or {rank} ints, got {v!r}")
     return out
+
+
+def _memoised(fn):
+    """fn, a pure function of its arguments, with its results kept: a model makes the same few
+    calls over and over. Unhashable arguments (lists) are not kept, and under Dynamo fn itself
+    is traced (its arguments may be symbolic)."""
+    cached = _functools.lru_cache(maxsize=1024)(fn)
+
+    def call(*args):
+        if torch.compiler.is_compiling():
+            return fn(*args)
+        try:
+            return cached(*args)
+        except TypeError:  # unhashable (or fn's own TypeError, which fn raises again)
+            return fn(*args)
+
+    return call
+
+
+@_memoised
+def _conv_args(rank: int, stride: IntOrSeq, padding: Union[str, IntOrSeq], dilation: IntOrSeq,
+               kernel: Sequence[int]) -> tuple:
+    """conv{rank}d's stride, padding, dilation (kernel: the weight's) as the convnd::conv
+    operator's stride, padding_lo, padding_hi, dilation and output_padding."""
+    name = f"conv{rank}d"
+    stride = _per_axis("stride", stride, rank)
+    dilation = _per_axis("dilation", dilation, rank)
+    if isinstance(padding, str):
+        if padding == "valid":
+            lo = hi = (0,) * rank
+        elif padding == "same":
+            if any(s != 1 for s in stride):
+                raise ValueError(f"{name}: padding='same' is not supported for strided convolutions")
+            total = [d * (k - 1) for d, k in zip(dilation, kernel)]
+            lo = tuple(t // 2 for t in total)  # as PyTorch: the odd one at the high end
+            hi = tuple(t - l for t, l in zip(total, lo))
+        else:
+            raise ValueError(f"{name}: padding must be 'same', 'valid', an int or {rank} ints, got {padding!r}")
+    else:
+        lo = hi = _per_axis("padding", padding, rank)
+    return stride, lo, hi, dilation, (0,) * rank
+
+
+@_memoised
+def _conv_transpose_args(rank: int, stride: IntOrSeq, padding: IntOrSeq, output_padding: IntOrSeq,
+                         dilation: IntOrSeq) -> tuple:
+    """conv_transpose{rank}d's stride, padding, output_padding, dilation, per axis."""
+    if isinstance(padding, str):
+        raise ValueError(f"conv_transpose{rank}d: padding must be an int or {rank} ints (PyTorch has no string "
+                         f"padding for transposed convolutions), got {padding!r}")
+    return (_per_axis("stride", stride, rank), _per_axis("padding", padding, rank),
+            _per_axis("output_padding", output_padding, rank), _per_axis("dilation", dilation, rank))
 
 
 def _autocast_dtype(device_type: str) -> Optional["torch.dtype"]:
@@ -317,25 +464,10 @@ def _conv(rank: int, input: Tensor, weight: Tensor, bias: Optional[Tensor], stri
     input, unbatched = _batched(input, rank, name)
     if weight.dim() != rank + 2:
         raise ValueError(f"{name}: expected a {rank + 2}-D weight (O, C/groups, *kernel), got shape {tuple(weight.shape)}")
-    stride = _per_axis("stride", stride, rank)
-    dilation = _per_axis("dilation", dilation, rank)
-    kernel = list(weight.shape[2:])
-    if isinstance(padding, str):
-        if padding == "valid":
-            lo = hi = [0] * rank
-        elif padding == "same":
-            if any(s != 1 for s in stride):
-                raise ValueError(f"{name}: padding='same' is not supported for strided convolutions")
-            total = [d * (k - 1) for d, k in zip(dilation, kernel)]
-            lo = [t // 2 for t in total]  # as PyTorch: the odd one at the high end
-            hi = [t - l for t, l in zip(total, lo)]
-        else:
-            raise ValueError(f"{name}: padding must be 'same', 'valid', an int or {rank} ints, got {padding!r}")
-    else:
-        lo = hi = _per_axis("padding", padding, rank)
+    stride, lo, hi, dilation, output_padding = _conv_args(rank, stride, padding, dilation, weight.shape[2:])
     x = input.movedim(1, -1).contiguous()  # [N, *spatial, C]; no copy for a channels_last input
     w = weight.movedim(1, -1).contiguous()  # [O, *kernel, C/g]
-    y = _conv_op(x, w, stride, lo, hi, dilation, [0] * rank, groups, False)  # [N, *out, O]
+    y = _run_conv(x, w, stride, lo, hi, dilation, output_padding, groups, False)  # [N, *out, O]
     return _finish(y, bias, rank, unbatched)
 
 
@@ -347,13 +479,8 @@ def _conv_transpose(rank: int, input: Tensor, weight: Tensor, bias: Optional[Ten
     if weight.dim() != rank + 2:
         raise ValueError(f"{name}: expected a {rank + 2}-D weight (C, O/groups, *kernel), "
                          f"got shape {tuple(weight.shape)}")
-    if isinstance(padding, str):
-        raise ValueError(f"{name}: padding must be an int or {rank} ints (PyTorch has no string padding "
-                         f"for transposed convolutions), got {padding!r}")
-    stride = _per_axis("stride", stride, rank)
-    padding = _per_axis("padding", padding, rank)
-    output_padding = _per_axis("output_padding", output_padding, rank)
-    dilation = _per_axis("dilation", dilation, rank)
+    stride, padding, output_padding, dilation = _conv_transpose_args(rank, stride, padding, output_padding,
+                                                                     dilation)
     c, og, kernel = weight.shape[0], weight.shape[1], list(weight.shape[2:])
     if groups < 1 or c % groups:
         raise ValueError(f"{name}: the weight's first dimension ({c}, the input channels) must be divisible "
@@ -364,7 +491,7 @@ def _conv_transpose(rank: int, input: Tensor, weight: Tensor, bias: Optional[Ten
          .permute(0, 2, *range(3, 3 + rank), 1)
          .reshape(groups * og, *kernel, c // groups))
     x = input.movedim(1, -1).contiguous()
-    y = _conv_op(x, w, stride, padding, padding, dilation, output_padding, groups, True)
+    y = _run_conv(x, w, stride, padding, padding, dilation, output_padding, groups, True)
     return _finish(y, bias, rank, unbatched)
 
 

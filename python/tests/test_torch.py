@@ -161,17 +161,17 @@ def test_unbatched_and_channels_last_inputs():
 
 def test_channels_last_reaches_the_engine_without_a_copy(monkeypatch):
     seen = []
-    real = convnd.conv_general
+    real = ct._to_dlpack
 
-    def spy(x, w, *args, **kwargs):
-        seen.append((x.data_ptr(), w.data_ptr()))
-        return real(x, w, *args, **kwargs)
+    def spy(t):  # every tensor handed to the engine
+        seen.append(t.data_ptr())
+        return real(t)
 
-    monkeypatch.setattr(ct._convnd, "conv_general", spy)
+    monkeypatch.setattr(ct, "_to_dlpack", spy)
     x = torch.randn(2, 8, 6, 7).to(memory_format=torch.channels_last)
     w = torch.randn(5, 8, 3, 3).to(memory_format=torch.channels_last)
     y = ct.conv2d(x, w)
-    assert seen == [(x.data_ptr(), w.data_ptr())]  # the very tensors: no copy on the way in
+    assert seen == [x.data_ptr(), w.data_ptr()]  # the very tensors: no copy on the way in
     assert y.is_contiguous(memory_format=torch.channels_last)  # a view of the engine's output
     torch.testing.assert_close(y, F.conv2d(x, w), rtol=2e-4, atol=2e-4)
 
@@ -263,6 +263,46 @@ def test_fake_shapes_match_real():
             fdw = torch.ops.convnd.conv_weight_grad(torch.empty_like(fy), fx, list(w.shape), *p)
         assert fy.shape == y.shape and fy.stride() == y.stride() and fy.dtype == y.dtype
         assert fdx.shape == x.shape and fdw.shape == w.shape
+
+
+def test_eager_calls_match_the_operators():
+    # Eager calls skip the dispatcher (a plain autograd.Function around the same implementations);
+    # values and first and second derivatives must be the operators' bit for bit.
+    for x, w, *p in _op_samples():
+        x, w = x.double().requires_grad_(), w.double().requires_grad_()
+        outs = []
+        for conv in (ct._run_conv, torch.ops.convnd.conv):
+            y = conv(x, w, *p)
+            dy = torch.ones_like(y)
+            dx, dw = torch.autograd.grad(y, (x, w), dy, create_graph=True)
+            ddx, = torch.autograd.grad((dx.square().sum() + dw.square().sum()), x)
+            outs.append((y, dx, dw, ddx))
+        for a, b in zip(*outs):
+            assert torch.equal(a, b)
+
+
+def test_traced_calls_see_the_operators():
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class Log(TorchDispatchMode):
+        def __init__(self):
+            super().__init__()
+            self.ops = []
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            self.ops.append(str(func))
+            return func(*args, **(kwargs or {}))
+
+    x = torch.randn(1, 2, 6, requires_grad=True)
+    w = torch.randn(3, 2, 3, requires_grad=True)
+    with Log() as log:
+        ct.conv1d(x, w, padding=1).sum().backward()
+    assert {"convnd.conv.default", "convnd.conv_input_grad.default", "convnd.conv_weight_grad.default"} <= set(log.ops)
+
+
+def test_unsupported_dtype_names_the_shapes():
+    with pytest.raises(TypeError, match=r"convnd computes .*; input shape \(1, 8, 2\), weight shape \(3, 3, 2\)"):
+        ct.conv1d(torch.ones(1, 2, 8, dtype=torch.int32), torch.ones(3, 2, 3, dtype=torch.int32))
 
 
 # --------------------------------------------------------------------------------------------

@@ -49,9 +49,14 @@ bool parse_isa(std::string_view s, Isa* out) {
 
 namespace {
 
+// Read once: sysconf(_SC_PHYS_PAGES) is a sysinfo system call, and every plan (a tiny call's
+// few microseconds included) asks for the default budget.
 int64_t physical_memory_bytes() {
-  long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGE_SIZE);
-  return (pages > 0 && page > 0) ? int64_t(pages) * int64_t(page) : (int64_t(1) << 34);
+  static const int64_t bytes = [] {
+    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGE_SIZE);
+    return (pages > 0 && page > 0) ? int64_t(pages) * int64_t(page) : (int64_t(1) << 34);
+  }();
+  return bytes;
 }
 
 std::string json_escape(std::string_view s) {
