@@ -24,6 +24,9 @@ ExecOptions Options::exec() const {
   e.backend = backend;
   e.budget = budget;
   e.threads = threads;
+  // A count given on the command line is the count used (benchmarks, scaling measurements);
+  // the default lets the planner use fewer threads for a tiny problem.
+  e.exact_threads = threads > 0;
   e.algorithm = algorithm;
   e.isa = isa;
   return e;

@@ -36,8 +36,8 @@ constexpr const char* kCommonHelp =
     "  --backend cpu|cuda  backend (default cpu)\n"
     "  --budget BYTES      workspace budget, e.g. 64MiB (default: CONVND_WORKSPACE_BYTES, else\n"
     "                      256 MiB or 1/16 of memory)\n"
-    "  --threads T         worker threads, 1 to 4096 (default: CONVND_THREADS, else all hardware\n"
-    "                      threads)\n"
+    "  --threads T         exactly T worker threads, 1 to 4096 (default: CONVND_THREADS, else all\n"
+    "                      hardware threads, fewer for a problem too small to share)\n"
     "  --algorithm NAME    force one algorithm (default: the planner chooses)\n"
     "  --isa ISA           CPU instruction set: auto (default: the best this CPU runs, lowered by\n"
     "                      CONVND_ISA), generic, avx2 or avx512 (unsupported if the CPU lacks it)\n";

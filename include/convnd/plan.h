@@ -37,6 +37,12 @@ bool parse_isa(std::string_view s, Isa* out);
 /// The most worker threads a call may ask for (ExecOptions::threads, CONVND_THREADS).
 inline constexpr int kMaxThreads = 4096;
 
+/// The least work (multiply-adds plus the elements of x, w and y) a CPU plan gives each of its
+/// threads unless ExecOptions::exact_threads: waking a worker and joining it costs a few
+/// microseconds, about as much as this much work on one core, so a smaller problem runs
+/// faster on fewer threads (a tiny layer of a model, called thousands of times a second).
+inline constexpr int64_t kMinWorkPerThread = int64_t(1) << 18;
+
 /// How to run a problem. Every field has a sensible default.
 struct ExecOptions {
   Backend backend = Backend::cpu;
@@ -44,9 +50,14 @@ struct ExecOptions {
   /// Negative: the default, from the environment variable CONVND_WORKSPACE_BYTES if set,
   /// else default_workspace_budget().
   int64_t budget = -1;
-  /// Worker threads; 0: CONVND_THREADS if set, else every hardware thread. At most
-  /// kMaxThreads (Error(invalid) naming threads above it).
+  /// The most worker threads; 0: CONVND_THREADS if set, else every hardware thread. At most
+  /// kMaxThreads (Error(invalid) naming threads above it). A CPU problem with too little work
+  /// to share runs on fewer (Plan::threads; see exact_threads).
   int threads = 0;
+  /// Run on `threads` threads even where the work is too small to be worth sharing (tests of
+  /// the threaded code paths, scaling measurements). Off: the planner gives each thread at
+  /// least kMinWorkPerThread units of work (multiply-adds plus the elements of x, w and y).
+  bool exact_threads = false;
   /// Force one algorithm by name (tests, benchmarks); empty: the planner chooses.
   std::string algorithm;
   /// Allow TF32 tensor-core math for float32 on GPUs (never used otherwise).
@@ -112,7 +123,7 @@ struct Plan {
   int64_t workspace_bytes = 0;  // scratch bytes execute() allocates
   int64_t budget_bytes = 0;     // the budget it was planned under
   int index_bits = 64;          // widest index type used inside tiles (32 only where proven)
-  int threads = 1;
+  int threads = 1;  // the threads it runs on: at most ExecOptions::threads (kMinWorkPerThread)
   /// The family's configuration (never null in a plan make_plan returns).
   std::shared_ptr<const PlanConfig> config;
   /// Why each algorithm tried before the chosen one said no.

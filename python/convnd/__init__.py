@@ -14,8 +14,9 @@ Every function also takes, keyword-only:
   (256 MiB, or 1/16 of physical memory if that is less).
 * ``device``: ``"cpu"`` (default) or ``"cuda"``. A build without CUDA raises
   NotImplementedError for ``"cuda"``.
-* ``threads``: worker threads, 0 to 4096; 0 (default) means ``CONVND_THREADS`` or every
-  hardware thread.
+* ``threads``: the most worker threads, 0 to 4096; 0 (default) means ``CONVND_THREADS`` or
+  every hardware thread. A problem too small to share (under 2^18 multiply-adds a thread)
+  runs on fewer: waking a thread costs about as much as that much work.
 * ``algorithm``: force one algorithm by name (tests, benchmarks); None lets the planner choose.
 * ``isa``: the CPU instruction set, ``"generic"``, ``"avx2"`` or ``"avx512"``; None or
   ``"auto"`` (default) is the best this CPU runs (``CONVND_ISA`` may lower it). One the CPU

@@ -271,11 +271,27 @@ struct SignalWatch {
   }
 };
 
-nb::object numpy_of(convnd::Tensor y) {
+// The shape and element strides of a dense tensor's axes taken in `order` (empty: as they are).
+struct ArrayLayout {
+  std::vector<size_t> shape;
+  std::vector<int64_t> strides;
+};
+ArrayLayout layout_of(const convnd::Tensor& t, const std::vector<int>& order) {
+  const convnd::TensorView v = t.view();
+  ArrayLayout l;
+  for (size_t i = 0; i < v.shape.size(); ++i) {
+    const size_t d = order.empty() ? i : size_t(order[i]);
+    l.shape.push_back(size_t(v.shape[d]));
+    l.strides.push_back(v.strides[d]);
+  }
+  return l;
+}
+
+nb::object numpy_of(convnd::Tensor y, const std::vector<int>& order = {}) {
   // The capsule owns the tensor; the array aliases its buffer.
   auto* held = new convnd::Tensor(std::move(y));
   nb::capsule owner(held, [](void* p) noexcept { delete static_cast<convnd::Tensor*>(p); });
-  std::vector<size_t> shape(held->shape().begin(), held->shape().end());
+  const ArrayLayout l = layout_of(*held, order);
   namespace dl = nb::dlpack;
   dl::dtype t{};
   t.lanes = 1;
@@ -286,16 +302,16 @@ nb::object numpy_of(convnd::Tensor y) {
     // NumPy has no bfloat16: hand back the bits; the Python layer views them as ml_dtypes.bfloat16.
     case convnd::DType::bf16: t.code = uint8_t(dl::dtype_code::UInt); t.bits = 16; break;
   }
-  nb::ndarray<nb::numpy> a(held->data(), shape.size(), shape.data(), owner, nullptr, t, kDLCPU, 0);
+  nb::ndarray<nb::numpy> a(held->data(), l.shape.size(), l.shape.data(), owner, l.strides.data(), t, kDLCPU, 0);
   return a.cast();
 }
 
 // A CUDA output: an ndarray that exports DLPack with the device (torch.from_dlpack, cupy,
 // jax take it without a copy). bfloat16 keeps its own DLPack code here.
-nb::object device_array_of(convnd::Tensor y) {
+nb::object device_array_of(convnd::Tensor y, const std::vector<int>& order = {}) {
   auto* held = new convnd::Tensor(std::move(y));
   nb::capsule owner(held, [](void* p) noexcept { delete static_cast<convnd::Tensor*>(p); });
-  std::vector<size_t> shape(held->shape().begin(), held->shape().end());
+  const ArrayLayout l = layout_of(*held, order);
   namespace dl = nb::dlpack;
   dl::dtype t{};
   t.lanes = 1;
@@ -305,7 +321,8 @@ nb::object device_array_of(convnd::Tensor y) {
     case convnd::DType::f16: t.code = uint8_t(dl::dtype_code::Float); t.bits = 16; break;
     case convnd::DType::bf16: t.code = uint8_t(dl::dtype_code::Bfloat); t.bits = 16; break;
   }
-  nb::ndarray<> a(held->data(), shape.size(), shape.data(), owner, nullptr, t, kDLCUDA, held->view().device);
+  nb::ndarray<> a(held->data(), l.shape.size(), l.shape.data(), owner, l.strides.data(), t, kDLCUDA,
+                 held->view().device);
   return nb::cast(a);
 }
 
@@ -315,7 +332,7 @@ nb::object device_array_of(convnd::Tensor y) {
 // released while computing; a signal's exception (KeyboardInterrupt) is re-raised. Nothing is
 // returned unless the output is complete.
 nb::object run_problem(const convnd::Problem& problem, const convnd::TensorView& a, const convnd::TensorView& b,
-                       convnd::ExecOptions e, int out_device) {
+                       convnd::ExecOptions e, int out_device, const std::vector<int>& out_order = {}) {
   SignalWatch watch;
   // On a caller's stream the call only enqueues (a progress report would wait for the GPU).
   const bool on_stream = e.backend == convnd::Backend::cuda && e.cuda_stream != nullptr;
@@ -344,8 +361,73 @@ nb::object run_problem(const convnd::Problem& problem, const convnd::TensorView&
   }
   // A signal that arrived during the last tile still counts.
   if (watch.error) throw *watch.error;
-  return out_device >= 0 ? device_array_of(std::move(out)) : numpy_of(std::move(out));
+  return out_device >= 0 ? device_array_of(std::move(out), out_order) : numpy_of(std::move(out), out_order);
 }
+
+// The view with its axes taken in `order`.
+convnd::TensorView permuted(convnd::TensorView v, const std::vector<int>& order) {
+  const convnd::TensorView in = v;
+  for (size_t i = 0; i < order.size(); ++i) {
+    v.shape[i] = in.shape[size_t(order[i])];
+    v.strides[i] = in.strides[size_t(order[i])];
+  }
+  return v;
+}
+
+// PyTorch's layouts as axis orders of convnd's (docs/semantics.md), for `rank` spatial axes:
+// x and y (N, C, *spatial) -> (N, *spatial, C); a conv's weight (O, C/g, *k) -> (O, *k, C/g);
+// a transposed conv's weight (C, O, *k) -> (O, *k, C) (one group: with several, convnd's
+// weight is no view of PyTorch's); and back for y.
+struct ChannelsFirst {
+  std::vector<int> x, w, y;
+};
+ChannelsFirst channels_first_orders(int rank, bool transposed) {
+  ChannelsFirst c;
+  c.x.push_back(0);
+  c.w.push_back(transposed ? 1 : 0);
+  for (int d = 0; d < rank; ++d) {
+    c.x.push_back(2 + d);
+    c.w.push_back(2 + d);
+  }
+  c.x.push_back(1);
+  c.w.push_back(transposed ? 0 : 1);
+  c.y = {0, rank + 1};
+  for (int d = 0; d < rank; ++d) c.y.push_back(1 + d);
+  return c;
+}
+
+// A forward call of `api` (a convnd function name) on arrays x and w, as `run` and Call::run
+// make it. With channels_first the arrays are in PyTorch's layouts and so is the result (a
+// view of convnd's channels-last output, no copy): the axes are reordered here, and a weight
+// that is then strided is copied densely by the backend.
+nb::object run_forward(const std::string& api, nb::handle x_obj, nb::handle w_obj,
+                       const std::optional<std::string>& x_dtype, const std::optional<std::string>& w_dtype,
+                       const CallOptions& o, convnd::ExecOptions e, bool channels_first = false) {
+  const InArray x = import_array(x_obj, "input"), w = import_array(w_obj, "weight");
+  ChannelsFirst order;
+  if (channels_first) {
+    const bool transposed = api.rfind("conv_transpose", 0) == 0;
+    if ((transposed && o.groups != 1) || x.ndim() < 3 || x.ndim() > 5 || w.ndim() != x.ndim())
+      throw nb::value_error(("channels_first takes 3-D to 5-D arrays of equal rank, and one group when "
+                             "transposed; got " + api).c_str());
+    order = channels_first_orders(int(x.ndim()) - 2, transposed);
+  }
+  auto view = [&](const InArray& a, const std::optional<std::string>& dtype, const char* what,
+                  const std::vector<int>& axes, convnd::Tensor* copy) {
+    const convnd::TensorView v = view_of(a, dtype, what, copy);
+    return axes.empty() ? v : permuted(v, axes);
+  };
+  const convnd::Problem problem = problem_for(api, view(x, x_dtype, "input", order.x, nullptr),
+                                              view(w, w_dtype, "weight", order.w, nullptr), o);
+  // The views the library reads (negative strides copied once).
+  convnd::Tensor xc, wc;
+  const convnd::TensorView xv = naming(problem, [&] { return view(x, x_dtype, "input", order.x, &xc); });
+  const convnd::TensorView wv = naming(problem, [&] { return view(w, w_dtype, "weight", order.w, &wc); });
+  // CUDA input on the CUDA backend: the output stays on that device, no copies.
+  const int out_device = e.backend == convnd::Backend::cuda && xv.device >= 0 ? xv.device : -1;
+  return run_problem(problem, xv, wv, std::move(e), out_device, order.y);
+}
+
 
 // ---- gradients ------------------------------------------------------------------------------
 // A gradient function's name is its forward function's plus "_input" (bwd_d: dx from w and dy)
@@ -419,6 +501,52 @@ void check_cotangent(const std::string& api, const convnd::Problem& p, const con
   if (dy.shape != want)
     fail("cotangent shape " + shape_text(dy.shape) + " must be the forward output's shape " + shape_text(want));
 }
+
+// A gradient call (a convnd.grad function name: <forward>_input or <forward>_weight), as
+// `run_grad` and Call::run_grad make it: `given` is the weight (_input) or the input (_weight),
+// `shape` the other tensor's shape, dy the cotangent.
+nb::object run_gradient(const std::string& api, nb::handle given_obj, const std::optional<std::string>& given_dtype,
+                        const Ints& shape, nb::handle dy_obj, const std::optional<std::string>& dy_dtype,
+                        const CallOptions& o, convnd::ExecOptions e) {
+  const GradApi g = grad_api(api);
+  const char* given_name = g.dir == convnd::Direction::bwd_d ? "weight" : "input";
+  const InArray given = import_array(given_obj, given_name), dy = import_array(dy_obj, "cotangent");
+  const convnd::Problem problem = grad_problem(api, view_of(given, given_dtype, given_name, nullptr), shape, o);
+  check_cotangent(api, problem, naming(problem, [&] { return view_of(dy, dy_dtype, "cotangent", nullptr); }));
+  // The views the library reads (negative strides copied once).
+  convnd::Tensor gc, dyc;
+  const convnd::TensorView gv = naming(problem, [&] { return view_of(given, given_dtype, given_name, &gc); });
+  const convnd::TensorView dyv = naming(problem, [&] { return view_of(dy, dy_dtype, "cotangent", &dyc); });
+  // CUDA arrays on the CUDA backend: the gradient stays on their device, no copies.
+  const int out_device =
+      e.backend != convnd::Backend::cuda ? -1 : gv.device >= 0 ? gv.device : dyv.device >= 0 ? dyv.device : -1;
+  return run_problem(problem, gv, dyv, std::move(e), out_device);
+}
+
+// One call's options, converted once. A framework adapter keeps a Call per distinct call (a
+// model makes the same few calls over and over), so each run pays for its arrays alone: the
+// keyword arguments, the lists and the options' checks cost as much as a tiny convolution.
+// The CUDA stream is the calling thread's at run time, as for `run`.
+class Call {
+ public:
+  Call(std::string api, CallOptions o, convnd::ExecOptions e) : api_(std::move(api)), o_(std::move(o)), e_(std::move(e)) {}
+  nb::object run(nb::handle x, nb::handle w, bool channels_first) const {
+    return run_forward(api_, x, w, {}, {}, o_, options(), channels_first);
+  }
+  nb::object run_grad(nb::handle given, const Ints& shape, nb::handle dy) const {
+    return run_gradient(api_, given, {}, shape, dy, {}, o_, options());
+  }
+
+ private:
+  convnd::ExecOptions options() const {
+    convnd::ExecOptions e = e_;
+    e.cuda_stream = reinterpret_cast<void*>(t_cuda_stream);
+    return e;
+  }
+  std::string api_;
+  CallOptions o_;
+  convnd::ExecOptions e_;
+};
 
 class ProblemObject {
  public:
@@ -512,18 +640,8 @@ NB_MODULE(_core, m) {
            Ints input_dilation, Ints output_padding, int64_t groups, bool flip, const std::string& device,
            nb::object budget, int threads, std::optional<std::string> algorithm,
            std::optional<std::string> isa) -> nb::object {
-          const InArray x = import_array(x_obj, "input"), w = import_array(w_obj, "weight");
           CallOptions o{stride, padding_lo, padding_hi, dilation, input_dilation, output_padding, groups, flip};
-          const convnd::Problem problem =
-              problem_for(api, view_of(x, x_dtype, "input", nullptr), view_of(w, w_dtype, "weight", nullptr), o);
-          // The views the library reads (negative strides copied once).
-          convnd::Tensor xc, wc;
-          const convnd::TensorView xv = naming(problem, [&] { return view_of(x, x_dtype, "input", &xc); });
-          const convnd::TensorView wv = naming(problem, [&] { return view_of(w, w_dtype, "weight", &wc); });
-          convnd::ExecOptions e = exec_options(device, budget, threads, algorithm, isa);
-          // CUDA input on the CUDA backend: the output stays on that device, no copies.
-          const int out_device = e.backend == convnd::Backend::cuda && xv.device >= 0 ? xv.device : -1;
-          return run_problem(problem, xv, wv, std::move(e), out_device);
+          return run_forward(api, x_obj, w_obj, x_dtype, w_dtype, o, exec_options(device, budget, threads, algorithm, isa));
         },
         "api"_a, "x"_a, "w"_a, "x_dtype"_a.none(), "w_dtype"_a.none(), "stride"_a, "padding_lo"_a, "padding_hi"_a,
         "dilation"_a, "input_dilation"_a, "output_padding"_a, "groups"_a, "flip"_a, "device"_a, "budget"_a.none(),
@@ -536,22 +654,9 @@ NB_MODULE(_core, m) {
            Ints dilation, Ints input_dilation, Ints output_padding, int64_t groups, bool flip,
            const std::string& device, nb::object budget, int threads, std::optional<std::string> algorithm,
            std::optional<std::string> isa) -> nb::object {
-          const GradApi g = grad_api(api);
-          const char* given_name = g.dir == convnd::Direction::bwd_d ? "weight" : "input";
-          const InArray given = import_array(given_obj, given_name), dy = import_array(dy_obj, "cotangent");
           CallOptions o{stride, padding_lo, padding_hi, dilation, input_dilation, output_padding, groups, flip};
-          const convnd::Problem problem =
-              grad_problem(api, view_of(given, given_dtype, given_name, nullptr), shape, o);
-          check_cotangent(api, problem, naming(problem, [&] { return view_of(dy, dy_dtype, "cotangent", nullptr); }));
-          // The views the library reads (negative strides copied once).
-          convnd::Tensor gc, dyc;
-          const convnd::TensorView gv = naming(problem, [&] { return view_of(given, given_dtype, given_name, &gc); });
-          const convnd::TensorView dyv = naming(problem, [&] { return view_of(dy, dy_dtype, "cotangent", &dyc); });
-          convnd::ExecOptions e = exec_options(device, budget, threads, algorithm, isa);
-          // CUDA arrays on the CUDA backend: the gradient stays on their device, no copies.
-          const int out_device =
-              e.backend != convnd::Backend::cuda ? -1 : gv.device >= 0 ? gv.device : dyv.device >= 0 ? dyv.device : -1;
-          return run_problem(problem, gv, dyv, std::move(e), out_device);
+          return run_gradient(api, given_obj, given_dtype, shape, dy_obj, dy_dtype, o,
+                              exec_options(device, budget, threads, algorithm, isa));
         },
         "api"_a, "given"_a, "given_dtype"_a.none(), "shape"_a, "dy"_a, "dy_dtype"_a.none(), "stride"_a,
         "padding_lo"_a, "padding_hi"_a, "dilation"_a, "input_dilation"_a, "output_padding"_a, "groups"_a, "flip"_a,
@@ -559,6 +664,22 @@ NB_MODULE(_core, m) {
         "Runs a gradient `api` (a convnd.grad function name: <forward>_input or <forward>_weight): `given` is "
         "the weight (_input) or the input (_weight), `shape` the other tensor's shape, `dy` the cotangent of the "
         "forward output; returns the gradient as a new array.");
+
+  nb::class_<Call>(m, "Call",
+                   "A call's options converted once (see `run`): run(x, w) for a forward function, "
+                   "run_grad(given, shape, dy) for a gradient.")
+      .def("__init__",
+           [](Call* self, const std::string& api, Ints stride, Ints padding_lo, Ints padding_hi, Ints dilation,
+              Ints input_dilation, Ints output_padding, int64_t groups, bool flip, const std::string& device,
+              nb::object budget, int threads, std::optional<std::string> algorithm, std::optional<std::string> isa) {
+             CallOptions o{stride, padding_lo, padding_hi, dilation, input_dilation, output_padding, groups, flip};
+             new (self) Call(api, std::move(o), exec_options(device, budget, threads, algorithm, isa));
+           },
+           "api"_a, "stride"_a, "padding_lo"_a, "padding_hi"_a, "dilation"_a, "input_dilation"_a, "output_padding"_a,
+           "groups"_a, "flip"_a, "device"_a, "budget"_a.none(), "threads"_a, "algorithm"_a.none(),
+           "isa"_a.none() = nb::none())
+      .def("run", &Call::run, "x"_a, "w"_a, "channels_first"_a = false)
+      .def("run_grad", &Call::run_grad, "given"_a, "shape"_a, "dy"_a);
 
   m.def("default_workspace_budget", &convnd::default_workspace_budget,
         "The default workspace budget in bytes (CONVND_WORKSPACE_BYTES overrides it).");

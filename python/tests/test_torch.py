@@ -281,6 +281,66 @@ def test_eager_calls_match_the_operators():
             assert torch.equal(a, b)
 
 
+def _channels_last(t):
+    return t.movedim(1, -1).contiguous().movedim(-1, 1)  # (N, C, *spatial), channels innermost in memory
+
+
+def test_channels_first_path_matches_the_operators(monkeypatch):
+    # A channels-last CPU input with a small weight goes to the engine in PyTorch's layouts
+    # (_run_conv_channels_first: the engine reorders the axes); values and first and second
+    # derivatives must be those of the operators' path bit for bit, in every dtype.
+    gen = torch.Generator().manual_seed(seed())
+    calls = []
+    real = ct._conv_cf_impl
+
+    def spy(*args):
+        calls.append(1)
+        return real(*args)
+
+    monkeypatch.setattr(ct, "_conv_cf_impl", spy)
+
+    def r(*shape):
+        return torch.randn(shape, dtype=torch.float64, generator=gen)
+
+    cases = [
+        (ct.conv1d, r(2, 3, 11), r(4, 3, 3), dict(stride=2, padding=1)),
+        (ct.conv2d, r(2, 4, 7, 6), r(6, 2, 3, 2), dict(padding=(1, 0), dilation=(2, 1), groups=2)),
+        (ct.conv3d, r(1, 3, 4, 5, 3), r(2, 3, 2, 2, 2), dict(stride=(2, 1, 1))),
+        (ct.conv_transpose1d, r(2, 3, 5), r(3, 4, 3), dict(stride=2, dilation=2, output_padding=1)),
+        (ct.conv_transpose2d, r(1, 2, 4, 5), r(2, 3, 2, 3), dict(stride=2, padding=(0, 1))),
+    ]
+    for f, x, w, kw in cases:
+        for dtype in (torch.float64, torch.float32, torch.bfloat16):
+            xd, wd = _channels_last(x.to(dtype)), w.to(dtype)
+            outs = []
+            for limit in (1 << 16, -1):  # the channels-first path, then the operators' path
+                monkeypatch.setattr(ct, "_ENGINE_REORDERS_WEIGHTS_UP_TO", limit)
+                before = len(calls)
+                with torch.no_grad():
+                    y0 = f(xd, wd, **kw)
+                xg, wg = xd.clone().requires_grad_(), wd.clone().requires_grad_()
+                y = f(xg, wg, **kw)
+                assert (len(calls) > before) == (limit > 0), (f.__name__, dtype)
+                dx, dw = torch.autograd.grad(y, (xg, wg), torch.ones_like(y), create_graph=dtype == torch.float64)
+                outs.append([y0, y, dx, dw])
+                if dtype == torch.float64:
+                    outs[-1].append(torch.autograd.grad(dx.square().sum() + dw.square().sum(), xg)[0])
+            for a, b in zip(*outs):
+                assert a.shape == b.shape and torch.equal(a, b), (f.__name__, dtype)
+            assert outs[0][0].is_contiguous(memory_format=torch.channels_last) or x.dim() != 4
+    # What takes the operators' path: a channels-first input, several groups of a transposed
+    # conv, a large weight; each still right.
+    monkeypatch.setattr(ct, "_ENGINE_REORDERS_WEIGHTS_UP_TO", 1 << 16)
+    before = len(calls)
+    x, w = r(2, 4, 6, 5), r(6, 2, 3, 3)
+    close(ct.conv2d(x, w, groups=2), F.conv2d(x, w, groups=2), "channels-first input")
+    wt = r(4, 3, 2, 2)
+    close(ct.conv_transpose2d(_channels_last(x), wt, groups=2), F.conv_transpose2d(x, wt, groups=2), "groups=2 transposed")
+    wl = r(300, 4, 8, 8)
+    close(ct.conv2d(_channels_last(x), wl, padding=3), F.conv2d(x, wl, padding=3), "large weight")
+    assert len(calls) == before
+
+
 def test_traced_calls_see_the_operators():
     from torch.utils._python_dispatch import TorchDispatchMode
 

@@ -4,6 +4,8 @@
 // or returns its typed configuration. The first yes is the plan; execute() runs it as it is.
 #include <convnd/plan.h>
 
+#include <algorithm>
+#include <cmath>
 #include <list>
 #include <mutex>
 #include <unordered_map>
@@ -42,6 +44,7 @@ struct PlanKey {
   int threads;
   Isa isa;
   bool allow_tf32;
+  bool exact_threads;
   std::string algorithm;
   bool operator==(const PlanKey&) const = default;
 };
@@ -57,7 +60,7 @@ struct PlanKeyHash {
     for (const Dims* d : {&p.in, &p.k, &p.stride, &p.pad_lo, &p.pad_hi, &p.dil, &p.idil, &p.outpad})
       for (int64_t v : *d) mix(uint64_t(v));
     mix(uint64_t(k.backend) | uint64_t(uint32_t(k.device)) << 8 | uint64_t(k.isa) << 40 |
-        uint64_t(k.allow_tf32) << 48);
+        uint64_t(k.allow_tf32) << 48 | uint64_t(k.exact_threads) << 49);
     mix(uint64_t(k.budget));
     mix(uint64_t(k.threads));
     mix(std::hash<std::string>()(k.algorithm));
@@ -131,6 +134,13 @@ std::string traits_refusal(const AlgorithmTraits& t, const Geometry& g, Isa isa)
   if (!t.dtypes.has(g.dtype)) return "has no " + std::string(dtype_name(g.dtype)) + " kernels";
   if (!t.isas.has(isa)) return "has no " + std::string(isa_name(isa)) + " kernels";
   return {};
+}
+
+// At most `threads`, and no more than give each kMinWorkPerThread (plan.h says why).
+int threads_for_work(const Geometry& g, int threads) {
+  const double work = g.macs() + double(g.x_elems()) + double(g.w_elems()) + double(g.y_elems());
+  const double most = std::max(1.0, std::floor(work / double(kMinWorkPerThread)));
+  return most < double(threads) ? int(most) : threads;
 }
 
 Plan plan_uncached(const Problem& problem, const ExecOptions& opt, const BackendImpl& impl, Plan plan) {
@@ -224,11 +234,12 @@ Plan make_plan(const Problem& problem, const ExecOptions& opt) {
     lower(problem);
     throw Error(e.kind(), with_problem(e.what(), problem));
   }
-  PlanKey key{problem,      opt.backend,    impl.current_device(), plan.budget_bytes, plan.threads,
-              plan.isa,     opt.allow_tf32, opt.algorithm};
+  PlanKey key{problem,  opt.backend,    impl.current_device(), plan.budget_bytes, plan.threads,
+              plan.isa, opt.allow_tf32, opt.exact_threads,     opt.algorithm};
   Plan cached;
   if (plan_cache().find(key, &cached)) return cached;
   plan.geometry = lower(problem);
+  if (opt.backend == Backend::cpu && !opt.exact_threads) plan.threads = threads_for_work(plan.geometry, plan.threads);
   plan = plan_uncached(problem, opt, impl, std::move(plan));
   plan_cache().insert(key, plan);
   return plan;

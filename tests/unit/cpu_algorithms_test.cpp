@@ -27,6 +27,7 @@ bool run_forced(const Case& c, const std::string& algo, Tensor* y, int64_t budge
   opt.algorithm = algo;
   opt.budget = budget;
   opt.threads = threads;
+  opt.exact_threads = true;  // the threaded paths, even on small problems
   Plan plan;
   try {
     plan = make_plan(c.problem, opt);
@@ -282,6 +283,7 @@ TEST(CpuAlgorithms, WorkspaceNeverExceedsTheBudget) {
         ExecOptions opt;
         opt.budget = budget;
         opt.threads = threads;
+        opt.exact_threads = true;
         try {
           Plan plan = make_plan(p, opt);
           EXPECT_LE(plan.workspace_bytes, budget) << s << " on " << threads << " threads: " << plan.algorithm;

@@ -132,6 +132,7 @@ TEST(CpuGradients, WeightGradBitwiseAcrossThreadsBudgetsAndSplits) {
       const GradCase gc = make_grad_case(p, rng);
       ExecOptions base;
       base.threads = 1;
+      base.exact_threads = true;  // the threaded paths, even on small problems
       Tensor ref;
       std::string algo;
       ASSERT_TRUE(run_grad(gc, base, &ref, &algo));
@@ -140,6 +141,8 @@ TEST(CpuGradients, WeightGradBitwiseAcrossThreadsBudgetsAndSplits) {
         for (int64_t budget : {int64_t(-1), int64_t(64) << 10, int64_t(200) << 10}) {
           ExecOptions opt;
           opt.threads = threads;
+      opt.exact_threads = true;
+          opt.exact_threads = true;
           opt.budget = budget;
           opt.algorithm = algo;
           Tensor out;
@@ -158,6 +161,7 @@ TEST(CpuGradients, WeightGradBitwiseAcrossThreadsBudgetsAndSplits) {
       if (algo == "weight_grad_gemm") {
         ExecOptions opt;
         opt.threads = 2;
+        opt.exact_threads = true;
         const Plan plan = with_parameter(make_plan(p, opt), "column_chunks", 3);
         Tensor out = Tensor::empty(t, ref.shape());
         execute(plan, gc.c.x, out, gc.dy, opt);

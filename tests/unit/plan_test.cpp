@@ -129,6 +129,7 @@ TEST(PlanCache, RepeatedCallsReuseThePlanAndKeysKeepPlansApart) {
   const Problem p = parse_problem("n=1 in=8x8 c=8 o=8 k=3x3 pad=1");
   ExecOptions opt;
   opt.threads = 2;
+  opt.exact_threads = true;
   const PlanCacheStats s0 = plan_cache_stats();
   const Plan a = make_plan(p, opt);
   const Plan b = make_plan(p, opt);
@@ -145,6 +146,9 @@ TEST(PlanCache, RepeatedCallsReuseThePlanAndKeysKeepPlansApart) {
   other.budget = int64_t(1) << 20;
   EXPECT_EQ(make_plan(p, other).budget_bytes, int64_t(1) << 20);
   other = opt;
+  other.exact_threads = false;  // this problem is too small for two threads
+  EXPECT_EQ(make_plan(p, other).threads, 1);
+  other = opt;
   other.isa = Isa::generic;
   EXPECT_EQ(make_plan(p, other).isa, Isa::generic);
   other = opt;
@@ -153,7 +157,7 @@ TEST(PlanCache, RepeatedCallsReuseThePlanAndKeysKeepPlansApart) {
   Problem q = p;
   q.dtype = DType::f64;
   EXPECT_EQ(make_plan(q, opt).problem.dtype, DType::f64);
-  EXPECT_EQ(plan_cache_stats().misses - s1.misses, 5);
+  EXPECT_EQ(plan_cache_stats().misses - s1.misses, 6);
   // A cached plan gives the same result as a fresh one.
   Rng rng = test_rng();
   Case c = make_case(p, rng);
@@ -248,7 +252,29 @@ TEST(Plan, ThreadCountsAreBounded) {
   const Problem p = parse_problem("in=8 c=1 o=1");
   ExecOptions opt;
   opt.threads = kMaxThreads;
+  opt.exact_threads = true;
   EXPECT_EQ(make_plan(p, opt).threads, kMaxThreads);
   opt.threads = kMaxThreads + 1;
   EXPECT_TRUE(throws_error([&] { make_plan(p, opt); }, ErrorKind::invalid, {"threads=4097", "4096"}));
+}
+
+// A CPU plan gives each thread at least kMinWorkPerThread (multiply-adds plus the elements of
+// x, w and y): a tiny layer runs on one thread whatever the caller allows, a large one on all
+// it allows, one in between on as many as its work fills; exact_threads keeps the count asked.
+TEST(Plan, SmallProblemsRunOnFewerThreads) {
+  ExecOptions opt;
+  opt.threads = 16;
+  const Problem tiny = parse_problem("n=1 in=8x8 c=8 o=8 k=3x3 pad=1");  // 37k multiply-adds
+  EXPECT_EQ(make_plan(tiny, opt).threads, 1);
+  const Problem large = parse_problem("n=8 in=56x56 c=64 o=64 k=3x3 pad=1");  // 925M
+  EXPECT_EQ(make_plan(large, opt).threads, 16);
+  const Problem mid = parse_problem("n=1 in=32x32 c=32 o=32");  // 1M multiply-adds, 67k elements: 4 threads
+  const Geometry g = lower(mid);
+  const double work = g.macs() + double(g.x_elems() + g.w_elems() + g.y_elems());
+  const int threads = make_plan(mid, opt).threads;
+  EXPECT_EQ(threads, int(work / double(kMinWorkPerThread)));
+  EXPECT_GT(threads, 1);
+  EXPECT_LT(threads, 16);
+  opt.exact_threads = true;
+  EXPECT_EQ(make_plan(tiny, opt).threads, 16);
 }
