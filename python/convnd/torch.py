@@ -117,7 +117,10 @@ def _native_call(api: str, args: tuple, device: str, threads: int) -> Any:
 def _tensor_of(y: Any, dtype: "torch.dtype") -> Tensor:
     """A convnd result of `dtype` as a torch tensor, without a copy."""
     if not isinstance(y, _np.ndarray):
-        return torch.from_dlpack(y)  # a CUDA result: DLPack on the device
+        # A CUDA result, written in the order of PyTorch's current stream: its capsule, since
+        # from_dlpack given the array would look the current stream up again (5 us) to hand it
+        # to a producer that has nothing to wait for.
+        return torch.from_dlpack(y.__dlpack__())
     if dtype == torch.bfloat16:  # NumPy has none: the bits come as uint16 (ml_dtypes.bfloat16 from the public API)
         return torch.from_numpy(y.view(_np.uint16)).view(torch.bfloat16)
     return torch.from_numpy(y)
@@ -148,12 +151,30 @@ def _engine(api: str, args: tuple, a: Tensor, b: Tensor, shape: Optional[List[in
     device = a.device
     if device.type != "cuda":
         raise NotImplementedError(f"convnd.torch computes on CPU and CUDA tensors, got a tensor on {device}")
+    # The engine plans for the current device: make it the tensors' (usually it is already).
+    if _current_cuda_device() == device.index:
+        return _tensor_of(_on_current_stream(api, args, a, b, shape, device.index), a.dtype)
     with torch.cuda.device(device):
-        # PyTorch's current stream: the engine enqueues its work there and returns without
-        # synchronising (its output is allocated in that stream's order), as a native op does.
-        with _convnd.cuda_stream(torch.cuda.current_stream(device)):
-            y = _native(api, args, a, b, shape, "cuda", 0)
-    return _tensor_of(y, a.dtype)
+        return _tensor_of(_on_current_stream(api, args, a, b, shape, device.index), a.dtype)
+
+
+# PyTorch's current device and raw current stream (what its generated code reads: a
+# microsecond less each than torch.cuda.current_device() and current_stream(), which build
+# Python objects); the public functions where a build lacks them.
+_current_cuda_device = getattr(torch._C, "_cuda_getDevice", None) or torch.cuda.current_device
+_raw_stream = getattr(torch._C, "_cuda_getCurrentRawStream", None) or (
+    lambda index: torch.cuda.current_stream(index).cuda_stream)
+
+
+def _on_current_stream(api: str, args: tuple, a: Tensor, b: Tensor, shape: Optional[List[int]], index: int) -> Any:
+    # PyTorch's current stream: the engine enqueues its work there and returns without
+    # synchronising (its output is allocated in that stream's order), as a native op does.
+    # (convnd.cuda_stream's body, without the context manager's cost.)
+    previous = _core.set_cuda_stream(_raw_stream(index))
+    try:
+        return _native(api, args, a, b, shape, "cuda", 0)
+    finally:
+        _core.set_cuda_stream(previous)
 
 
 def _dense(t: Tensor) -> Tensor:
