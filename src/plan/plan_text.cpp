@@ -134,7 +134,10 @@ int resolve_threads(const ExecOptions& opt) {
                                           std::to_string(kMaxThreads));
     if (v > 0) return v;
   }
-  return std::min(kMaxThreads, int(std::max(1u, std::thread::hardware_concurrency())));
+  // Read once: glibc answers hardware_concurrency() by reading /sys on every call (microseconds,
+  // more than a cached plan's whole lookup).
+  static const int hardware = std::min(kMaxThreads, int(std::max(1u, std::thread::hardware_concurrency())));
+  return hardware;
 }
 
 std::vector<std::pair<std::string, int64_t>> Plan::parameters() const {
