@@ -5,6 +5,8 @@
 // for every algorithm of the registry.
 #include <gtest/gtest.h>
 
+#include <array>
+#include <cstring>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -468,6 +470,57 @@ TEST(ApiProgress, ReturningFalseCancelsWithInterrupted) {
       opt.progress = nullptr;
       EXPECT_NO_THROW(run_direction(gc, opt));
       break;
+    }
+  }
+}
+
+// contiguous_copy of strided views (a framework's layout read as convnd's: permuted axes,
+// broadcast zero strides, negative strides from the binding) in each element size, against an
+// element-by-element walk of the index.
+TEST(ApiTensors, ContiguousCopyOfStridedViews) {
+  Rng rng = test_rng();
+  for (int trial = 0; trial < 200; ++trial) {
+    const DType dt = std::array<DType, 4>{DType::f32, DType::f64, DType::f16, DType::bf16}[trial % 4];
+    const int nd = int(rng.integer(1, 5));
+    Shape shape(static_cast<size_t>(nd));
+    for (auto& e : shape) e = rng.integer(1, 6);
+    // A dense base tensor whose axes are permuted, some broadcast, some reversed.
+    std::vector<int> order(static_cast<size_t>(nd));
+    for (int d = 0; d < nd; ++d) order[size_t(d)] = d;
+    for (int d = nd - 1; d > 0; --d) std::swap(order[size_t(d)], order[size_t(rng.integer(0, d))]);
+    Shape base_shape(static_cast<size_t>(nd));
+    for (int d = 0; d < nd; ++d) base_shape[size_t(d)] = shape[size_t(order[size_t(d)])];
+    Tensor base = Tensor::empty(dt, base_shape);
+    const int64_t es = dtype_size(dt);
+    auto* bytes = static_cast<unsigned char*>(base.data());
+    for (int64_t i = 0; i < base.view().numel() * es; ++i) bytes[i] = static_cast<unsigned char>(rng.integer(0, 255));
+    const Shape base_strides = base.view().strides;
+    TensorView v(base.data(), dt, shape, Shape(size_t(nd), 0));
+    int64_t offset = 0;
+    for (int d = 0; d < nd; ++d) {
+      int b = 0;  // the base axis that is view axis d
+      while (order[size_t(b)] != d) ++b;
+      int64_t stride = base_strides[size_t(b)];
+      const int kind = int(rng.integer(0, 5));
+      if (kind == 0) stride = 0;  // broadcast
+      if (kind == 1 && shape[size_t(d)] > 1) {  // reversed
+        offset += stride * (shape[size_t(d)] - 1);
+        stride = -stride;
+      }
+      v.strides[size_t(d)] = stride;
+    }
+    v.data = bytes + offset * es;
+    const Tensor got = contiguous_copy(v);
+    ASSERT_TRUE(got.view().is_contiguous());
+    // The reference: element by element over the index.
+    std::vector<int64_t> idx(size_t(nd), 0);
+    const auto* out = static_cast<const unsigned char*>(got.data());
+    for (int64_t lin = 0; lin < v.numel(); ++lin) {
+      int64_t off = 0;
+      for (int d = 0; d < nd; ++d) off += idx[size_t(d)] * v.strides[size_t(d)];
+      ASSERT_EQ(std::memcmp(out + lin * es, static_cast<const unsigned char*>(v.data) + off * es, size_t(es)), 0)
+          << "trial " << trial << " element " << lin;
+      for (int d = nd - 1; d >= 0 && ++idx[size_t(d)] == shape[size_t(d)]; --d) idx[size_t(d)] = 0;
     }
   }
 }
