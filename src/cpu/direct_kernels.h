@@ -46,10 +46,18 @@ using ScatterFn = void (*)(const ScatterArgs&);
 using DepthwiseWgradFn = void (*)(const Geometry& g, const void* x, const void* dy, int64_t row0, int64_t row1,
                                   int64_t o0, int64_t o1, void* slot);
 
+/// s[e] + c[e] += v[e] for e < n, compensated like neumaier_add (cpu/blocked_reduction.h), with
+/// the same operations per element (so the same bits on every path): the weight gradients'
+/// sum of block partials.
+using NeumaierF32Fn = void (*)(double* s, double* c, const float* v, int64_t n);
+using NeumaierF64Fn = void (*)(double* s, double* c, const double* v, int64_t n);
+
 struct DirectKernels {
   DepthwiseFn depthwise[4];  // by DType: f32, f16, bf16, f64
   ScatterFn scatter[4];
   DepthwiseWgradFn depthwise_wgrad[4];
+  NeumaierF32Fn neumaier_add_f32;
+  NeumaierF64Fn neumaier_add_f64;
 };
 const DirectKernels& direct_kernels_generic();
 const DirectKernels& direct_kernels_avx2();

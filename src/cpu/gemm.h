@@ -306,6 +306,21 @@ struct GemmKernels {
   /// is not read); null on paths without one.
   void (*f32_gemm_pairs)(int64_t kc, const float* const* rows, int64_t lda, const int64_t* groups,
                          const float* b, float* c, int64_t ldc, int64_t m, int64_t n, bool accumulate) = nullptr;
+  /// The kernels for an A given k-major by one pointer per k: A[r][k] = krows[k][off + r] for
+  /// r < m (up to mr values are read: all of them when m == mr), and B's row k (nr values) at
+  /// b + k·ldb; the same sums in the same order as f32_gemm / f64_gemm. Every path has them.
+  void (*f32_gemm_krows)(int64_t kc, const float* const* krows, int64_t off, const float* b, int64_t ldb,
+                         float* c, int64_t ldc, int64_t m, int64_t n, bool accumulate) = nullptr;
+  void (*f64_gemm_krows)(int64_t kc, const double* const* krows, int64_t off, const double* b, int64_t ldb,
+                         double* c, int64_t ldc, int64_t m, int64_t n, bool accumulate) = nullptr;
+  /// The same for a panel from two runs: A[r][k] = krows[k][off + r] for r < split and
+  /// krows2[k][r - split] for split <= r < mr (0 < split < mr).
+  void (*f32_gemm_krows2)(int64_t kc, const float* const* krows, const float* const* krows2, int64_t off,
+                          int64_t split, const float* b, int64_t ldb, float* c, int64_t ldc, int64_t m,
+                          int64_t n, bool accumulate) = nullptr;
+  void (*f64_gemm_krows2)(int64_t kc, const double* const* krows, const double* const* krows2, int64_t off,
+                          int64_t split, const double* b, int64_t ldb, double* c, int64_t ldc, int64_t m,
+                          int64_t n, bool accumulate) = nullptr;
 };
 const GemmKernels& gemm_kernels_generic();
 const GemmKernels& gemm_kernels_avx2();

@@ -6,6 +6,7 @@
 #include <convnd/convnd.h>
 #include <gtest/gtest.h>
 
+#include "cpu/gemm.h"
 #include "grad_test_util.h"
 
 using namespace convnd;
@@ -118,6 +119,38 @@ TEST(CpuGradients, WeightGradTileBoundariesAndPrimes) {
   check_named("weight_grad_dual", Direction::bwd_w,
               {"op=convT in=97 c=1 o=1 k=64 stride=16", "op=convT in=40 c=6 o=10 k=7 stride=4 pad=2 outpad=1",
                "op=convT in=7x6 c=16 o=16 k=3x3 stride=2 g=16"});
+}
+
+// weight_grad_gemm's ways of reading its operands, on every kernel path this CPU runs: A in
+// place (one tap, and across two taps), copied (partial panels, the 4- and 8-row tiles, panels
+// over more taps, 16-bit data), and dy in place (O/g a multiple of the tile's nr: 32 or 16),
+// groups included; against the oracle, and bit for bit on small integers.
+TEST(CpuGradients, WeightGradGemmEveryReadOnEveryPath) {
+  Rng rng = test_rng();
+  int paths = 0;
+  for (Isa isa : {Isa::generic, Isa::avx2, Isa::avx512}) {
+    if (!gemm_isa_supported(isa)) continue;
+    ++paths;
+    for (const char* s : {"n=2 in=12x11 c=40 o=64 k=3x3 pad=1", "n=2 in=7x9 c=46 o=32",
+                          "n=3 in=9x8 c=20 o=96 k=3x3 pad=1 g=2", "n=1 in=10x10 c=128 o=128 k=3x3 pad=1 stride=2 g=2",
+                          "n=2 in=6x7 c=50 o=16 k=2x3 pad=1:0 dil=2x1"})
+      for (DType t : kAllDtypes) {
+        Problem p = with_dir(parse_problem(s), Direction::bwd_w);
+        p.dtype = t;
+        SCOPED_TRACE(std::string(isa_name(isa)) + " on " + to_string(p));
+        ExecOptions opt;
+        opt.algorithm = "weight_grad_gemm";
+        opt.isa = isa;
+        const GradCase gc = make_grad_case(p, rng);
+        Tensor out;
+        ASSERT_TRUE(run_grad(gc, opt, &out));
+        ASSERT_TRUE(matches_oracle(out, grad_oracle(gc)));
+        const GradCase gi = make_grad_case(p, rng, Fill::small_int, 2);
+        ASSERT_TRUE(run_grad(gi, opt, &out));
+        ASSERT_TRUE(bit_equal(out, grad_reference(gi)));
+      }
+  }
+  EXPECT_GE(paths, 1);
 }
 
 // The weight gradient's bits do not depend on threads, budget (which changes the wave of

@@ -55,6 +55,30 @@ void f32_gemm_rows_6x16__avx2(int64_t kc, const float* a, int64_t lda, const flo
   gemm_microkernel_rows<F32x8, 6, 2, kPrefetchB>(kc, a, lda, b, c, ldc, m, n, accumulate, pf);
 }
 
+void f32_gemm_krows_6x16__avx2(int64_t kc, const float* const* krows, int64_t off, const float* b,
+                               int64_t ldb, float* c, int64_t ldc, int64_t m, int64_t n, bool accumulate) {
+  gemm_microkernel_krows_any<F32x8, 6, 2, kPrefetchB>(kc, krows, off, b, ldb, c, ldc, m, n, accumulate);
+}
+
+void f64_gemm_krows_6x8__avx2(int64_t kc, const double* const* krows, int64_t off, const double* b,
+                              int64_t ldb, double* c, int64_t ldc, int64_t m, int64_t n, bool accumulate) {
+  gemm_microkernel_krows_any<F64x4, 6, 2, kPrefetchB / 2>(kc, krows, off, b, ldb, c, ldc, m, n, accumulate);
+}
+
+void f32_gemm_krows2_6x16__avx2(int64_t kc, const float* const* krows, const float* const* krows2,
+                                int64_t off, int64_t split, const float* b, int64_t ldb, float* c,
+                                int64_t ldc, int64_t m, int64_t n, bool accumulate) {
+  gemm_microkernel_krows_split<F32x8, 6, 2, kPrefetchB>(kc, krows, krows2, off, split, b, ldb, c, ldc, m, n,
+                                                        accumulate);
+}
+
+void f64_gemm_krows2_6x8__avx2(int64_t kc, const double* const* krows, const double* const* krows2,
+                               int64_t off, int64_t split, const double* b, int64_t ldb, double* c,
+                               int64_t ldc, int64_t m, int64_t n, bool accumulate) {
+  gemm_microkernel_krows_split<F64x4, 6, 2, kPrefetchB / 2>(kc, krows, krows2, off, split, b, ldb, c, ldc, m,
+                                                            n, accumulate);
+}
+
 void f64_gemm_6x8__avx2(int64_t kc, const double* a, const int64_t* a_groups, const double* b, double* c, int64_t ldc,
                         int64_t m, int64_t n, bool accumulate, GemmPrefetch* pf) {
   gemm_microkernel<F64x4, 6, 2, 1, kPrefetchB / 2>(kc, a, a_groups, b, c, ldc, m, n, accumulate, pf);
@@ -199,6 +223,12 @@ const GemmKernels& gemm_kernels_avx2() {
       f64_pack_rows__avx2,
       f32_store__avx2,
       f32_gemm_rows_6x16__avx2,
+      nullptr,
+      nullptr,
+      f32_gemm_krows_6x16__avx2,
+      f64_gemm_krows_6x8__avx2,
+      f32_gemm_krows2_6x16__avx2,
+      f64_gemm_krows2_6x8__avx2,
   };
   return k;
 }

@@ -75,6 +75,31 @@ void f64_gemm_14x16__avx512(int64_t kc, const double* a, const int64_t* a_groups
   gemm_microkernel<F64x8, 14, 2, 8, kPrefetchB / 2>(kc, a, a_groups, b, c, ldc, m, n, accumulate, pf);
 }
 
+void f32_gemm_krows_14x32__avx512(int64_t kc, const float* const* krows, int64_t off, const float* b,
+                                  int64_t ldb, float* c, int64_t ldc, int64_t m, int64_t n, bool accumulate) {
+  gemm_microkernel_krows_any<F32x16, 14, 2, kPrefetchB>(kc, krows, off, b, ldb, c, ldc, m, n, accumulate);
+}
+
+void f64_gemm_krows_14x16__avx512(int64_t kc, const double* const* krows, int64_t off, const double* b,
+                                  int64_t ldb, double* c, int64_t ldc, int64_t m, int64_t n,
+                                  bool accumulate) {
+  gemm_microkernel_krows_any<F64x8, 14, 2, kPrefetchB / 2>(kc, krows, off, b, ldb, c, ldc, m, n, accumulate);
+}
+
+void f32_gemm_krows2_14x32__avx512(int64_t kc, const float* const* krows, const float* const* krows2,
+                                   int64_t off, int64_t split, const float* b, int64_t ldb, float* c,
+                                   int64_t ldc, int64_t m, int64_t n, bool accumulate) {
+  gemm_microkernel_krows_split<F32x16, 14, 2, kPrefetchB>(kc, krows, krows2, off, split, b, ldb, c, ldc, m, n,
+                                                          accumulate);
+}
+
+void f64_gemm_krows2_14x16__avx512(int64_t kc, const double* const* krows, const double* const* krows2,
+                                   int64_t off, int64_t split, const double* b, int64_t ldb, double* c,
+                                   int64_t ldc, int64_t m, int64_t n, bool accumulate) {
+  gemm_microkernel_krows_split<F64x8, 14, 2, kPrefetchB / 2>(kc, krows, krows2, off, split, b, ldb, c, ldc, m,
+                                                             n, accumulate);
+}
+
 // Loads 16 consecutive elements of a row as f32 (the first `count` of them; the rest zero).
 template <DType D>
 inline __m512 load_row(const void* row, int64_t k, __mmask16 mask) {
@@ -315,6 +340,10 @@ const GemmKernels& gemm_kernels_avx512() {
       f32_gemm_rows_14x32__avx512,
       f32_gemm_gather_14x32__avx512,
       f32_gemm_pairs_14x32__avx512,
+      f32_gemm_krows_14x32__avx512,
+      f64_gemm_krows_14x16__avx512,
+      f32_gemm_krows2_14x32__avx512,
+      f64_gemm_krows2_14x16__avx512,
   };
   return k;
 }

@@ -38,6 +38,32 @@ void f64_gemm_4x4__generic(int64_t kc, const double* a, const int64_t* a_groups,
   gemm_microkernel<GenericVec<double, F64x2>, 4, 2, 1>(kc, a, a_groups, b, c, ldc, m, n, accumulate, pf);
 }
 
+void f32_gemm_krows_4x8__generic(int64_t kc, const float* const* krows, int64_t off, const float* b,
+                                 int64_t ldb, float* c, int64_t ldc, int64_t m, int64_t n, bool accumulate) {
+  gemm_microkernel_krows_any<GenericVec<float, F32x4>, 4, 2, 0>(kc, krows, off, b, ldb, c, ldc, m, n,
+                                                                accumulate);
+}
+
+void f64_gemm_krows_4x4__generic(int64_t kc, const double* const* krows, int64_t off, const double* b,
+                                 int64_t ldb, double* c, int64_t ldc, int64_t m, int64_t n, bool accumulate) {
+  gemm_microkernel_krows_any<GenericVec<double, F64x2>, 4, 2, 0>(kc, krows, off, b, ldb, c, ldc, m, n,
+                                                                 accumulate);
+}
+
+void f32_gemm_krows2_4x8__generic(int64_t kc, const float* const* krows, const float* const* krows2,
+                                  int64_t off, int64_t split, const float* b, int64_t ldb, float* c,
+                                  int64_t ldc, int64_t m, int64_t n, bool accumulate) {
+  gemm_microkernel_krows_split<GenericVec<float, F32x4>, 4, 2, 0>(kc, krows, krows2, off, split, b, ldb, c,
+                                                                  ldc, m, n, accumulate);
+}
+
+void f64_gemm_krows2_4x4__generic(int64_t kc, const double* const* krows, const double* const* krows2,
+                                  int64_t off, int64_t split, const double* b, int64_t ldb, double* c,
+                                  int64_t ldc, int64_t m, int64_t n, bool accumulate) {
+  gemm_microkernel_krows_split<GenericVec<double, F64x2>, 4, 2, 0>(kc, krows, krows2, off, split, b, ldb, c,
+                                                                   ldc, m, n, accumulate);
+}
+
 // A panels in groups of one k: the B layout, with the panel's width.
 void f32_pack_a__generic(DType dt, const GemmASegment* segs, int64_t nseg, int64_t nrows,
                          int64_t width, float* panel) {
@@ -78,6 +104,13 @@ const GemmKernels& gemm_kernels_generic() {
       f32_pack_rows__generic,
       f64_pack_rows__generic,
       f32_store__generic,
+      nullptr,
+      nullptr,
+      nullptr,
+      f32_gemm_krows_4x8__generic,
+      f64_gemm_krows_4x4__generic,
+      f32_gemm_krows2_4x8__generic,
+      f64_gemm_krows2_4x4__generic,
   };
   return k;
 }

@@ -248,6 +248,81 @@ inline void gemm_microkernel_pairs(int64_t kc, const typename V::T* const* rows,
   tile.finish(c, ldc, m, n, accumulate);
 }
 
+// The kernel for an A given k-major through one pointer per k: row r's k-th value is
+// krows[k][off + r], so a panel's MR values of one k are contiguous (e.g. MR consecutive channels
+// of one input pixel: the transposed im2col of a weight gradient, read where it lies); B's rows
+// ldb elements apart (NR when packed). The same sums in the same order as the packed kernel.
+template <class V, int MR, int NV, int PrefetchB>
+inline void gemm_microkernel_krows(int64_t kc, const typename V::T* const* krows, int64_t off,
+                                   const typename V::T* b, int64_t ldb, typename V::T* c, int64_t ldc,
+                                   int64_t m, int64_t n, bool accumulate) {
+  using T = typename V::T;
+  MicroTile<V, MR, NV> tile;
+  tile.start(c, ldc);
+  for (int64_t k = 0; k < kc; ++k) {
+    const T* a = krows[k] + off;
+    // The end of the next panel's run of row k (the columns after these): a caller walks the
+    // columns in order and the rows are strided (one input pixel each), which the hardware
+    // prefetchers do not follow; the start of that run mostly shares this run's last line.
+    V::prefetch(a + (2 * MR - 1));
+    tile.template step<PrefetchB>(b, [&](int r) { return a + r; });
+    b += ldb;
+  }
+  tile.finish(c, ldc, m, n, accumulate);
+}
+
+// gemm_microkernel_krows for a partial panel (m < MR): a tile of 4 or 8 rows where that covers
+// m, so that the last panel of a column range does not cost a whole one (1x1 c256: 18 panels
+// of 14 and one of 4). Reads at least m and at most MR values per k.
+template <class V, int MR, int NV, int PrefetchB>
+inline void gemm_microkernel_krows_any(int64_t kc, const typename V::T* const* krows, int64_t off,
+                                       const typename V::T* b, int64_t ldb, typename V::T* c, int64_t ldc,
+                                       int64_t m, int64_t n, bool accumulate) {
+  if constexpr (MR >= 12) {
+    if (m <= 4)
+      return gemm_microkernel_krows<V, 4, NV, PrefetchB>(kc, krows, off, b, ldb, c, ldc, m, n, accumulate);
+    if (m <= 8)
+      return gemm_microkernel_krows<V, 8, NV, PrefetchB>(kc, krows, off, b, ldb, c, ldc, m, n, accumulate);
+  }
+  gemm_microkernel_krows<V, MR, NV, PrefetchB>(kc, krows, off, b, ldb, c, ldc, m, n, accumulate);
+}
+
+// gemm_microkernel_krows for a panel whose rows come from two runs: rows r < S at
+// krows[k][off + r], rows r >= S at krows2[k][r - S] (a panel of columns (tap, c) that crosses
+// from one tap into the next). The same sums in the same order.
+template <class V, int MR, int NV, int PrefetchB, int S>
+inline void gemm_microkernel_krows2(int64_t kc, const typename V::T* const* krows,
+                                    const typename V::T* const* krows2, int64_t off, const typename V::T* b,
+                                    int64_t ldb, typename V::T* c, int64_t ldc, int64_t m, int64_t n,
+                                    bool accumulate) {
+  using T = typename V::T;
+  MicroTile<V, MR, NV> tile;
+  tile.start(c, ldc);
+  for (int64_t k = 0; k < kc; ++k) {
+    const T* a = krows[k] + off;
+    const T* a2 = krows2[k];
+    V::prefetch(a2 + (2 * MR - S - 1));  // as in gemm_microkernel_krows
+    tile.template step<PrefetchB>(b, [&](int r) { return r < S ? a + r : a2 + (r - S); });
+    b += ldb;
+  }
+  tile.finish(c, ldc, m, n, accumulate);
+}
+
+// gemm_microkernel_krows2 with the split S (0 < S < MR) chosen at run time.
+template <class V, int MR, int NV, int PrefetchB, int S = 1>
+inline void gemm_microkernel_krows_split(int64_t kc, const typename V::T* const* krows,
+                                         const typename V::T* const* krows2, int64_t off, int64_t split,
+                                         const typename V::T* b, int64_t ldb, typename V::T* c, int64_t ldc,
+                                         int64_t m, int64_t n, bool accumulate) {
+  if constexpr (S < MR) {
+    if (split == S)
+      return gemm_microkernel_krows2<V, MR, NV, PrefetchB, S>(kc, krows, krows2, off, b, ldb, c, ldc, m, n,
+                                                              accumulate);
+    return gemm_microkernel_krows_split<V, MR, NV, PrefetchB, S + 1>(kc, krows, krows2, off, split, b, ldb, c,
+                                                                     ldc, m, n, accumulate);
+  }
+}
+
 // The packed kernel, with or without the prefetch stream as pf has lines left.
 template <class V, int MR, int NV, int G, int PrefetchB = 0>
 inline void gemm_microkernel(int64_t kc, const typename V::T* a, const int64_t* a_groups,
