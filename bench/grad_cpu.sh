@@ -15,4 +15,5 @@ fi
 # This checkout's package (CPU only: the benchmark is the CPU's).
 CONVND_CUDA=OFF "$venv/bin/pip" install -q --force-reinstall --no-deps ./
 out=${OUT_MD:-bench/results/grad-cpu-$(date +%F).md}
-cd bench && "$venv/bin/python" grad_cpu.py --threads "${THREADS:-$(nproc)}" --out "../$out" "$@"
+out=$(realpath -m "$out")  # OUT_MD relative to the checkout, or absolute
+cd bench && "$venv/bin/python" grad_cpu.py --threads "${THREADS:-$(nproc)}" --out "$out" "$@"
