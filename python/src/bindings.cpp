@@ -9,6 +9,9 @@
 // the library's convnd::Tensor (no copy); bfloat16 comes back as uint16 bits, which the
 // Python layer views as ml_dtypes.bfloat16.
 //
+// convnd.torch makes a Call per distinct call instead (its options converted once; run() then
+// takes the arrays alone, optionally in PyTorch's channels-first layouts, reordered here).
+//
 // The gradients (convnd.grad) go through run_grad: the weight (input gradient) or the input
 // (weight gradient), the shape of the tensor differentiated and the cotangent dy; the problem is
 // the forward call's with dir=bwd_d or bwd_w, and its output is made here like y's.
