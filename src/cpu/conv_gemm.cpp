@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <array>
 #include <cstring>
+#include <type_traits>
 
 #include "core/checked.h"
 #include "cpu/config_checks.h"
@@ -270,6 +271,64 @@ class SubKernelB final : public GemmBSource {
   int64_t oc0_;
 };
 
+// B from a weight stored with its channel axes swapped, [g, C/g, w_k..., O/g]
+// (DenseConv::w_swapped): B[k, n] for k = tap·C/g + c is w[q, c, tap', n_first + n] (tap' the
+// full kernel's tap, as in SubKernelB), so a row of a B panel is nr consecutive output channels
+// of one (c, tap'): a copy, where the standard layout [O, K, C/g] needs a transpose. The same
+// values land in the same places, so the same bits as packing the permuted copy.
+class SwappedKernelB final : public GemmBSource {
+ public:
+  SwappedKernelB(const DenseConv& dc, const char* w, int64_t group, int64_t n_first)
+      : dc_(dc), w_(w), group_(group), n_first_(n_first) {}
+  void pack(const GemmPlan& plan, int64_t n0, int64_t nc, int64_t k0, int64_t kc, void* dst) const override {
+    switch (dc_.sub.dtype) {
+      case DType::f32: pack_as<float, float>(plan, n0, nc, k0, kc, dst); break;
+      case DType::f64: pack_as<double, double>(plan, n0, nc, k0, kc, dst); break;
+      case DType::bf16: pack_as<float, uint16_t>(plan, n0, nc, k0, kc, dst); break;
+      case DType::f16: break;  // refused by check_conv_gemm_tiles (w_swapped_supported)
+    }
+  }
+
+ private:
+  static float widen(float v) { return v; }
+  static double widen(double v) { return v; }
+  static float widen(uint16_t v) { return bf16_to_float(v); }  // only bf16 reaches here
+
+  template <class T, class S>
+  void pack_as(const GemmPlan& plan, int64_t n0, int64_t nc, int64_t k0, int64_t kc, void* dst) const {
+    const Geometry& s = dc_.sub;
+    const int64_t nr = plan.nr, cg = s.cg(), og = s.og();
+    const int64_t wk = dc_.w_k[0] * dc_.w_k[1] * dc_.w_k[2];
+    // w[q, c, tap', o] at ((q·C/g + c)·wk + tap')·O/g + o.
+    const S* w = reinterpret_cast<const S*>(w_) + group_ * cg * wk * og + n_first_ + n0;
+    for (int64_t p = 0; p * nr < nc; ++p) {
+      const int64_t cols = std::min(nr, nc - p * nr);
+      T* panel = static_cast<T*>(dst) + p * kc * nr;  // [kc, nr]
+      int64_t t = k0 / cg, c = k0 % cg, tap = -1;
+      for (int64_t k = 0; k < kc; ++k) {
+        if (tap < 0) {
+          const int64_t t2 = t % s.k[2], t1 = (t / s.k[2]) % s.k[1], t0 = t / (s.k[2] * s.k[1]);
+          tap = ((dc_.k_first[0] + t0 * dc_.k_step[0]) * dc_.w_k[1] + dc_.k_first[1] + t1 * dc_.k_step[1]) *
+                    dc_.w_k[2] + dc_.k_first[2] + t2 * dc_.k_step[2];
+        }
+        const S* src = w + (c * wk + tap) * og + p * nr;
+        T* d = panel + k * nr;
+        if constexpr (std::is_same_v<T, S>) {
+          std::memcpy(d, src, size_t(cols) * sizeof(T));  // f32, f64: the row as it is
+        } else {
+          for (int64_t j = 0; j < cols; ++j) d[j] = widen(src[j]);
+        }
+        for (int64_t j = cols; j < nr; ++j) d[j] = T(0);
+        if (++c == cg) c = 0, ++t, tap = -1;
+      }
+    }
+  }
+
+  const DenseConv& dc_;
+  const char* w_;
+  int64_t group_, n_first_;
+};
+
 }  // namespace
 
 void append_tile_parameters(const ConvGemmTiles& t, const std::string& prefix,
@@ -398,6 +457,9 @@ Status check_conv_gemm_tiles(const ConvGemmTiles& tiles, const DenseConv& dc, co
   const int64_t K = s.kernel_volume() * s.cg();
   if (Status st = gemm_check_plan(tiles.gemm, K); !st.ok())
     return Status(st.kind(), "[" + plan.algorithm + "] " + st.message());
+  if (dc.w_swapped && !w_swapped_supported(s.dtype))
+    return Status(ErrorKind::invalid, "[" + plan.algorithm + "] a weight with swapped channel axes cannot be " +
+                                          std::string(dtype_name(s.dtype)) + " (a hand-made plan?)");
   if (tiles.n_tile < 1 || tiles.m_tile < 1)
     return Status(ErrorKind::invalid, "[" + plan.algorithm + "] the plan's n_tile " + std::to_string(tiles.n_tile) +
                                           " and m_tile " + std::to_string(tiles.m_tile) + " must be positive");
@@ -460,7 +522,10 @@ Status run_conv_gemm(const ConvGemmTiles& tiles, const DenseConv& dc, const RunC
       const int64_t nt = std::min(tiles.n_tile, og - n0);
       const int64_t oc0 = q * og + n0;
       Status st;
-      if (plain_w) {
+      if (dc.w_swapped) {
+        SwappedKernelB b(dc, w, q, n0);
+        st = gemm_pack_b(gp, nt, K, b, packed, pool);
+      } else if (plain_w) {
         DenseGemmB b(s.dtype, w + oc0 * K * es, K);
         st = gemm_pack_b(gp, nt, K, b, packed, pool);
       } else {

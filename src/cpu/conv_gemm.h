@@ -35,7 +35,16 @@ struct DenseConv {
   Dims w_k{1, 1, 1};               // the full weight's kernel extents
   Dims y_out{1, 1, 1};             // the full output's spatial extents
   bool pointwise_a = false;        // A is x itself viewed as [pixels, C] (1x1, stride 1, no pad)
+  // The weight is stored with its two channel axes swapped per group, [g, C/g, w_k..., O/g]
+  // rather than [O, w_k..., C/g]: the primal weight of an input gradient, read by the dual
+  // forward conv in place of a permuted copy (w_swapped_supported() says which dtypes).
+  bool w_swapped = false;
 };
+
+/// Whether run_conv_gemm reads a swapped weight (DenseConv::w_swapped) of this dtype: f32, f64
+/// and bf16 rows of B are then plain copies (bf16 widened by a shift); f16 needs the ISA's
+/// conversion, which only the packers of the standard layout have, so it keeps the copy.
+inline bool w_swapped_supported(DType t) { return t != DType::f16; }
 
 /// Tiles chosen for a DenseConv under a budget (plain data, part of the Plan). The GEMM's ISA
 /// is the plan's (Plan::isa, checked at run time) and its compute type follows the dtype, so
@@ -61,9 +70,11 @@ void append_tile_parameters(const ConvGemmTiles& t, const std::string& prefix,
 /// problem (pointwise_gemm, im2col_gemm).
 struct ConvGemmConfig final : PlanConfig {
   ConvGemmTiles tiles;
+  bool w_swapped = false;  // the weight is [g, C/g, K, O/g] (DenseConv::w_swapped); set by data_grad
   std::vector<std::pair<std::string, int64_t>> parameters() const override {
     std::vector<std::pair<std::string, int64_t>> out;
     append_tile_parameters(tiles, "", &out);
+    out.emplace_back("w_swapped", w_swapped);
     return out;
   }
   /// Settable: n_tile (1 .. the planned n_tile: fewer output channels per packed B, within the
@@ -78,6 +89,7 @@ struct ConvGemmConfig final : PlanConfig {
 /// K is what the bits depend on), planned together and looked up exactly at run time.
 struct PolyphaseGemmConfig final : PlanConfig {
   int64_t phases = 0;               // stride phases of the problem (phase_count)
+  bool w_swapped = false;           // as in ConvGemmConfig
   std::vector<int64_t> k;           // the distinct K values, increasing
   std::vector<ConvGemmTiles> by_k;  // by_k[i] serves the phases whose K is k[i]
   /// The tiles of reduction length K, or null when the plan has none.
@@ -87,7 +99,8 @@ struct PolyphaseGemmConfig final : PlanConfig {
     return nullptr;
   }
   std::vector<std::pair<std::string, int64_t>> parameters() const override {
-    std::vector<std::pair<std::string, int64_t>> out{{"phases", phases}, {"distinct_k", int64_t(k.size())}};
+    std::vector<std::pair<std::string, int64_t>> out{
+        {"phases", phases}, {"distinct_k", int64_t(k.size())}, {"w_swapped", w_swapped}};
     for (size_t i = 0; i < k.size(); ++i) {
       const std::string prefix = "k" + std::to_string(i) + ".";
       out.emplace_back(prefix + "K", k[i]);

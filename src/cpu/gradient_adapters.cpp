@@ -78,8 +78,8 @@ class CpuAdapter final : public Adapter {
 
 const Algorithm& data_grad_algorithm() {
   static const CpuAdapter<DataGradAdapter> a({"data_grad", Backend::cpu, {Direction::bwd_d}, kAllDTypes, kCpuIsas,
-                                              "w permuted to [C, K, O/g] (none when depthwise) + the dual forward "
-                                              "plan's"});
+                                              "w permuted to [C, K, O/g] (none when depthwise, or when the dual's "
+                                              "GEMM reads w in place) + the dual forward plan's"});
   return a;
 }
 

@@ -26,6 +26,13 @@ class Im2colGemm final : public Algorithm {
     out->config = std::move(cfg);
     return {};
   }
+  std::shared_ptr<const PlanConfig> with_swapped_weight(const PlanConfig& config, DType dtype) const override {
+    const auto* c = dynamic_cast<const ConvGemmConfig*>(&config);
+    if (!c || !w_swapped_supported(dtype)) return nullptr;
+    auto swapped = std::make_shared<ConvGemmConfig>(*c);
+    swapped->w_swapped = true;
+    return swapped;
+  }
   Status run(const RunContext& ctx) const override {
     const ConvGemmConfig* cfg = config_of<ConvGemmConfig>(ctx.plan);
     if (!cfg) return wrong_config(ctx.plan);
@@ -35,6 +42,7 @@ class Im2colGemm final : public Algorithm {
     dc.sub.flip = false;
     dc.w_k = g.k;
     dc.y_out = g.out;
+    dc.w_swapped = cfg->w_swapped;
     for (int j = 0; j < 3; ++j) {
       dc.k_first[j] = g.flip ? g.k[j] - 1 : 0;
       dc.k_step[j] = g.flip ? -1 : 1;

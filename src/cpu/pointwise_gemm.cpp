@@ -28,6 +28,13 @@ class PointwiseGemm final : public Algorithm {
     out->config = std::move(cfg);
     return {};
   }
+  std::shared_ptr<const PlanConfig> with_swapped_weight(const PlanConfig& config, DType dtype) const override {
+    const auto* c = dynamic_cast<const ConvGemmConfig*>(&config);
+    if (!c || !w_swapped_supported(dtype)) return nullptr;
+    auto swapped = std::make_shared<ConvGemmConfig>(*c);
+    swapped->w_swapped = true;
+    return swapped;
+  }
   Status run(const RunContext& ctx) const override {
     const ConvGemmConfig* cfg = config_of<ConvGemmConfig>(ctx.plan);
     if (!cfg) return wrong_config(ctx.plan);
@@ -36,6 +43,7 @@ class PointwiseGemm final : public Algorithm {
     dc.w_k = ctx.g.k;
     dc.y_out = ctx.g.out;
     dc.pointwise_a = true;
+    dc.w_swapped = cfg->w_swapped;
     return run_conv_gemm(cfg->tiles, dc, ctx, progress_of(ctx, ctx.g.y_elems()));
   }
 };

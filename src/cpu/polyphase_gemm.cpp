@@ -58,6 +58,13 @@ class PolyphaseGemm final : public Algorithm {
     out->config = std::move(cfg);
     return {};
   }
+  std::shared_ptr<const PlanConfig> with_swapped_weight(const PlanConfig& config, DType dtype) const override {
+    const auto* c = dynamic_cast<const PolyphaseGemmConfig*>(&config);
+    if (!c || !w_swapped_supported(dtype)) return nullptr;
+    auto swapped = std::make_shared<PolyphaseGemmConfig>(*c);
+    swapped->w_swapped = true;
+    return swapped;
+  }
   Status run(const RunContext& ctx) const override {
     const PolyphaseGemmConfig* cfg = config_of<PolyphaseGemmConfig>(ctx.plan);
     if (!cfg) return wrong_config(ctx.plan);
@@ -82,7 +89,7 @@ class PolyphaseGemm final : public Algorithm {
           }
           const ConvGemmTiles* t = cfg->tiles_for(ph.taps() * g.cg());
           if (!t) return missing_k(ph.taps() * g.cg());  // not reached: check_every_k found them
-          Status st = run_conv_gemm(*t, dense_conv_of(g, ph), ctx, progress_of(ctx, g.y_elems(), done));
+          Status st = run_conv_gemm(*t, dense_conv_of(g, ph, cfg->w_swapped), ctx, progress_of(ctx, g.y_elems(), done));
           if (!st.ok()) return st;
           done += ph.outputs() * g.n * g.o;
         }
@@ -91,8 +98,9 @@ class PolyphaseGemm final : public Algorithm {
 
  private:
   // Phase ph of g as a dense conv writing its outputs in place in y.
-  static DenseConv dense_conv_of(const Geometry& g, const Phase& ph) {
+  static DenseConv dense_conv_of(const Geometry& g, const Phase& ph, bool w_swapped) {
     DenseConv dc;
+    dc.w_swapped = w_swapped;
     dc.sub = phase_geometry(g, ph);
     dc.w_k = g.k;
     dc.y_out = g.out;
@@ -128,7 +136,7 @@ class PolyphaseGemm final : public Algorithm {
           const Phase ph{{a0, a1, a2}};
           const ConvGemmTiles* t = cfg.tiles_for(ph.taps() * g.cg());
           if (!t) return missing_k(ph.taps() * g.cg());
-          if (Status st = check_conv_gemm_tiles(*t, dense_conv_of(g, ph), ctx.plan); !st.ok()) return st;
+          if (Status st = check_conv_gemm_tiles(*t, dense_conv_of(g, ph, cfg.w_swapped), ctx.plan); !st.ok()) return st;
         }
     return Status::Ok();
   }

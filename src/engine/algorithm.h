@@ -121,6 +121,14 @@ class Algorithm {
   /// Runs plan exactly as configured (ctx.plan.config is this family's configuration type;
   /// config_of() checks it).
   virtual Status run(const RunContext& ctx) const = 0;
+  /// For the input-gradient adapter (src/engine/gradient_adapters.h): `config`, this family's
+  /// plan of the dual forward problem, changed to read the weight as the primal problem stores
+  /// it, [g, C/g, K, O/g] of the dual's channels (its two channel axes swapped), so that no
+  /// permuted copy is made; null (the default) when the family cannot for this dtype.
+  virtual std::shared_ptr<const PlanConfig> with_swapped_weight(const PlanConfig& config, DType dtype) const {
+    (void)config, (void)dtype;
+    return nullptr;
+  }
 };
 
 /// The plan's configuration as the family's own type T, or null when the plan carries another

@@ -6,6 +6,8 @@
 #include <convnd/convnd.h>
 #include <gtest/gtest.h>
 
+#include <cstring>
+
 #include "cpu/gemm.h"
 #include "grad_test_util.h"
 
@@ -81,6 +83,60 @@ TEST(CpuGradients, DataGradTileBoundariesAndPrimes) {
 TEST(CpuGradients, SeedTransposedConvPaddingBeyondKernel) {
   check_named("data_grad", Direction::bwd_d, {"op=convT in=5 c=1 o=1 k=3 stride=2 pad=3"});
   check_named("weight_grad_dual", Direction::bwd_w, {"op=convT in=5 c=1 o=1 k=3 stride=2 pad=3"});
+}
+
+// The dual forward conv reads w in place with its channel axes swapped (no permuted copy; f16
+// keeps the copy): the same bits as the forward conv of the dual problem run on a permuted
+// copy of w made here, on every path and dtype, for each GEMM algorithm (im2col with a flipped
+// kernel and groups, pointwise, polyphase) and a partial B panel (35 channels).
+TEST(CpuGradients, DataGradSwappedWeightSameBitsAsPermutedCopy) {
+  Rng rng = test_rng();
+  const std::pair<const char*, const char*> cases[] = {
+      {"n=2 in=9x9 c=12 o=20 k=3x3 pad=1 g=2", "n=2 in=9x9 c=20 o=12 k=3x3 pad=1 g=2 flip=1"},
+      {"n=2 in=7x5 c=24 o=40", "n=2 in=7x5 c=40 o=24"},
+      {"n=2 in=12x12 c=16 o=24 k=3x3 pad=1 stride=2", "n=2 in=6x6 c=24 o=16 k=3x3 idil=2 pad=1:2x1:2 flip=1"},
+      {"n=1 in=8x7 c=35 o=33 k=2x3 pad=0:1x1 flip=1", "n=1 in=8x7 c=33 o=35 k=2x3 pad=1:0x1"},
+  };
+  for (Isa isa : {Isa::generic, Isa::avx2, Isa::avx512}) {
+    if (!gemm_isa_supported(isa)) continue;
+    for (DType t : kAllDtypes)
+      for (const auto& [primal, dual] : cases) {
+        Problem p = with_dir(parse_problem(primal), Direction::bwd_d);
+        p.dtype = t;
+        Problem pd = parse_problem(dual);
+        pd.dtype = t;
+        const GradCase gc = make_grad_case(p, rng);
+        ExecOptions opt;
+        opt.isa = isa;
+        const Plan plan = make_plan(p, opt);
+        ASSERT_EQ(plan.algorithm, "data_grad");
+        const bool swapped = t != DType::f16;
+        EXPECT_EQ(plan_parameter(plan, "w_swapped"), swapped) << primal;
+        EXPECT_EQ(plan_parameter(plan, "copy_bytes") == 0, swapped) << primal;
+        Tensor dx = Tensor::empty(t, x_shape(gc.c.shapes));
+        fill(dx.view(), std::nan(""));
+        execute(plan, dx, gc.c.w, gc.dy, opt);
+        // w' [g, C/g, K, O/g] from w [g, O/g, K, C/g], element by element.
+        const Geometry& g = gc.c.geometry;
+        const int64_t og = g.o / g.groups, cg = g.c / g.groups, taps = g.kernel_volume(), es = dtype_size(t);
+        Shape wd_shape = gc.c.w.shape();  // [C, k..., O/g]
+        wd_shape.front() = g.c;
+        wd_shape.back() = og;
+        Tensor wd = Tensor::empty(t, wd_shape);
+        const char* w = static_cast<const char*>(gc.c.w.data());
+        for (int64_t q = 0; q < g.groups; ++q)
+          for (int64_t o = 0; o < og; ++o)
+            for (int64_t k = 0; k < taps; ++k)
+              for (int64_t c = 0; c < cg; ++c)
+                std::memcpy(static_cast<char*>(wd.data()) + (((q * cg + c) * taps + k) * og + o) * es,
+                            w + (((q * og + o) * taps + k) * cg + c) * es, size_t(es));
+        const Plan dual_plan = make_plan(pd, opt);
+        EXPECT_EQ(dual_plan.algorithm, plan.config->via()) << dual;
+        Tensor ref = Tensor::empty(t, x_shape(gc.c.shapes));
+        execute(dual_plan, gc.dy, wd, ref, opt);
+        ASSERT_TRUE(bit_equal(dx, ref)) << primal << " " << dtype_name(t) << " on " << gemm_isa_name(isa);
+      }
+  }
 }
 
 // ---- the weight gradient ----------------------------------------------------------------
