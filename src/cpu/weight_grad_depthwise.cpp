@@ -90,7 +90,10 @@ class WeightGradDepthwise final : public Algorithm {
     double* acc = reinterpret_cast<double*>(ws);
     double* comp = acc + elems;
     void* slots = ws + round_up_64(elems * 16);
-    const int64_t chunks = std::min(cfg->channel_chunks, g.o), per = (g.o + chunks - 1) / chunks;
+    // Chunks of whole 64-byte vectors (16 channels): the kernel takes a chunk's channels a vector
+    // at a time, and a chunk ending inside a vector would redo it or, narrower than one, run row
+    // by row (the same bits either way, but slower).
+    const int64_t chunks = std::min(cfg->channel_chunks, g.o), per = (g.o + chunks * 16 - 1) / (chunks * 16) * 16;
     auto partial = [&](int64_t b, int64_t part, void* slot, int) {
       const int64_t r0 = b * kWgradBlockRows, r1 = std::min(rows, r0 + kWgradBlockRows);
       const int64_t o0 = part * per, o1 = std::min(g.o, o0 + per);

@@ -213,8 +213,10 @@ TEST(CpuGradients, WeightGradGemmEveryReadOnEveryPath) {
 // blocks and the columns per pass) or the column split.
 TEST(CpuGradients, WeightGradBitwiseAcrossThreadsBudgetsAndSplits) {
   Rng rng = test_rng();
+  // (Depthwise: channels in whole vectors and a partial one, a channel multiplier, a stride.)
   for (const char* s : {"n=2 in=40x40 c=24 o=20 k=3x3 pad=1", "in=5000 c=8 o=8 k=5 g=8 pad=2",
-                        "n=3 in=30x20 c=12 o=9 k=3x3 g=3 stride=2", "op=convT in=3000 c=1 o=1 k=64 stride=16"})
+                        "n=3 in=30x20 c=12 o=9 k=3x3 g=3 stride=2", "op=convT in=3000 c=1 o=1 k=64 stride=16",
+                        "n=2 in=33x37 c=100 o=100 k=3x3 pad=1 g=100", "n=2 in=30x21 c=40 o=80 k=3x3 g=40 pad=1 stride=2"})
     for (DType t : {DType::f32, DType::bf16, DType::f64}) {
       Problem p = with_dir(parse_problem(s), Direction::bwd_w);
       p.dtype = t;
@@ -256,6 +258,16 @@ TEST(CpuGradients, WeightGradBitwiseAcrossThreadsBudgetsAndSplits) {
         execute(plan, gc.c.x, out, gc.dy, opt);
         ASSERT_TRUE(bit_equal(out, ref)) << "column_chunks=3 on " << to_string(p);
       }
+      if (algo == "weight_grad_depthwise")
+        for (int chunks : {2, 3, 7}) {
+          ExecOptions opt;
+          opt.threads = 2;
+          opt.exact_threads = true;
+          const Plan plan = with_parameter(make_plan(p, opt), "channel_chunks", chunks);
+          Tensor out = Tensor::empty(t, ref.shape());
+          execute(plan, gc.c.x, out, gc.dy, opt);
+          ASSERT_TRUE(bit_equal(out, ref)) << "channel_chunks=" << chunks << " on " << to_string(p);
+        }
     }
 }
 
