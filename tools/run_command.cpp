@@ -154,8 +154,9 @@ int run_command(const Options& o) {
     const std::string label = std::string(role_name(p.dir, out_role)) + ":";
     std::fprintf(info, "%-10s %s %s%s%s\n", label.c_str(), npy::shape_string(*shapes[out_role]).c_str(), dt.c_str(),
                  o.output.empty() ? "" : ", written to ", out.is_stdout() ? "standard output" : o.output.c_str());
-    std::fprintf(info, "algorithm: %s (%s, %d threads, workspace %s)\n", plan.algorithm.c_str(),
-                std::string(backend_name(plan.backend)).c_str(), plan.threads, format_bytes(plan.workspace_bytes).c_str());
+    std::fprintf(info, "algorithm: %s (%s, %d thread%s, workspace %s)\n", plan.algorithm.c_str(),
+                 std::string(backend_name(plan.backend)).c_str(), plan.threads, plan.threads == 1 ? "" : "s",
+                 format_bytes(plan.workspace_bytes).c_str());
     std::fprintf(info, "time:      %s (%.3g GFLOP/s)\n", format_seconds(seconds).c_str(), gflops);
   }
   return kExitOk;
