@@ -110,6 +110,18 @@ struct PolyphaseGemmConfig final : PlanConfig {
   }
 };
 
+/// Algorithm::with_swapped_weight for a GEMM family whose configuration is `Config` (with a
+/// w_swapped flag): the same configuration reading the swapped weight, or null for another
+/// configuration type or a dtype whose packer needs the permuted copy.
+template <class Config>
+std::shared_ptr<const PlanConfig> with_swapped_weight_of(const PlanConfig& config, DType dtype) {
+  const auto* c = dynamic_cast<const Config*>(&config);
+  if (!c || !w_swapped_supported(dtype)) return nullptr;
+  auto swapped = std::make_shared<Config>(*c);
+  swapped->w_swapped = true;
+  return swapped;
+}
+
 /// Whether `tiles` (from plan's configuration) can run `dc`: Status invalid (or unsupported)
 /// for tiles of another ISA than the plan's, a GemmPlan gemm() would refuse for this K, tiles
 /// that are not positive, a padded copy of a non-f32 input or one too small, or more workspace

@@ -29,11 +29,7 @@ class PointwiseGemm final : public Algorithm {
     return {};
   }
   std::shared_ptr<const PlanConfig> with_swapped_weight(const PlanConfig& config, DType dtype) const override {
-    const auto* c = dynamic_cast<const ConvGemmConfig*>(&config);
-    if (!c || !w_swapped_supported(dtype)) return nullptr;
-    auto swapped = std::make_shared<ConvGemmConfig>(*c);
-    swapped->w_swapped = true;
-    return swapped;
+    return with_swapped_weight_of<ConvGemmConfig>(config, dtype);
   }
   Status run(const RunContext& ctx) const override {
     const ConvGemmConfig* cfg = config_of<ConvGemmConfig>(ctx.plan);

@@ -59,11 +59,7 @@ class PolyphaseGemm final : public Algorithm {
     return {};
   }
   std::shared_ptr<const PlanConfig> with_swapped_weight(const PlanConfig& config, DType dtype) const override {
-    const auto* c = dynamic_cast<const PolyphaseGemmConfig*>(&config);
-    if (!c || !w_swapped_supported(dtype)) return nullptr;
-    auto swapped = std::make_shared<PolyphaseGemmConfig>(*c);
-    swapped->w_swapped = true;
-    return swapped;
+    return with_swapped_weight_of<PolyphaseGemmConfig>(config, dtype);
   }
   Status run(const RunContext& ctx) const override {
     const PolyphaseGemmConfig* cfg = config_of<PolyphaseGemmConfig>(ctx.plan);
