@@ -99,50 +99,30 @@ Tensor Tensor::zeros(DType dtype, const Shape& shape) {
 
 namespace {
 
-// Calls fn(linear_dense_index, strided_offset) for every element, in row-major order.
-template <class Fn>
-void for_each_offset(const TensorView& t, Fn fn) {
-  const int nd = t.ndim();
-  if (t.numel() == 0) return;
-  std::vector<int64_t> idx(nd, 0);
-  int64_t off = 0, lin = 0, total = t.numel();
-  for (;;) {
-    fn(lin, off);
-    if (++lin == total) return;
-    for (int d = nd - 1; d >= 0; --d) {
-      if (++idx[d] < t.shape[d]) {
-        off += t.strides[d];
-        break;
-      }
-      off -= t.strides[d] * (t.shape[d] - 1);
-      idx[d] = 0;
-    }
-  }
-}
-
-}  // namespace
-
-namespace {
-
-// dst[i] = src[offset of i] over a strided view's elements in row-major order, the innermost
-// dimension as one typed loop (a memcpy when it is unit-stride): a framework's tensor in its
-// own layout (a weight (O, C, kh, kw) read as (O, kh, kw, C), say) costs about a nanosecond
-// an element here, where an element-by-element walk of the index costs several.
+// Copies between a dense buffer and a strided view, element i of the dense buffer being the
+// view's i-th element in row-major order (to_dense: dense[i] = view[i]; else view[i] =
+// dense[i], in that order, so a broadcast axis keeps the last write as before). The innermost
+// dimension is one typed loop (a memcpy when it is unit-stride): a framework's tensor in its
+// own layout (a weight (O, C, kh, kw) read as (O, kh, kw, C), say) costs about a nanosecond an
+// element, where an element-by-element walk of the index costs several.
 template <class E>
-void gather_rows(E* out, const E* in, const TensorView& v) {
+void copy_rows(E* dense, E* view, const TensorView& v, bool to_dense) {
   const int nd = v.ndim();
   const int64_t inner = v.shape[size_t(nd - 1)], step = v.strides[size_t(nd - 1)];
   const int64_t rows = inner == 0 ? 0 : v.numel() / inner;
   std::vector<int64_t> idx(size_t(std::max(nd - 1, 0)), 0);
   int64_t off = 0;
   for (int64_t r = 0; r < rows; ++r) {
-    const E* src = in + off;
+    E* row = view + off;
     if (step == 1) {
-      std::memcpy(out, src, size_t(inner) * sizeof(E));
+      if (to_dense) std::memcpy(dense, row, size_t(inner) * sizeof(E));
+      else std::memcpy(row, dense, size_t(inner) * sizeof(E));
+    } else if (to_dense) {
+      for (int64_t i = 0; i < inner; ++i) dense[i] = row[i * step];
     } else {
-      for (int64_t i = 0; i < inner; ++i) out[i] = src[i * step];
+      for (int64_t i = 0; i < inner; ++i) row[i * step] = dense[i];
     }
-    out += inner;
+    dense += inner;
     for (int d = nd - 2; d >= 0; --d) {  // the next row's offset
       if (++idx[size_t(d)] < v.shape[size_t(d)]) {
         off += v.strides[size_t(d)];
@@ -154,6 +134,23 @@ void gather_rows(E* out, const E* in, const TensorView& v) {
   }
 }
 
+// copy_rows on the view's elements as 2-, 4- or 8-byte words (every dtype's size).
+void copy_strided(void* dense, const TensorView& v, bool to_dense) {
+  if (v.numel() == 0) return;
+  if (v.ndim() == 0) {
+    const size_t es = size_t(dtype_size(v.dtype));
+    if (to_dense) std::memcpy(dense, v.data, es);
+    else std::memcpy(v.data, dense, es);
+    return;
+  }
+  switch (dtype_size(v.dtype)) {
+    case 2: copy_rows(static_cast<uint16_t*>(dense), static_cast<uint16_t*>(v.data), v, to_dense); return;
+    case 4: copy_rows(static_cast<uint32_t*>(dense), static_cast<uint32_t*>(v.data), v, to_dense); return;
+    case 8: copy_rows(static_cast<uint64_t*>(dense), static_cast<uint64_t*>(v.data), v, to_dense); return;
+  }
+  throw Error(ErrorKind::invalid, "[tensor] elements of " + std::to_string(dtype_size(v.dtype)) + " bytes");
+}
+
 }  // namespace
 
 Tensor contiguous_copy(const TensorView& src) {
@@ -162,21 +159,7 @@ Tensor contiguous_copy(const TensorView& src) {
     std::memcpy(dst.data(), src.data, size_t(src.nbytes()));
     return dst;
   }
-  if (src.ndim() == 0 || src.numel() == 0) {
-    if (src.numel() > 0) std::memcpy(dst.data(), src.data, size_t(dtype_size(src.dtype)));
-    return dst;
-  }
-  switch (dtype_size(src.dtype)) {
-    case 2: gather_rows(static_cast<uint16_t*>(dst.data()), static_cast<const uint16_t*>(src.data), src); break;
-    case 4: gather_rows(static_cast<uint32_t*>(dst.data()), static_cast<const uint32_t*>(src.data), src); break;
-    case 8: gather_rows(static_cast<uint64_t*>(dst.data()), static_cast<const uint64_t*>(src.data), src); break;
-    default: {
-      const int64_t es = dtype_size(src.dtype);
-      auto* out = static_cast<char*>(dst.data());
-      const auto* in = static_cast<const char*>(src.data);
-      for_each_offset(src, [&](int64_t lin, int64_t off) { std::memcpy(out + lin * es, in + off * es, size_t(es)); });
-    }
-  }
+  copy_strided(dst.data(), src, true);
   return dst;
 }
 
@@ -187,17 +170,7 @@ double element_as_double(const TensorView& t, const Shape& index) {
 }
 
 void copy_from_dense(const void* dense, const TensorView& dst) {
-  const int64_t es = dtype_size(dst.dtype);
-  const int nd = dst.ndim();
-  std::vector<int64_t> idx(size_t(nd), 0);
-  const char* src = static_cast<const char*>(dense);
-  char* out = static_cast<char*>(dst.data);
-  for (int64_t lin = 0, total = dst.numel(); lin < total; ++lin) {
-    int64_t off = 0;
-    for (int d = 0; d < nd; ++d) off += idx[size_t(d)] * dst.strides[size_t(d)];
-    std::memcpy(out + off * es, src + lin * es, size_t(es));
-    for (int d = nd - 1; d >= 0 && ++idx[size_t(d)] == dst.shape[size_t(d)]; --d) idx[size_t(d)] = 0;
-  }
+  copy_strided(const_cast<void*>(dense), dst, false);  // only read when !to_dense
 }
 
 }  // namespace convnd

@@ -494,6 +494,7 @@ TEST(ApiTensors, ContiguousCopyOfStridedViews) {
     const int64_t es = dtype_size(dt);
     auto* bytes = static_cast<unsigned char*>(base.data());
     for (int64_t i = 0; i < base.view().numel() * es; ++i) bytes[i] = static_cast<unsigned char>(rng.integer(0, 255));
+    const std::vector<unsigned char> bytes_copy(bytes, bytes + base.view().numel() * es);
     const Shape base_strides = base.view().strides;
     TensorView v(base.data(), dt, shape, Shape(size_t(nd), 0));
     int64_t offset = 0;
@@ -522,5 +523,15 @@ TEST(ApiTensors, ContiguousCopyOfStridedViews) {
           << "trial " << trial << " element " << lin;
       for (int d = nd - 1; d >= 0 && ++idx[size_t(d)] == shape[size_t(d)]; --d) idx[size_t(d)] = 0;
     }
+    // copy_from_dense, the inverse, into the same view of a cleared base (where no axis is
+    // broadcast, so each element has its own place): reading it back gives the dense data.
+    bool broadcast = false;
+    for (int d = 0; d < nd; ++d) broadcast = broadcast || (v.strides[size_t(d)] == 0 && shape[size_t(d)] > 1);
+    if (broadcast) continue;
+    std::memset(base.data(), 0, size_t(base.view().numel() * es));
+    copy_from_dense(got.data(), v);
+    const Tensor back = contiguous_copy(v);
+    ASSERT_EQ(std::memcmp(back.data(), got.data(), size_t(v.numel() * es)), 0) << "trial " << trial;
+    ASSERT_EQ(std::memcmp(base.data(), bytes_copy.data(), size_t(base.view().numel() * es)), 0) << "trial " << trial;
   }
 }
