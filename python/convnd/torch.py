@@ -273,12 +273,17 @@ def _conv_setup(ctx, inputs, output):
     _save(ctx, x, w, tuple(params))
 
 
+def _conv_grads(dy, x, w, p, need_x: bool, need_w: bool):
+    """(dx, dw) of y = conv(x, w, *p) for the cotangent dy (convnd's layouts), None where not needed."""
+    dx = _run_input_grad(dy, w, list(x.shape), *p) if need_x else None
+    dw = _run_weight_grad(dy, x, list(w.shape), *p) if need_w else None
+    return dx, dw
+
+
 def _conv_backward(ctx, dy):
     x, w = ctx.saved_tensors
     p = ctx.params
-    dx = _run_input_grad(dy, w, list(x.shape), *p) if ctx.needs_input_grad[0] else None
-    dw = _run_weight_grad(dy, x, list(w.shape), *p) if ctx.needs_input_grad[1] else None
-    return (dx, dw) + (None,) * len(p)
+    return _conv_grads(dy, x, w, p, *ctx.needs_input_grad[:2]) + (None,) * len(p)
 
 
 def _input_grad_setup(ctx, inputs, output):
@@ -427,14 +432,13 @@ class _ConvChannelsFirst(torch.autograd.Function):
         x, w = ctx.saved_tensors
         p = ctx.params
         transposed = p[-1]
-        dy_cl = dy.movedim(1, -1)
-        dx = dw = None
-        if ctx.needs_input_grad[0]:
-            dx = _run_input_grad(dy_cl, _weight_to_convnd(w, transposed), [x.shape[0], *x.shape[2:], x.shape[1]],
-                                 *p).movedim(-1, 1)
-        if ctx.needs_input_grad[1]:
-            w_cl = _weight_to_convnd(w, transposed)
-            dw = _weight_from_convnd(_run_weight_grad(dy_cl, x.movedim(1, -1), list(w_cl.shape), *p), transposed)
+        # _conv_backward's gradients, in convnd's layouts and back (views: no copies here).
+        dx, dw = _conv_grads(dy.movedim(1, -1), x.movedim(1, -1), _weight_to_convnd(w, transposed), p,
+                             *ctx.needs_input_grad[:2])
+        if dx is not None:
+            dx = dx.movedim(-1, 1)
+        if dw is not None:
+            dw = _weight_from_convnd(dw, transposed)
         return (dx, dw) + (None,) * len(p)
 
 

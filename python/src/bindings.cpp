@@ -274,20 +274,24 @@ struct SignalWatch {
   }
 };
 
+// The view with its axes taken in `order` (empty: as it is).
+convnd::TensorView permuted(convnd::TensorView v, const std::vector<int>& order) {
+  const convnd::TensorView in = v;
+  for (size_t i = 0; i < order.size(); ++i) {
+    v.shape[i] = in.shape[size_t(order[i])];
+    v.strides[i] = in.strides[size_t(order[i])];
+  }
+  return v;
+}
+
 // The shape and element strides of a dense tensor's axes taken in `order` (empty: as they are).
 struct ArrayLayout {
   std::vector<size_t> shape;
   std::vector<int64_t> strides;
 };
 ArrayLayout layout_of(const convnd::Tensor& t, const std::vector<int>& order) {
-  const convnd::TensorView v = t.view();
-  ArrayLayout l;
-  for (size_t i = 0; i < v.shape.size(); ++i) {
-    const size_t d = order.empty() ? i : size_t(order[i]);
-    l.shape.push_back(size_t(v.shape[d]));
-    l.strides.push_back(v.strides[d]);
-  }
-  return l;
+  const convnd::TensorView v = permuted(t.view(), order);
+  return {std::vector<size_t>(v.shape.begin(), v.shape.end()), v.strides};
 }
 
 nb::object numpy_of(convnd::Tensor y, const std::vector<int>& order = {}) {
@@ -367,16 +371,6 @@ nb::object run_problem(const convnd::Problem& problem, const convnd::TensorView&
   return out_device >= 0 ? device_array_of(std::move(out), out_order) : numpy_of(std::move(out), out_order);
 }
 
-// The view with its axes taken in `order`.
-convnd::TensorView permuted(convnd::TensorView v, const std::vector<int>& order) {
-  const convnd::TensorView in = v;
-  for (size_t i = 0; i < order.size(); ++i) {
-    v.shape[i] = in.shape[size_t(order[i])];
-    v.strides[i] = in.strides[size_t(order[i])];
-  }
-  return v;
-}
-
 // PyTorch's layouts as axis orders of convnd's (docs/semantics.md), for `rank` spatial axes:
 // x and y (N, C, *spatial) -> (N, *spatial, C); a conv's weight (O, C/g, *k) -> (O, *k, C/g);
 // a transposed conv's weight (C, O, *k) -> (O, *k, C) (one group: with several, convnd's
@@ -417,8 +411,7 @@ nb::object run_forward(const std::string& api, nb::handle x_obj, nb::handle w_ob
   }
   auto view = [&](const InArray& a, const std::optional<std::string>& dtype, const char* what,
                   const std::vector<int>& axes, convnd::Tensor* copy) {
-    const convnd::TensorView v = view_of(a, dtype, what, copy);
-    return axes.empty() ? v : permuted(v, axes);
+    return permuted(view_of(a, dtype, what, copy), axes);
   };
   const convnd::Problem problem = problem_for(api, view(x, x_dtype, "input", order.x, nullptr),
                                               view(w, w_dtype, "weight", order.w, nullptr), o);
