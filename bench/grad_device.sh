@@ -13,7 +13,9 @@
 #   mkdir -p .gpubin && cp build-cuda/tests/convnd_tests build-cuda/convnd .gpubin/ &&
 #   mv .gpubin/convnd .gpubin/convnd_cli && nvcc -O2 -std=c++20 -arch=sm_90 -Iinclude bench/gpu_bench.cu \
 #     build-cuda/libconvnd.a -ldl -o .gpubin/gpu_bench_grad -Xlinker -rpath -Xlinker /usr/local/cuda/lib64
-# and carry .gpubin (git-ignored through .git/info/exclude) with the device call.
+# and carry .gpubin (git-ignored through .git/info/exclude) with the device call; with the
+# CUTLASS kernels, also copy their headers there for the Python build:
+#   cp -r ~/.cache/convnd-cutlass-4.2.0.0/cutlass_library/source .gpubin/cutlass
 set -uo pipefail
 bin=${BIN:-.gpubin}
 OUT=${OUT:-out}
@@ -27,8 +29,13 @@ want() {  # whether stage $1 was asked for (no arguments: every stage)
 }
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader | tee "$OUT/device.txt"
 if want --py; then
+  # The CUTLASS headers travel in the carried folder (the device reaches no network).
+  cutlass=()
+  [ -f "$bin/cutlass/include/cutlass/cutlass.h" ] &&
+    cutlass=(-C "cmake.define.CONVND_CUTLASS_DIR=$PWD/$bin/cutlass" -C cmake.define.CONVND_CUTLASS=ON)
   (CONVND_CUDA=ON CONVND_MLX=OFF CMAKE_BUILD_PARALLEL_LEVEL=$(nproc) timeout 400 python3 -m pip install -q \
-     --no-build-isolation --no-deps --target /tmp/cnd -C build-dir=/tmp/bpy . >"$OUT/py-build.log" 2>&1
+     --no-build-isolation --no-deps --target /tmp/cnd -C build-dir=/tmp/bpy "${cutlass[@]}" . \
+     >"$OUT/py-build.log" 2>&1
    echo "python package build rc=$?") &
   build_pid=$!
 fi
@@ -55,8 +62,9 @@ if want --py; then
      --device cuda --steps 150 >train.log 2>&1; echo "train example rc=$?"; tail -4 train.log)
 fi
 if want --gpu; then
-  PYTHONUNBUFFERED=1 timeout 240 python3 bench/grad_gpu.py --gpu-bench "$bin/gpu_bench_grad" --reps 10 \
-    --out "$OUT/grad-gpu.md" >"$OUT/grad-gpu.log" 2>&1
+  # GRAD_GPU_ARGS: more arguments for bench/grad_gpu.py (--dirs, --alt, --suite).
+  PYTHONUNBUFFERED=1 timeout "${GRAD_GPU_TIMEOUT:-240}" python3 bench/grad_gpu.py --gpu-bench "$bin/gpu_bench_grad" \
+    --reps 10 --out "$OUT/grad-gpu.md" ${GRAD_GPU_ARGS:-} >"$OUT/grad-gpu.log" 2>&1
   echo "gpu bench rc=$?"
   tail -8 "$OUT/grad-gpu.md"
 fi

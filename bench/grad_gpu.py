@@ -1,6 +1,7 @@
-"""The gradients on an NVIDIA GPU against cuDNN's backward (through PyTorch), in one run.
+"""The gradients (and with --dirs, the forward conv) on an NVIDIA GPU against cuDNN (through
+PyTorch), in one run.
 
-For each problem of bench/gpu-grad-suite.txt and each gradient (bwd_d, bwd_w):
+For each problem of bench/gpu-grad-suite.txt and each direction of --dirs (default bwd_d, bwd_w):
   cuDNN:  torch.ops.aten.convolution_backward on channels-last CUDA tensors with only that
           gradient asked for (torch.backends.cudnn.benchmark=True, TF32 off): the first call
           (which includes cuDNN's algorithm search) and the median of CUDA-event timings;
@@ -29,6 +30,7 @@ def parse(problem):
     per = lambda key, d: (dims(f[key]) * r)[:r] if key in f else [d] * r
     return {"op": f.get("op", "conv"), "n": int(f.get("n", 1)), "c": int(f["c"]), "o": int(f["o"]), "in": ins,
             "g": int(f.get("g", 1)), "k": per("k", 1), "stride": per("stride", 1), "pad": per("pad", 0),
+            "dil": per("dil", 1),
             "dtype": DT[f.get("dtype", "f32")], "rank": r}
 
 
@@ -51,11 +53,16 @@ def torch_times(problem, d, reps):
     fwd = torch.nn.functional.conv_transpose1d if tr else {1: torch.nn.functional.conv1d, 2: torch.nn.functional.conv2d,
                                                            3: torch.nn.functional.conv3d}[r]
     with torch.no_grad():
-        y = fwd(x, w, stride=p["stride"], padding=p["pad"], groups=p["g"])
+        y = fwd(x, w, stride=p["stride"], padding=p["pad"], groups=p["g"], dilation=p["dil"])
     dy = cl(torch.randn_like(y))
     mask = [d == "bwd_d", d == "bwd_w", False]
-    fn = lambda: torch.ops.aten.convolution_backward(dy, x, w, None, p["stride"], p["pad"], [1] * r, tr, [0] * r,
-                                                     p["g"], mask)
+    if d == "fwd":
+        def fn():
+            with torch.no_grad():
+                return fwd(x, w, stride=p["stride"], padding=p["pad"], groups=p["g"], dilation=p["dil"])
+    else:
+        fn = lambda: torch.ops.aten.convolution_backward(dy, x, w, None, p["stride"], p["pad"], p["dil"], tr,
+                                                         [0] * r, p["g"], mask)
     torch.cuda.synchronize()
     t0 = time.perf_counter()
     fn()
@@ -82,13 +89,16 @@ def python_times(problem, d, reps):
     r, tr, g = p["rank"], p["op"] == "convT", p["g"]
     dev, dt = "cuda", p["dtype"]
     s, pad, k = p["stride"], p["pad"], p["k"]
-    out = [(i - 1) * st - 2 * pd + kk if tr else (i + 2 * pd - kk) // st + 1
-           for i, kk, st, pd in zip(p["in"], k, s, pad)]
+    dil = p["dil"]
+    out = [(i - 1) * st - 2 * pd + dl * (kk - 1) + 1 if tr else (i + 2 * pd - dl * (kk - 1) - 1) // st + 1
+           for i, kk, st, pd, dl in zip(p["in"], k, s, pad, dil)]
     x = torch.randn(p["n"], *p["in"], p["c"], device=dev, dtype=dt)  # convnd's layouts: channels last,
     dy = torch.randn(p["n"], *out, p["o"], device=dev, dtype=dt)     # w [O, *k, C/g] in both directions
     w = torch.randn(p["o"], *k, p["c"] // g, device=dev, dtype=dt)
-    params = (s, pad, pad, [1] * r, [0] * r, g, tr)
-    if d == "bwd_d":
+    params = (s, pad, pad, dil, [0] * r, g, tr)
+    if d == "fwd":
+        fn = lambda: torch.ops.convnd.conv(x, w, *params)
+    elif d == "bwd_d":
         fn = lambda: torch.ops.convnd.conv_input_grad(dy, w, list(x.shape), *params)
     else:
         fn = lambda: torch.ops.convnd.conv_weight_grad(dy, x, list(w.shape), *params)
@@ -108,9 +118,10 @@ def python_times(problem, d, reps):
     return first, a.elapsed_time(b) / reps
 
 
-def convnd_time(gpu_bench, problem, d, reps):
-    out = subprocess.run([gpu_bench, "--reps", str(reps), f"{problem} dir={d}"], capture_output=True, text=True,
-                         timeout=300)
+def convnd_time(gpu_bench, problem, d, reps, algorithm=None):
+    extra = ["--algorithm", algorithm] if algorithm else []
+    out = subprocess.run([gpu_bench, "--reps", str(reps), *extra, f"{problem} dir={d}"], capture_output=True,
+                         text=True, timeout=300)
     for line in out.stdout.splitlines():
         if line.startswith('{"problem"'):
             j = json.loads(line)
@@ -126,6 +137,10 @@ def main():
     ap.add_argument("--suite", default="bench/gpu-grad-suite.txt")
     ap.add_argument("--reps", type=int, default=20)
     ap.add_argument("--out", default=None)
+    ap.add_argument("--dirs", default="bwd_d,bwd_w", help="comma-separated: fwd, bwd_d, bwd_w")
+    ap.add_argument("--alt", action="append", default=[], metavar="DIR=ALGORITHM",
+                    help="also time convnd device-resident with this algorithm forced for that direction "
+                         "(e.g. the algorithm a new one replaces), in the same run")
     ap.add_argument("--no-cudnn-benchmark", action="store_true",
                     help="cuDNN's heuristic choice instead of its timed search (which can take minutes on "
                          "the long-kernel transposed convs)")
@@ -143,11 +158,18 @@ def main():
     if have_python:  # the process's one-time costs (operator registration, dispatch caches) out of 'first'
         python_times("n=1 in=8x8 c=8 o=8 k=3x3 pad=1 dtype=bf16", "bwd_d", 1)
         python_times("n=1 in=8x8 c=8 o=8 k=3x3 pad=1 dtype=bf16", "bwd_w", 1)
+    dirs = [d for d in a.dirs.split(",") if d]
+    alts = [tuple(v.split("=", 1)) for v in a.alt]
     recs = []
     for prob in probs:
-        for d in ("bwd_d", "bwd_w"):
+        for d in dirs:
             cms, algo, plan_ms = convnd_time(a.gpu_bench, prob, d, a.reps)
             print(f"convnd {prob} {d}: {cms} ms ({algo})", file=sys.stderr, flush=True)
+            alt_runs = []
+            for ad, aalgo in alts:
+                if ad == d and aalgo != algo:
+                    ams, aname, _ = convnd_time(a.gpu_bench, prob, d, a.reps, aalgo)
+                    alt_runs.append({"algorithm": aalgo, "ms": ams, "note": None if ams else aname})
             try:
                 first, tms = torch_times(prob, d, a.reps)
             except Exception as e:  # an out-of-memory or unsupported case: say so
@@ -163,7 +185,7 @@ def main():
                    "convnd_ms": cms, "convnd_algorithm": algo, "convnd_plan_ms": plan_ms,
                    "python_first_ms": py_first and round(py_first, 2), "python_ms": py_ms and round(py_ms, 4),
                    "ratio": round(tms / cms, 3) if tms and cms else None,
-                   "python_ratio": round(tms / py_ms, 3) if tms and py_ms else None}
+                   "python_ratio": round(tms / py_ms, 3) if tms and py_ms else None, "alt": alt_runs}
             print(json.dumps(rec), flush=True)
             recs.append(rec)
     name = torch.cuda.get_device_name()
@@ -174,14 +196,16 @@ def main():
              "(device-resident, CUDA events around execute()); 'Python' is convnd through its PyTorch operator "
              "(torch.ops.convnd.conv_input_grad / conv_weight_grad, back to back on PyTorch's stream; 'first' "
              "includes planning). Ratio = cuDNN ms / convnd ms (above 1: convnd is faster).", "",
-             "| problem | gradient | cuDNN first ms | cuDNN ms | convnd ms | convnd algorithm | ratio | "
-             "Python first ms | Python ms | Python ratio |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+             "| problem | direction | cuDNN first ms | cuDNN ms | convnd ms | convnd algorithm | ratio | "
+             "Python first ms | Python ms | Python ratio | other algorithms, ms (ratio) |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for r in recs:
+        other = "; ".join(f"{x['algorithm']} {x['ms']}" + (f" ({r['cudnn_ms'] / x['ms']:.3f})" if x["ms"] and
+                                                           r["cudnn_ms"] else "") for x in r["alt"])
         lines.append(f"| `{r['problem']}` | {r['dir']} | {r['cudnn_first_ms']} | {r['cudnn_ms']} | {r['convnd_ms']} | "
                      f"{r['convnd_algorithm']} | {r['ratio']} | {r['python_first_ms']} | {r['python_ms']} | "
-                     f"{r['python_ratio']} |")
-    for d in ("bwd_d", "bwd_w"):
+                     f"{r['python_ratio']} | {other} |")
+    for d in dirs:
         for key, what in (("ratio", "device-resident"), ("python_ratio", "through Python")):
             rs = [r[key] for r in recs if r["dir"] == d and r[key] and "dtype=bf16" in r["problem"]]
             if rs:

@@ -22,6 +22,51 @@ function(convnd_set_isa_flags)
   endif()
 endfunction()
 
+# The CUTLASS 4 Hopper conv kernels (src/cuda/cutlass/*.cu): header-only, from the pinned
+# nvidia-cutlass wheel of PyPI that scripts/fetch-cutlass unpacks (CONVND_CUTLASS_DIR: its
+# cutlass_library/source). Compiled for sm_90a, where wgmma lives, as an object library of
+# their own; without the headers the build goes on and the planner says the kernels are absent.
+set(CONVND_CUTLASS_VERSION "4.2.0.0")
+set(CONVND_CUTLASS_DIR "$ENV{HOME}/.cache/convnd-cutlass-${CONVND_CUTLASS_VERSION}/cutlass_library/source"
+    CACHE PATH "cutlass_library/source of the nvidia-cutlass ${CONVND_CUTLASS_VERSION} wheel")
+# CONVND_CUTLASS: AUTO (when the headers are there), ON (missing headers are an error) or OFF;
+# the environment variable of that name sets the default (python/run_tests.sh builds without).
+if(DEFINED ENV{CONVND_CUTLASS})
+  set(_convnd_cutlass_default $ENV{CONVND_CUTLASS})
+else()
+  set(_convnd_cutlass_default AUTO)
+endif()
+set(CONVND_CUTLASS ${_convnd_cutlass_default} CACHE STRING "Build the CUTLASS sm90 kernels: AUTO, ON or OFF")
+macro(convnd_add_cutlass target)
+  file(GLOB _convnd_cutlass_cu CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/src/cuda/cutlass/*.cu)
+  set(_convnd_cutlass_found OFF)
+  if(_convnd_cutlass_cu AND EXISTS ${CONVND_CUTLASS_DIR}/include/cutlass/cutlass.h
+     AND EXISTS ${CONVND_CUTLASS_DIR}/tools/util/include/cutlass/util/packed_stride.hpp)
+    set(_convnd_cutlass_found ON)
+  endif()
+  if(CONVND_CUTLASS STREQUAL "ON" AND NOT _convnd_cutlass_found)
+    message(FATAL_ERROR "CONVND_CUTLASS=ON but no CUTLASS headers at CONVND_CUTLASS_DIR=${CONVND_CUTLASS_DIR} "
+                        "(scripts/fetch-cutlass fetches them)")
+  endif()
+  if(_convnd_cutlass_found AND NOT CONVND_CUTLASS STREQUAL "OFF")
+    message(STATUS "convnd: CUTLASS sm90 kernels from ${CONVND_CUTLASS_DIR}")
+    add_library(convnd_cutlass OBJECT ${_convnd_cutlass_cu})
+    set_target_properties(convnd_cutlass PROPERTIES CUDA_ARCHITECTURES OFF CUDA_STANDARD 17
+                          CUDA_STANDARD_REQUIRED ON POSITION_INDEPENDENT_CODE ON)
+    target_include_directories(convnd_cutlass PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/src)
+    target_include_directories(convnd_cutlass SYSTEM PRIVATE ${CONVND_CUTLASS_DIR}/include
+                               ${CONVND_CUTLASS_DIR}/tools/util/include)
+    # NDEBUG: a device-side assert makes ptxas serialise wgmma (sm90_conv.cuh).
+    target_compile_options(convnd_cutlass PRIVATE -gencode=arch=compute_90a,code=sm_90a
+                           --expt-relaxed-constexpr -DNDEBUG -O3)
+    target_sources(${target} PRIVATE $<TARGET_OBJECTS:convnd_cutlass>)
+    target_compile_definitions(${target} PRIVATE CONVND_WITH_CUTLASS=1)
+  else()
+    message(STATUS "convnd: CUTLASS sm90 kernels left out (CONVND_CUTLASS=${CONVND_CUTLASS}, "
+                   "CONVND_CUTLASS_DIR=${CONVND_CUTLASS_DIR}; scripts/fetch-cutlass fetches the headers)")
+  endif()
+endmacro()
+
 # The CUDA backend: host code in src/cuda/*.cpp and device code in src/cuda/kernels/*.cu,
 # compiled for sm_90 only. Without nvcc (or with CONVND_CUDA=OFF) src/cuda/no_cuda.cpp
 # stands in and every CUDA request is an 'unsupported' error.
@@ -74,6 +119,7 @@ macro(convnd_add_cuda target)
     # The installed package names this file to consumers that find no toolkit of their own.
     get_target_property(CONVND_CUDART_STATIC_LIBRARY CUDA::cudart_static IMPORTED_LOCATION)
     target_compile_definitions(${target} PRIVATE CONVND_CUBLAS_MAJOR="${CUDAToolkit_VERSION_MAJOR}")
+    convnd_add_cutlass(${target})
     set(CONVND_HAVE_CUDA ON)
   elseif(EXISTS ${CMAKE_CURRENT_SOURCE_DIR}/src/cuda/no_cuda.cpp)
     target_sources(${target} PRIVATE ${CMAKE_CURRENT_SOURCE_DIR}/src/cuda/no_cuda.cpp)

@@ -7,13 +7,17 @@
 # (no build isolation, so its paths stay the same and the rebuild is incremental).
 #
 # Environment: PYTHON (the interpreter that creates the venv; default python3),
-# CMAKE_BUILD_PARALLEL_LEVEL (build jobs; default 2), CONVND_FORCE_INSTALL=1 (reinstall).
+# CMAKE_BUILD_PARALLEL_LEVEL (build jobs; default 2), CONVND_FORCE_INSTALL=1 (reinstall),
+# CONVND_CUTLASS (default OFF here: the CUTLASS kernels; AUTO or ON builds them in).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 venv="$root/.venv"
 py="$venv/bin/python"
 export CMAKE_BUILD_PARALLEL_LEVEL="${CMAKE_BUILD_PARALLEL_LEVEL:-2}"
+# The CUTLASS Hopper kernels cost about ten minutes of compiling on 2 cores and nothing here
+# runs them (no GPU in CI; scripts/build's C++ build compiles them): left out unless asked for.
+export CONVND_CUTLASS="${CONVND_CUTLASS:-OFF}"
 export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INPUT=1
 
 if ! "$py" -c 'import sys' >/dev/null 2>&1; then
@@ -43,7 +47,7 @@ src_hash() {
     find CMakeLists.txt pyproject.toml cmake src include python/src python/convnd \
       -type f -not -path '*/__pycache__/*' -print0 | sort -z | xargs -0 sha1sum
     "$py" --version
-    echo "CONVND_CUDA=${CONVND_CUDA:-}"  # switching the CUDA backend on or off rebuilds
+    echo "CONVND_CUDA=${CONVND_CUDA:-} CONVND_CUTLASS=$CONVND_CUTLASS"  # switching either rebuilds
   } | sha1sum | cut -d' ' -f1
 }
 pkg_stamp="$venv/.convnd-package"

@@ -15,6 +15,7 @@ namespace convnd {
 const Algorithm& pointwise_gemm_cuda_algorithm();     // cuBLAS, 1x1 stride 1 no padding
 const Algorithm& depthwise_direct_cuda_algorithm();   // one channel per group
 const Algorithm& transposed_gather_cuda_algorithm();  // few-channel polyphase along one axis
+const Algorithm& cutlass_sm90_cuda_algorithm();       // CUTLASS Hopper kernels: dense f16/bf16 convs
 const Algorithm& implicit_gemm_cuda_algorithm();      // any conv without input dilation
 const Algorithm& polyphase_gemm_cuda_algorithm();     // input-dilated / transposed, many channels
 const Algorithm& direct_cuda_algorithm();             // everything (the fallback)

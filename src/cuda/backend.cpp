@@ -237,7 +237,10 @@ class CudaBackend final : public BackendImpl {
   const std::vector<const Algorithm*>& algorithms() const override {
     static const std::vector<const Algorithm*> list = {
         &pointwise_gemm_cuda_algorithm(),    &depthwise_direct_cuda_algorithm(),
-        &transposed_gather_cuda_algorithm(), &implicit_gemm_cuda_algorithm(),
+        &transposed_gather_cuda_algorithm(),
+        // CUTLASS's Hopper kernels where they apply (f16/bf16, one group, no input dilation;
+        // also the stride-1 input gradient and the weight gradient), then convnd's own.
+        &cutlass_sm90_cuda_algorithm(),      &implicit_gemm_cuda_algorithm(),
         &polyphase_gemm_cuda_algorithm(),    &direct_cuda_algorithm(),
         // The gradients: bwd_d as the dual forward conv (planned with the list above); bwd_w of
         // a stride-1 transposed conv through its dual (no inserted zeros), then any bwd_w.

@@ -390,6 +390,14 @@ TEST(CudaAlgorithms, TinyBudgetAgainstLargeBitwise) {
 
 TEST(CudaAlgorithms, PlannerPrefersFastPathsAndExplainsRejections) {
   CONVND_SKIP_WITHOUT_CUDA();
+  // Dense f16/bf16 layers go to CUTLASS's Hopper kernels where the build has them.
+  bool cutlass = true;
+  try {
+    make_plan(parse_problem("n=1 in=8x8 c=8 o=8 k=3x3 dtype=bf16"), cuda_options("cutlass_sm90__cuda"));
+  } catch (const Error&) {
+    cutlass = false;
+  }
+  const char* dense_half = cutlass ? "cutlass_sm90__cuda" : "implicit_gemm__cuda";
   struct Want {
     const char* problem;
     const char* algo;
@@ -397,8 +405,9 @@ TEST(CudaAlgorithms, PlannerPrefersFastPathsAndExplainsRejections) {
   for (Want w : {Want{"n=8 in=56x56 c=256 o=64 dtype=bf16", "pointwise_gemm__cuda"},
                  Want{"op=convT in=5160 c=1 o=1 k=4096 stride=1024", "transposed_gather__cuda"},
                  Want{"n=2 in=56x56 c=384 o=384 k=3x3 pad=1 g=384 dtype=bf16", "depthwise_direct__cuda"},
-                 Want{"n=2 in=14x14 c=256 o=256 k=3x3 pad=1 dtype=bf16", "implicit_gemm__cuda"},
-                 Want{"n=1 in=32x32x32 c=64 o=64 k=3x3x3 pad=1 dtype=bf16", "implicit_gemm__cuda"},
+                 Want{"n=2 in=14x14 c=256 o=256 k=3x3 pad=1 dtype=bf16", dense_half},
+                 Want{"n=1 in=32x32x32 c=64 o=64 k=3x3x3 pad=1 dtype=bf16", dense_half},
+                 Want{"n=2 in=14x14 c=256 o=256 k=3x3 pad=1 g=2 dtype=bf16", "implicit_gemm__cuda"},
                  Want{"n=1 in=64x64 c=64 o=1100 k=3x3 pad=1", "implicit_gemm__cuda"},
                  Want{"op=convT n=1 in=1000 c=512 o=256 k=16 stride=8", "polyphase_gemm__cuda"},
                  Want{"op=convT n=1 in=64x64 c=256 o=128 k=4x4 stride=2 pad=1", "polyphase_gemm__cuda"}}) {

@@ -1,0 +1,316 @@
+// cutlass_sm90__cuda: forward convs, stride-1 input gradients and weight gradients of f16 and
+// bf16 on CUTLASS 4's Hopper implicit-GEMM kernels (TMA loads, wgmma, a producer warp and one
+// consumer warpgroup; src/cuda/cutlass/). Dense convs only: one group, no input dilation, no
+// flip, no negative padding, channel counts that are multiples of 8 (TMA moves 16-byte rows),
+// and what CUTLASS's own can_implement() accepts (im2col offset ranges, N·pixels < 2^31).
+// Everything else goes down the list to convnd's own kernels.
+//
+// The weight gradient is one GEMM of M = O by N = C·taps over K = N·pixels; a layer with few
+// output tiles (64 channels: 5 tiles) would leave most of the device idle, so the samples are
+// split into chunks, each chunk's float partial dw is computed on a stream of its own (forked
+// from the caller's stream and joined back, so the call stays asynchronous and capturable), and
+// the partials are added in chunk order. The chunking depends on the shape and the device's
+// multiprocessor count only, never on the budget: dw's bits do not change with it.
+//
+// TMA needs 16-byte aligned addresses, known only when the call runs: the plan carries the
+// plan of the next algorithm on the list for the same problem (its workspace within the
+// plan's), which runs instead when a tensor is not aligned.
+#include <algorithm>
+#include <climits>
+#include <mutex>
+
+#include "cuda/algorithms.h"
+#include "engine/backend.h"
+#include "engine/gradient_adapters.h"
+
+#if CONVND_WITH_CUTLASS
+#include "cuda/cutlass/sm90_conv.h"
+#endif
+
+namespace convnd {
+
+namespace {
+
+constexpr int64_t kMaxSplits = 16;               // side streams of the weight gradient
+constexpr int64_t kMinPixelsPerSplit = 1 << 14;  // K rows each chunk's GEMM runs at the least
+
+struct Sm90Config final : PlanConfig {
+  int op = 0;          // sm90::Op
+  int rank = 2;        // 2: the H and W axes; 3: D, H and W
+  int tile_n = 128;    // the GEMM tile's N
+  int64_t splits = 1;  // weight gradient: sample chunks (float partials)
+  int64_t chunk = 0;   // samples per chunk
+  int64_t partial_bytes = 0;  // splits float copies of dw, at the start of the workspace
+  const Algorithm* fallback = nullptr;
+  Plan fallback_plan;
+  std::vector<std::pair<std::string, int64_t>> parameters() const override {
+    return {{"op", op}, {"rank", rank}, {"tile_n", tile_n}, {"splits", splits}, {"chunk", chunk}};
+  }
+  std::string via() const override { return fallback ? "unaligned: " + std::string(fallback->name()) : ""; }
+};
+
+bool aligned16(const void* p) {
+  return reinterpret_cast<uintptr_t>(p) % 16 == 0;
+}
+
+// The backend's list without this algorithm: where the fallback plan comes from.
+const std::vector<const Algorithm*>& others() {
+  static const std::vector<const Algorithm*> list = [] {
+    std::vector<const Algorithm*> l;
+    for (const Algorithm* a : cuda_backend().algorithms())
+      if (a->name() != "cutlass_sm90__cuda") l.push_back(a);
+    return l;
+  }();
+  return list;
+}
+
+#if CONVND_WITH_CUTLASS
+
+bool fits_int(int64_t v) {
+  return v >= 0 && v <= INT_MAX;
+}
+
+// g in CUTLASS's terms, or the reason it is not one of CUTLASS's convs.
+std::string describe(const Geometry& g, cuda::sm90::Conv* p) {
+  if (g.dtype != DType::f16 && g.dtype != DType::bf16) return "has f16 and bf16 kernels only";
+  if (g.groups != 1) return "no grouped convs (groups > 1)";
+  if (g.idil != Dims{1, 1, 1}) return "no input dilation (transposed convs)";
+  if (g.flip) return "no flipped kernels";
+  if (g.c % 8 != 0 || g.o % 8 != 0) return "needs channel counts that are multiples of 8 (16-byte TMA rows)";
+  if (g.dir == Direction::bwd_d && g.stride != Dims{1, 1, 1})
+    return "its input gradient is for stride 1 only (CUTLASS computes a strided one wrong, unchecked)";
+  for (int j = 0; j < 3; ++j) {
+    if (g.lo[j] < 0 || g.hi[j] < 0) return "no negative padding (cropping)";
+    // CUTLASS's output extent; Geometry's is the same formula without input dilation.
+    const int64_t span = g.in[j] + g.lo[j] + g.hi[j] - g.kdil[j] * (g.k[j] - 1) - 1;
+    if (span < 0 || span / g.stride[j] + 1 != g.out[j]) return "output extent differs from CUTLASS's";
+    if (!fits_int(g.in[j]) || !fits_int(g.k[j]) || !fits_int(g.lo[j]) || !fits_int(g.hi[j]) ||
+        !fits_int(g.stride[j]) || !fits_int(g.kdil[j]))
+      return "extents beyond 32 bits";
+  }
+  if (!fits_int(g.n) || !fits_int(g.c) || !fits_int(g.o)) return "extents beyond 32 bits";
+  p->op = g.dir == Direction::fwd     ? cuda::sm90::Op::fprop
+          : g.dir == Direction::bwd_d ? cuda::sm90::Op::dgrad
+                                      : cuda::sm90::Op::wgrad;
+  p->elem = g.dtype == DType::bf16 ? cuda::sm90::Elem16::bf16 : cuda::sm90::Elem16::f16;
+  const bool flat = g.in[0] == 1 && g.k[0] == 1 && g.lo[0] == 0 && g.hi[0] == 0;
+  p->rank = flat ? 2 : 3;
+  // fprop tiles N over the output channels, dgrad over the input channels: the 64-wide tile
+  // (on a 2x1 cluster) where 64 or fewer fill it; wgrad has one tile.
+  const int64_t n_extent = p->op == cuda::sm90::Op::fprop ? g.o : g.c;
+  p->tile_n = p->op == cuda::sm90::Op::wgrad ? 128 : n_extent <= 64 ? 64 : 128;
+  p->n = int(g.n);
+  p->c = int(g.c);
+  p->k = int(g.o);
+  for (int j = 0; j < 3; ++j) {
+    p->in[j] = int(g.in[j]);
+    p->flt[j] = int(g.k[j]);
+    p->lo[j] = int(g.lo[j]);
+    p->hi[j] = int(g.hi[j]);
+    p->stride[j] = int(g.stride[j]);
+    p->dil[j] = int(g.kdil[j]);
+  }
+  return {};
+}
+
+// The weight gradient's sample chunks: enough to give the device's multiprocessors about one
+// block each, no more than kMaxSplits, and each chunk at least kMinPixelsPerSplit rows of K.
+int64_t weight_grad_splits(const Geometry& g, int tile_n) {
+  const int64_t tiles = (g.o + 127) / 128 * ((g.c * g.kernel_volume() + tile_n - 1) / tile_n);
+  const int64_t sms = cuda::device_info(cuda::current_device()).sm_count;
+  int64_t s = std::max<int64_t>(1, sms / std::max<int64_t>(tiles, 1));
+  s = std::min({s, kMaxSplits, g.n, std::max<int64_t>(1, g.n * g.out_volume() / kMinPixelsPerSplit)});
+  return std::max<int64_t>(s, 1);
+}
+
+// Side streams and events of one device for the weight gradient's chunks, made on first use.
+// The fork and join are enqueued under a lock: the events are shared.
+struct SideStreams {
+  std::mutex mu;
+  bool made = false;
+  cudaStream_t streams[kMaxSplits] = {};
+  cudaEvent_t fork = nullptr;
+  cudaEvent_t joins[kMaxSplits] = {};
+};
+
+SideStreams& side_streams(int device) {
+  static std::mutex mu;
+  static std::vector<std::unique_ptr<SideStreams>> all;
+  std::lock_guard<std::mutex> lock(mu);
+  if (size_t(device) >= all.size()) all.resize(size_t(device) + 1);
+  if (!all[size_t(device)]) all[size_t(device)] = std::make_unique<SideStreams>();
+  return *all[size_t(device)];
+}
+
+Status backend_error(const RunContext& ctx, const char* what, cudaError_t e) {
+  return Status(ErrorKind::backend, "[" + ctx.plan.algorithm + "] " + what + ": " + cudaGetErrorString(e));
+}
+
+Status run_weight_grad(const RunContext& ctx, const Sm90Config& cfg, const cuda::sm90::Kernel& k,
+                       cuda::sm90::Conv p) {
+  const Geometry& g = ctx.g;
+  const cudaStream_t stream = cuda::stream_of(ctx);
+  const int64_t dw_elems = g.w_elems();
+  float* partials = static_cast<float*>(ctx.workspace);
+  char* kernel_ws = static_cast<char*>(ctx.workspace) + cfg.partial_bytes;
+  const size_t each_ws = cfg.splits > 0 ? size_t(ctx.plan.workspace_bytes - cfg.partial_bytes) / size_t(cfg.splits) : 0;
+  const int64_t es = dtype_size(g.dtype);
+  const int64_t x_sample = g.in_volume() * g.c * es, y_sample = g.out_volume() * g.o * es;
+  auto launch = [&](int64_t s, cudaStream_t on) {
+    cuda::sm90::Conv q = p;
+    const int64_t n0 = s * cfg.chunk;
+    q.n = int(std::min(cfg.chunk, g.n - n0));
+    q.act = static_cast<const char*>(ctx.x.data) + n0 * x_sample;
+    q.out = static_cast<const char*>(ctx.y.data) + n0 * y_sample;
+    q.flt_ptr = partials + s * dw_elems;
+    return k.run(q, each_ws ? kernel_ws + size_t(s) * each_ws : nullptr, on);
+  };
+  if (cfg.splits == 1) {
+    if (cudaError_t e = launch(0, stream); e != cudaSuccess) return backend_error(ctx, k.name, e);
+  } else {
+    int device = 0;
+    if (cudaError_t e = cudaGetDevice(&device); e != cudaSuccess) return backend_error(ctx, "cudaGetDevice", e);
+    SideStreams& side = side_streams(device);
+    std::lock_guard<std::mutex> lock(side.mu);
+    if (!side.made) {
+      for (int64_t i = 0; i < kMaxSplits; ++i) {
+        if (cudaError_t e = cudaStreamCreateWithFlags(&side.streams[i], cudaStreamNonBlocking); e != cudaSuccess)
+          return backend_error(ctx, "cudaStreamCreateWithFlags", e);
+        if (cudaError_t e = cudaEventCreateWithFlags(&side.joins[i], cudaEventDisableTiming); e != cudaSuccess)
+          return backend_error(ctx, "cudaEventCreateWithFlags", e);
+      }
+      if (cudaError_t e = cudaEventCreateWithFlags(&side.fork, cudaEventDisableTiming); e != cudaSuccess)
+        return backend_error(ctx, "cudaEventCreateWithFlags", e);
+      side.made = true;
+    }
+    // Chunk 0 runs on the caller's stream, the others on side streams that wait for what the
+    // caller enqueued before; the caller's stream then waits for all of them.
+    if (cudaError_t e = cudaEventRecord(side.fork, stream); e != cudaSuccess)
+      return backend_error(ctx, "cudaEventRecord", e);
+    for (int64_t s = 1; s < cfg.splits; ++s) {
+      if (cudaError_t e = cudaStreamWaitEvent(side.streams[s], side.fork, 0); e != cudaSuccess)
+        return backend_error(ctx, "cudaStreamWaitEvent", e);
+      if (cudaError_t e = launch(s, side.streams[s]); e != cudaSuccess) return backend_error(ctx, k.name, e);
+      if (cudaError_t e = cudaEventRecord(side.joins[s], side.streams[s]); e != cudaSuccess)
+        return backend_error(ctx, "cudaEventRecord", e);
+    }
+    if (cudaError_t e = launch(0, stream); e != cudaSuccess) return backend_error(ctx, k.name, e);
+    for (int64_t s = 1; s < cfg.splits; ++s)
+      if (cudaError_t e = cudaStreamWaitEvent(stream, side.joins[s], 0); e != cudaSuccess)
+        return backend_error(ctx, "cudaStreamWaitEvent", e);
+  }
+  if (cudaError_t e = cuda::sm90::launch_sum_partials(partials, cfg.splits, dw_elems, ctx.w.data, p.elem, stream);
+      e != cudaSuccess)
+    return backend_error(ctx, "sum of the partial weight gradients", e);
+  return Status::Ok();
+}
+
+#endif  // CONVND_WITH_CUTLASS
+
+class CutlassSm90 final : public Algorithm {
+ public:
+  const AlgorithmTraits& traits() const override {
+    static const AlgorithmTraits t{"cutlass_sm90__cuda",
+                                   Backend::cuda,
+                                   {Direction::fwd, Direction::bwd_d, Direction::bwd_w},
+                                   DTypeSet{DType::f16, DType::bf16},
+                                   {Isa::sm_90},
+                                   "bwd_w: chunks x O·K·C/g floats (partial dw); or the fallback plan's",
+                                   false};
+    return t;
+  }
+
+  std::string plan(const Geometry& g, const PlanRequest& req, PlanChoice* out, int64_t* min_ws) const override {
+#if CONVND_WITH_CUTLASS
+    cuda::sm90::Conv p;
+    if (std::string why = describe(g, &p); !why.empty()) return why;
+    const cuda::sm90::Kernel* k = cuda::sm90::kernel_for(p.op, p.elem, p.rank, p.tile_n);
+    if (!k) return "no kernel compiled for this operator, rank and tile";
+    auto cfg = std::make_shared<Sm90Config>();
+    cfg->op = int(p.op);
+    cfg->rank = p.rank;
+    cfg->tile_n = p.tile_n;
+    cfg->splits = 1;
+    cfg->chunk = g.n;
+    if (p.op == cuda::sm90::Op::wgrad) {
+      cfg->splits = weight_grad_splits(g, p.tile_n);
+      cfg->chunk = (g.n + cfg->splits - 1) / cfg->splits;
+      cfg->splits = (g.n + cfg->chunk - 1) / cfg->chunk;
+      p.n = int(cfg->chunk);  // the largest chunk is what CUTLASS must accept
+    }
+    if (!k->can_implement(p)) return "CUTLASS's can_implement() says no (im2col offsets or extents out of range)";
+    int64_t own = int64_t(k->workspace(p)) * cfg->splits;
+    if (p.op == cuda::sm90::Op::wgrad) {
+      cfg->partial_bytes = round_up_64(cfg->splits * g.w_elems() * int64_t(sizeof(float)));
+      own += cfg->partial_bytes;
+    }
+    if (own > req.budget) {
+      *min_ws = own;
+      return "needs " + std::to_string(own) + " bytes of workspace; the budget is " + std::to_string(req.budget);
+    }
+    // What runs when a tensor is not 16-byte aligned: the next algorithm's plan, within the
+    // same budget.
+    Problem none;
+    none.dtype = g.dtype;
+    none.dir = g.dir;
+    int64_t need = -1;
+    if (plan_with(others(), g, req, none, Backend::cuda, &cfg->fallback_plan, &cfg->fallback, &need).empty()) {
+      out->workspace_bytes = std::max(own, cfg->fallback_plan.workspace_bytes);
+    } else {
+      cfg->fallback = nullptr;  // unaligned tensors are then an error at run time
+      out->workspace_bytes = own;
+    }
+    out->config = std::move(cfg);
+    return {};
+#else
+    (void)g, (void)req, (void)out, (void)min_ws;
+    return "this build has no CUTLASS kernels (configured without its headers)";
+#endif
+  }
+
+  Status run(const RunContext& ctx) const override {
+    const Sm90Config* cfg = config_of<Sm90Config>(ctx.plan);
+    if (!cfg) return wrong_config(ctx.plan);
+#if CONVND_WITH_CUTLASS
+    if (!aligned16(ctx.x.data) || !aligned16(ctx.w.data) || !aligned16(ctx.y.data)) {
+      if (!cfg->fallback)
+        return Status(ErrorKind::invalid, "[" + ctx.plan.algorithm +
+                                              "] a tensor is not 16-byte aligned and the plan has no other "
+                                              "algorithm to run");
+      RunContext inner{cfg->fallback_plan, cfg->fallback_plan.geometry, ctx.x,        ctx.w, ctx.y,
+                       ctx.workspace,      ctx.pool,                    ctx.progress, ctx.stream};
+      return cfg->fallback->run(inner);
+    }
+    cuda::sm90::Conv p;
+    if (std::string why = describe(ctx.g, &p); !why.empty())
+      return Status(ErrorKind::invalid, "[" + ctx.plan.algorithm + "] " + why);
+    p.tile_n = cfg->tile_n;
+    const cuda::sm90::Kernel* k = cuda::sm90::kernel_for(p.op, p.elem, p.rank, p.tile_n);
+    if (!k) return Status(ErrorKind::invalid, "[" + ctx.plan.algorithm + "] no kernel for the plan's tile");
+    p.act = ctx.x.data;
+    p.flt_ptr = ctx.w.data;
+    p.out = ctx.y.data;
+    Status st = Status::Ok();
+    if (p.op == cuda::sm90::Op::wgrad) {
+      st = run_weight_grad(ctx, *cfg, *k, p);
+    } else if (cudaError_t e = k->run(p, ctx.workspace, cuda::stream_of(ctx)); e != cudaSuccess) {
+      st = backend_error(ctx, k->name, e);
+    }
+    if (!st.ok()) return st;
+    if (!cuda::report_done(ctx, 1.0))
+      return Status(ErrorKind::interrupted, "[" + ctx.plan.algorithm + "] cancelled");
+    return Status::Ok();
+#else
+    return Status(ErrorKind::unsupported, "[" + ctx.plan.algorithm + "] this build has no CUTLASS kernels");
+#endif
+  }
+};
+
+}  // namespace
+
+const Algorithm& cutlass_sm90_cuda_algorithm() {
+  static const CutlassSm90 a;
+  return a;
+}
+
+}  // namespace convnd

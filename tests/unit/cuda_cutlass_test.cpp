@@ -1,0 +1,177 @@
+// cutlass_sm90__cuda (CUTLASS's Hopper kernels) against the float64 oracle: forward convs,
+// stride-1 input gradients and weight gradients of f16 and bf16, 1-D, 2-D and 3-D, at the
+// tiles' boundaries (rows around 128, channels around the 64 and 128 tiles, K tails), prime
+// extents, strides, kernel dilation and asymmetric padding; the weight gradient's sample
+// chunks bit for bit against themselves; unaligned device tensors through the fallback plan;
+// and what it declines, with the reason. Skipped without a device or a build without CUTLASS.
+#include <convnd/convnd.h>
+#include <gtest/gtest.h>
+
+#include "cuda_test_util.h"
+#include "grad_test_util.h"
+
+using namespace convnd;
+using namespace convnd::test;
+
+namespace {
+
+const char* const kAlgo = "cutlass_sm90__cuda";
+
+// The reason the algorithm declines p, or "" when it plans it.
+std::string declines(const Problem& p) {
+  try {
+    make_plan(p, cuda_options(kAlgo));
+    return {};
+  } catch (const Error& e) {
+    return e.what();
+  }
+}
+
+bool cutlass_built() {
+  return declines(parse_problem("n=1 in=8x8 c=8 o=8 k=3x3 pad=1 dtype=bf16")).empty();
+}
+
+#define SKIP_WITHOUT_CUTLASS()                                                   \
+  CONVND_SKIP_WITHOUT_CUDA();                                                    \
+  if (!cutlass_built()) GTEST_SKIP() << "this build has no CUTLASS kernels"
+
+Problem with(const char* s, DType t, Direction d) {
+  Problem p = parse_problem(s);
+  p.dtype = t;
+  p.dir = d;
+  return p;
+}
+
+int64_t parameter(const Plan& plan, const std::string& name) {
+  for (const auto& [k, v] : plan.parameters())
+    if (k == name) return v;
+  ADD_FAILURE() << "the plan has no parameter " << name << "\n" << plan.to_text();
+  return -1;
+}
+
+// Rows around the 128-row tile, channels around the 64 and 128 tiles and the 64-deep K step,
+// prime extents, strides, dilation, asymmetric padding; 1-D, 2-D, 3-D.
+const char* const kProblems[] = {
+    "n=1 in=8x8 c=8 o=8 k=3x3 pad=1",
+    "n=1 in=127 c=16 o=64 k=3 pad=1",
+    "n=1 in=129 c=72 o=136 k=5 pad=2:1",
+    "n=2 in=16x8 c=64 o=64 k=3x3 pad=1",
+    "n=3 in=11x13 c=32 o=72 k=3x3 pad=1",
+    "n=2 in=17x19 c=136 o=200 k=3x3 pad=1",
+    "n=2 in=7x7 c=128 o=128 k=3x3 pad=1",
+    "n=2 in=23x29 c=24 o=40 k=1x1",
+    "n=2 in=17x15 c=16 o=32 k=3x3 stride=2 pad=1:2x0",
+    "n=1 in=31x9 c=8 o=16 k=3x3 dil=2 pad=2",
+    "n=2 in=5x6x7 c=8 o=24 k=2x3x2 pad=1",
+    "n=2 in=8x8x8 c=64 o=64 k=3x3x3 pad=1",
+    "n=1 in=9x10x11 c=16 o=8 k=3x1x3 stride=2x1x1 pad=1x0x1",
+};
+
+}  // namespace
+
+TEST(CudaCutlass, ForwardAgainstOracle) {
+  SKIP_WITHOUT_CUTLASS();
+  Rng rng = test_rng();
+  for (const char* s : kProblems)
+    for (DType t : {DType::f16, DType::bf16}) {
+      const Problem p = with(s, t, Direction::fwd);
+      ASSERT_EQ(declines(p), "") << s;
+      const Case c = make_case(p, rng);
+      Tensor y;
+      ASSERT_TRUE(run_cuda(c, kAlgo, &y)) << s;
+      ASSERT_TRUE(matches_oracle(y, oracle(c))) << to_string(p);
+    }
+}
+
+TEST(CudaCutlass, GradientsAgainstOracle) {
+  SKIP_WITHOUT_CUTLASS();
+  Rng rng = test_rng();
+  for (const char* s : kProblems)
+    for (DType t : {DType::f16, DType::bf16})
+      for (Direction d : {Direction::bwd_d, Direction::bwd_w}) {
+        const Problem p = with(s, t, d);
+        const bool strided = p.stride != Dims{1, 1, 1};
+        if (d == Direction::bwd_d && strided) {
+          EXPECT_NE(declines(p).find("stride 1 only"), std::string::npos) << s;
+          continue;
+        }
+        ASSERT_EQ(declines(p), "") << to_string(p);
+        const GradCase gc = make_grad_case(p, rng);
+        Tensor out;
+        ASSERT_TRUE(run_grad(gc, cuda_options(kAlgo), &out)) << s;
+        ASSERT_TRUE(matches_oracle(out, grad_oracle(gc), 4.0)) << to_string(p);
+      }
+}
+
+// Many samples and few output tiles: the weight gradient runs in sample chunks on side
+// streams. Its bits are the same on every run.
+TEST(CudaCutlass, WeightGradChunksAreDeterministic) {
+  SKIP_WITHOUT_CUTLASS();
+  Rng rng = test_rng();
+  for (const char* s : {"n=32 in=33x31 c=64 o=64 k=3x3 pad=1", "n=13 in=5x40x40 c=16 o=32 k=3x3x3 pad=1"}) {
+    const Problem p = with(s, DType::bf16, Direction::bwd_w);
+    const Plan plan = make_plan(p, cuda_options(kAlgo));
+    EXPECT_GT(parameter(plan, "splits"), 1) << plan.to_text();
+    const GradCase gc = make_grad_case(p, rng);
+    Tensor a, b;
+    ASSERT_TRUE(run_grad(gc, cuda_options(kAlgo), &a));
+    ASSERT_TRUE(run_grad(gc, cuda_options(kAlgo), &b));
+    ASSERT_TRUE(matches_oracle(a, grad_oracle(gc), 4.0)) << s;
+    ASSERT_TRUE(bit_equal(a, b)) << s;
+  }
+}
+
+TEST(CudaCutlass, DeclinesWhatItCannotDoAndSaysWhy) {
+  SKIP_WITHOUT_CUTLASS();
+  struct Want {
+    const char* problem;
+    const char* reason;
+  };
+  for (Want w : {Want{"n=1 in=8x8 c=8 o=8 k=3x3 pad=1", "f16 and bf16"},
+                 Want{"n=1 in=8x8 c=16 o=16 k=3x3 pad=1 g=2 dtype=bf16", "groups"},
+                 Want{"n=1 in=8x8 c=12 o=16 k=3x3 pad=1 dtype=bf16", "multiples of 8"},
+                 Want{"op=convT n=1 in=8x8 c=16 o=16 k=4x4 stride=2 dtype=bf16", "input dilation"},
+                 Want{"n=1 in=8x8 c=16 o=16 k=3x3 flip=1 dtype=f16", "flipped"},
+                 Want{"n=1 in=8x8 c=16 o=16 k=3x3 pad=-1 dtype=f16", "negative padding"}}) {
+    const std::string why = declines(parse_problem(w.problem));
+    EXPECT_NE(why.find(w.reason), std::string::npos) << w.problem << ": " << why;
+  }
+}
+
+TEST(CudaCutlass, PlannerChoosesItForDenseHalfLayers) {
+  SKIP_WITHOUT_CUTLASS();
+  for (const char* s : {"n=2 in=14x14 c=256 o=256 k=3x3 pad=1 dtype=bf16",
+                        "n=1 in=16x16x16 c=64 o=64 k=3x3x3 pad=1 dtype=f16"}) {
+    EXPECT_EQ(make_plan(parse_problem(s), cuda_options()).algorithm, kAlgo) << s;
+    EXPECT_EQ(make_plan(with(s, parse_problem(s).dtype, Direction::bwd_d), cuda_options()).algorithm, kAlgo) << s;
+    EXPECT_EQ(make_plan(with(s, parse_problem(s).dtype, Direction::bwd_w), cuda_options()).algorithm, kAlgo) << s;
+  }
+}
+
+#ifdef CONVND_WITH_CUDA
+// TMA needs 16-byte aligned tensors: device tensors that are not run the plan's fallback
+// (the next algorithm's plan for the same problem), with the same results.
+TEST(CudaCutlass, UnalignedDeviceTensorsRunTheFallback) {
+  SKIP_WITHOUT_CUTLASS();
+  Rng rng = test_rng();
+  const Problem p = with("n=2 in=9x10 c=16 o=24 k=3x3 pad=1", DType::bf16, Direction::fwd);
+  const Case c = make_case(p, rng);
+  const Plan plan = make_plan(p, cuda_options(kAlgo));
+  EXPECT_NE(plan.to_text().find("unaligned: "), std::string::npos) << plan.to_text();
+  const int64_t es = 2;
+  Tensor y = Tensor::empty(p.dtype, y_shape(c.shapes));
+  DeviceMemory dx(c.x.nbytes() + es), dw(c.w.nbytes() + es), dy(y.nbytes() + es);
+  ASSERT_TRUE(dx.get() && dw.get() && dy.get());
+  char* xs = static_cast<char*>(dx.get()) + es;  // one element past a 256-byte boundary
+  char* ws = static_cast<char*>(dw.get()) + es;
+  char* ys = static_cast<char*>(dy.get()) + es;
+  // cudaMemcpy as cuda_test_util.h declares it: kind 1 host to device, 2 device to host.
+  ASSERT_EQ(cudaMemcpy(xs, c.x.data(), size_t(c.x.nbytes()), 1), 0);
+  ASSERT_EQ(cudaMemcpy(ws, c.w.data(), size_t(c.w.nbytes()), 1), 0);
+  TensorView xv(xs, p.dtype, c.x.shape()), wv(ws, p.dtype, c.w.shape()), yv(ys, p.dtype, y.shape());
+  xv.device = wv.device = yv.device = 0;
+  execute(plan, xv, wv, yv, cuda_options(kAlgo));
+  ASSERT_EQ(cudaMemcpy(y.data(), ys, size_t(y.nbytes()), 2), 0);
+  ASSERT_TRUE(matches_oracle(y, oracle(c))) << to_string(p);
+}
+#endif
