@@ -31,20 +31,20 @@ namespace convnd {
 
 namespace {
 
-constexpr int64_t kMaxSplits = 16;               // side streams of the weight gradient
+constexpr int64_t kMaxSplits = 32;               // side streams of the weight gradient
 constexpr int64_t kMinPixelsPerSplit = 1 << 14;  // K rows each chunk's GEMM runs at the least
 
 struct Sm90Config final : PlanConfig {
   int op = 0;          // sm90::Op
   int rank = 2;        // 2: the H and W axes; 3: D, H and W
-  int tile_n = 128;    // the GEMM tile's N
+  int tile = 128;    // the GEMM tile's N
   int64_t splits = 1;  // weight gradient: sample chunks (float partials)
   int64_t chunk = 0;   // samples per chunk
   int64_t partial_bytes = 0;  // splits float copies of dw, at the start of the workspace
   const Algorithm* fallback = nullptr;
   Plan fallback_plan;
   std::vector<std::pair<std::string, int64_t>> parameters() const override {
-    return {{"op", op}, {"rank", rank}, {"tile_n", tile_n}, {"splits", splits}, {"chunk", chunk}};
+    return {{"op", op}, {"rank", rank}, {"tile", tile}, {"splits", splits}, {"chunk", chunk}};
   }
   std::string via() const override { return fallback ? "unaligned: " + std::string(fallback->name()) : ""; }
 };
@@ -95,10 +95,11 @@ std::string describe(const Geometry& g, cuda::sm90::Conv* p) {
   p->elem = g.dtype == DType::bf16 ? cuda::sm90::Elem16::bf16 : cuda::sm90::Elem16::f16;
   const bool flat = g.in[0] == 1 && g.k[0] == 1 && g.lo[0] == 0 && g.hi[0] == 0;
   p->rank = flat ? 2 : 3;
-  // fprop tiles N over the output channels, dgrad over the input channels: the 64-wide tile
-  // (on a 2x1 cluster) where 64 or fewer fill it; wgrad has one tile.
-  const int64_t n_extent = p->op == cuda::sm90::Op::fprop ? g.o : g.c;
-  p->tile_n = p->op == cuda::sm90::Op::wgrad ? 128 : n_extent <= 64 ? 64 : 128;
+  // The layer-dependent tile extent: fprop's N and wgrad's M run over the output channels,
+  // dgrad's N over the input channels; 64 wide where 64 or fewer fill it (half of a 128-wide
+  // tile would multiply zeros), else 128.
+  const int64_t extent = p->op == cuda::sm90::Op::dgrad ? g.c : g.o;
+  p->tile = extent <= 64 ? 64 : 128;
   p->n = int(g.n);
   p->c = int(g.c);
   p->k = int(g.o);
@@ -113,14 +114,30 @@ std::string describe(const Geometry& g, cuda::sm90::Conv* p) {
   return {};
 }
 
-// The weight gradient's sample chunks: enough to give the device's multiprocessors about one
-// block each, no more than kMaxSplits, and each chunk at least kMinPixelsPerSplit rows of K.
-int64_t weight_grad_splits(const Geometry& g, int tile_n) {
-  const int64_t tiles = (g.o + 127) / 128 * ((g.c * g.kernel_volume() + tile_n - 1) / tile_n);
+// The weight gradient's sample chunks, by a model of the device: the (O/tile x C·taps/128)
+// output tiles of each chunk run as one block each, in waves of one block per multiprocessor,
+// a block's time proportional to its share of the rows (N·pixels / chunks); each chunk adds a
+// float copy of dw written and read back. Chunks of at least kMinPixelsPerSplit rows, at most
+// kMaxSplits of them. Shape and multiprocessor count only: never the budget.
+int64_t weight_grad_splits(const Geometry& g, int tile) {
+  const int64_t tiles = (g.o + tile - 1) / tile * ((g.c * g.kernel_volume() + 127) / 128);
   const int64_t sms = cuda::device_info(cuda::current_device()).sm_count;
-  int64_t s = std::max<int64_t>(1, sms / std::max<int64_t>(tiles, 1));
-  s = std::min({s, kMaxSplits, g.n, std::max<int64_t>(1, g.n * g.out_volume() / kMinPixelsPerSplit)});
-  return std::max<int64_t>(s, 1);
+  // Seconds: a 128-row K step of one tile on one multiprocessor (about 60% of the tensor
+  // cores' peak, 990 TFLOP/s over 132 SMs), and a byte of partials through memory (3 TB/s).
+  const double tile_row_s = 2.0 * tile * 128 / (0.6 * 990e12 / 132), byte_s = 1.0 / 3e12;
+  const double dw_bytes = double(g.w_elems()) * 4;
+  int64_t best = 1;
+  double best_s = 0;
+  for (int64_t s = 1; s <= std::min(kMaxSplits, g.n); ++s) {
+    const int64_t chunk = (g.n + s - 1) / s;
+    const int64_t splits = (g.n + chunk - 1) / chunk;
+    if (splits != s) continue;  // the same chunking as a smaller count
+    if (s > 1 && double(chunk) * double(g.out_volume()) < kMinPixelsPerSplit) break;
+    const double waves = double((tiles * s + sms - 1) / sms);
+    const double t = waves * tile_row_s * double(chunk) * double(g.out_volume()) + 2.0 * s * dw_bytes * byte_s;
+    if (s == 1 || t < best_s) best = s, best_s = t;
+  }
+  return best;
 }
 
 // Side streams and events of one device for the weight gradient's chunks, made on first use.
@@ -224,16 +241,16 @@ class CutlassSm90 final : public Algorithm {
 #if CONVND_WITH_CUTLASS
     cuda::sm90::Conv p;
     if (std::string why = describe(g, &p); !why.empty()) return why;
-    const cuda::sm90::Kernel* k = cuda::sm90::kernel_for(p.op, p.elem, p.rank, p.tile_n);
+    const cuda::sm90::Kernel* k = cuda::sm90::kernel_for(p.op, p.elem, p.rank, p.tile);
     if (!k) return "no kernel compiled for this operator, rank and tile";
     auto cfg = std::make_shared<Sm90Config>();
     cfg->op = int(p.op);
     cfg->rank = p.rank;
-    cfg->tile_n = p.tile_n;
+    cfg->tile = p.tile;
     cfg->splits = 1;
     cfg->chunk = g.n;
     if (p.op == cuda::sm90::Op::wgrad) {
-      cfg->splits = weight_grad_splits(g, p.tile_n);
+      cfg->splits = weight_grad_splits(g, p.tile);
       cfg->chunk = (g.n + cfg->splits - 1) / cfg->splits;
       cfg->splits = (g.n + cfg->chunk - 1) / cfg->chunk;
       p.n = int(cfg->chunk);  // the largest chunk is what CUTLASS must accept
@@ -284,8 +301,8 @@ class CutlassSm90 final : public Algorithm {
     cuda::sm90::Conv p;
     if (std::string why = describe(ctx.g, &p); !why.empty())
       return Status(ErrorKind::invalid, "[" + ctx.plan.algorithm + "] " + why);
-    p.tile_n = cfg->tile_n;
-    const cuda::sm90::Kernel* k = cuda::sm90::kernel_for(p.op, p.elem, p.rank, p.tile_n);
+    p.tile = cfg->tile;
+    const cuda::sm90::Kernel* k = cuda::sm90::kernel_for(p.op, p.elem, p.rank, p.tile);
     if (!k) return Status(ErrorKind::invalid, "[" + ctx.plan.algorithm + "] no kernel for the plan's tile");
     p.act = ctx.x.data;
     p.flt_ptr = ctx.w.data;

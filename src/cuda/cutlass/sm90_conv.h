@@ -22,7 +22,7 @@ struct Conv {
   Op op = Op::fprop;
   Elem16 elem = Elem16::bf16;
   int rank = 2;        // spatial axes: 2 or 3
-  int tile_n = 128;    // the GEMM tile's N (fprop: K, dgrad: C); wgrad: 128
+  int tile = 128;  // 64 or 128: the tile over fprop's and wgrad's output channels, dgrad's input channels
   int n = 0, c = 0, k = 0;
   int in[3] = {1, 1, 1}, flt[3] = {1, 1, 1};
   int lo[3] = {0, 0, 0}, hi[3] = {0, 0, 0}, stride[3] = {1, 1, 1}, dil[3] = {1, 1, 1};
@@ -39,8 +39,8 @@ struct Kernel {
   cudaError_t (*run)(const Conv&, void* workspace, cudaStream_t);
 };
 
-/// The kernel for (op, elem, rank, tile_n), or nullptr when none is compiled for it.
-const Kernel* kernel_for(Op op, Elem16 elem, int rank, int tile_n);
+/// The kernel for (op, elem, rank, tile), or nullptr when none is compiled for it.
+const Kernel* kernel_for(Op op, Elem16 elem, int rank, int tile);
 
 /// dst[i] = sum over s < parts of src[s·count + i] (in that order, float), in dst's dtype.
 cudaError_t launch_sum_partials(const float* src, int64_t parts, int64_t count, void* dst, Elem16 elem,

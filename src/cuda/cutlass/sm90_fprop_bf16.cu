@@ -5,13 +5,13 @@
 
 namespace convnd::cuda::sm90 {
 
-const Kernel* fprop_bf16(int rank, int tile_n) {
+const Kernel* fprop_bf16(int rank, int tile) {
   using E = cutlass::bfloat16_t;
   // 128x64 on a 2x1 cluster (the filter tile multicast to both) for at most 64 output channels.
-  if (rank == 2 && tile_n == 128) return Impl<Op::fprop, E, 2, 128, 128, 1>::kernel("fprop_bf16_2d_128x128");
-  if (rank == 2 && tile_n == 64) return Impl<Op::fprop, E, 2, 128, 64, 2>::kernel("fprop_bf16_2d_128x64");
-  if (rank == 3 && tile_n == 128) return Impl<Op::fprop, E, 3, 128, 128, 1>::kernel("fprop_bf16_3d_128x128");
-  if (rank == 3 && tile_n == 64) return Impl<Op::fprop, E, 3, 128, 64, 2>::kernel("fprop_bf16_3d_128x64");
+  if (rank == 2 && tile == 128) return Impl<Op::fprop, E, 2, 128, 128, 1>::kernel("fprop_bf16_2d_128x128");
+  if (rank == 2 && tile == 64) return Impl<Op::fprop, E, 2, 128, 64, 2>::kernel("fprop_bf16_2d_128x64");
+  if (rank == 3 && tile == 128) return Impl<Op::fprop, E, 3, 128, 128, 1>::kernel("fprop_bf16_3d_128x128");
+  if (rank == 3 && tile == 64) return Impl<Op::fprop, E, 3, 128, 64, 2>::kernel("fprop_bf16_3d_128x64");
   return nullptr;
 }
 

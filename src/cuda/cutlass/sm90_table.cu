@@ -10,19 +10,19 @@
 namespace convnd::cuda::sm90 {
 
 // One per translation unit (sm90_<op>_<elem>.cu).
-const Kernel* fprop_bf16(int rank, int tile_n);
-const Kernel* fprop_f16(int rank, int tile_n);
-const Kernel* dgrad_bf16(int rank, int tile_n);
-const Kernel* dgrad_f16(int rank, int tile_n);
-const Kernel* wgrad_bf16(int rank, int tile_n);
-const Kernel* wgrad_f16(int rank, int tile_n);
+const Kernel* fprop_bf16(int rank, int tile);
+const Kernel* fprop_f16(int rank, int tile);
+const Kernel* dgrad_bf16(int rank, int tile);
+const Kernel* dgrad_f16(int rank, int tile);
+const Kernel* wgrad_bf16(int rank, int tile);
+const Kernel* wgrad_f16(int rank, int tile);
 
-const Kernel* kernel_for(Op op, Elem16 elem, int rank, int tile_n) {
+const Kernel* kernel_for(Op op, Elem16 elem, int rank, int tile) {
   const bool bf = elem == Elem16::bf16;
   switch (op) {
-    case Op::fprop: return bf ? fprop_bf16(rank, tile_n) : fprop_f16(rank, tile_n);
-    case Op::dgrad: return bf ? dgrad_bf16(rank, tile_n) : dgrad_f16(rank, tile_n);
-    case Op::wgrad: return bf ? wgrad_bf16(rank, tile_n) : wgrad_f16(rank, tile_n);
+    case Op::fprop: return bf ? fprop_bf16(rank, tile) : fprop_f16(rank, tile);
+    case Op::dgrad: return bf ? dgrad_bf16(rank, tile) : dgrad_f16(rank, tile);
+    case Op::wgrad: return bf ? wgrad_bf16(rank, tile) : wgrad_f16(rank, tile);
   }
   return nullptr;
 }
