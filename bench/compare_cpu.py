@@ -100,6 +100,14 @@ def copy_gbps():
     return 2 * src.nbytes / best / 1e9
 
 
+def torch_version():
+    """The peer's PyTorch and oneDNN versions, as the interpreter running this script sees them."""
+    code = ("import re, torch; m = re.search(r'(?:oneDNN|MKL-DNN) v([0-9.]+)', torch.__config__.show()); "
+            "print(torch.__version__ + (f', oneDNN {m.group(1)}' if m else ''))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    return out.stdout.strip() or "(unknown version)"
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--suite", required=True)
@@ -126,7 +134,7 @@ def main():
     sgemm = peers.get("numpy_sgemm_GFLOPs", float("nan"))
     lines = [f"# CPU benchmark, {datetime.date.today().isoformat()}", "",
              f"Machine: {machine()}.", "",
-             "convnd and PyTorch (Debian python3-torch, 2 threads, channels-last; "
+             f"convnd and PyTorch {torch_version()} (2 threads, channels-last; "
              "`../shared/bench/peers_cpu.py`) in one run of `bench/cpu.sh`. Times are medians; "
              "ratio = PyTorch time / convnd time. Each convnd problem runs in its own process, so "
              "peak memory is that problem's. `check` runs the problem again against the float64 oracle.", "",

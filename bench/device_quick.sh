@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# A short GPU-machine run from prebuilt binaries (bench/grad_device.sh says how to build the
+# carried folder): CUDA host overhead per call (f32, bf16, bf16 on the previous tensor-core
+# kernel), the CUDA unit tests while the Python package builds with CUDA (and CUTLASS when its
+# headers are carried), the Python CUDA tests, convnd.torch's host overhead, then convnd's
+# device-resident times on bench/gpu-layers-suite.txt for every direction with the planner's
+# choice and with the algorithm it replaced (same run). For a session with little device
+# time; bench/grad_device.sh --gpu adds cuDNN in the same run. Logs go to $OUT.
+set -uo pipefail
+bin=${BIN:-.gpubin}
+OUT=${OUT:-out}
+mkdir -p "$OUT"
+nvidia-smi --query-gpu=name,driver_version --format=csv,noheader | tee "$OUT/device.txt"
+for a in "f32" "bf16" "bf16 implicit_gemm__cuda"; do
+  timeout 30 "$bin/cuda_host_overhead" 1000 $a 2>&1 | grep -E "problem|execute|conv2d|make_plan"
+done | tee "$OUT/cuda-host-overhead.txt"
+cutlass=()
+[ -f "$bin/cutlass/include/cutlass/cutlass.h" ] &&
+  cutlass=(-C "cmake.define.CONVND_CUTLASS_DIR=$PWD/$bin/cutlass" -C cmake.define.CONVND_CUTLASS=ON)
+(CONVND_CUDA=ON CONVND_MLX=OFF CMAKE_BUILD_PARALLEL_LEVEL=$(nproc) timeout 330 python3 -m pip install -q \
+   --no-build-isolation --no-deps --target /tmp/cnd -C build-dir=/tmp/bpy "${cutlass[@]}" . \
+   >"$OUT/py-build.log" 2>&1
+ echo "python package build rc=$?") &
+build_pid=$!
+timeout 150 "$bin/convnd_tests" --gtest_filter='Cuda*' >"$OUT/cuda-tests.log" 2>&1
+echo "cuda tests rc=$?"
+grep -E "^\[  (PASSED|FAILED|SKIPPED)|Failure" -A3 "$OUT/cuda-tests.log" | head -40
+# Device-resident times while the package builds on the CPU (the GPU is otherwise idle).
+while read -r prob; do
+  case "$prob" in '#'*|'') continue ;; esac
+  for d in fwd bwd_d bwd_w; do
+    case $d in fwd) old=implicit_gemm__cuda ;; bwd_d) old=data_grad__cuda ;; bwd_w) old=weight_grad__cuda ;; esac
+    new=$(timeout 60 "$bin/gpu_bench_grad" --reps 10 "$prob dir=$d" 2>&1 | grep '^{"problem"')
+    was=$(timeout 60 "$bin/gpu_bench_grad" --reps 10 --algorithm "$old" "$prob dir=$d" 2>&1 | grep '^{"problem"')
+    echo "{\"dir\": \"$d\", \"planner\": $new, \"previous\": ${was:-null}}"
+  done
+done < bench/gpu-layers-suite.txt | tee "$OUT/layers-resident.jsonl" | cut -c1-400
+wait "$build_pid"
+export PYTHONPATH=/tmp/cnd
+PYTHONUNBUFFERED=1 timeout 150 python3 -m pytest -q -p no:cacheprovider python/tests/test_cuda.py \
+  python/tests/test_torch.py python/tests/test_grad.py -k "cuda or Cuda" >"$OUT/py-cuda-tests.log" 2>&1
+echo "python cuda tests rc=$?"
+tail -15 "$OUT/py-cuda-tests.log"
+PYTHONUNBUFFERED=1 timeout 60 python3 bench/torch_overhead.py --out "$OUT/torch-overhead.md" \
+  >"$OUT/torch-overhead.log" 2>&1
+echo "torch overhead rc=$?"
+grep -E "^(cpu|cuda) " "$OUT/torch-overhead.log"
