@@ -6,6 +6,7 @@
 # device-resident times on bench/gpu-layers-suite.txt for every direction with the planner's
 # choice and with the algorithm it replaced (same run). For a session with little device
 # time; bench/grad_device.sh --gpu adds cuDNN in the same run. Logs go to $OUT.
+# QUICK_NO_PY=1 leaves the Python package out (its build is the longest part).
 set -uo pipefail
 bin=${BIN:-.gpubin}
 OUT=${OUT:-out}
@@ -17,12 +18,12 @@ done | tee "$OUT/cuda-host-overhead.txt"
 cutlass=()
 [ -f "$bin/cutlass/include/cutlass/cutlass.h" ] &&
   cutlass=(-C "cmake.define.CONVND_CUTLASS_DIR=$PWD/$bin/cutlass" -C cmake.define.CONVND_CUTLASS=ON)
-(CONVND_CUDA=ON CONVND_MLX=OFF CMAKE_BUILD_PARALLEL_LEVEL=$(nproc) timeout 330 python3 -m pip install -q \
+[ -n "${QUICK_NO_PY:-}" ] || (CONVND_CUDA=ON CONVND_MLX=OFF CMAKE_BUILD_PARALLEL_LEVEL=$(nproc) timeout 330 python3 -m pip install -q \
    --no-build-isolation --no-deps --target /tmp/cnd -C build-dir=/tmp/bpy "${cutlass[@]}" . \
    >"$OUT/py-build.log" 2>&1
  echo "python package build rc=$?") &
 build_pid=$!
-timeout 150 "$bin/convnd_tests" --gtest_filter='Cuda*' >"$OUT/cuda-tests.log" 2>&1
+timeout 150 "$bin/convnd_tests" --gtest_filter="${QUICK_TESTS:-Cuda*}" >"$OUT/cuda-tests.log" 2>&1
 echo "cuda tests rc=$?"
 grep -E "^\[  (PASSED|FAILED|SKIPPED)|Failure" -A3 "$OUT/cuda-tests.log" | head -40
 # Device-resident times while the package builds on the CPU (the GPU is otherwise idle).
@@ -36,6 +37,7 @@ while read -r prob; do
   done
 done < bench/gpu-layers-suite.txt | tee "$OUT/layers-resident.jsonl" | cut -c1-400
 wait "$build_pid"
+[ -n "${QUICK_NO_PY:-}" ] && exit 0
 export PYTHONPATH=/tmp/cnd
 PYTHONUNBUFFERED=1 timeout 150 python3 -m pytest -q -p no:cacheprovider python/tests/test_cuda.py \
   python/tests/test_torch.py python/tests/test_grad.py -k "cuda or Cuda" >"$OUT/py-cuda-tests.log" 2>&1

@@ -237,15 +237,18 @@ class CudaBackend final : public BackendImpl {
   const std::vector<const Algorithm*>& algorithms() const override {
     static const std::vector<const Algorithm*> list = {
         &pointwise_gemm_cuda_algorithm(),    &depthwise_direct_cuda_algorithm(),
-        &transposed_gather_cuda_algorithm(),
-        // CUTLASS's Hopper kernels where they apply (f16/bf16, one group, no input dilation;
-        // also the stride-1 input gradient and the weight gradient), then convnd's own.
-        &cutlass_sm90_cuda_algorithm(),      &implicit_gemm_cuda_algorithm(),
+        &transposed_gather_cuda_algorithm(), &implicit_gemm_cuda_algorithm(),
         &polyphase_gemm_cuda_algorithm(),    &direct_cuda_algorithm(),
         // The gradients: bwd_d as the dual forward conv (planned with the list above); bwd_w of
         // a stride-1 transposed conv through its dual (no inserted zeros), then any bwd_w.
         &data_grad_cuda_algorithm(),         &weight_grad_dual_cuda_algorithm(),
         &weight_grad_cuda_algorithm(),
+        // CUTLASS's Hopper kernels (f16/bf16 dense convs, stride-1 input gradients, weight
+        // gradients) last: chosen only when named (ExecOptions::algorithm), since every problem
+        // they take is planned above first. They have not yet run on a GPU (no device machine
+        // could be started in the session that wrote them); once their tests pass there they
+        // go before implicit_gemm__cuda.
+        &cutlass_sm90_cuda_algorithm(),
     };
     return list;
   }

@@ -390,14 +390,8 @@ TEST(CudaAlgorithms, TinyBudgetAgainstLargeBitwise) {
 
 TEST(CudaAlgorithms, PlannerPrefersFastPathsAndExplainsRejections) {
   CONVND_SKIP_WITHOUT_CUDA();
-  // Dense f16/bf16 layers go to CUTLASS's Hopper kernels where the build has them.
-  bool cutlass = true;
-  try {
-    make_plan(parse_problem("n=1 in=8x8 c=8 o=8 k=3x3 dtype=bf16"), cuda_options("cutlass_sm90__cuda"));
-  } catch (const Error&) {
-    cutlass = false;
-  }
-  const char* dense_half = cutlass ? "cutlass_sm90__cuda" : "implicit_gemm__cuda";
+  // CUTLASS's kernels are chosen only when named (backend.cpp says why).
+  const char* dense_half = "implicit_gemm__cuda";
   struct Want {
     const char* problem;
     const char* algo;

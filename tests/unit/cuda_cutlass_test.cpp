@@ -138,14 +138,17 @@ TEST(CudaCutlass, DeclinesWhatItCannotDoAndSaysWhy) {
   }
 }
 
-TEST(CudaCutlass, PlannerChoosesItForDenseHalfLayers) {
+// Until the kernels have passed these tests on a GPU they run only when named: the planner
+// keeps its earlier choices.
+TEST(CudaCutlass, PlannerChoosesItOnlyWhenNamed) {
   SKIP_WITHOUT_CUTLASS();
   for (const char* s : {"n=2 in=14x14 c=256 o=256 k=3x3 pad=1 dtype=bf16",
-                        "n=1 in=16x16x16 c=64 o=64 k=3x3x3 pad=1 dtype=f16"}) {
-    EXPECT_EQ(make_plan(parse_problem(s), cuda_options()).algorithm, kAlgo) << s;
-    EXPECT_EQ(make_plan(with(s, parse_problem(s).dtype, Direction::bwd_d), cuda_options()).algorithm, kAlgo) << s;
-    EXPECT_EQ(make_plan(with(s, parse_problem(s).dtype, Direction::bwd_w), cuda_options()).algorithm, kAlgo) << s;
-  }
+                        "n=1 in=16x16x16 c=64 o=64 k=3x3x3 pad=1 dtype=f16"})
+    for (Direction d : {Direction::fwd, Direction::bwd_d, Direction::bwd_w}) {
+      const Problem p = with(s, parse_problem(s).dtype, d);
+      EXPECT_NE(make_plan(p, cuda_options()).algorithm, kAlgo) << s;
+      EXPECT_EQ(make_plan(p, cuda_options(kAlgo)).algorithm, kAlgo) << s;
+    }
 }
 
 #ifdef CONVND_WITH_CUDA
