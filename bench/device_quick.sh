@@ -2,9 +2,9 @@
 # A short GPU-machine run from prebuilt binaries (bench/grad_device.sh says how to build the
 # carried folder): CUDA host overhead per call (f32, bf16, bf16 on the previous tensor-core
 # kernel), the CUDA unit tests while the Python package builds with CUDA (and CUTLASS when its
-# headers are carried), the Python CUDA tests, convnd.torch's host overhead, then convnd's
-# device-resident times on bench/gpu-layers-suite.txt for every direction with the planner's
-# choice and with the algorithm it replaced (same run). For a session with little device
+# headers are carried), convnd's device-resident times on bench/gpu-layers-suite.txt for every
+# direction with the planner's choice and with QUICK_ALGORITHM (default cutlass_sm90__cuda)
+# named (same run), the Python CUDA tests, convnd.torch's host overhead. For a session with little device
 # time; bench/grad_device.sh --gpu adds cuDNN in the same run. Logs go to $OUT.
 # QUICK_NO_PY=1 leaves the Python package out (its build is the longest part).
 set -uo pipefail
@@ -30,10 +30,10 @@ grep -E "^\[  (PASSED|FAILED|SKIPPED)|Failure" -A3 "$OUT/cuda-tests.log" | head 
 while read -r prob; do
   case "$prob" in '#'*|'') continue ;; esac
   for d in fwd bwd_d bwd_w; do
-    case $d in fwd) old=implicit_gemm__cuda ;; bwd_d) old=data_grad__cuda ;; bwd_w) old=weight_grad__cuda ;; esac
-    new=$(timeout 60 "$bin/gpu_bench_grad" --reps 10 "$prob dir=$d" 2>&1 | grep '^{"problem"')
-    was=$(timeout 60 "$bin/gpu_bench_grad" --reps 10 --algorithm "$old" "$prob dir=$d" 2>&1 | grep '^{"problem"')
-    echo "{\"dir\": \"$d\", \"planner\": $new, \"previous\": ${was:-null}}"
+    planner=$(timeout 60 "$bin/gpu_bench_grad" --reps 10 "$prob dir=$d" 2>&1 | grep '^{"problem"')
+    named=$(timeout 60 "$bin/gpu_bench_grad" --reps 10 --algorithm "${QUICK_ALGORITHM:-cutlass_sm90__cuda}" \
+      "$prob dir=$d" 2>&1 | grep '^{"problem"')
+    echo "{\"dir\": \"$d\", \"planner\": ${planner:-null}, \"named\": ${named:-null}}"
   done
 done < bench/gpu-layers-suite.txt | tee "$OUT/layers-resident.jsonl" | cut -c1-400
 wait "$build_pid"
