@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # A short GPU-machine run from prebuilt binaries (bench/grad_device.sh says how to build the
-# carried folder): CUDA host overhead per call (f32, bf16, bf16 on the previous tensor-core
+# carried folder): CUDA host overhead per call (f32, bf16, bf16 on the CUTLASS
 # kernel), the CUDA unit tests while the Python package builds with CUDA (and CUTLASS when its
 # headers are carried), convnd's device-resident times on bench/gpu-layers-suite.txt for every
 # direction with the planner's choice and with QUICK_ALGORITHM (default cutlass_sm90__cuda)
@@ -12,7 +12,7 @@ bin=${BIN:-.gpubin}
 OUT=${OUT:-out}
 mkdir -p "$OUT"
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader | tee "$OUT/device.txt"
-for a in "f32" "bf16" "bf16 implicit_gemm__cuda"; do
+for a in "f32" "bf16" "bf16 cutlass_sm90__cuda"; do
   timeout 30 "$bin/cuda_host_overhead" 1000 $a 2>&1 | grep -E "problem|execute|conv2d|make_plan"
 done | tee "$OUT/cuda-host-overhead.txt"
 cutlass=()
