@@ -3,6 +3,7 @@
 #pragma once
 #include <convnd/problem.h>
 
+#include <cstdint>
 #include <string>
 
 #include "cuda/gemm_conv_params.h"
@@ -82,6 +83,9 @@ inline AlgorithmTraits cuda_traits(std::string_view name, DTypeSet dtypes, std::
                                    bool fallback = false) {
   return AlgorithmTraits{name, Backend::cuda, {Direction::fwd}, dtypes, {Isa::sm_90}, workspace, fallback};
 }
+
+/// Whether a tensor's address allows 16-byte vector accesses (and TMA), known only at run time.
+inline bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
 
 /// The stream a run enqueues its kernels on (the caller's, or the legacy default stream).
 inline cudaStream_t stream_of(const RunContext& ctx) { return static_cast<cudaStream_t>(ctx.stream); }

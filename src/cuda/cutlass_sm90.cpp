@@ -20,12 +20,9 @@
 #include <mutex>
 
 #include "cuda/algorithms.h"
+#include "cuda/cutlass/sm90_conv.h"  // no CUTLASS header: it compiles without them too
 #include "engine/backend.h"
 #include "engine/gradient_adapters.h"
-
-#if CONVND_WITH_CUTLASS
-#include "cuda/cutlass/sm90_conv.h"
-#endif
 
 namespace convnd {
 
@@ -35,23 +32,18 @@ constexpr int64_t kMaxSplits = 32;               // side streams of the weight g
 constexpr int64_t kMinPixelsPerSplit = 1 << 14;  // K rows each chunk's GEMM runs at the least
 
 struct Sm90Config final : PlanConfig {
-  int op = 0;          // sm90::Op
-  int rank = 2;        // 2: the H and W axes; 3: D, H and W
-  int tile = 128;    // the GEMM tile's N
-  int64_t splits = 1;  // weight gradient: sample chunks (float partials)
-  int64_t chunk = 0;   // samples per chunk
+  cuda::sm90::Conv conv;                       // the problem in CUTLASS's terms (no tensors yet)
+  const cuda::sm90::Kernel* kernel = nullptr;  // the instantiation for its operator, rank, tile
+  int64_t splits = 1;                          // weight gradient: sample chunks (float partials)
+  int64_t chunk = 0;                           // samples per chunk
   int64_t partial_bytes = 0;  // splits float copies of dw, at the start of the workspace
   const Algorithm* fallback = nullptr;
   Plan fallback_plan;
   std::vector<std::pair<std::string, int64_t>> parameters() const override {
-    return {{"op", op}, {"rank", rank}, {"tile", tile}, {"splits", splits}, {"chunk", chunk}};
+    return {{"op", int64_t(conv.op)}, {"rank", conv.rank}, {"tile", conv.tile}, {"splits", splits}, {"chunk", chunk}};
   }
   std::string via() const override { return fallback ? "unaligned: " + std::string(fallback->name()) : ""; }
 };
-
-bool aligned16(const void* p) {
-  return reinterpret_cast<uintptr_t>(p) % 16 == 0;
-}
 
 // The backend's list without this algorithm: where the fallback plan comes from.
 const std::vector<const Algorithm*>& others() {
@@ -244,9 +236,8 @@ class CutlassSm90 final : public Algorithm {
     const cuda::sm90::Kernel* k = cuda::sm90::kernel_for(p.op, p.elem, p.rank, p.tile);
     if (!k) return "no kernel compiled for this operator, rank and tile";
     auto cfg = std::make_shared<Sm90Config>();
-    cfg->op = int(p.op);
-    cfg->rank = p.rank;
-    cfg->tile = p.tile;
+    cfg->conv = p;
+    cfg->kernel = k;
     cfg->splits = 1;
     cfg->chunk = g.n;
     if (p.op == cuda::sm90::Op::wgrad) {
@@ -289,7 +280,7 @@ class CutlassSm90 final : public Algorithm {
     const Sm90Config* cfg = config_of<Sm90Config>(ctx.plan);
     if (!cfg) return wrong_config(ctx.plan);
 #if CONVND_WITH_CUTLASS
-    if (!aligned16(ctx.x.data) || !aligned16(ctx.w.data) || !aligned16(ctx.y.data)) {
+    if (!cuda::aligned16(ctx.x.data) || !cuda::aligned16(ctx.w.data) || !cuda::aligned16(ctx.y.data)) {
       if (!cfg->fallback)
         return Status(ErrorKind::invalid, "[" + ctx.plan.algorithm +
                                               "] a tensor is not 16-byte aligned and the plan has no other "
@@ -298,12 +289,8 @@ class CutlassSm90 final : public Algorithm {
                        ctx.workspace,      ctx.pool,                    ctx.progress, ctx.stream};
       return cfg->fallback->run(inner);
     }
-    cuda::sm90::Conv p;
-    if (std::string why = describe(ctx.g, &p); !why.empty())
-      return Status(ErrorKind::invalid, "[" + ctx.plan.algorithm + "] " + why);
-    p.tile = cfg->tile;
-    const cuda::sm90::Kernel* k = cuda::sm90::kernel_for(p.op, p.elem, p.rank, p.tile);
-    if (!k) return Status(ErrorKind::invalid, "[" + ctx.plan.algorithm + "] no kernel for the plan's tile");
+    cuda::sm90::Conv p = cfg->conv;
+    const cuda::sm90::Kernel* k = cfg->kernel;
     p.act = ctx.x.data;
     p.flt_ptr = ctx.w.data;
     p.out = ctx.y.data;

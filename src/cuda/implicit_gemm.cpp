@@ -18,10 +18,6 @@ namespace {
 constexpr int64_t kRowsPerLaunch = int64_t(1) << 22;  // progress granularity
 constexpr int64_t kMaxGroupsPerLaunch = 65535;        // grid.z
 
-bool aligned16(const void* p) {
-  return reinterpret_cast<uintptr_t>(p) % 16 == 0;
-}
-
 int64_t ceil_div64(int64_t a, int64_t b) {
   return (a + b - 1) / b;
 }
