@@ -22,9 +22,11 @@
 #include "cutlass/epilogue/collective/collective_builder.hpp"
 // clang-format on
 
-#include <mutex>
+#include <atomic>
+#include <cstdint>
 
 #include "cuda/cutlass/sm90_conv.h"
+#include "cuda/kernels/smem_opt_in.h"
 
 namespace convnd::cuda::sm90 {
 
@@ -37,7 +39,6 @@ constexpr cutlass::conv::Operator cutlass_op() {
 
 template <Op kOp, class E, int kRank, int kTileM, int kTileN, int kClusterM>
 struct Impl {
-  using namespace_guard = void;
   static constexpr cutlass::conv::Operator CutOp = cutlass_op<kOp>();
   using Act = cute::conditional_t<kRank == 2, cutlass::layout::TensorNHWC, cutlass::layout::TensorNDHWC>;
   using FltOut = cute::conditional_t<kRank == 2, cutlass::layout::TensorKCSR, cutlass::layout::TensorKCSRT>;
@@ -132,18 +133,13 @@ struct Impl {
   static size_t workspace(const Conv& p) { return Device::get_workspace_size(arguments_of(p)); }
 
   static cudaError_t run(const Conv& p, void* ws, cudaStream_t stream) {
-    // The shared-memory opt-in is per device and kernel: once per device, not per call (the
-    // adapter's initialize() would set it on every call, microseconds of host time each).
-    static std::once_flag flags[64];
-    int device = 0;
-    cudaError_t e = cudaGetDevice(&device);
-    if (e != cudaSuccess) return e;
-    std::call_once(flags[device & 63], [&] {
-      constexpr int smem = ConvKernel::SharedStorageSize;
-      if (smem >= (48 << 10))
-        e = cudaFuncSetAttribute(cutlass::device_kernel<ConvKernel>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                 smem);
-    });
+    // The shared-memory opt-in once per device, not per call (the adapter's initialize() would
+    // set it on every call).
+    constexpr int smem = ConvKernel::SharedStorageSize;
+    static std::atomic<uint64_t> opted_in{0};
+    cudaError_t e = cudaSuccess;
+    if constexpr (smem >= (48 << 10))
+      e = opt_in_shared_memory(reinterpret_cast<const void*>(&cutlass::device_kernel<ConvKernel>), smem, &opted_in);
     if (e != cudaSuccess) return e;
     const Arguments args = arguments_of(p);
     if (ConvKernel::initialize_workspace(args, ws, stream) != cutlass::Status::kSuccess)

@@ -13,6 +13,7 @@
 #include <cstdint>
 
 #include "gemm_conv.cuh"
+#include "smem_opt_in.h"
 
 namespace convnd::cuda {
 
@@ -266,17 +267,10 @@ cudaError_t launch_tile(const GemmConvParams& p, cudaStream_t stream) {
   constexpr int kThreads = kThreadsFor<BN>;
   constexpr int bytes = smem_bytes<BN>();
   auto kernel = gemm_conv_mma_kernel<T, BN, kVectorLoads>;
-  // Above 48 KiB of shared memory a kernel must opt in, once per device (the attribute stays):
-  // asking on every launch cost about a microsecond of a tiny call's host time.
-  static std::atomic<uint64_t> opted_in{0};  // a bit per device ordinal below 64
-  int device = 0;
-  if (const cudaError_t e = cudaGetDevice(&device); e != cudaSuccess) return e;
-  const uint64_t bit = device < 64 ? uint64_t(1) << device : 0;
-  if (!bit || !(opted_in.load(std::memory_order_acquire) & bit)) {
-    const cudaError_t attr = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes);
-    if (attr != cudaSuccess) return attr;
-    opted_in.fetch_or(bit, std::memory_order_release);
-  }
+  // Above 48 KiB of shared memory a kernel must opt in (once per device).
+  static std::atomic<uint64_t> opted_in{0};
+  const cudaError_t attr = opt_in_shared_memory(reinterpret_cast<const void*>(kernel), bytes, &opted_in);
+  if (attr != cudaSuccess) return attr;
   const int64_t gx = (p.m + kBM - 1) / kBM, gy = (p.og + BN - 1) / BN;
   if (gx > 0x7fffffff || gy > 65535 || p.groups > 65535) return cudaErrorInvalidConfiguration;
   kernel<<<dim3(unsigned(gx), unsigned(gy), unsigned(p.groups)), kThreads, bytes, stream>>>(p);
