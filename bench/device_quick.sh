@@ -11,21 +11,14 @@ set -uo pipefail
 bin=${BIN:-.gpubin}
 OUT=${OUT:-out}
 mkdir -p "$OUT"
+. "$(dirname "$0")/device_steps.sh"
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader | tee "$OUT/device.txt"
 for a in "f32" "bf16" "bf16 cutlass_sm90__cuda"; do
   timeout 30 "$bin/cuda_host_overhead" 1000 $a 2>&1 | grep -E "problem|execute|conv2d|make_plan"
 done | tee "$OUT/cuda-host-overhead.txt"
-cutlass=()
-[ -f "$bin/cutlass/include/cutlass/cutlass.h" ] &&
-  cutlass=(-C "cmake.define.CONVND_CUTLASS_DIR=$PWD/$bin/cutlass" -C cmake.define.CONVND_CUTLASS=ON)
-[ -n "${QUICK_NO_PY:-}" ] || (CONVND_CUDA=ON CONVND_MLX=OFF CMAKE_BUILD_PARALLEL_LEVEL=$(nproc) timeout 330 python3 -m pip install -q \
-   --no-build-isolation --no-deps --target /tmp/cnd -C build-dir=/tmp/bpy "${cutlass[@]}" . \
-   >"$OUT/py-build.log" 2>&1
- echo "python package build rc=$?") &
-build_pid=$!
-timeout 150 "$bin/convnd_tests" --gtest_filter="${QUICK_TESTS:-Cuda*}" >"$OUT/cuda-tests.log" 2>&1
-echo "cuda tests rc=$?"
-grep -E "^\[  (PASSED|FAILED|SKIPPED)|Failure" -A3 "$OUT/cuda-tests.log" | head -40
+build_pid=
+[ -n "${QUICK_NO_PY:-}" ] || start_python_build "$bin" 330
+run_cuda_tests "$bin" "${QUICK_TESTS:-Cuda*}" 40
 # Device-resident times while the package builds on the CPU (the GPU is otherwise idle).
 while read -r prob; do
   case "$prob" in '#'*|'') continue ;; esac
@@ -36,14 +29,6 @@ while read -r prob; do
     echo "{\"dir\": \"$d\", \"planner\": ${planner:-null}, \"named\": ${named:-null}}"
   done
 done < bench/gpu-layers-suite.txt | tee "$OUT/layers-resident.jsonl" | cut -c1-400
-wait "$build_pid"
 [ -n "${QUICK_NO_PY:-}" ] && exit 0
-export PYTHONPATH=/tmp/cnd
-PYTHONUNBUFFERED=1 timeout 150 python3 -m pytest -q -p no:cacheprovider python/tests/test_cuda.py \
-  python/tests/test_torch.py python/tests/test_grad.py -k "cuda or Cuda" >"$OUT/py-cuda-tests.log" 2>&1
-echo "python cuda tests rc=$?"
-tail -15 "$OUT/py-cuda-tests.log"
-PYTHONUNBUFFERED=1 timeout 60 python3 bench/torch_overhead.py --out "$OUT/torch-overhead.md" \
-  >"$OUT/torch-overhead.log" 2>&1
-echo "torch overhead rc=$?"
-grep -E "^(cpu|cuda) " "$OUT/torch-overhead.log"
+wait "$build_pid"
+run_python_cuda_checks

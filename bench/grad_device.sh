@@ -27,36 +27,15 @@ want() {  # whether stage $1 was asked for (no arguments: every stage)
   for a in "${ARGS[@]}"; do [ "$a" = "$1" ] && return 0; done
   return 1
 }
+. "$(dirname "$0")/device_steps.sh"
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader | tee "$OUT/device.txt"
-if want --py; then
-  # The CUTLASS headers travel in the carried folder (the device reaches no network).
-  cutlass=()
-  [ -f "$bin/cutlass/include/cutlass/cutlass.h" ] &&
-    cutlass=(-C "cmake.define.CONVND_CUTLASS_DIR=$PWD/$bin/cutlass" -C cmake.define.CONVND_CUTLASS=ON)
-  (CONVND_CUDA=ON CONVND_MLX=OFF CMAKE_BUILD_PARALLEL_LEVEL=$(nproc) timeout 400 python3 -m pip install -q \
-     --no-build-isolation --no-deps --target /tmp/cnd -C build-dir=/tmp/bpy "${cutlass[@]}" . \
-     >"$OUT/py-build.log" 2>&1
-   echo "python package build rc=$?") &
-  build_pid=$!
-fi
-if want --tests; then
-  timeout 150 "$bin/convnd_tests" --gtest_filter='Cuda*' \
-    >"$OUT/cuda-tests.log" 2>&1
-  echo "cuda tests rc=$?"
-  grep -E "^\[  (PASSED|FAILED|SKIPPED)|Failure" -A3 "$OUT/cuda-tests.log" | head -60
-fi
+want --py && start_python_build "$bin" 400
+want --tests && run_cuda_tests "$bin" 'Cuda*' 60
 if want --py; then
   wait "$build_pid"
   export PYTHONPATH=/tmp/cnd
   python3 -c "import convnd, torch; print('convnd', convnd.__file__, 'cuda', convnd.has_cuda(), 'torch', torch.__version__)"
-  PYTHONUNBUFFERED=1 timeout 150 python3 -m pytest -q -p no:cacheprovider python/tests/test_cuda.py \
-    python/tests/test_torch.py python/tests/test_grad.py -k "cuda or Cuda" >"$OUT/py-cuda-tests.log" 2>&1
-  echo "python cuda tests rc=$?"
-  tail -15 "$OUT/py-cuda-tests.log"
-  PYTHONUNBUFFERED=1 timeout 60 python3 bench/torch_overhead.py --out "$OUT/torch-overhead.md" \
-    >"$OUT/torch-overhead.log" 2>&1
-  echo "torch overhead rc=$?"
-  grep -E "^(cpu|cuda) " "$OUT/torch-overhead.log"
+  run_python_cuda_checks
   mkdir -p "$OUT/train-torch-cuda"
   (cd "$OUT/train-torch-cuda" && PYTHONUNBUFFERED=1 timeout 60 python3 "$OLDPWD/examples/train_torch.py" \
      --device cuda --steps 150 >train.log 2>&1; echo "train example rc=$?"; tail -4 train.log)
