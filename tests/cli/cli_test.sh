@@ -751,9 +751,11 @@ case_signals() {
   fi
   [ "$(ls -A | grep -c tmp)" = 0 ] || fail "temporary files left behind: $(ls -A)"
   # Written in place (standard output into a pipe that is not read yet): Ctrl-C stops the
-  # write after the piece under way, exit 130.
+  # write after the piece under way, exit 130. The reader starts only after the signal (a
+  # fixed delay raced the compute on a loaded machine: the write then never blocked).
   if [ -r /proc/self/wchan ]; then
-    "$CONVND" run "$big" --output - 2>"$T/err" > >(sleep 3; cat >/dev/null) &
+    "$CONVND" run "$big" --output - 2>"$T/err" > >(while [ ! -e "$T/read" ]; do sleep 0.05; done
+                                                  cat >/dev/null) &
     pid=$!
     local i
     for i in $(seq 3000); do
@@ -761,6 +763,7 @@ case_signals() {
       sleep 0.01
     done
     kill -INT "$pid"
+    touch "$T/read"
     wait "$pid" 2>/dev/null
     rc=$?
     [ "$rc" = 130 ] || fail "Ctrl-C while writing to a pipe: exit status $rc, expected 130: $(cat "$T/err")"
