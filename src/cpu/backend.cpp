@@ -20,6 +20,7 @@ namespace convnd {
 const Algorithm& pointwise_gemm_algorithm();
 const Algorithm& depthwise_direct_algorithm();
 const Algorithm& transposed_scatter_algorithm();
+const Algorithm& grouped_direct_algorithm();
 const Algorithm& im2col_gemm_algorithm();
 const Algorithm& polyphase_gemm_algorithm();
 const Algorithm& reference_algorithm();
@@ -90,8 +91,9 @@ class CpuBackend final : public BackendImpl {
   // problem has a plan (and so every input gradient); weight_grad_gemm takes any bwd_w.
   const std::vector<const Algorithm*>& algorithms() const override {
     static const std::vector<const Algorithm*> list = {
-        &pointwise_gemm_algorithm(),  &depthwise_direct_algorithm(), &transposed_scatter_algorithm(),
-        &im2col_gemm_algorithm(),     &polyphase_gemm_algorithm(),   &reference_algorithm(),
+        &pointwise_gemm_algorithm(), &depthwise_direct_algorithm(), &transposed_scatter_algorithm(),
+        &grouped_direct_algorithm(), &im2col_gemm_algorithm(),      &polyphase_gemm_algorithm(),
+        &reference_algorithm(),
         // The gradients: bwd_d as the dual forward conv (planned with the list above); bwd_w
         // of a transposed conv through its dual, then depthwise, then any conv.
         &data_grad_algorithm(),       &weight_grad_dual_algorithm(), &weight_grad_depthwise_algorithm(),

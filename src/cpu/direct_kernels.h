@@ -37,7 +37,25 @@ struct ScatterArgs {
   int64_t n, pa, pb;
 };
 
+/// Grouped (or few-channel) conv without input dilation: output row `row` (one (n, p0, p1)),
+/// positions [pa, pb) of its last axis, every output channel. wt: the weights repacked as
+/// [g, taps, C/g, og_pad] in the compute type (flip applied, channels og .. og_pad zero).
+/// window: per call scratch of k0·k1·span·C compute elements. Each output sums its taps, then
+/// its channels, in increasing order: any split of rows and positions gives the same bits.
+struct GroupedArgs {
+  const Geometry* g;
+  const void* x;   // [N, I0, I1, I2, C] of g->dtype
+  const void* wt;  // [g, taps, C/g, og_pad] of float / double
+  void* y;         // [N, P0, P1, P2, O]
+  void* window;    // k0·k1·span·C compute elements
+  int64_t og_pad;  // O/g rounded up to the vector lanes (8 floats, 4 doubles)
+  int64_t span;    // input positions per window line: covers pb − pa outputs rounded up to 12
+};
+/// Most kernel lines (k0·k1) the grouped kernel takes.
+constexpr int64_t kGroupedMaxLines = 1024;
+
 using DepthwiseFn = void (*)(const DepthwiseArgs&, int64_t row0, int64_t row1);
+using GroupedFn = void (*)(const GroupedArgs&, int64_t row, int64_t pa, int64_t pb);
 using ScatterFn = void (*)(const ScatterArgs&);
 /// The depthwise weight gradient (C/g = 1) of reduction rows [row0, row1) (a row being one
 /// (n, output position)) for output channels [o0, o1): slot[t·O + o] = Σ_rows dy[row, o] ·
@@ -56,6 +74,7 @@ struct DirectKernels {
   DepthwiseFn depthwise[4];  // by DType: f32, f16, bf16, f64
   ScatterFn scatter[4];
   DepthwiseWgradFn depthwise_wgrad[4];
+  GroupedFn grouped[4];
   NeumaierF32Fn neumaier_add_f32;
   NeumaierF64Fn neumaier_add_f64;
 };

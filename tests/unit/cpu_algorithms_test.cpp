@@ -151,6 +151,68 @@ TEST(CpuAlgorithms, DepthwiseDirectCases) {
               "in=4x5x6 c=17 o=17 k=3x1x2 dil=2x1x1 pad=1:0 g=17"});
 }
 
+TEST(CpuAlgorithms, GroupedDirectRandom) {
+  DrawLimits lim;
+  lim.conv_transpose = false;
+  lim.max_input_dilation = 1;
+  lim.max_groups = 5;
+  lim.max_channels_per_group = 20;
+  lim.max_extent = 14;
+  lim.max_macs = 4e5;
+  check_algorithm_on_draws("grouped_direct", lim, 80, 30);
+}
+
+// Tile boundaries: output channels per group around the vector (4, 8, 12, 16, 20, 24: one and
+// two vectors a tile, partial last lanes), positions around the 6- and 12-position tiles
+// (1, 5, 6, 7, 11, 12, 13, 25), prime extents, strides, dilations, asymmetric and negative
+// padding, flip, 1-D to 3-D; the few-channel dense case (an RGB stem).
+TEST(CpuAlgorithms, GroupedDirectCases) {
+  check_list("grouped_direct",
+             {"n=2 in=13x11 c=16 o=32 k=3x3 pad=1 g=4", "in=7x13 c=24 o=24 k=3x3 pad=1 g=3 flip=1",
+              "n=3 in=5x25 c=6 o=12 k=2x3 stride=1x2 pad=1:0x2:1 g=3", "in=11x12 c=10 o=40 k=3x3 dil=2 pad=2 g=2",
+              "in=6 c=4 o=8 k=3 pad=1 g=2", "in=1x1 c=3 o=5 k=1x1", "in=29x31 c=3 o=20 k=7x7 stride=2 pad=3",
+              "in=9x7 c=2 o=16 k=5x5 pad=-1:2x1 g=1", "in=4x5x13 c=8 o=16 k=3x1x3 pad=1x0x1 g=2",
+              "n=2 in=17 c=64 o=64 k=5 pad=2 g=16", "in=19x6 c=12 o=36 k=3x3 stride=2x3 g=3"});
+}
+
+// A shorter chunk (positions per task) changes no bit; nor does the thread count.
+TEST(CpuAlgorithms, GroupedDirectChunksAreBitwiseEqual) {
+  Rng rng = test_rng();
+  for (const char* s : {"n=2 in=9x40 c=16 o=24 k=3x3 pad=1 g=2", "in=3x3x50 c=3 o=8 k=2x3x5 stride=1x1x2 pad=1"}) {
+    Problem p = parse_problem(s);
+    for (DType t : {DType::f32, DType::bf16}) {
+      p.dtype = t;
+      SCOPED_TRACE(to_string(p));
+      const Case c = make_case(p, rng);
+      Tensor first;
+      bool have_first = false;
+      for (int threads : {1, 3}) {
+        ExecOptions opt;
+        opt.algorithm = "grouped_direct";
+        opt.threads = threads;
+        opt.exact_threads = true;
+        const Plan planned = make_plan(p, opt);
+        const int64_t planned_chunk = plan_parameter(planned, "chunk");
+        for (int64_t chunk : {int64_t(1), int64_t(7), int64_t(12), int64_t(13), planned_chunk}) {
+          if (chunk > planned_chunk) continue;
+          const Plan hand = with_parameter(planned, "chunk", chunk);
+          Tensor y = Tensor::empty(p.dtype, y_shape(c.shapes));
+          fill(y.view(), std::nan(""));
+          execute(hand, c.x, c.w, y, opt);
+          if (!have_first) {
+            ASSERT_TRUE(matches_oracle(y, oracle(c)));
+            first = y;
+            have_first = true;
+          } else {
+            EXPECT_TRUE(bit_equal(first, y)) << "chunk " << chunk << " threads " << threads;
+          }
+        }
+        EXPECT_THROW(with_parameter(planned, "chunk", planned_chunk + 1), Error);
+      }
+    }
+  }
+}
+
 TEST(CpuAlgorithms, TransposedScatterRandom) {
   DrawLimits lim;
   lim.min_rank = lim.max_rank = 1;
@@ -261,6 +323,8 @@ TEST(CpuAlgorithms, PlannerPrefersFastPathsAndExplainsRejections) {
   for (Want w : {Want{"n=8 in=56x56 c=256 o=64", "pointwise_gemm"},
                  Want{"n=8 in=56x56 c=64 o=64 k=3x3 pad=1", "im2col_gemm"},
                  Want{"n=8 in=56x56 c=384 o=384 k=3x3 pad=1 g=384", "depthwise_direct"},
+                 Want{"n=8 in=28x28 c=256 o=256 k=3x3 pad=1 g=32", "grouped_direct"},
+                 Want{"n=8 in=224x224 c=3 o=64 k=7x7 stride=2 pad=3", "grouped_direct"},
                  Want{"op=convT in=5160 c=1 o=1 k=4096 stride=1024", "transposed_scatter"},
                  Want{"op=convT in=1000 c=512 o=256 k=16 stride=8", "polyphase_gemm"}}) {
     Plan p = make_plan(parse_problem(w.problem));
@@ -496,6 +560,7 @@ TEST(CpuAlgorithms, EveryIsaPathMatchesTheOracle) {
       {"im2col_gemm", "n=2 in=9x9 c=16 o=17 k=3x3 pad=1"},
       {"im2col_gemm", "n=2 in=9x20 c=16 o=24 k=3x5 pad=1x2"},
       {"depthwise_direct", "n=2 in=13x11 c=37 o=37 k=3x3 pad=1 g=37"},
+      {"grouped_direct", "n=2 in=9x13 c=24 o=36 k=3x3 pad=1 g=3"},
       {"transposed_scatter", "op=convT n=2 in=23 c=2 o=3 k=17 stride=5 pad=3 outpad=2"},
       {"polyphase_gemm", "op=convT n=2 in=9x7 c=16 o=8 k=4x4 stride=2 pad=1"},
       {"reference", "in=7x5 c=3 o=4 k=3x2 pad=1"},
