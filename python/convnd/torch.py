@@ -385,8 +385,11 @@ _run_weight_grad = _caller(_weight_grad_op, _function("_WeightGrad", _weight_gra
 # host time. Its backward goes to the gradient operators in convnd's layouts, as _conv_backward.
 
 # Weights up to this many elements are reordered by the engine (one thread, about a nanosecond
-# an element); larger ones by PyTorch, whose copy is multi-threaded.
-_ENGINE_REORDERS_WEIGHTS_UP_TO = 1 << 16
+# an element); larger ones by PyTorch. PyTorch's copy is multi-threaded, but its OpenMP workers
+# then spin for milliseconds on the cores the engine computes on: a 2x2 stride-2 transposed
+# conv c256->128 on 8x28x28 (a 131k-element weight) took 39 ms after the copy, 17 ms without
+# (2 cores).
+_ENGINE_REORDERS_WEIGHTS_UP_TO = 1 << 22
 
 
 def _channels_last_dense(x: Tensor) -> bool:
