@@ -643,3 +643,52 @@ TEST(Gemm, IsaSelection) {
 
 }  // namespace
 }  // namespace convnd
+
+namespace convnd {
+
+// Each path's store of float accumulators to bf16 and f16 gives float_to_bf16's and
+// float_to_half's bits (round to nearest even, quiet NaNs, overflow to infinity), whole vectors
+// and tails, with and without adding to what is there.
+TEST(Gemm, NarrowStoresRoundLikeTheScalarConversions) {
+  std::vector<float> special = {0.0f, -0.0f, 1.0f, -1.5f, 1.00390625f, 1.01171875f, 1.0f + 0x1p-9f, 1.0f + 0x1p-8f + 0x1p-9f,
+                                3.4e38f, -3.4e38f, 65504.0f, 65520.0f, 1e-40f, -1e-45f, 6e-8f, 3e-8f,
+                                INFINITY, -INFINITY, NAN, -NAN};
+  uint32_t snan_bits = 0x7f800001u, big_nan_bits = 0xffc12345u;
+  float snan, big_nan;
+  std::memcpy(&snan, &snan_bits, 4);
+  std::memcpy(&big_nan, &big_nan_bits, 4);
+  special.push_back(snan);
+  special.push_back(big_nan);
+  std::mt19937 rng(7);
+  std::uniform_real_distribution<float> u(-4.0f, 4.0f);
+  while (special.size() < 37) special.push_back(u(rng));  // 37: whole vectors and a tail on every path
+  const int64_t n = int64_t(special.size());
+  for (GemmIsa isa : {GemmIsa::generic, GemmIsa::avx2, GemmIsa::avx512}) {
+    if (!gemm_isa_supported(isa)) continue;
+    for (DType dt : {DType::bf16, DType::f16})
+      for (bool accumulate : {false, true}) {
+        SCOPED_TRACE(std::string(gemm_isa_name(isa)) + (dt == DType::bf16 ? " bf16" : " f16") +
+                     (accumulate ? " accumulate" : ""));
+        std::vector<uint16_t> c(static_cast<size_t>(n)), want(static_cast<size_t>(n));
+        for (int64_t j = 0; j < n; ++j) {
+          const float before = accumulate ? 0.25f * float(j % 5) : 0.0f;
+          c[size_t(j)] = dt == DType::bf16 ? float_to_bf16(before) : float_to_half(before);
+          const float prior = dt == DType::bf16 ? bf16_to_float(c[size_t(j)]) : half_to_float(c[size_t(j)]);
+          const float v = accumulate ? special[size_t(j)] + prior : special[size_t(j)];
+          want[size_t(j)] = dt == DType::bf16 ? float_to_bf16(v) : float_to_half(v);
+        }
+        gemm_kernels(isa).f32_store(special.data(), n, 1, n, dt, c.data(), n, accumulate);
+        for (int64_t j = 0; j < n; ++j) {
+          // A NaN stays a NaN (the f16 hardware conversion keeps another payload than the
+          // software one); everything else bit for bit.
+          const uint16_t exp_mask = dt == DType::bf16 ? 0x7f80u : 0x7c00u;
+          const bool nan_kept = std::isnan(special[size_t(j)]) && (c[size_t(j)] & exp_mask) == exp_mask &&
+                                (c[size_t(j)] & ~exp_mask & 0x7fffu) != 0;
+          EXPECT_TRUE(nan_kept || c[size_t(j)] == want[size_t(j)])
+              << "element " << j << " (" << special[size_t(j)] << "): " << std::hex << c[size_t(j)] << " want " << want[size_t(j)];
+        }
+      }
+  }
+}
+
+}  // namespace convnd

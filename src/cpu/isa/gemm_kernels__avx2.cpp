@@ -193,17 +193,36 @@ void f64_pack_rows__avx2(const double* const* rows, int64_t nrows, int64_t kn, i
                                 kn, width, 0, width, dst);
 }
 
+// float_to_bf16 (dtype.cpp) on 8 lanes, the same bits: round to nearest even, NaNs made quiet.
+inline __m128i f32_to_bf16(__m256 v) {
+  const __m256i u = _mm256_castps_si256(v);
+  const __m256i lsb = _mm256_and_si256(_mm256_srli_epi32(u, 16), _mm256_set1_epi32(1));
+  const __m256i rounded = _mm256_srli_epi32(_mm256_add_epi32(u, _mm256_add_epi32(_mm256_set1_epi32(0x7fff), lsb)), 16);
+  const __m256i quiet = _mm256_or_si256(_mm256_srli_epi32(u, 16), _mm256_set1_epi32(0x40));
+  // |v| > inf as integers (both below 2^31: a signed compare will do).
+  const __m256i nan = _mm256_cmpgt_epi32(_mm256_and_si256(u, _mm256_set1_epi32(0x7fffffff)), _mm256_set1_epi32(0x7f800000));
+  const __m256i r = _mm256_blendv_epi8(rounded, quiet, nan);
+  // 32 -> 16 bits (values below 2^16: no saturation), lanes 0-3 and 4-7 brought together.
+  return _mm256_castsi256_si128(_mm256_permute4x64_epi64(_mm256_packus_epi32(r, r), 0x08));
+}
+
 void f32_store__avx2(const float* acc, int64_t ld_acc, int64_t m, int64_t n, DType dt, void* c,
                      int64_t ldc, bool accumulate) {
-  const int64_t n8 = dt == DType::f16 ? n / 8 * 8 : 0;  // bf16 stays scalar (exact rounding)
+  const int64_t n8 = n / 8 * 8;
   for (int64_t r = 0; r < m; ++r) {
     uint16_t* cr = static_cast<uint16_t*>(c) + r * ldc;
     const float* ar = acc + r * ld_acc;
     for (int64_t j = 0; j < n8; j += 8) {
       __m256 v = _mm256_loadu_ps(ar + j);
       __m128i* p = reinterpret_cast<__m128i*>(cr + j);
-      if (accumulate) v = _mm256_add_ps(v, _mm256_cvtph_ps(_mm_loadu_si128(p)));
-      _mm_storeu_si128(p, _mm256_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+      if (dt == DType::f16) {
+        if (accumulate) v = _mm256_add_ps(v, _mm256_cvtph_ps(_mm_loadu_si128(p)));
+        _mm_storeu_si128(p, _mm256_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+      } else {
+        if (accumulate)
+          v = _mm256_add_ps(v, _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128(p)), 16)));
+        _mm_storeu_si128(p, f32_to_bf16(v));
+      }
     }
   }
   if (n8 < n) gemm_store_scalar(acc, ld_acc, m, n8, n, dt, c, ldc, accumulate);
