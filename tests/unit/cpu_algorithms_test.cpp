@@ -148,7 +148,9 @@ TEST(CpuAlgorithms, DepthwiseDirectRandom) {
 TEST(CpuAlgorithms, DepthwiseDirectCases) {
   check_list("depthwise_direct",
              {"n=2 in=13x11 c=37 o=37 k=3x3 pad=1 g=37", "in=9x9 c=64 o=64 k=5x5 stride=2 pad=2 g=64 flip=1",
-              "in=4x5x6 c=17 o=17 k=3x1x2 dil=2x1x1 pad=1:0 g=17"});
+              "in=4x5x6 c=17 o=17 k=3x1x2 dil=2x1x1 pad=1:0 g=17",
+              // rows of whole 8-output blocks with taps inside (7x7, channel vectors and a tail)
+              "n=2 in=9x29 c=20 o=20 k=7x7 pad=3 g=20", "in=5x41 c=16 o=16 k=3x5 stride=1x2 dil=1x2 pad=1:-1x3:0 g=16"});
 }
 
 TEST(CpuAlgorithms, GroupedDirectRandom) {
