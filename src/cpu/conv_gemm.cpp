@@ -337,7 +337,7 @@ void append_tile_parameters(const ConvGemmTiles& t, const std::string& prefix,
       {"n_tile", t.n_tile}, {"m_tile", t.m_tile},   {"mr", t.gemm.mr},         {"nr", t.gemm.nr},
       {"kg", t.gemm.kg},    {"kc", t.gemm.kc},       {"mc", t.gemm.mc},         {"nc", t.gemm.nc},
       {"a_whole_k", t.gemm.a_whole_k}, {"gemm_threads", t.gemm.threads}, {"padded_input", t.padded},
-      {"workspace", t.workspace},
+      {"buffer_rows", t.buffer_rows}, {"workspace", t.workspace},
   };
   for (const auto& [name, v] : fields) out->emplace_back(prefix + name, v);
 }
@@ -346,20 +346,42 @@ std::string plan_conv_gemm(const Geometry& sub, bool dense_output, int64_t budge
                            ConvGemmTiles* tiles, int64_t* min_workspace) {
   const DType compute = compute_of(sub.dtype);
   const int64_t og = sub.og(), K = sub.kernel_volume() * sub.cg();
-  const int64_t M = dense_output ? sub.n * sub.out_volume() : sub.out[2];
   GemmTile t = gemm_tile(isa, compute);
   if (t.mr > kMaxPanel || t.nr > kMaxPanel) return "micro-tile larger than the packers allow";
+  // Spread-out outputs on lines shorter than kShortLine rows, of which there are several: one
+  // GEMM per line would be many small GEMMs (a 2x2 stride-2 transposed conv on 28x28 ran its
+  // phases as 224 GEMMs of 28 rows each, at half the speed of one pointwise GEMM of the same
+  // work), so GEMMs of up to ~256 KiB of output rows go through a buffer instead.
+  constexpr int64_t kShortLine = 128;
+  const int64_t rows = sub.n * sub.out_volume();
+  bool buffered = !dense_output && sub.out[2] < kShortLine && rows > sub.out[2];
+  const int64_t es = dtype_size(sub.dtype);
+  auto buffer_rows_for = [&](int64_t n_tile) {
+    if (!buffered) return int64_t(0);
+    const int64_t want = std::max<int64_t>(t.mr, (int64_t(256) << 10) / (n_tile * es) / t.mr * t.mr);
+    return std::min(want, ceil_div(rows, t.mr) * t.mr);
+  };
   auto workspace_for = [&](int64_t n_tile, GemmPlan* gp) {
+    const int64_t b_rows = buffer_rows_for(n_tile);
+    const int64_t M = dense_output ? rows : (b_rows > 0 ? b_rows : sub.out[2]);
     *gp = gemm_plan(M, n_tile, K, compute, threads, isa);
-    return gemm_packed_b_bytes(*gp, n_tile, K) + gemm_workspace_bytes(*gp, n_tile, K, sub.dtype, true);
+    return gemm_packed_b_bytes(*gp, n_tile, K) + gemm_workspace_bytes(*gp, n_tile, K, sub.dtype, true) +
+           ceil_div(b_rows * n_tile * es, 64) * 64;
   };
   // Halve the output channels per packed B until the workspace fits; the K order (and so
   // every bit of the result) does not depend on it.
+  // The row buffer first; where no tile fits with it, one GEMM per line (no buffer) as before.
   int64_t n_tile = og;
   GemmPlan gp;
   int64_t ws = workspace_for(n_tile, &gp);
-  while (ws > budget && n_tile > t.nr) {
-    n_tile = std::max(t.nr, ceil_div(ceil_div(n_tile, 2), t.nr) * t.nr);
+  for (;;) {
+    while (ws > budget && n_tile > t.nr) {
+      n_tile = std::max(t.nr, ceil_div(ceil_div(n_tile, 2), t.nr) * t.nr);
+      ws = workspace_for(n_tile, &gp);
+    }
+    if (ws <= budget || !buffered) break;
+    buffered = false;
+    n_tile = og;
     ws = workspace_for(n_tile, &gp);
   }
   if (ws > budget) {
@@ -369,7 +391,9 @@ std::string plan_conv_gemm(const Geometry& sub, bool dense_output, int64_t budge
   }
   tiles->gemm = gp;
   tiles->n_tile = n_tile;
+  tiles->buffer_rows = buffer_rows_for(n_tile);
   // Enough rows per call to keep every thread busy, few enough to report progress often.
+  const int64_t M = dense_output ? rows : sub.out[2];
   int64_t m_tile = std::clamp<int64_t>(M / 16, 32768, std::max<int64_t>(M, 1));
   tiles->m_tile = ceil_div(m_tile, gp.mr) * gp.mr;
   tiles->workspace = ws;
@@ -448,6 +472,11 @@ bool uses_padded_copy(const ConvGemmTiles& tiles, const DenseConv& dc) {
   return tiles.padded > 0 && dense_out && !dc.pointwise_a;
 }
 
+// Bytes of the row buffer (ConvGemmTiles::buffer_rows), which sits before the padded copy.
+int64_t buffer_bytes(const ConvGemmTiles& tiles, const Geometry& s) {
+  return ceil_div(tiles.buffer_rows * tiles.n_tile * dtype_size(s.dtype), 64) * 64;
+}
+
 }  // namespace
 
 Status check_conv_gemm_tiles(const ConvGemmTiles& tiles, const DenseConv& dc, const Plan& plan) {
@@ -475,8 +504,11 @@ Status check_conv_gemm_tiles(const ConvGemmTiles& tiles, const DenseConv& dc, co
                                             std::string(dtype_name(s.dtype)) + " sample as f32 (" +
                                             std::to_string(bytes) + " bytes)");
   }
+  if (tiles.buffer_rows < 0)
+    return Status(ErrorKind::invalid, "[" + plan.algorithm + "] the plan's buffer_rows must not be negative");
   const int64_t used = gemm_packed_b_bytes(tiles.gemm, tiles.n_tile, K) +
-                       gemm_workspace_bytes(tiles.gemm, tiles.n_tile, K, s.dtype, true) + tiles.padded;
+                       gemm_workspace_bytes(tiles.gemm, tiles.n_tile, K, s.dtype, true) +
+                       buffer_bytes(tiles, s) + tiles.padded;
   if (used > tiles.workspace)
     return Status(ErrorKind::invalid, "[" + plan.algorithm + "] the tiles use " + std::to_string(used) +
                                           " bytes of workspace but reserve " + std::to_string(tiles.workspace) +
@@ -512,8 +544,10 @@ Status run_conv_gemm(const ConvGemmTiles& tiles, const DenseConv& dc, const RunC
   const int64_t packed_bytes = gemm_packed_b_bytes(gp, tiles.n_tile, K);
   char* packed = static_cast<char*>(ctx.workspace);
   char* rest = packed + packed_bytes;
-  // The padded sample copy sits at the end of the tiles' workspace.
-  const int64_t rest_bytes = tiles.workspace - packed_bytes - tiles.padded;
+  // The row buffer, then the padded sample copy, sit at the end of the tiles' workspace.
+  const int64_t buf_bytes = dense_out ? 0 : buffer_bytes(tiles, s);
+  const int64_t rest_bytes = tiles.workspace - packed_bytes - tiles.padded - buffer_bytes(tiles, s);
+  char* buf = static_cast<char*>(ctx.workspace) + tiles.workspace - tiles.padded - buffer_bytes(tiles, s);
   float* xp = reinterpret_cast<float*>(static_cast<char*>(ctx.workspace) + tiles.workspace - tiles.padded);
   const Geometry ps = padded ? padded_sample(s) : s;
   int64_t done = 0;
@@ -571,6 +605,35 @@ Status run_conv_gemm(const ConvGemmTiles& tiles, const DenseConv& dc, const RunC
             st = gemm(gp, args, rest, rest_bytes, pool);
           }
           if (!st.ok()) return st;
+          done += args.M * nt;
+          if (progress && !progress(done)) return Status(ErrorKind::interrupted, "[conv_gemm] cancelled");
+        }
+      } else if (buf_bytes > 0 && tiles.buffer_rows > 0) {
+        // Phase outputs on short lines: GEMMs of buffer_rows rows into the buffer, whose rows
+        // are then copied to their places (the same sums: the same bits as one GEMM a line).
+        const int64_t total = s.n * s.out_volume(), rb = tiles.buffer_rows;
+        args.ldc = nt;
+        args.c = buf;
+        for (int64_t m0 = 0; m0 < total; m0 += rb) {
+          args.M = std::min(rb, total - m0);
+          Im2colA a(s, x, q, m0);
+          args.a = &a;
+          st = gemm(gp, args, rest, rest_bytes, pool);
+          if (!st.ok()) return st;
+          const int64_t M = args.M, chunk = 64;
+          auto copy_rows = [&](int64_t c, int) {
+            const int64_t r0 = c * chunk, r1 = std::min(M, r0 + chunk);
+            OutPixel px(s.out, m0 + r0);
+            for (int64_t r = r0; r < r1; ++r, px.next()) {
+              const int64_t p0 = dc.first[0] + dc.step[0] * px.a[0], p1 = dc.first[1] + dc.step[1] * px.a[1],
+                            p2 = dc.first[2] + dc.step[2] * px.a[2];
+              std::memcpy(y + ((((px.n * dc.y_out[0] + p0) * dc.y_out[1] + p1) * dc.y_out[2] + p2) * s.o + oc0) * es,
+                          buf + r * nt * es, size_t(nt * es));
+            }
+          };
+          const int64_t chunks = ceil_div(M, chunk);
+          if (pool) pool->parallel_for(chunks, copy_rows);
+          else for (int64_t c = 0; c < chunks; ++c) copy_rows(c, 0);
           done += args.M * nt;
           if (progress && !progress(done)) return Status(ErrorKind::interrupted, "[conv_gemm] cancelled");
         }

@@ -54,7 +54,11 @@ struct ConvGemmTiles {
   int64_t n_tile = 0;     // output channels per packed B
   int64_t m_tile = 0;     // pixels per GEMM call (dense output) — progress granularity
   int64_t padded = 0;     // bytes of one sample's input copied with its padding (0: no copy)
-  int64_t workspace = 0;  // bytes the tiles may use: packed B, gemm()'s own, then the padded copy
+  // Outputs spread out in y (a stride phase) on short lines: GEMMs of this many rows write a
+  // buffer of buffer_rows × n_tile elements, copied row by row to their places in y, instead of
+  // one GEMM per output line (0).
+  int64_t buffer_rows = 0;
+  int64_t workspace = 0;  // bytes the tiles may use: packed B, gemm()'s own, the row buffer, then the padded copy
 };
 
 /// Chooses tiles for the GEMM path `isa`; returns "" or why not. On a budget too small,

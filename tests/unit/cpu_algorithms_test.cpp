@@ -215,6 +215,40 @@ TEST(CpuAlgorithms, GroupedDirectChunksAreBitwiseEqual) {
   }
 }
 
+// Stride phases on short output lines run as GEMMs of many rows into a buffer, copied to their
+// places; with a budget too small for it, one GEMM per line. Both against the oracle, and the
+// same bits.
+TEST(CpuAlgorithms, PolyphaseGemmBufferedRowsBitwise) {
+  Rng rng = test_rng();
+  int buffered = 0;
+  for (const char* s : {"op=convT n=2 in=7x9 c=16 o=24 k=2x2 stride=2", "op=convT n=3 in=5x6x7 c=8 o=20 k=3x3x3 stride=2 pad=1",
+                        "op=convT n=2 in=9x13 c=12 o=40 k=4x4 stride=2 pad=1 outpad=1", "n=2 in=7x11 c=8 o=16 k=3x3 idil=2 pad=1 dtype=bf16"}) {
+    const Problem p = parse_problem(s);
+    const Case c = make_case(p, rng);
+    ExecOptions opt;
+    opt.algorithm = "polyphase_gemm";
+    const Plan big = make_plan(p, opt);
+    const bool has_buffer = plan_parameter(big, "k0.buffer_rows") > 0;
+    buffered += has_buffer;
+    Tensor y_buf;
+    ASSERT_TRUE(run_forced(c, "polyphase_gemm", &y_buf));
+    ASSERT_TRUE(matches_oracle(y_buf, oracle(c))) << s;
+    if (!has_buffer) continue;
+    // Smaller budgets first shrink the channel tile (the buffer keeps its bytes), then drop the
+    // buffer: the largest budget without one.
+    int64_t budget = big.workspace_bytes - 1;
+    for (;; budget = budget * 15 / 16) {
+      opt.budget = budget;
+      const Plan small = make_plan(p, opt);  // throws (failing the test) if no plan fits
+      if (plan_parameter(small, "k0.buffer_rows") == 0) break;
+    }
+    Tensor y_lines;
+    ASSERT_TRUE(run_forced(c, "polyphase_gemm", &y_lines, opt.budget));
+    EXPECT_TRUE(bit_equal(y_buf, y_lines)) << s;
+  }
+  EXPECT_GT(buffered, 0);
+}
+
 TEST(CpuAlgorithms, TransposedScatterRandom) {
   DrawLimits lim;
   lim.min_rank = lim.max_rank = 1;
