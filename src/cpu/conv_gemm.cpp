@@ -612,13 +612,23 @@ Status run_conv_gemm(const ConvGemmTiles& tiles, const DenseConv& dc, const RunC
         // Phase outputs on short lines: GEMMs of buffer_rows rows into the buffer, whose rows
         // are then copied to their places (the same sums: the same bits as one GEMM a line).
         const int64_t total = s.n * s.out_volume(), rb = tiles.buffer_rows;
+        // A phase of one tap reading input pixel m for output m (a transposed conv whose kernel
+        // is its stride): A is x itself, read in place like pointwise_gemm's.
+        const bool a_is_x = s.k == Dims{1, 1, 1} && s.stride == Dims{1, 1, 1} && all_zeros(s.lo) && all_zeros(s.hi) &&
+                            s.out == s.in;
         args.ldc = nt;
         args.c = buf;
         for (int64_t m0 = 0; m0 < total; m0 += rb) {
           args.M = std::min(rb, total - m0);
-          Im2colA a(s, x, q, m0);
-          args.a = &a;
-          st = gemm(gp, args, rest, rest_bytes, pool);
+          if (a_is_x) {
+            DenseGemmA a(s.dtype, x + (m0 * s.c + q * cg) * es, s.c);
+            args.a = &a;
+            st = gemm(gp, args, rest, rest_bytes, pool);
+          } else {
+            Im2colA a(s, x, q, m0);
+            args.a = &a;
+            st = gemm(gp, args, rest, rest_bytes, pool);
+          }
           if (!st.ok()) return st;
           const int64_t M = args.M, chunk = 64;
           auto copy_rows = [&](int64_t c, int) {
