@@ -22,6 +22,7 @@ const Algorithm& depthwise_direct_algorithm();
 const Algorithm& transposed_scatter_algorithm();
 const Algorithm& grouped_direct_algorithm();
 const Algorithm& im2col_gemm_algorithm();
+const Algorithm& kernel_stride_gemm_algorithm();
 const Algorithm& polyphase_gemm_algorithm();
 const Algorithm& reference_algorithm();
 const Algorithm& data_grad_algorithm();
@@ -92,8 +93,8 @@ class CpuBackend final : public BackendImpl {
   const std::vector<const Algorithm*>& algorithms() const override {
     static const std::vector<const Algorithm*> list = {
         &pointwise_gemm_algorithm(), &depthwise_direct_algorithm(), &transposed_scatter_algorithm(),
-        &grouped_direct_algorithm(), &im2col_gemm_algorithm(),      &polyphase_gemm_algorithm(),
-        &reference_algorithm(),
+        &grouped_direct_algorithm(), &im2col_gemm_algorithm(),      &kernel_stride_gemm_algorithm(),
+        &polyphase_gemm_algorithm(), &reference_algorithm(),
         // The gradients: bwd_d as the dual forward conv (planned with the list above); bwd_w
         // of a transposed conv through its dual, then depthwise, then any conv.
         &data_grad_algorithm(),       &weight_grad_dual_algorithm(), &weight_grad_depthwise_algorithm(),

@@ -363,6 +363,7 @@ const char* const kProgressProblems[] = {
     "in=24x24 c=16 o=16 k=3x3 pad=1 g=16",
     "n=2 in=20x20 c=16 o=32 k=3x3 pad=1 g=4",
     "op=convT in=16x16 c=16 o=8 k=4x4 stride=2 pad=1",
+    "op=convT n=2 in=30x30 c=16 o=8 k=2x2 stride=2",
     "op=convT in=4000 c=1 o=1 k=64 stride=16",
     "op=convT n=2 in=300 c=2 o=3 k=8 stride=4",
     "in=12x12 c=4 o=4 k=3x3 idil=2 pad=1",

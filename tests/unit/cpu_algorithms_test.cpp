@@ -249,6 +249,62 @@ TEST(CpuAlgorithms, PolyphaseGemmBufferedRowsBitwise) {
   EXPECT_GT(buffered, 0);
 }
 
+// Transposed convs whose kernel is their stride (and their input-dilated forms, flipped or
+// not): tile boundaries of the GEMM's columns (taps·O), prime extents, 1-D to 3-D.
+TEST(CpuAlgorithms, KernelStrideGemmCases) {
+  check_list("kernel_stride_gemm",
+             {"op=convT n=2 in=7x9 c=16 o=24 k=2x2 stride=2", "op=convT in=13 c=5 o=3 k=4 stride=4",
+              "op=convT n=2 in=3x5x4 c=8 o=7 k=2x3x2 stride=2x3x2", "op=convT in=11x6 c=33 o=17 k=3x1 stride=3x1",
+              "n=2 in=5x7 c=3 o=4 k=2x3 idil=2x3 pad=1x2", "n=2 in=5x7 c=3 o=4 k=2x3 idil=2x3 pad=1x2 flip=1"});
+  // Random transposed convs of one group without padding: what it accepts (kernel = stride on
+  // every axis, no output padding) matches the oracle.
+  DrawLimits lim;
+  lim.conv = false;
+  lim.max_groups = 1;
+  lim.max_pad = 0;
+  lim.max_dilation = 1;
+  lim.max_kernel = 3;
+  lim.max_stride = 3;
+  lim.max_extent = 6;
+  lim.max_channels_per_group = 12;
+  check_algorithm_on_draws("kernel_stride_gemm", lim, 1000, 6);  // about 27 accepted
+  // A strided conv over an input dilated by its kernel's size (outputs that skip taps) is not
+  // one: declined, where an earlier version wrote past y.
+  Tensor y;
+  Rng rng = test_rng();
+  EXPECT_FALSE(run_cpu(make_case(parse_problem("n=2 in=5x4 c=3 o=2 k=2x2 idil=2 pad=1 stride=2x1"), rng),
+                       "kernel_stride_gemm", &y));
+}
+
+// The row buffer at its smallest (one tile: a budget just above it) gives the same bits as the
+// planned one; declined when the packed weights alone do not fit.
+TEST(CpuAlgorithms, KernelStrideGemmBudgets) {
+  Rng rng = test_rng();
+  const Problem p = parse_problem("op=convT n=3 in=9x10 c=24 o=40 k=2x2 stride=2");
+  const Case c = make_case(p, rng);
+  ExecOptions opt;
+  opt.algorithm = "kernel_stride_gemm";
+  const Plan big = make_plan(p, opt);
+  Tensor y_big, y_small;
+  ASSERT_TRUE(run_forced(c, "kernel_stride_gemm", &y_big));
+  ASSERT_TRUE(matches_oracle(y_big, oracle(c)));
+  int64_t budget = big.workspace_bytes;
+  for (int64_t b = big.workspace_bytes; b > 0; b = b * 7 / 8) {
+    opt.budget = b;
+    try {
+      if (make_plan(p, opt).algorithm != "kernel_stride_gemm") break;
+      budget = b;
+    } catch (const Error&) {
+      break;
+    }
+  }
+  opt.budget = budget;
+  EXPECT_LT(plan_parameter(make_plan(p, opt), "buffer_rows"), plan_parameter(big, "buffer_rows"));
+  ASSERT_TRUE(run_forced(c, "kernel_stride_gemm", &y_small, budget));
+  EXPECT_TRUE(bit_equal(y_big, y_small));
+  EXPECT_THROW(make_plan(p, [&] { ExecOptions o = opt; o.budget = 64; return o; }()), Error);
+}
+
 TEST(CpuAlgorithms, TransposedScatterRandom) {
   DrawLimits lim;
   lim.min_rank = lim.max_rank = 1;
@@ -361,6 +417,7 @@ TEST(CpuAlgorithms, PlannerPrefersFastPathsAndExplainsRejections) {
                  Want{"n=8 in=56x56 c=384 o=384 k=3x3 pad=1 g=384", "depthwise_direct"},
                  Want{"n=8 in=28x28 c=256 o=256 k=3x3 pad=1 g=32", "grouped_direct"},
                  Want{"n=8 in=224x224 c=3 o=64 k=7x7 stride=2 pad=3", "grouped_direct"},
+                 Want{"op=convT n=8 in=28x28 c=256 o=128 k=2x2 stride=2", "kernel_stride_gemm"},
                  Want{"op=convT in=5160 c=1 o=1 k=4096 stride=1024", "transposed_scatter"},
                  Want{"op=convT in=1000 c=512 o=256 k=16 stride=8", "polyphase_gemm"}}) {
     Plan p = make_plan(parse_problem(w.problem));
@@ -599,6 +656,7 @@ TEST(CpuAlgorithms, EveryIsaPathMatchesTheOracle) {
       {"grouped_direct", "n=2 in=9x13 c=24 o=36 k=3x3 pad=1 g=3"},
       {"transposed_scatter", "op=convT n=2 in=23 c=2 o=3 k=17 stride=5 pad=3 outpad=2"},
       {"polyphase_gemm", "op=convT n=2 in=9x7 c=16 o=8 k=4x4 stride=2 pad=1"},
+      {"kernel_stride_gemm", "op=convT n=2 in=9x7 c=16 o=8 k=2x2 stride=2"},
       {"reference", "in=7x5 c=3 o=4 k=3x2 pad=1"},
   };
   Rng rng = test_rng();
