@@ -48,7 +48,7 @@ struct GroupedArgs {
   const void* wt;  // [g, taps, C/g, og_pad] of float / double
   void* y;         // [N, P0, P1, P2, O]
   void* window;    // k0·k1·span·C compute elements
-  int64_t og_pad;  // O/g rounded up to the vector lanes (8 floats, 4 doubles)
+  int64_t og_pad;  // O/g rounded up to 8 floats or 4 doubles (a multiple of every path's lanes)
   int64_t span;    // input positions per window line: covers pb − pa outputs rounded up to 12
 };
 /// Most kernel lines (k0·k1) the grouped kernel takes.
