@@ -22,7 +22,7 @@ import torch.nn.functional as F
 import convnd
 import convnd.torch as ct
 
-from grad_cpu import machine, onednn
+from grad_cpu import cl as channels_last, machine, onednn
 
 DTYPES = {"f32": torch.float32, "bf16": torch.bfloat16}
 
@@ -39,14 +39,6 @@ def parse(problem):
     return {"op": f.get("op", "conv"), "n": int(f.get("n", 1)), "in": spatial, "c": int(f["c"]), "o": int(f["o"]),
             "k": per("k", 1), "stride": per("stride", 1), "pad": per("pad", 0), "dil": per("dil", 1),
             "g": int(f.get("g", 1))}
-
-
-def channels_last(t):
-    if t.dim() == 4:
-        return t.contiguous(memory_format=torch.channels_last)
-    if t.dim() == 5:
-        return t.contiguous(memory_format=torch.channels_last_3d)
-    return t.transpose(1, 2).contiguous().transpose(1, 2)  # (N, C, L) stored as (N, L, C)
 
 
 def median_ms(fn, reps):

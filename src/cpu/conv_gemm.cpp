@@ -550,6 +550,19 @@ Status run_conv_gemm(const ConvGemmTiles& tiles, const DenseConv& dc, const RunC
   char* buf = static_cast<char*>(ctx.workspace) + tiles.workspace - tiles.padded - buffer_bytes(tiles, s);
   float* xp = reinterpret_cast<float*>(static_cast<char*>(ctx.workspace) + tiles.workspace - tiles.padded);
   const Geometry ps = padded ? padded_sample(s) : s;
+  // One GEMM of args.M rows from output row m0 of group q, with A read in place from x where A
+  // is x itself (a pointwise conv, or a phase of one tap reading input pixel m for output m),
+  // else gathered by the implicit im2col.
+  auto gemm_from = [&](GemmArgs& args, int64_t q, int64_t m0, bool a_is_x) {
+    if (a_is_x) {
+      DenseGemmA a(s.dtype, x + (m0 * s.c + q * s.cg()) * es, s.c);
+      args.a = &a;
+      return gemm(gp, args, rest, rest_bytes, pool);
+    }
+    Im2colA a(s, x, q, m0);
+    args.a = &a;
+    return gemm(gp, args, rest, rest_bytes, pool);
+  };
   int64_t done = 0;
   for (int64_t q = 0; q < s.groups; ++q) {
     for (int64_t n0 = 0; n0 < og; n0 += tiles.n_tile) {
@@ -595,15 +608,7 @@ Status run_conv_gemm(const ConvGemmTiles& tiles, const DenseConv& dc, const RunC
           args.M = std::min(tiles.m_tile, M - m0);
           args.c = y + (m0 * s.o + oc0) * es;
           args.ldc = s.o;
-          if (dc.pointwise_a) {
-            DenseGemmA a(s.dtype, x + (m0 * s.c + q * cg) * es, s.c);
-            args.a = &a;
-            st = gemm(gp, args, rest, rest_bytes, pool);
-          } else {
-            Im2colA a(s, x, q, m0);
-            args.a = &a;
-            st = gemm(gp, args, rest, rest_bytes, pool);
-          }
+          st = gemm_from(args, q, m0, dc.pointwise_a);
           if (!st.ok()) return st;
           done += args.M * nt;
           if (progress && !progress(done)) return Status(ErrorKind::interrupted, "[conv_gemm] cancelled");
@@ -620,15 +625,7 @@ Status run_conv_gemm(const ConvGemmTiles& tiles, const DenseConv& dc, const RunC
         args.c = buf;
         for (int64_t m0 = 0; m0 < total; m0 += rb) {
           args.M = std::min(rb, total - m0);
-          if (a_is_x) {
-            DenseGemmA a(s.dtype, x + (m0 * s.c + q * cg) * es, s.c);
-            args.a = &a;
-            st = gemm(gp, args, rest, rest_bytes, pool);
-          } else {
-            Im2colA a(s, x, q, m0);
-            args.a = &a;
-            st = gemm(gp, args, rest, rest_bytes, pool);
-          }
+          st = gemm_from(args, q, m0, a_is_x);
           if (!st.ok()) return st;
           const int64_t M = args.M, chunk = 64;
           auto copy_rows = [&](int64_t c, int) {
@@ -657,9 +654,7 @@ Status run_conv_gemm(const ConvGemmTiles& tiles, const DenseConv& dc, const RunC
           const int64_t a1 = line % s.out[1], a0 = (line / s.out[1]) % s.out[0], n = line / (s.out[1] * s.out[0]);
           const int64_t p0 = dc.first[0] + dc.step[0] * a0, p1 = dc.first[1] + dc.step[1] * a1, p2 = dc.first[2];
           args.c = y + ((((n * dc.y_out[0] + p0) * dc.y_out[1] + p1) * dc.y_out[2] + p2) * s.o + oc0) * es;
-          Im2colA a(s, x, q, line * s.out[2]);
-          args.a = &a;
-          st = gemm(gp, args, rest, rest_bytes, pool);
+          st = gemm_from(args, q, line * s.out[2], false);
           if (!st.ok()) return st;
           done += args.M * nt;
           if (progress && (line % 64 == 63 || line + 1 == lines) && !progress(done))
