@@ -20,6 +20,17 @@ function(convnd_set_isa_flags)
   if(avx2)
     set_source_files_properties(${avx2} PROPERTIES COMPILE_OPTIONS "-mavx2;-mfma;-mf16c")
   endif()
+  # The bf16 levels: avx512 plus VDPBF16PS, and plus the AMX tiles.
+  file(GLOB avx512bf16 CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/src/cpu/isa/*__avx512bf16.cpp)
+  file(GLOB amx CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/src/cpu/isa/*__amx.cpp)
+  if(avx512bf16)
+    set_source_files_properties(${avx512bf16} PROPERTIES COMPILE_OPTIONS
+      "-mavx512f;-mavx512bw;-mavx512vl;-mavx512dq;-mavx512bf16;-mfma;-mf16c;-mavx2")
+  endif()
+  if(amx)
+    set_source_files_properties(${amx} PROPERTIES COMPILE_OPTIONS
+      "-mavx512f;-mavx512bw;-mavx512vl;-mavx512dq;-mavx512bf16;-mamx-tile;-mamx-bf16;-mfma;-mf16c;-mavx2")
+  endif()
 endfunction()
 
 # The CUTLASS 4 Hopper conv kernels (src/cuda/cutlass/*.cu): header-only, from the pinned

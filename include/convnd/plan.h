@@ -27,9 +27,13 @@ enum class Isa : uint8_t {
   generic,    // x86-64 baseline (or any CPU): plain C++ loops
   avx2,       // AVX2 + FMA + F16C
   avx512,     // AVX-512 F/BW/VL/DQ
-  sm_90,      // NVIDIA Hopper
+  // The two levels above avx512 add bfloat16 GEMM kernels (products of bf16 pairs summed in
+  // f32); every other kernel of a plan at these levels is the avx512 one.
+  avx512_bf16,  // avx512 + AVX512-BF16 (VDPBF16PS): Zen 4, Cooper Lake, Sapphire Rapids
+  amx,          // avx512_bf16 + AMX-TILE/AMX-BF16 tiles (TDPBF16PS), with the OS's permission
+  sm_90,        // NVIDIA Hopper
 };
-/// "auto", "generic", "avx2", "avx512", "sm_90".
+/// "auto", "generic", "avx2", "avx512", "avx512_bf16", "amx", "sm_90".
 std::string_view isa_name(Isa isa);
 /// Parses an ISA name (as isa_name prints it); returns false for anything else.
 bool parse_isa(std::string_view s, Isa* out);
@@ -62,9 +66,10 @@ struct ExecOptions {
   std::string algorithm;
   /// Allow TF32 tensor-core math for float32 on GPUs (never used otherwise).
   bool allow_tf32 = false;
-  /// CPU instruction set: automatic (the best this CPU runs, lowered by the environment
-  /// variable CONVND_ISA=avx512|avx2|generic), or a given one (Error(unsupported) when this
-  /// CPU lacks it). Ignored by the cuda backend.
+  /// CPU instruction set: automatic (the best this CPU runs for the problem's dtype: the bf16
+  /// levels only for bfloat16 problems; lowered by the environment variable
+  /// CONVND_ISA=amx|avx512_bf16|avx512|avx2|generic), or a given one (Error(unsupported) when
+  /// this CPU lacks it). Ignored by the cuda backend.
   Isa isa = Isa::automatic;
   /// CUDA only: the stream (a cudaStream_t) the work is enqueued on. Null: the legacy default
   /// stream, and execute() returns when the result is complete. Given, with every tensor in

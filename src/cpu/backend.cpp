@@ -103,12 +103,17 @@ class CpuBackend final : public BackendImpl {
     return list;
   }
 
-  Isa resolve_isa(const ExecOptions& opt) const override {
-    if (opt.isa == Isa::automatic) return gemm_isa();
+  // The bf16 levels add bf16 GEMM kernels only: other dtypes are planned at avx512, so that
+  // their plans name the kernels they run.
+  Isa resolve_isa(const ExecOptions& opt, DType dtype) const override {
+    if (opt.isa == Isa::automatic) {
+      const Isa best = gemm_isa();
+      return dtype != DType::bf16 && best > Isa::avx512 ? Isa::avx512 : best;
+    }
     if (!gemm_isa_supported(opt.isa))
       throw Error(ErrorKind::unsupported, "[plan] this CPU cannot run the " + std::string(isa_name(opt.isa)) +
                                               " path (it has " + std::string(isa_name(gemm_isa())) +
-                                              "; the cpu paths are generic, avx2 and avx512)");
+                                              "; the cpu paths are generic, avx2, avx512, avx512_bf16 and amx)");
     return opt.isa;
   }
 

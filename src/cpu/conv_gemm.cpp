@@ -15,7 +15,11 @@ namespace {
 
 constexpr int64_t kMaxPanel = 64;  // largest mr or nr of any kernel
 
-DType compute_of(DType t) { return t == DType::f64 ? DType::f64 : DType::f32; }
+// The GEMM's compute type: bf16 data on a path with bf16 kernels runs them (gemm.h).
+DType compute_of(DType t, GemmIsa isa) {
+  if (t == DType::bf16 && gemm_has_bf16(isa)) return DType::bf16;
+  return t == DType::f64 ? DType::f64 : DType::f32;
+}
 
 // Output pixel `pix` of the dense problem (flattened over N and the output extents) as
 // (n, a[0], a[1], a[2]): by division once, then next() by counting (the divisions cost more than
@@ -337,14 +341,14 @@ void append_tile_parameters(const ConvGemmTiles& t, const std::string& prefix,
       {"n_tile", t.n_tile}, {"m_tile", t.m_tile},   {"mr", t.gemm.mr},         {"nr", t.gemm.nr},
       {"kg", t.gemm.kg},    {"kc", t.gemm.kc},       {"mc", t.gemm.mc},         {"nc", t.gemm.nc},
       {"a_whole_k", t.gemm.a_whole_k}, {"gemm_threads", t.gemm.threads}, {"padded_input", t.padded},
-      {"buffer_rows", t.buffer_rows}, {"workspace", t.workspace},
+      {"buffer_rows", t.buffer_rows}, {"workspace", t.workspace}, {"bf16_kernels", t.gemm.compute == DType::bf16},
   };
   for (const auto& [name, v] : fields) out->emplace_back(prefix + name, v);
 }
 
 std::string plan_conv_gemm(const Geometry& sub, bool dense_output, int64_t budget, int threads, GemmIsa isa,
                            ConvGemmTiles* tiles, int64_t* min_workspace) {
-  const DType compute = compute_of(sub.dtype);
+  const DType compute = compute_of(sub.dtype, isa);
   const int64_t og = sub.og(), K = sub.kernel_volume() * sub.cg();
   GemmTile t = gemm_tile(isa, compute);
   if (t.mr > kMaxPanel || t.nr > kMaxPanel) return "micro-tile larger than the packers allow";

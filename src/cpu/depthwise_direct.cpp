@@ -4,6 +4,7 @@
 #include <memory>
 
 #include "cpu/config_checks.h"
+#include "cpu/isas.h"
 #include "cpu/direct_kernels.h"
 #include "cpu/thread_pool.h"
 #include "engine/algorithm.h"
@@ -38,7 +39,7 @@ class DepthwiseDirect final : public Algorithm {
  public:
   const AlgorithmTraits& traits() const override {
     static const AlgorithmTraits t{"depthwise_direct", Backend::cpu, {Direction::fwd}, kAllDTypes,
-                                   {Isa::generic, Isa::avx2, Isa::avx512},
+                                   kCpuIsas,
                                    "weights as [taps, C] + one accumulator row of C per thread (compute type)"};
     return t;
   }

@@ -6,6 +6,9 @@
 #if defined(__x86_64__) || defined(__i386__)
 #include <cpuid.h>
 #endif
+#if defined(__linux__) && defined(__x86_64__)
+#include <sys/syscall.h>
+#endif
 
 #include <algorithm>
 #include <cstdlib>
@@ -23,6 +26,21 @@ constexpr int64_t kAlign = 64;
 int64_t round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
 int64_t ceil_div(int64_t x, int64_t m) { return (x + m - 1) / m; }
 
+#if defined(__linux__) && defined(__x86_64__)
+// Whether the OS saves the AMX tile state (XCR0 bits 17 and 18) and grants it to this process:
+// Linux 5.16+ hands it out on request (arch_prctl ARCH_REQ_XCOMP_PERM for XTILEDATA), and a
+// tile instruction without the grant kills the process. Asked once, for the whole process.
+bool amx_granted() {
+  unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+  if (!__get_cpuid(1, &eax, &ebx, &ecx, &edx) || !(ecx & bit_OSXSAVE)) return false;
+  uint32_t xcr0_lo = 0, xcr0_hi = 0;
+  __asm__ volatile("xgetbv" : "=a"(xcr0_lo), "=d"(xcr0_hi) : "c"(0));
+  if ((xcr0_lo & (3u << 17)) != (3u << 17)) return false;
+  constexpr long kArchReqXcompPerm = 0x1023, kXfeatureXtiledata = 18;
+  return syscall(SYS_arch_prctl, kArchReqXcompPerm, kXfeatureXtiledata) == 0;
+}
+#endif
+
 GemmIsa cpu_isa() {
 #if defined(__x86_64__) || defined(__i386__)
   __builtin_cpu_init();
@@ -31,8 +49,19 @@ GemmIsa cpu_isa() {
   const bool f16c = __get_cpuid(1, &eax, &ebx, &ecx, &edx) && (ecx & bit_F16C);
   const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && f16c;
   if (avx2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-      __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq"))
-    return GemmIsa::avx512;
+      __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq")) {
+    // AVX512-BF16: CPUID.(7, 1).EAX[5]; AMX-BF16 and AMX-TILE: CPUID.(7, 0).EDX[22] and [24].
+    unsigned a1 = 0, b1 = 0, c1 = 0, d1 = 0, a0 = 0, b0 = 0, c0 = 0, d0 = 0;
+    const bool bf16 = __get_cpuid_count(7, 1, &a1, &b1, &c1, &d1) && (a1 & (1u << 5));
+    if (!bf16) return GemmIsa::avx512;
+#if defined(__linux__) && defined(__x86_64__)
+    const bool amx = __get_cpuid_count(7, 0, &a0, &b0, &c0, &d0) && (d0 & (1u << 22)) && (d0 & (1u << 24));
+    if (amx && amx_granted()) return GemmIsa::amx;
+#else
+    (void)a0, (void)b0, (void)c0, (void)d0;
+#endif
+    return GemmIsa::avx512_bf16;
+  }
   if (avx2) return GemmIsa::avx2;
 #endif
   return GemmIsa::generic;
@@ -52,6 +81,7 @@ int64_t l2_budget() {
   return bytes;
 }
 
+// Bytes of a packed panel element: f64, else f32 (bf16 compute packs f32 panels too).
 int64_t elem_bytes(DType compute) { return compute == DType::f64 ? 8 : 4; }
 
 // Panels per M block, at most ppb_max, for which the tasks (M blocks × n_blocks) finish soonest
@@ -95,7 +125,7 @@ void zero_c(const GemmArgs& g) {
 // panels span all of K) and, for f16/bf16 C, an f32 accumulation block (mr × nc rows at a
 // time when A panels span all of K, else the task's mc × nc).
 struct Workspace {
-  int64_t a_bytes = 0, groups_bytes = 0, c_bytes = 0, per_thread = 0, total = 0;
+  int64_t a_bytes = 0, groups_bytes = 0, c_bytes = 0, a16_bytes = 0, per_thread = 0, total = 0;
 };
 
 Workspace carve(const GemmPlan& p, int64_t N, int64_t K, DType c_dtype, bool b_prepacked) {
@@ -105,8 +135,13 @@ Workspace carve(const GemmPlan& p, int64_t N, int64_t K, DType c_dtype, bool b_p
   const int64_t a_len = std::max<int64_t>(p.a_whole_k ? K : p.kc, 1);
   w.a_bytes = round_up(gemm_a_panel_elems(p, a_len) * e, kAlign);
   w.groups_bytes = round_up(ceil_div(a_len, p.kg) * int64_t(sizeof(int64_t)), kAlign);
-  w.c_bytes = c_dtype == p.compute ? 0 : round_up((p.a_whole_k ? p.mr : p.mc) * p.nc * 4, kAlign);
-  w.per_thread = w.a_bytes + w.groups_bytes + w.c_bytes;
+  // The sums are kept in C itself when C is of the sums' type (f64, or f32 from f32 or bf16
+  // compute).
+  const DType sums = p.compute == DType::f64 ? DType::f64 : DType::f32;
+  w.c_bytes = c_dtype == sums ? 0 : round_up((p.a_whole_k ? p.mr : p.mc) * p.nc * 4, kAlign);
+  // bf16 compute: the converted A panel.
+  if (p.compute == DType::bf16) w.a16_bytes = round_up(round_up(a_len, 32) * p.mr * 2, kAlign);
+  w.per_thread = w.a_bytes + w.groups_bytes + w.c_bytes + w.a16_bytes;
   w.total = b_bytes + std::max(p.threads, 1) * w.per_thread;
   return w;
 }
@@ -252,23 +287,114 @@ void run_blocks(const GemmPlan& p, const GemmArgs& g, const T* packed_b, char* t
   run_tasks(pool, m_blocks * n_blocks, task);
 }
 
+// run_blocks for bf16 compute: the same tasks and blocks, every A panel packed by the source in
+// f32 and converted, the bf16 kernels summing into f32 C (the scratch block for a 16-bit C).
+// B (packed_b) holds converted panels, each in the place of its f32 panel (K·nr·4 bytes).
+void run_blocks_bf16(const GemmPlan& p, const GemmArgs& g, const char* packed_b, char* thread_space,
+                     const Workspace& w, ThreadPool* pool, const GemmKernels& kt) {
+  const int64_t M = g.M, N = g.N, K = g.K, mr = p.mr, nr = p.nr, kc = p.kc;
+  const int64_t m_blocks = ceil_div(M, p.mc), n_blocks = ceil_div(N, p.nc);
+  const bool scratch = g.c_dtype != DType::f32;
+  const int64_t es = dtype_size(g.c_dtype);
+  auto task = [&](int64_t t, int thread) {
+    const int64_t m0 = (t % m_blocks) * p.mc, n0 = (t / m_blocks) * p.nc;
+    const int64_t mlen = std::min(p.mc, M - m0), nlen = std::min(p.nc, N - n0);
+    char* space = thread_space + thread * w.per_thread;
+    float* a_panel = reinterpret_cast<float*>(space);
+    int64_t* groups = reinterpret_cast<int64_t*>(space + w.a_bytes);
+    float* c_block = scratch ? reinterpret_cast<float*>(space + w.a_bytes + w.groups_bytes)
+                             : static_cast<float*>(g.c) + m0 * g.ldc + n0;
+    uint16_t* a16 = reinterpret_cast<uint16_t*>(space + w.a_bytes + w.groups_bytes + w.c_bytes);
+    const int64_t ldc = scratch ? p.nc : g.ldc;
+    char* c_out = static_cast<char*>(g.c) + (m0 * g.ldc + n0) * es;
+    // Rows [m, m + mi), columns [k0, k0 + klen) of A into a16, converted.
+    auto prepare = [&](int64_t m, int64_t mi, int64_t k0, int64_t klen) {
+      if (!g.a->pack_indexed(p, m, mi, k0, klen, a_panel, groups)) {
+        g.a->pack(p, m, mi, k0, klen, a_panel);
+        for (int64_t j = 0; j * p.kg < klen; ++j) groups[j] = j * mr * p.kg;
+      }
+      kt.bf16->convert_a(a_panel, groups, p.kg, klen, mr, a16);
+    };
+    // C rows (c_rows) += A (a16 from its k a_k0) · B[k0 : k0 + klen, the task's columns].
+    auto multiply = [&](float* c_rows, int64_t mi, int64_t k0, int64_t a_k0, int64_t klen) {
+      const bool accumulate = k0 > 0 || (g.accumulate && !scratch);
+      for (int64_t j = 0; j < nlen; j += nr) {
+        const uint16_t* b_panel = reinterpret_cast<const uint16_t*>(packed_b + (n0 + j) / nr * K * nr * 4) + k0 * nr;
+        kt.bf16->gemm(klen, a16 + a_k0 * mr, b_panel, c_rows + j, ldc, mi, std::min(nr, nlen - j), accumulate);
+      }
+    };
+    if (kt.bf16->begin) kt.bf16->begin();
+    if (p.a_whole_k) {
+      for (int64_t i = 0; i < mlen; i += mr) {
+        const int64_t mi = std::min(mr, mlen - i);
+        prepare(m0 + i, mi, 0, K);
+        float* c_rows = scratch ? c_block : c_block + i * ldc;
+        for (int64_t k0 = 0; k0 < K; k0 += kc) multiply(c_rows, mi, k0, k0, std::min(kc, K - k0));
+        if (scratch) kt.f32_store(c_block, ldc, mi, nlen, g.c_dtype, c_out + i * g.ldc * es, g.ldc, g.accumulate);
+      }
+    } else {
+      for (int64_t k0 = 0; k0 < K; k0 += kc) {
+        const int64_t klen = std::min(kc, K - k0);
+        for (int64_t i = 0; i < mlen; i += mr) {
+          const int64_t mi = std::min(mr, mlen - i);
+          prepare(m0 + i, mi, k0, klen);
+          multiply(c_block + i * ldc, mi, k0, 0, klen);
+        }
+      }
+      if (scratch) kt.f32_store(c_block, ldc, mlen, nlen, g.c_dtype, c_out, g.ldc, g.accumulate);
+    }
+    if (kt.bf16->end) kt.bf16->end();
+  };
+  run_tasks(pool, m_blocks * n_blocks, task);
+}
+
 Status invalid(std::string message) { return Status(ErrorKind::invalid, "gemm: " + message); }
 
 }  // namespace
 
-Status gemm_check_plan(const GemmPlan& p, int64_t K) {
-  if (p.compute != DType::f32 && p.compute != DType::f64)
-    return invalid("compute type must be f32 or f64");
-  if (!gemm_isa_supported(p.isa))
+namespace {
+// The tile of a table for a compute type (bf16 on a table without bf16 kernels: f32's).
+GemmTile tile_of(const GemmKernels& k, DType compute) {
+  if (compute == DType::bf16 && k.bf16) return k.bf16->tile;
+  return compute == DType::f64 ? k.f64 : k.f32;
+}
+
+int64_t kc_of(const GemmKernels& k, DType compute, int64_t K) {
+  if (K <= 0) return 0;
+  const GemmTile t = tile_of(k, compute);
+  if (K <= t.kc_max) return K;
+  const int64_t blocks = ceil_div(K, t.kc_max);
+  // Equal blocks (rounded to 8, and to whole A-panel groups so that a block starts on a group;
+  // to 32 for bf16 compute, whose converted panels go in groups of 32) rather than kc_max and a
+  // short tail.
+  const int64_t unit = compute == DType::bf16 && k.bf16 ? 32 : std::max<int64_t>(8, t.kg);
+  return std::min(t.kc_max, round_up(ceil_div(K, blocks), unit));
+}
+
+// The plan against the kernels that will run it (the path's, or a test's emulated table).
+Status check_plan(const GemmPlan& p, int64_t K, const GemmKernels& kt, bool check_cpu) {
+  if (p.compute != DType::f32 && p.compute != DType::f64 && p.compute != DType::bf16)
+    return invalid("compute type must be f32, f64 or bf16");
+  if (p.compute == DType::bf16 && !kt.bf16)
+    return invalid(std::string("the ") + gemm_isa_name(p.isa) + " path has no bf16 kernels");
+  if (check_cpu && !gemm_isa_supported(p.isa))
     return Status(ErrorKind::unsupported,
                   std::string("gemm: this CPU cannot run the ") + gemm_isa_name(p.isa) + " path");
-  const GemmTile t = gemm_tile(p.isa, p.compute);
+  const GemmTile t = tile_of(kt, p.compute);
   if (p.mr != t.mr || p.nr != t.nr || p.kg != t.kg) return invalid("plan tile does not match its path");
-  if (p.kc != gemm_kc(p.isa, p.compute, K))
+  if (p.kc != kc_of(kt, p.compute, K))
     return invalid("plan.kc " + std::to_string(p.kc) + " is not gemm_kc of K = " + std::to_string(K));
   if (p.mc <= 0 || p.nc <= 0 || p.mc % p.mr || p.nc % p.nr || p.threads < 1)
     return invalid("plan blocks must be positive multiples of the tile");
   return Status::Ok();
+}
+}  // namespace
+
+Status gemm_check_plan(const GemmPlan& p, int64_t K) {
+  // Not a CPU path (sm_90, say): unsupported, before its table (the generic one) is consulted.
+  if (!gemm_isa_supported(p.isa))
+    return Status(ErrorKind::unsupported, std::string("gemm: this CPU cannot run the ") + gemm_isa_name(p.isa) + " path");
+  return check_plan(p, K, gemm_kernels(p.isa), true);
 }
 
 const char* gemm_isa_name(GemmIsa isa) {
@@ -276,14 +402,14 @@ const char* gemm_isa_name(GemmIsa isa) {
 }
 
 bool gemm_isa_supported(GemmIsa isa) {
-  return isa >= GemmIsa::generic && isa <= GemmIsa::avx512 && isa <= cached_cpu_isa();
+  return isa >= GemmIsa::generic && isa <= GemmIsa::amx && isa <= cached_cpu_isa();
 }
 
 GemmIsa gemm_isa() {
   static const GemmIsa isa = [] {
     GemmIsa best = cached_cpu_isa();
     if (const char* env = std::getenv("CONVND_ISA")) {
-      for (GemmIsa want : {GemmIsa::generic, GemmIsa::avx2, GemmIsa::avx512})
+      for (GemmIsa want : {GemmIsa::generic, GemmIsa::avx2, GemmIsa::avx512, GemmIsa::avx512_bf16})
         if (std::string_view(env) == gemm_isa_name(want) && want < best) best = want;
     }
     return best;
@@ -291,33 +417,43 @@ GemmIsa gemm_isa() {
   return isa;
 }
 
+namespace {
+// A bf16 level's table: avx512's kernels and its bf16 ones.
+GemmKernels with_bf16(const GemmBf16Kernels& bf16) {
+  GemmKernels k = gemm_kernels_avx512();
+  k.bf16 = &bf16;
+  return k;
+}
+}  // namespace
+
 const GemmKernels& gemm_kernels(GemmIsa isa) {
   switch (isa) {
+    case GemmIsa::amx: {
+      static const GemmKernels k = with_bf16(gemm_bf16_kernels_amx());
+      return k;
+    }
+    case GemmIsa::avx512_bf16: {
+      static const GemmKernels k = with_bf16(gemm_bf16_kernels_avx512bf16());
+      return k;
+    }
     case GemmIsa::avx512: return gemm_kernels_avx512();
     case GemmIsa::avx2: return gemm_kernels_avx2();
     default: return gemm_kernels_generic();
   }
 }
 
-GemmTile gemm_tile(GemmIsa isa, DType compute) {
-  const GemmKernels& k = gemm_kernels(isa);
-  return compute == DType::f64 ? k.f64 : k.f32;
-}
+GemmTile gemm_tile(GemmIsa isa, DType compute) { return tile_of(gemm_kernels(isa), compute); }
 
-int64_t gemm_kc(GemmIsa isa, DType compute, int64_t K) {
-  if (K <= 0) return 0;
-  const int64_t kc_max = gemm_tile(isa, compute).kc_max;
-  if (K <= kc_max) return K;
-  const int64_t blocks = ceil_div(K, kc_max);
-  // Equal blocks (rounded to 8, and to whole A-panel groups so that a block starts on a group)
-  // rather than kc_max and a short tail.
-  return std::min(kc_max, round_up(ceil_div(K, blocks), std::max<int64_t>(8, gemm_tile(isa, compute).kg)));
-}
+bool gemm_has_bf16(GemmIsa isa) { return gemm_kernels(isa).bf16 != nullptr; }
+
+int64_t gemm_kc(GemmIsa isa, DType compute, int64_t K) { return kc_of(gemm_kernels(isa), compute, K); }
 
 GemmPlan gemm_plan(int64_t M, int64_t N, int64_t K, DType compute, int threads, GemmIsa isa) {
   GemmPlan p;
   p.isa = isa;
-  p.compute = compute == DType::f64 ? DType::f64 : DType::f32;
+  p.compute = compute == DType::f64                               ? DType::f64
+              : compute == DType::bf16 && gemm_has_bf16(isa) ? DType::bf16
+                                                              : DType::f32;
   const GemmTile t = gemm_tile(isa, p.compute);
   p.mr = t.mr;
   p.nr = t.nr;
@@ -465,7 +601,10 @@ int64_t gemm_packed_b_bytes(const GemmPlan& plan, int64_t N, int64_t K) {
 }
 
 Status gemm_pack_b(const GemmPlan& plan, int64_t N, int64_t K, const GemmBSource& b,
-                   void* packed_b, ThreadPool* pool) {
+                   void* packed_b, ThreadPool* pool, const GemmKernels* kernels) {
+  const GemmKernels& kt = kernels ? *kernels : gemm_kernels(plan.isa);
+  const bool bf16 = plan.compute == DType::bf16;
+  if (bf16 && !kt.bf16) return invalid("the path has no bf16 kernels");
   if (N < 0 || K < 0) return invalid("negative size");
   if (N == 0 || K == 0) return Status::Ok();
   if (!packed_b) return invalid("no packed B buffer");
@@ -474,9 +613,11 @@ Status gemm_pack_b(const GemmPlan& plan, int64_t N, int64_t K, const GemmBSource
   // A few panels per task, enough tasks to share among the threads.
   const int64_t per_task = std::max<int64_t>(1, panels / (8 * (pool ? pool->threads() : 1)));
   auto task = [&](int64_t t, int) {
-    for (int64_t j = t * per_task; j < std::min(panels, (t + 1) * per_task); ++j)
-      b.pack(plan, j * plan.nr, std::min(plan.nr, N - j * plan.nr), 0, K,
-             static_cast<char*>(packed_b) + j * panel_bytes);
+    for (int64_t j = t * per_task; j < std::min(panels, (t + 1) * per_task); ++j) {
+      char* panel = static_cast<char*>(packed_b) + j * panel_bytes;
+      b.pack(plan, j * plan.nr, std::min(plan.nr, N - j * plan.nr), 0, K, panel);
+      if (bf16) kt.bf16->convert_b(panel, K, plan.nr);
+    }
   };
   run_tasks(pool, ceil_div(panels, per_task), task);
   return Status::Ok();
@@ -488,9 +629,10 @@ int64_t gemm_workspace_bytes(const GemmPlan& plan, int64_t N, int64_t K, DType c
 }
 
 Status gemm(const GemmPlan& plan, const GemmArgs& g, void* workspace, int64_t workspace_bytes,
-            ThreadPool* pool) {
+            ThreadPool* pool, const GemmKernels* kernels) {
   if (g.M < 0 || g.N < 0 || g.K < 0) return invalid("negative size");
-  if (Status s = gemm_check_plan(plan, g.K); !s.ok()) return s;
+  const GemmKernels& kt = kernels ? *kernels : gemm_kernels(plan.isa);
+  if (Status s = kernels ? check_plan(plan, g.K, kt, false) : gemm_check_plan(plan, g.K); !s.ok()) return s;
   const bool f64 = plan.compute == DType::f64;
   if (f64 != (g.c_dtype == DType::f64))
     return invalid("C is " + std::string(dtype_name(g.c_dtype)) + " but the plan computes in " +
@@ -512,7 +654,7 @@ Status gemm(const GemmPlan& plan, const GemmArgs& g, void* workspace, int64_t wo
   const void* packed_b = g.packed_b;
   char* thread_space = ws;
   if (!packed_b) {
-    if (Status s = gemm_pack_b(plan, g.N, g.K, *g.b, ws, pool); !s.ok()) return s;
+    if (Status s = gemm_pack_b(plan, g.N, g.K, *g.b, ws, pool, &kt); !s.ok()) return s;
     packed_b = ws;
     thread_space = ws + gemm_packed_b_bytes(plan, g.N, g.K);
   }
@@ -523,6 +665,8 @@ Status gemm(const GemmPlan& plan, const GemmArgs& g, void* workspace, int64_t wo
                            pool ? pool->threads() : 1) * plan.mr;
   if (f64)
     run_blocks<double>(run, g, static_cast<const double*>(packed_b), thread_space, w, pool);
+  else if (plan.compute == DType::bf16)
+    run_blocks_bf16(run, g, static_cast<const char*>(packed_b), thread_space, w, pool, kt);
   else
     run_blocks<float>(run, g, static_cast<const float*>(packed_b), thread_space, w, pool);
   return Status::Ok();

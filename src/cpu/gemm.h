@@ -33,6 +33,17 @@
 //
 // Paths and tiles (mr × nr; f32 compute, f64 compute): avx512 14×32, 14×16; avx2 6×16, 6×8;
 // generic 4×8, 4×4. Use gemm_tile(), not these numbers.
+//
+// bf16 compute (the avx512_bf16 and amx paths, for bf16 A and B): the sources pack the same
+// f32 panels as for f32 compute (exact: every bf16 value is an f32), with the bf16 tile's mr,
+// nr and kg; the driver converts them to the kernels' bf16 layouts (B once in place in its
+// packed buffer, each A panel into a per-thread buffer) and the kernels add products of bf16
+// pairs into f32 sums (VDPBF16PS on avx512_bf16 with a 14×32 tile, TDPBF16PS tiles on amx with
+// 32×32). Converted layouts, with G = GemmBf16Kernels::group (2, or 32 on amx):
+//   A panel: element [k][r] at (k/G)·mr·G + r·G + k%G, zero for k from kc up to a multiple of 32;
+//   B panel: element [k][c] at (k/2)·nr·2 + c·2 + k%2 (pairs of k), zero past K.
+// Each K block's products are added onto the running f32 sum of the blocks before it (C_old
+// first when accumulating into an f32 C); the bits depend on (isa, K) only, as above.
 #pragma once
 #include <convnd/dtype.h>
 #include <convnd/plan.h>
@@ -45,17 +56,21 @@ namespace convnd {
 
 class ThreadPool;
 
-/// Kernel families: the CPU values of the public Isa (generic < avx2 < avx512). A path runs
-/// only where the CPU has its instructions. The path is part of every plan: nothing below
-/// chooses one at run time.
+/// Kernel families: the CPU values of the public Isa (generic < avx2 < avx512 < avx512_bf16 <
+/// amx). A path runs only where the CPU has its instructions. The path is part of every plan:
+/// nothing below chooses one at run time.
 using GemmIsa = Isa;
+/// The f32/f64 kernel family of a level: the bf16 levels add bf16 GEMM kernels to avx512's.
+constexpr Isa vector_isa(Isa isa) { return isa == Isa::avx512_bf16 || isa == Isa::amx ? Isa::avx512 : isa; }
 
 const char* gemm_isa_name(GemmIsa isa);
-/// Whether this CPU (and OS) can run the path (false for anything but generic, avx2, avx512).
+/// Whether this CPU (and OS) can run the path (false for anything but the CPU levels). amx
+/// also needs Linux to grant the process the tile state (arch_prctl ARCH_REQ_XCOMP_PERM),
+/// which the first call asks for.
 bool gemm_isa_supported(GemmIsa isa);
-/// The best supported path, lowered by the environment variable CONVND_ISA=avx512|avx2|generic
-/// (read once; an unknown name, or a path above what the CPU has, is ignored). The CPU
-/// backend's default ISA for a plan.
+/// The best supported path, lowered by the environment variable
+/// CONVND_ISA=amx|avx512_bf16|avx512|avx2|generic (read once; an unknown name, or a path above
+/// what the CPU has, is ignored). The CPU backend's default ISA for a plan.
 GemmIsa gemm_isa();
 
 /// The micro-tile of a path: the kernel computes mr × nr elements of C per call.
@@ -64,8 +79,11 @@ struct GemmTile {
   int64_t kc_max = 0;  // longest K block
   int64_t kg = 1;      // k per group of the packed A panel (kc_max is a multiple of it)
 };
-/// compute: DType::f32 (f32, f16 and bf16 data) or DType::f64.
+/// compute: DType::f32 (f32, f16 and bf16 data), DType::f64, or DType::bf16 (bf16 data on a
+/// path with bf16 kernels, gemm_has_bf16; the tile of the f32 panels the sources pack).
 GemmTile gemm_tile(GemmIsa isa, DType compute);
+/// Whether the path has bf16 kernels (avx512_bf16, amx).
+bool gemm_has_bf16(GemmIsa isa);
 /// The K block length for a reduction of K: K is cut into ceil(K / kc_max) nearly equal
 /// blocks, each but the last a multiple of kg. A function of (isa, compute, K) only, which is
 /// what makes results deterministic.
@@ -74,7 +92,8 @@ int64_t gemm_kc(GemmIsa isa, DType compute, int64_t K);
 /// How a GEMM runs: plain data. Only isa, compute and kc affect the result bits.
 struct GemmPlan {
   GemmIsa isa = GemmIsa::generic;
-  DType compute = DType::f32;  // f32 for f32/f16/bf16 operands, f64 for f64
+  DType compute = DType::f32;  // f32 for f32/f16/bf16 operands, f64 for f64; bf16 for bf16
+                               // operands on a path with bf16 kernels (panels still f32)
   int64_t mr = 0, nr = 0;      // micro-tile (elements)
   int64_t kg = 1;              // k per group of a packed A panel (the tile's)
   int64_t kc = 0;              // K block (elements), = gemm_kc(isa, compute, K)
@@ -87,6 +106,7 @@ struct GemmPlan {
 
 /// Chooses the blocks for C[M, N] = A[M, K]·B[K, N] on `threads` threads. A plan made for some
 /// M also serves any other M with the same N and K (e.g. the pieces of a tiled conv).
+/// compute bf16 falls back to f32 on a path without bf16 kernels.
 GemmPlan gemm_plan(int64_t M, int64_t N, int64_t K, DType compute, int threads, GemmIsa isa);
 /// Whether `plan` can run a reduction of K here: unsupported when this CPU lacks its path,
 /// invalid when its tile is not its path's, kc is not gemm_kc of K, or its blocks are not
@@ -237,12 +257,15 @@ class DenseGemmB final : public GemmBSource {
   bool k_major_;
 };
 
+struct GemmKernels;
+
 /// Bytes of B [K, N] packed whole by gemm_pack_b (a multiple of 64).
 int64_t gemm_packed_b_bytes(const GemmPlan& plan, int64_t N, int64_t K);
 /// Packs all of B once into packed_b (gemm_packed_b_bytes bytes, 64-byte aligned), so that
-/// many gemm() calls with the same plan, N and K can share it. pool may be null.
+/// many gemm() calls with the same plan, N and K can share it. pool may be null. kernels: the
+/// path's table (null: gemm_kernels(plan.isa)); tests pass an emulated one.
 Status gemm_pack_b(const GemmPlan& plan, int64_t N, int64_t K, const GemmBSource& b,
-                   void* packed_b, ThreadPool* pool);
+                   void* packed_b, ThreadPool* pool, const GemmKernels* kernels = nullptr);
 
 struct GemmArgs {
   int64_t M = 0, N = 0, K = 0;
@@ -265,12 +288,14 @@ int64_t gemm_workspace_bytes(const GemmPlan& plan, int64_t N, int64_t K, DType c
 /// Computes the GEMM on pool (null: the calling thread alone; pool->threads() <= plan.threads).
 /// workspace: at least gemm_workspace_bytes bytes, 64-byte aligned for best speed.
 /// Returns invalid for arguments that break the rules above (plan.kc not gemm_kc of K, dtype
-/// mismatch, workspace too small, ...). M, N or K may be 0.
+/// mismatch, workspace too small, ...). M, N or K may be 0. kernels: as for gemm_pack_b (a
+/// table given is trusted to run here: the CPU check is skipped).
 Status gemm(const GemmPlan& plan, const GemmArgs& args, void* workspace, int64_t workspace_bytes,
-            ThreadPool* pool);
+            ThreadPool* pool, const GemmKernels* kernels = nullptr);
 
 // ---------------------------------------------------------------------------------------
 // Internal: the per-path kernel tables (src/cpu/isa/gemm_kernels__<isa>.cpp).
+struct GemmBf16Kernels;
 struct GemmKernels {
   GemmTile f32, f64;
   /// c[r·ldc + j] (+)= sum_k A[r][k]·b[k·nr + j] for r < m, j < n (m <= mr, n <= nr), with
@@ -321,9 +346,34 @@ struct GemmKernels {
   void (*f64_gemm_krows2)(int64_t kc, const double* const* krows, const double* const* krows2, int64_t off,
                           int64_t split, const double* b, int64_t ldb, double* c, int64_t ldc, int64_t m,
                           int64_t n, bool accumulate) = nullptr;
+
+  /// The bf16 kernels of the avx512_bf16 and amx paths; null elsewhere.
+  const GemmBf16Kernels* bf16 = nullptr;
 };
 const GemmKernels& gemm_kernels_generic();
 const GemmKernels& gemm_kernels_avx2();
+/// The bf16 path's kernels (layouts at the top). A table of constants in its ISA file: reading it
+/// runs no instruction of that ISA, so any machine may plan for the path.
+struct GemmBf16Kernels {
+  GemmTile tile;       // mr, nr, kc_max, and the kg of the f32 panels the sources pack
+  int64_t group = 0;   // G: k per group of a converted A panel
+  /// c[r·ldc + j] (+)= sum_k A[r][k]·B[k][j] in f32 for r < m, j < n, k < kc, from a converted A
+  /// panel and B panel (from its first k); accumulate adds to the f32 C already there.
+  void (*gemm)(int64_t kc, const uint16_t* a, const uint16_t* b, float* c, int64_t ldc, int64_t m, int64_t n,
+               bool accumulate);
+  /// Writes k in [0, kc) of an f32 A panel (mr rows, group j of kg at a + groups[j]) as the
+  /// converted panel at dst, zero from kc up to a multiple of 32.
+  void (*convert_a)(const float* a, const int64_t* groups, int64_t kg, int64_t kc, int64_t mr, uint16_t* dst);
+  /// Rewrites a packed f32 B panel [K, nr] in place as the converted bf16 panel.
+  void (*convert_b)(void* panel, int64_t K, int64_t nr);
+  /// Called on a thread before its first gemm of a task and after its last (AMX: load the tile
+  /// configuration, release the tiles); null where there is nothing to do.
+  void (*begin)();
+  void (*end)();
+};
+const GemmBf16Kernels& gemm_bf16_kernels_avx512bf16();
+const GemmBf16Kernels& gemm_bf16_kernels_amx();
+
 const GemmKernels& gemm_kernels_avx512();
 const GemmKernels& gemm_kernels(GemmIsa isa);
 

@@ -1,6 +1,7 @@
 // The CPU instances of the gradient adapters (src/engine/gradient_adapters.h): the input
 // gradient as the dual forward conv, and a transposed conv's weight gradient as its dual's.
 #include "engine/gradient_adapters.h"
+#include "cpu/isas.h"
 
 #include <algorithm>
 #include <cstdint>
@@ -54,7 +55,6 @@ Status cpu_permute(const RunContext& ctx, const void* src, void* dst, const Weig
   return Status::Ok();
 }
 
-constexpr IsaSet kCpuIsas{Isa::generic, Isa::avx2, Isa::avx512};
 
 // Either adapter (DataGradAdapter, WeightGradDualAdapter) on the CPU's list and host copies.
 template <class Adapter>

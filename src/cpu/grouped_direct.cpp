@@ -9,8 +9,10 @@
 #include <memory>
 
 #include "core/checked.h"
+#include "cpu/isas.h"
 #include "cpu/config_checks.h"
 #include "cpu/direct_kernels.h"
+#include "cpu/gemm.h"
 #include "cpu/thread_pool.h"
 #include "engine/algorithm.h"
 
@@ -61,7 +63,7 @@ class GroupedDirect final : public Algorithm {
  public:
   const AlgorithmTraits& traits() const override {
     static const AlgorithmTraits t{"grouped_direct", Backend::cpu, {Direction::fwd}, kAllDTypes,
-                                   {Isa::generic, Isa::avx2, Isa::avx512},
+                                   kCpuIsas,
                                    "weights as [g, taps, C/g, O/g rounded up to a vector] + a window of k0·k1 "
                                    "input lines per thread (compute type)"};
     return t;
@@ -87,7 +89,7 @@ class GroupedDirect final : public Algorithm {
     // kernel's, so there dense convs keep the GEMM above 4 channels (not measured: no AVX-512
     // machine at hand when this was tuned).
     if (cg > 32) return "more than 32 input channels per group (a packed GEMM: im2col_gemm)";
-    const int64_t dense_max = req.isa == Isa::avx512 ? 4 : 32;
+    const int64_t dense_max = vector_isa(req.isa) == Isa::avx512 ? 4 : 32;
     if (g.groups == 1 && cg > dense_max)
       return "a dense conv with more than " + std::to_string(dense_max) + " input channels on this ISA (im2col_gemm)";
     if (g.k[0] * g.k[1] > kGroupedMaxLines)

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "cpu/conv_gemm.h"
+#include "cpu/isas.h"
 
 namespace convnd {
 
@@ -13,7 +14,7 @@ class Im2colGemm final : public Algorithm {
  public:
   const AlgorithmTraits& traits() const override {
     static const AlgorithmTraits t{"im2col_gemm", Backend::cpu, {Direction::fwd}, kAllDTypes,
-                                   {Isa::generic, Isa::avx2, Isa::avx512},
+                                   kCpuIsas,
                                    "packed B (K x n_tile) + per-thread A and C blocks [+ one padded f32 sample]"};
     return t;
   }

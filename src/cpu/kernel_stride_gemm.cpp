@@ -11,6 +11,7 @@
 #include <memory>
 
 #include "core/checked.h"
+#include "cpu/isas.h"
 #include "cpu/config_checks.h"
 #include "cpu/conv_gemm.h"
 #include "cpu/thread_pool.h"
@@ -71,7 +72,7 @@ class KernelStrideGemm final : public Algorithm {
  public:
   const AlgorithmTraits& traits() const override {
     static const AlgorithmTraits t{"kernel_stride_gemm", Backend::cpu, {Direction::fwd}, kAllDTypes,
-                                   {Isa::generic, Isa::avx2, Isa::avx512},
+                                   kCpuIsas,
                                    "packed B (C x taps·O) + per-thread GEMM blocks + a buffer of GEMM rows"};
     return t;
   }

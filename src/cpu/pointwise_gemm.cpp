@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "cpu/conv_gemm.h"
+#include "cpu/isas.h"
 
 namespace convnd {
 
@@ -13,7 +14,7 @@ class PointwiseGemm final : public Algorithm {
  public:
   const AlgorithmTraits& traits() const override {
     static const AlgorithmTraits t{"pointwise_gemm", Backend::cpu, {Direction::fwd}, kAllDTypes,
-                                   {Isa::generic, Isa::avx2, Isa::avx512},
+                                   kCpuIsas,
                                    "packed B (C/g x n_tile) + per-thread A and C blocks"};
     return t;
   }

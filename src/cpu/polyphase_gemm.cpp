@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "cpu/conv_gemm.h"
+#include "cpu/isas.h"
 #include "core/phases.h"
 
 namespace convnd {
@@ -19,7 +20,7 @@ class PolyphaseGemm final : public Algorithm {
  public:
   const AlgorithmTraits& traits() const override {
     static const AlgorithmTraits t{"polyphase_gemm", Backend::cpu, {Direction::fwd}, kAllDTypes,
-                                   {Isa::generic, Isa::avx2, Isa::avx512},
+                                   kCpuIsas,
                                    "max over the phases' K of: packed B (K x n_tile) + per-thread A and C blocks"};
     return t;
   }

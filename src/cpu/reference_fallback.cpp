@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "cpu/thread_pool.h"
+#include "cpu/isas.h"
 #include "engine/algorithm.h"
 
 namespace convnd {
@@ -28,7 +29,7 @@ class ReferenceAlgorithm final : public Algorithm {
  public:
   const AlgorithmTraits& traits() const override {
     static const AlgorithmTraits t{"reference", Backend::cpu, {Direction::fwd}, kAllDTypes,
-                                   {Isa::generic, Isa::avx2, Isa::avx512}, "none", /*fallback=*/true};
+                                   kCpuIsas, "none", /*fallback=*/true};
     return t;
   }
   std::string plan(const Geometry&, const PlanRequest&, PlanChoice* out, int64_t*) const override {

@@ -6,6 +6,7 @@
 #include <algorithm>
 
 #include "cpu/config_checks.h"
+#include "cpu/isas.h"
 #include "cpu/direct_kernels.h"
 #include "cpu/thread_pool.h"
 #include "engine/algorithm.h"
@@ -40,7 +41,7 @@ class TransposedScatter final : public Algorithm {
  public:
   const AlgorithmTraits& traits() const override {
     static const AlgorithmTraits t{"transposed_scatter", Backend::cpu, {Direction::fwd}, kAllDTypes,
-                                   {Isa::generic, Isa::avx2, Isa::avx512},
+                                   kCpuIsas,
                                    "weights (compute type) + one tile of positions x O/g per thread"};
     return t;
   }

@@ -12,6 +12,7 @@
 #include <memory>
 
 #include "cpu/blocked_reduction.h"
+#include "cpu/isas.h"
 #include "cpu/config_checks.h"
 #include "cpu/direct_kernels.h"
 
@@ -40,7 +41,7 @@ class WeightGradDepthwise final : public Algorithm {
  public:
   const AlgorithmTraits& traits() const override {
     static const AlgorithmTraits t{"weight_grad_depthwise", Backend::cpu, {Direction::bwd_w}, kAllDTypes,
-                                   {Isa::generic, Isa::avx2, Isa::avx512},
+                                   kCpuIsas,
                                    "taps x O float64 sums and compensations + wave x taps x O partials"};
     return t;
   }

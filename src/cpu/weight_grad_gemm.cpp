@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "cpu/blocked_reduction.h"
+#include "cpu/isas.h"
 #include "cpu/config_checks.h"
 #include "cpu/gemm.h"
 
@@ -319,7 +320,7 @@ class WeightGradGemm final : public Algorithm {
         Backend::cpu,
         {Direction::bwd_w},
         kAllDTypes,
-        {Isa::generic, Isa::avx2, Isa::avx512},
+        kCpuIsas,
         "O x cols float64 sums and compensations (none when one wave holds every "
         "block) + wave x O x cols partials + a row of C/g zeros + per-thread GEMM "
         "scratch (one A panel, row pointers; dy's rows of one K block unless read in "

@@ -33,13 +33,15 @@ std::string_view isa_name(Isa isa) {
     case Isa::generic: return "generic";
     case Isa::avx2: return "avx2";
     case Isa::avx512: return "avx512";
+    case Isa::avx512_bf16: return "avx512_bf16";
+    case Isa::amx: return "amx";
     case Isa::sm_90: return "sm_90";
   }
   return "?";
 }
 
 bool parse_isa(std::string_view s, Isa* out) {
-  for (Isa i : {Isa::automatic, Isa::generic, Isa::avx2, Isa::avx512, Isa::sm_90})
+  for (Isa i : {Isa::automatic, Isa::generic, Isa::avx2, Isa::avx512, Isa::avx512_bf16, Isa::amx, Isa::sm_90})
     if (s == isa_name(i)) {
       *out = i;
       return true;

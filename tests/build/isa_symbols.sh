@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The per-ISA objects of the library (src/cpu/isa/*__avx2.cpp, *__avx512.cpp, compiled with
-# -mavx2 / -mavx512f) must define no symbol the linker could merge with another object's copy:
+# The per-ISA objects of the library (src/cpu/isa/*__avx2.cpp, *__avx512.cpp, *__avx512bf16.cpp,
+# *__amx.cpp, compiled with -mavx2 / -mavx512f / ...) must define no symbol the linker could merge with another object's copy:
 # an inline function or template shared with generic code, emitted here with AVX-512
 # instructions, could be the copy the linker keeps for every caller (an illegal instruction on
 # a CPU without AVX-512). So every weak (W/V) symbol they define must be inside their own ISA
@@ -14,7 +14,7 @@ while IFS= read -r line; do
     *.o:) current=${line%:}; continue ;;
   esac
   case "$current" in
-    *__avx2.cpp.o|*__avx512.cpp.o) ;;
+    *__avx2.cpp.o|*__avx512.cpp.o|*__avx512bf16.cpp.o|*__amx.cpp.o) ;;
     *) continue ;;
   esac
   # "address type name": weak definitions only.
@@ -30,7 +30,7 @@ while IFS= read -r line; do
     bad=1
   fi
 done < <(nm "$lib")
-count=$(nm -C "$lib" | grep -cE '__(avx2|avx512)\.cpp\.o:$' || true)
+count=$(nm -C "$lib" | grep -cE '__(avx2|avx512|avx512bf16|amx)\.cpp\.o:$' || true)
 if [ "$count" -lt 2 ]; then
   echo "no per-ISA objects found in $lib (expected src/cpu/isa/*__avx2.cpp.o and *__avx512.cpp.o)"
   exit 1

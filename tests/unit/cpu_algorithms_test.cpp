@@ -661,7 +661,7 @@ TEST(CpuAlgorithms, EveryIsaPathMatchesTheOracle) {
   };
   Rng rng = test_rng();
   int paths = 0;
-  for (Isa isa : {Isa::generic, Isa::avx2, Isa::avx512}) {
+  for (Isa isa : {Isa::generic, Isa::avx2, Isa::avx512, Isa::avx512_bf16, Isa::amx}) {
     if (!gemm_isa_supported(isa)) continue;
     ++paths;
     for (const Want& k : cases)

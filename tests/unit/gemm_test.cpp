@@ -19,7 +19,7 @@ namespace {
 
 std::vector<GemmIsa> supported_isas() {
   std::vector<GemmIsa> out;
-  for (GemmIsa isa : {GemmIsa::generic, GemmIsa::avx2, GemmIsa::avx512})
+  for (GemmIsa isa : {GemmIsa::generic, GemmIsa::avx2, GemmIsa::avx512, GemmIsa::avx512_bf16, GemmIsa::amx})
     if (gemm_isa_supported(isa)) out.push_back(isa);
   return out;
 }
@@ -631,7 +631,7 @@ TEST(Gemm, IsaSelection) {
   EXPECT_TRUE(gemm_isa_supported(gemm_isa()));
   // CONVND_ISA can only lower the path.
   if (const char* env = std::getenv("CONVND_ISA"))
-    for (GemmIsa isa : {GemmIsa::generic, GemmIsa::avx2, GemmIsa::avx512})
+    for (GemmIsa isa : {GemmIsa::generic, GemmIsa::avx2, GemmIsa::avx512, GemmIsa::avx512_bf16, GemmIsa::amx})
       if (std::string(env) == gemm_isa_name(isa)) EXPECT_LE(int(gemm_isa()), int(isa));
   for (GemmIsa isa : supported_isas()) {
     const GemmPlan plan = gemm_plan(1000, 1000, 1000, DType::f32, 2, isa);
@@ -663,7 +663,7 @@ TEST(Gemm, NarrowStoresRoundLikeTheScalarConversions) {
   std::uniform_real_distribution<float> u(-4.0f, 4.0f);
   while (special.size() < 37) special.push_back(u(rng));  // 37: whole vectors and a tail on every path
   const int64_t n = int64_t(special.size());
-  for (GemmIsa isa : {GemmIsa::generic, GemmIsa::avx2, GemmIsa::avx512}) {
+  for (GemmIsa isa : {GemmIsa::generic, GemmIsa::avx2, GemmIsa::avx512, GemmIsa::avx512_bf16, GemmIsa::amx}) {
     if (!gemm_isa_supported(isa)) continue;
     for (DType dt : {DType::bf16, DType::f16})
       for (bool accumulate : {false, true}) {

@@ -97,7 +97,7 @@ TEST(CpuGradients, DataGradSwappedWeightSameBitsAsPermutedCopy) {
       {"n=2 in=12x12 c=16 o=24 k=3x3 pad=1 stride=2", "n=2 in=6x6 c=24 o=16 k=3x3 idil=2 pad=1:2x1:2 flip=1"},
       {"n=1 in=8x7 c=35 o=33 k=2x3 pad=0:1x1 flip=1", "n=1 in=8x7 c=33 o=35 k=2x3 pad=1:0x1"},
   };
-  for (Isa isa : {Isa::generic, Isa::avx2, Isa::avx512}) {
+  for (Isa isa : {Isa::generic, Isa::avx2, Isa::avx512, Isa::avx512_bf16, Isa::amx}) {
     if (!gemm_isa_supported(isa)) continue;
     for (DType t : kAllDtypes)
       for (const auto& [primal, dual] : cases) {
@@ -186,7 +186,7 @@ TEST(CpuGradients, WeightGradTileBoundariesAndPrimes) {
 TEST(CpuGradients, WeightGradGemmEveryReadOnEveryPath) {
   Rng rng = test_rng();
   int paths = 0;
-  for (Isa isa : {Isa::generic, Isa::avx2, Isa::avx512}) {
+  for (Isa isa : {Isa::generic, Isa::avx2, Isa::avx512, Isa::avx512_bf16, Isa::amx}) {
     if (!gemm_isa_supported(isa)) continue;
     ++paths;
     for (const char* s : {"n=2 in=12x11 c=40 o=64 k=3x3 pad=1", "n=2 in=7x9 c=46 o=32",

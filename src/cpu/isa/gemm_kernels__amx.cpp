@@ -1,0 +1,110 @@
+// The amx path: the avx512 kernels, plus a bf16 GEMM kernel of 32 × 32 tiles on AMX: four C
+// tiles of 16 × 16 f32, two A and two B tiles per 32 k, four TDPBF16PS (each 16 × 16 × 32
+// multiply-adds). The tile configuration is per thread and other code on the thread (oneDNN
+// in the same process, say) may change it, so it is loaded at the start of every task.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"  // GCC PR105593, as in the avx512 file
+#endif
+#include <immintrin.h>
+
+#include "cpu/gemm.h"
+#include "cpu/isa/gemm_bf16_kernels.h"
+
+namespace convnd {
+namespace {
+
+// Palette 1, eight tiles of 16 rows × 64 bytes (the layout of ldtilecfg's 64-byte operand).
+struct alignas(64) TileConfig {
+  uint8_t palette = 1;
+  uint8_t start_row = 0;
+  uint8_t reserved[14] = {};
+  uint16_t colsb[16] = {64, 64, 64, 64, 64, 64, 64, 64};
+  uint8_t rows[16] = {16, 16, 16, 16, 16, 16, 16, 16};
+};
+static_assert(sizeof(TileConfig) == 64, "ldtilecfg reads 64 bytes");
+
+// GCC's tile intrinsics are macros that paste the tile number into the instruction text, so
+// each tile number is spelled out: TILE_CASES(OP) expands OP(t) for the t the template asks.
+#define CONVND_TILE_CASES(T, OP)  \
+  if constexpr (T == 0) {         \
+    OP(0);                        \
+  } else if constexpr (T == 1) {  \
+    OP(1);                        \
+  } else if constexpr (T == 2) {  \
+    OP(2);                        \
+  } else if constexpr (T == 3) {  \
+    OP(3);                        \
+  } else if constexpr (T == 4) {  \
+    OP(4);                        \
+  } else if constexpr (T == 5) {  \
+    OP(5);                        \
+  } else if constexpr (T == 6) {  \
+    OP(6);                        \
+  } else {                        \
+    static_assert(T == 7);        \
+    OP(7);                        \
+  }
+
+struct AmxTiles {
+  template <int T>
+  static void zero() {
+#define CONVND_OP(t) _tile_zero(t)
+    CONVND_TILE_CASES(T, CONVND_OP)
+#undef CONVND_OP
+  }
+  template <int T>
+  static void load(const void* p, int64_t stride) {
+#define CONVND_OP(t) _tile_loadd(t, p, stride)
+    CONVND_TILE_CASES(T, CONVND_OP)
+#undef CONVND_OP
+  }
+  template <int T>
+  static void store(void* p, int64_t stride) {
+#define CONVND_OP(t) _tile_stored(t, p, stride)
+    CONVND_TILE_CASES(T, CONVND_OP)
+#undef CONVND_OP
+  }
+  // The kernel's four products: C tile c from A tile 4 + c/2 and B tile 6 + c%2.
+  template <int C, int A, int B>
+  static void dp() {
+    static_assert(A == 4 + C / 2 && B == 6 + C % 2, "the kernel's tile assignment");
+    if constexpr (C == 0) {
+      _tile_dpbf16ps(0, 4, 6);
+    } else if constexpr (C == 1) {
+      _tile_dpbf16ps(1, 4, 7);
+    } else if constexpr (C == 2) {
+      _tile_dpbf16ps(2, 5, 6);
+    } else {
+      _tile_dpbf16ps(3, 5, 7);
+    }
+  }
+};
+#undef CONVND_TILE_CASES
+
+void bf16_gemm_32x32__amx(int64_t kc, const uint16_t* a, const uint16_t* b, float* c, int64_t ldc, int64_t m,
+                          int64_t n, bool accumulate) {
+  bf16_gemm_amx<AmxTiles>(kc, a, b, c, ldc, m, n, accumulate);
+}
+
+void bf16_convert_a__amx(const float* a, const int64_t* groups, int64_t kg, int64_t kc, int64_t mr, uint16_t* dst) {
+  bf16_convert_a_impl<32>(a, groups, kg, kc, mr, dst);
+}
+
+void bf16_convert_b__amx(void* panel, int64_t K, int64_t nr) { bf16_convert_b_impl(panel, K, nr); }
+
+void amx_begin() {
+  static const TileConfig config;
+  _tile_loadconfig(&config);
+}
+
+void amx_end() { _tile_release(); }
+
+}  // namespace
+
+const GemmBf16Kernels& gemm_bf16_kernels_amx() {
+  // The f32 panels the sources pack: avx512's groups of 16 (its packers do them fast).
+  static constexpr GemmBf16Kernels k = {{32, 32, 512, 16}, 32, bf16_gemm_32x32__amx, bf16_convert_a__amx, bf16_convert_b__amx, amx_begin, amx_end};
+  return k;
+}
+
+}  // namespace convnd
