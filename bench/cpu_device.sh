@@ -6,8 +6,11 @@
 #   1. the ISA the machine has;
 #   2. `convnd bench` of bench/cpu-layers-suite.txt in bfloat16 at each level up to the best
 #      (avx512: f32 math; avx512_bf16: VDPBF16PS; amx: tiles), and float32, on 16 threads;
-#   3. float32 on 1, 2, 4, 8 and 16 threads (the scaling the issue asks for);
-#   4. bench/cpu_layers.py on 16 threads (float32 and bfloat16) when the package is there.
+#   3. float32 on 1, 2, 4, 8 and 16 threads (the scaling the issue asks for; SKIP_THREADS=1
+#      leaves it out);
+#   4. bench/cpu_layers.py on 16 threads (float32 and bfloat16; CPU_LAYERS_ARGS adds arguments).
+# Without the package in /tmp/cnd it builds it first, in the background, while the CPU unit
+# tests (CPU_TESTS, a gtest filter; default the GEMM and CPU algorithm tests) run.
 # Logs go to $OUT. SECONDS_LEFT bounds the whole run (default 540).
 set -uo pipefail
 bin=${BIN:-.gpubin}
@@ -16,6 +19,13 @@ mkdir -p "$OUT"
 deadline=$((SECONDS + ${SECONDS_LEFT:-540}))
 left() { echo $((deadline - SECONDS)); }
 cli=$bin/convnd_cli
+. "$(dirname "$0")/device_steps.sh"
+build_pid=
+[ -d /tmp/cnd ] || start_python_build "$bin" 300
+timeout 120 "$bin/convnd_tests" --gtest_filter="${CPU_TESTS:-Gemm*:CpuAlgorithms*:DTypes*:CpuGradients*}" \
+  >"$OUT/cpu-tests.log" 2>&1
+echo "cpu tests rc=$?"
+grep -E "^\[  (PASSED|FAILED)|Failure" -A4 "$OUT/cpu-tests.log" | head -40
 { lscpu | grep -E "Model name|^CPU\(s\)|Thread|Socket"; grep -o -w -E 'amx_bf16|amx_tile|avx512_bf16|avx512f' /proc/cpuinfo | sort | uniq -c; } \
   | tee "$OUT/cpu-device-machine.txt"
 best=$("$cli" plan 'n=1 in=8x8 c=32 o=32 k=3x3 dtype=bf16' --threads 1 | awk '/^isa:/ {print $2}')
@@ -35,14 +45,16 @@ while read -r prob; do
   bench_one "$prob" f32 avx512 16
   for isa in "${levels[@]}"; do bench_one "$prob" bf16 "$isa" 16; done
 done < "$suite" | tee "$OUT/cpu-device-isa.jsonl" | cut -c1-220
-while read -r prob; do
+[ -n "${SKIP_THREADS:-}" ] || while read -r prob; do
   case "$prob" in '#'*|'') continue ;; esac
   [ "$(left)" -gt 150 ] || break
   for t in 1 2 4 8 16; do bench_one "$prob" f32 avx512 "$t"; done
 done < "$suite" | tee "$OUT/cpu-device-threads.jsonl" | cut -c1-220
+[ -z "$build_pid" ] || wait "$build_pid"
 if [ -d /tmp/cnd ] && [ "$(left)" -gt 60 ]; then
+  # shellcheck disable=SC2086
   PYTHONPATH=/tmp/cnd timeout $(($(left) - 10)) python3 bench/cpu_layers.py --threads 16 --reps 5 --cli "$PWD/$cli" \
-    --out "$OUT/cpu-vs-torch-device.md" >"$OUT/cpu-vs-torch-device.log" 2>&1
+    --out "$OUT/cpu-vs-torch-device.md" ${CPU_LAYERS_ARGS:-} >"$OUT/cpu-vs-torch-device.log" 2>&1
   echo "cpu_layers rc=$?"
   tail -25 "$OUT/cpu-vs-torch-device.md" 2>/dev/null
 fi

@@ -71,7 +71,7 @@ class Im2colA final : public GemmASource {
   }
   void pack(const GemmPlan& plan, int64_t m0, int64_t mc, int64_t k0, int64_t kc, void* dst) const override {
     const int64_t mr = plan.mr, cg = s_.cg();
-    const int64_t ces = plan.compute == DType::f64 ? 8 : 4;
+    const int64_t ces = gemm_a_elem_bytes(plan);
     const int64_t t_first = k0 / cg, t_last = (k0 + kc - 1) / cg;
     // Per row: the byte offset of its tap (0, 0, 0) (outside x when that tap is padding:
     // only used for taps inside), and per axis the range [lo, hi) of taps that land inside x.
@@ -201,7 +201,7 @@ class Im2colA final : public GemmASource {
     const int64_t q_first = k0 / cg / k2, q_last = (k0 + kc - 1) / cg / k2;
     const int64_t block = (cg / kg) * E * kg;  // elements: all of a tap's channel groups
     if ((q_last - q_first + 1) * block > gemm_a_panel_elems(plan, kc)) return false;
-    const int64_t ces = plan.compute == DType::f64 ? 8 : 4;
+    const int64_t ces = gemm_a_elem_bytes(plan);
     const int64_t w0 = a2 - s_.lo[2];  // input position of row 0's tap 0 on the last axis
     const int64_t used = mc + (k2 - 1) * d2;  // rows any kept output reads; the rest are zeros
     std::array<const void*, kMaxPanel> rows;
@@ -249,7 +249,7 @@ class SubKernelB final : public GemmBSource {
   void pack(const GemmPlan& plan, int64_t n0, int64_t nc, int64_t k0, int64_t kc, void* dst) const override {
     const Geometry& s = dc_.sub;
     const int64_t nr = plan.nr, cg = s.cg(), es = dtype_size(s.dtype);
-    const int64_t ces = plan.compute == DType::f64 ? 8 : 4;
+    const int64_t ces = gemm_b_elem_bytes(plan);
     const int64_t t_first = k0 / cg, t_last = (k0 + kc - 1) / cg;
     std::array<const void*, kMaxPanel> rows;
     for (int64_t p = 0; p * nr < nc; ++p) {

@@ -81,7 +81,8 @@ int64_t l2_budget() {
   return bytes;
 }
 
-// Bytes of a packed panel element: f64, else f32 (bf16 compute packs f32 panels too).
+// Bytes of a packed element: f64, else f32 (B of bf16 compute too: it is converted in place);
+// gemm_a_elem_bytes gives A's.
 int64_t elem_bytes(DType compute) { return compute == DType::f64 ? 8 : 4; }
 
 // Panels per M block, at most ppb_max, for which the tasks (M blocks × n_blocks) finish soonest
@@ -125,23 +126,20 @@ void zero_c(const GemmArgs& g) {
 // panels span all of K) and, for f16/bf16 C, an f32 accumulation block (mr × nc rows at a
 // time when A panels span all of K, else the task's mc × nc).
 struct Workspace {
-  int64_t a_bytes = 0, groups_bytes = 0, c_bytes = 0, a16_bytes = 0, per_thread = 0, total = 0;
+  int64_t a_bytes = 0, groups_bytes = 0, c_bytes = 0, per_thread = 0, total = 0;
 };
 
 Workspace carve(const GemmPlan& p, int64_t N, int64_t K, DType c_dtype, bool b_prepacked) {
   Workspace w;
-  const int64_t e = elem_bytes(p.compute);
   const int64_t b_bytes = b_prepacked ? 0 : gemm_packed_b_bytes(p, N, K);
   const int64_t a_len = std::max<int64_t>(p.a_whole_k ? K : p.kc, 1);
-  w.a_bytes = round_up(gemm_a_panel_elems(p, a_len) * e, kAlign);
+  w.a_bytes = round_up(gemm_a_panel_elems(p, a_len) * gemm_a_elem_bytes(p), kAlign);
   w.groups_bytes = round_up(ceil_div(a_len, p.kg) * int64_t(sizeof(int64_t)), kAlign);
   // The sums are kept in C itself when C is of the sums' type (f64, or f32 from f32 or bf16
   // compute).
   const DType sums = p.compute == DType::f64 ? DType::f64 : DType::f32;
   w.c_bytes = c_dtype == sums ? 0 : round_up((p.a_whole_k ? p.mr : p.mc) * p.nc * 4, kAlign);
-  // bf16 compute: the converted A panel.
-  if (p.compute == DType::bf16) w.a16_bytes = round_up(round_up(a_len, 32) * p.mr * 2, kAlign);
-  w.per_thread = w.a_bytes + w.groups_bytes + w.c_bytes + w.a16_bytes;
+  w.per_thread = w.a_bytes + w.groups_bytes + w.c_bytes;
   w.total = b_bytes + std::max(p.threads, 1) * w.per_thread;
   return w;
 }
@@ -287,12 +285,13 @@ void run_blocks(const GemmPlan& p, const GemmArgs& g, const T* packed_b, char* t
   run_tasks(pool, m_blocks * n_blocks, task);
 }
 
-// run_blocks for bf16 compute: the same tasks and blocks, every A panel packed by the source in
-// f32 and converted, the bf16 kernels summing into f32 C (the scratch block for a 16-bit C).
-// B (packed_b) holds converted panels, each in the place of its f32 panel (K·nr·4 bytes).
+// run_blocks for bf16 compute: the same tasks and blocks, A panels packed in bf16 (never read
+// in place: the kernels need whole groups), the bf16 kernels summing into f32 C (the scratch
+// block for a 16-bit C). B (packed_b) holds converted panels, each in the place of its f32
+// panel (K·nr·4 bytes).
 void run_blocks_bf16(const GemmPlan& p, const GemmArgs& g, const char* packed_b, char* thread_space,
                      const Workspace& w, ThreadPool* pool, const GemmKernels& kt) {
-  const int64_t M = g.M, N = g.N, K = g.K, mr = p.mr, nr = p.nr, kc = p.kc;
+  const int64_t M = g.M, N = g.N, K = g.K, mr = p.mr, nr = p.nr, kc = p.kc, kg = p.kg;
   const int64_t m_blocks = ceil_div(M, p.mc), n_blocks = ceil_div(N, p.nc);
   const bool scratch = g.c_dtype != DType::f32;
   const int64_t es = dtype_size(g.c_dtype);
@@ -300,27 +299,29 @@ void run_blocks_bf16(const GemmPlan& p, const GemmArgs& g, const char* packed_b,
     const int64_t m0 = (t % m_blocks) * p.mc, n0 = (t / m_blocks) * p.nc;
     const int64_t mlen = std::min(p.mc, M - m0), nlen = std::min(p.nc, N - n0);
     char* space = thread_space + thread * w.per_thread;
-    float* a_panel = reinterpret_cast<float*>(space);
+    uint16_t* a_panel = reinterpret_cast<uint16_t*>(space);
     int64_t* groups = reinterpret_cast<int64_t*>(space + w.a_bytes);
     float* c_block = scratch ? reinterpret_cast<float*>(space + w.a_bytes + w.groups_bytes)
                              : static_cast<float*>(g.c) + m0 * g.ldc + n0;
-    uint16_t* a16 = reinterpret_cast<uint16_t*>(space + w.a_bytes + w.groups_bytes + w.c_bytes);
     const int64_t ldc = scratch ? p.nc : g.ldc;
     char* c_out = static_cast<char*>(g.c) + (m0 * g.ldc + n0) * es;
-    // Rows [m, m + mi), columns [k0, k0 + klen) of A into a16, converted.
+    // Rows [m, m + mi), columns [k0, k0 + klen) of A packed, the lanes of a last partial group
+    // zeroed (the packers leave them; these kernels read every lane).
     auto prepare = [&](int64_t m, int64_t mi, int64_t k0, int64_t klen) {
       if (!g.a->pack_indexed(p, m, mi, k0, klen, a_panel, groups)) {
         g.a->pack(p, m, mi, k0, klen, a_panel);
-        for (int64_t j = 0; j * p.kg < klen; ++j) groups[j] = j * mr * p.kg;
+        for (int64_t j = 0; j * kg < klen; ++j) groups[j] = j * mr * kg;
       }
-      kt.bf16->convert_a(a_panel, groups, p.kg, klen, mr, a16);
+      if (const int64_t used = klen % kg; used != 0)
+        for (int64_t r = 0; r < mr; ++r)
+          std::memset(a_panel + groups[klen / kg] + r * kg + used, 0, size_t(kg - used) * 2);
     };
-    // C rows (c_rows) += A (a16 from its k a_k0) · B[k0 : k0 + klen, the task's columns].
-    auto multiply = [&](float* c_rows, int64_t mi, int64_t k0, int64_t a_k0, int64_t klen) {
+    // C rows (c_rows) += A (groups from group index j0) · B[k0 : k0 + klen, the task's columns].
+    auto multiply = [&](float* c_rows, int64_t mi, int64_t k0, int64_t j0, int64_t klen) {
       const bool accumulate = k0 > 0 || (g.accumulate && !scratch);
       for (int64_t j = 0; j < nlen; j += nr) {
         const uint16_t* b_panel = reinterpret_cast<const uint16_t*>(packed_b + (n0 + j) / nr * K * nr * 4) + k0 * nr;
-        kt.bf16->gemm(klen, a16 + a_k0 * mr, b_panel, c_rows + j, ldc, mi, std::min(nr, nlen - j), accumulate);
+        kt.bf16->gemm(klen, a_panel, groups + j0, b_panel, c_rows + j, ldc, mi, std::min(nr, nlen - j), accumulate);
       }
     };
     if (kt.bf16->begin) kt.bf16->begin();
@@ -329,7 +330,7 @@ void run_blocks_bf16(const GemmPlan& p, const GemmArgs& g, const char* packed_b,
         const int64_t mi = std::min(mr, mlen - i);
         prepare(m0 + i, mi, 0, K);
         float* c_rows = scratch ? c_block : c_block + i * ldc;
-        for (int64_t k0 = 0; k0 < K; k0 += kc) multiply(c_rows, mi, k0, k0, std::min(kc, K - k0));
+        for (int64_t k0 = 0; k0 < K; k0 += kc) multiply(c_rows, mi, k0, k0 / kg, std::min(kc, K - k0));
         if (scratch) kt.f32_store(c_block, ldc, mi, nlen, g.c_dtype, c_out + i * g.ldc * es, g.ldc, g.accumulate);
       }
     } else {
@@ -346,6 +347,47 @@ void run_blocks_bf16(const GemmPlan& p, const GemmArgs& g, const char* packed_b,
     if (kt.bf16->end) kt.bf16->end();
   };
   run_tasks(pool, m_blocks * n_blocks, task);
+}
+
+// bf16 A panels (compute bf16) of `width` rows, groups of kg: element [k][r] at
+// (k/kg)·width·kg + r·kg + k%kg; a row's run within a group is one copy. Rows past nrows, and
+// null rows, are zeros; lanes past a segment's end are left for the next segment (or the
+// driver's zeroing of a last partial group).
+void pack_a_bf16(DType src, const GemmASegment* segs, int64_t nseg, int64_t nrows, int64_t width, int64_t kg,
+                 uint16_t* panel) {
+  for (int64_t i = 0; i < nseg; ++i) {
+    const GemmASegment& s = segs[i];
+    for (int64_t r = 0; r < width; ++r) {
+      const void* row = r < nrows ? s.rows[r] : nullptr;
+      if (row && src == DType::bf16 && kg == 2) {  // pairs: one store each, no copy calls
+        const uint16_t* sp = static_cast<const uint16_t*>(row) - s.k_off;
+        for (int64_t k = s.k_off; k < s.k_off + s.kn; ++k) panel[(k >> 1) * width * 2 + r * 2 + (k & 1)] = sp[k];
+        continue;
+      }
+      for (int64_t k = s.k_off; k < s.k_off + s.kn;) {
+        const int64_t grp = k / kg, run = std::min(s.k_off + s.kn, (grp + 1) * kg) - k;
+        uint16_t* d = panel + grp * width * kg + r * kg + k % kg;
+        if (!row) {
+          std::memset(d, 0, size_t(run) * 2);
+        } else if (src == DType::bf16) {
+          std::memcpy(d, static_cast<const uint16_t*>(row) + (k - s.k_off), size_t(run) * 2);
+        } else {  // not what the planner asks for (bf16 compute is for bf16 data), but exact where it can be
+          for (int64_t q = 0; q < run; ++q) {
+            const char* e = static_cast<const char*>(row) + (k - s.k_off + q) * dtype_size(src);
+            float v;
+            switch (src) {
+              case DType::f32: std::memcpy(&v, e, 4); break;
+              case DType::f64: { double dv; std::memcpy(&dv, e, 8); v = float(dv); break; }
+              case DType::f16: { uint16_t h; std::memcpy(&h, e, 2); v = half_to_float(h); break; }
+              default: { uint16_t h; std::memcpy(&h, e, 2); v = bf16_to_float(h); break; }
+            }
+            d[q] = float_to_bf16(v);
+          }
+        }
+        k += run;
+      }
+    }
+  }
 }
 
 Status invalid(std::string message) { return Status(ErrorKind::invalid, "gemm: " + message); }
@@ -489,11 +531,15 @@ std::string gemm_plan_string(const GemmPlan& p) {
 }
 
 int64_t gemm_a_panel_elems(const GemmPlan& plan, int64_t kc) { return round_up(kc, plan.kg) * plan.mr; }
+int64_t gemm_a_elem_bytes(const GemmPlan& plan) { return plan.compute == DType::bf16 ? 2 : elem_bytes(plan.compute); }
+int64_t gemm_b_elem_bytes(const GemmPlan& plan) { return elem_bytes(plan.compute); }
 
 void gemm_pack_a_segments(const GemmPlan& plan, DType src_dtype, const GemmASegment* segs,
                           int64_t nseg, int64_t nrows, int64_t width, void* panel) {
   const GemmKernels& k = gemm_kernels(plan.isa);
-  if (plan.compute == DType::f64) {
+  if (plan.compute == DType::bf16) {
+    pack_a_bf16(src_dtype, segs, nseg, nrows, width, plan.kg, static_cast<uint16_t*>(panel));
+  } else if (plan.compute == DType::f64) {
     if (src_dtype == DType::f64) {
       k.f64_pack_a(segs, nseg, nrows, width, static_cast<double*>(panel));
     } else {
@@ -530,7 +576,7 @@ void gemm_pack_rows(const GemmPlan& plan, int64_t width, DType src_dtype, const 
 
 void DenseGemmA::pack(const GemmPlan& plan, int64_t m0, int64_t mc, int64_t k0, int64_t kc,
                       void* dst) const {
-  const int64_t e = dtype_size(dtype_), pe = elem_bytes(plan.compute);
+  const int64_t e = dtype_size(dtype_), pe = gemm_a_elem_bytes(plan);
   const char* base = static_cast<const char*>(a_);
   const void* rows[64];
   for (int64_t p = 0; p * plan.mr < mc; ++p) {
@@ -578,7 +624,7 @@ void pack_k_major(DType dt, const char* b, int64_t ldb, int64_t n0, int64_t nc, 
 
 void DenseGemmB::pack(const GemmPlan& plan, int64_t n0, int64_t nc, int64_t k0, int64_t kc,
                       void* dst) const {
-  const int64_t e = dtype_size(dtype_), pe = elem_bytes(plan.compute);
+  const int64_t e = dtype_size(dtype_), pe = gemm_b_elem_bytes(plan);
   const char* base = static_cast<const char*>(b_);
   if (k_major_) {
     if (plan.compute == DType::f64)

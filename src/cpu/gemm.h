@@ -34,16 +34,16 @@
 // Paths and tiles (mr × nr; f32 compute, f64 compute): avx512 14×32, 14×16; avx2 6×16, 6×8;
 // generic 4×8, 4×4. Use gemm_tile(), not these numbers.
 //
-// bf16 compute (the avx512_bf16 and amx paths, for bf16 A and B): the sources pack the same
-// f32 panels as for f32 compute (exact: every bf16 value is an f32), with the bf16 tile's mr,
-// nr and kg; the driver converts them to the kernels' bf16 layouts (B once in place in its
-// packed buffer, each A panel into a per-thread buffer) and the kernels add products of bf16
-// pairs into f32 sums (VDPBF16PS on avx512_bf16 with a 14×32 tile, TDPBF16PS tiles on amx with
-// 32×32). Converted layouts, with G = GemmBf16Kernels::group (2, or 32 on amx):
-//   A panel: element [k][r] at (k/G)·mr·G + r·G + k%G, zero for k from kc up to a multiple of 32;
-//   B panel: element [k][c] at (k/2)·nr·2 + c·2 + k%2 (pairs of k), zero past K.
-// Each K block's products are added onto the running f32 sum of the blocks before it (C_old
-// first when accumulating into an f32 C); the bits depend on (isa, K) only, as above.
+// bf16 compute (the avx512_bf16 and amx paths, for bf16 A and B): A panels hold bf16 values
+// (2-byte elements, gemm_a_elem_bytes) in the layout above with kg = 2 (avx512_bf16: a row's k
+// pair is one 32-bit broadcast) or 32 (amx: a group is a 16-row A tile pair with 64-byte rows),
+// so the sources pack them as they pack f32 ones, shared tap rows included; the driver zeroes
+// the lanes of a last partial group, which these kernels read. B is packed as f32 (4-byte
+// elements, gemm_b_elem_bytes) and rewritten once in place as pairs: element [k][c] of a panel
+// at (k/2)·nr·2 + c·2 + k%2, zero past K. The kernels add products of bf16 pairs into f32 sums
+// (VDPBF16PS with a 14×32 tile; TDPBF16PS tiles with 32×32). Each K block's products are
+// added onto the running f32 sum of the blocks before it (C_old first when accumulating into
+// an f32 C); the bits depend on (isa, K) only, as above.
 #pragma once
 #include <convnd/dtype.h>
 #include <convnd/plan.h>
@@ -192,8 +192,12 @@ class GemmBSource {
                     void* dst) const = 0;
 };
 
-/// Elements of plan.compute in one packed A panel of kc columns: round_up(kc, kg)·mr.
+/// Elements in one packed A panel of kc columns: round_up(kc, kg)·mr.
 int64_t gemm_a_panel_elems(const GemmPlan& plan, int64_t kc);
+/// Bytes of a packed A element (8 for f64 compute, 2 for bf16, else 4) and of a packed B
+/// element (8 for f64, else 4: bf16 B is packed as f32 first).
+int64_t gemm_a_elem_bytes(const GemmPlan& plan);
+int64_t gemm_b_elem_bytes(const GemmPlan& plan);
 
 /// One piece of a packed A panel: columns [k_off, k_off + kn), row r from rows[r] (null: zeros).
 struct GemmASegment {
@@ -355,15 +359,12 @@ const GemmKernels& gemm_kernels_avx2();
 /// The bf16 path's kernels (layouts at the top). A table of constants in its ISA file: reading it
 /// runs no instruction of that ISA, so any machine may plan for the path.
 struct GemmBf16Kernels {
-  GemmTile tile;       // mr, nr, kc_max, and the kg of the f32 panels the sources pack
-  int64_t group = 0;   // G: k per group of a converted A panel
-  /// c[r·ldc + j] (+)= sum_k A[r][k]·B[k][j] in f32 for r < m, j < n, k < kc, from a converted A
-  /// panel and B panel (from its first k); accumulate adds to the f32 C already there.
-  void (*gemm)(int64_t kc, const uint16_t* a, const uint16_t* b, float* c, int64_t ldc, int64_t m, int64_t n,
-               bool accumulate);
-  /// Writes k in [0, kc) of an f32 A panel (mr rows, group j of kg at a + groups[j]) as the
-  /// converted panel at dst, zero from kc up to a multiple of 32.
-  void (*convert_a)(const float* a, const int64_t* groups, int64_t kg, int64_t kc, int64_t mr, uint16_t* dst);
+  GemmTile tile;  // mr, nr, kc_max, kg (2 or 32)
+  /// c[r·ldc + j] (+)= sum_k A[r][k]·B[k][j] in f32 for r < m, j < n, k < kc: A a packed bf16
+  /// panel whose group j starts at a + a_groups[j] (every lane of every group read: zero past
+  /// kc), B a converted panel from its first k; accumulate adds to the f32 C already there.
+  void (*gemm)(int64_t kc, const uint16_t* a, const int64_t* a_groups, const uint16_t* b, float* c, int64_t ldc,
+               int64_t m, int64_t n, bool accumulate);
   /// Rewrites a packed f32 B panel [K, nr] in place as the converted bf16 panel.
   void (*convert_b)(void* panel, int64_t K, int64_t nr);
   /// Called on a thread before its first gemm of a task and after its last (AMX: load the tile

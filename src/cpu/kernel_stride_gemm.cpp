@@ -43,7 +43,7 @@ class TapColumnsB final : public GemmBSource {
  public:
   TapColumnsB(const Geometry& g, const char* w) : g_(g), w_(w) {}
   void pack(const GemmPlan& plan, int64_t n0, int64_t nc, int64_t k0, int64_t kc, void* dst) const override {
-    const int64_t nr = plan.nr, es = dtype_size(g_.dtype), ces = plan.compute == DType::f64 ? 8 : 4;
+    const int64_t nr = plan.nr, es = dtype_size(g_.dtype), ces = gemm_b_elem_bytes(plan);
     const int64_t taps = g_.kernel_volume();
     std::array<const void*, 64> rows;
     for (int64_t p = 0; p * nr < nc; ++p) {

@@ -117,6 +117,7 @@ TEST(CpuAlgorithms, Im2colGemmPaddedCopyBitwise) {
     const Case c = make_case(p, rng);
     ExecOptions opt;
     opt.algorithm = "im2col_gemm";
+    opt.exact_threads = true;  // as run_forced plans: the same threads, so the same workspace
     const Plan big = make_plan(p, opt);
     const int64_t copy = plan_parameter(big, "padded_input");
     copied += copy > 0;
@@ -227,11 +228,15 @@ TEST(CpuAlgorithms, PolyphaseGemmBufferedRowsBitwise) {
     const Case c = make_case(p, rng);
     ExecOptions opt;
     opt.algorithm = "polyphase_gemm";
+    // Two threads, as run_forced below: with many, the per-thread blocks outgrow the budgets
+    // at which the buffer is dropped before it is.
+    opt.threads = 2;
+    opt.exact_threads = true;
     const Plan big = make_plan(p, opt);
     const bool has_buffer = plan_parameter(big, "k0.buffer_rows") > 0;
     buffered += has_buffer;
     Tensor y_buf;
-    ASSERT_TRUE(run_forced(c, "polyphase_gemm", &y_buf));
+    ASSERT_TRUE(run_forced(c, "polyphase_gemm", &y_buf, -1, 2));
     ASSERT_TRUE(matches_oracle(y_buf, oracle(c))) << s;
     if (!has_buffer) continue;
     // Smaller budgets first shrink the channel tile (the buffer keeps its bytes), then drop the
@@ -243,7 +248,7 @@ TEST(CpuAlgorithms, PolyphaseGemmBufferedRowsBitwise) {
       if (plan_parameter(small, "k0.buffer_rows") == 0) break;
     }
     Tensor y_lines;
-    ASSERT_TRUE(run_forced(c, "polyphase_gemm", &y_lines, opt.budget));
+    ASSERT_TRUE(run_forced(c, "polyphase_gemm", &y_lines, opt.budget, 2));
     EXPECT_TRUE(bit_equal(y_buf, y_lines)) << s;
   }
   EXPECT_GT(buffered, 0);
@@ -284,6 +289,7 @@ TEST(CpuAlgorithms, KernelStrideGemmBudgets) {
   const Case c = make_case(p, rng);
   ExecOptions opt;
   opt.algorithm = "kernel_stride_gemm";
+  opt.exact_threads = true;  // as run_forced plans: the same threads, so the same workspace
   const Plan big = make_plan(p, opt);
   Tensor y_big, y_small;
   ASSERT_TRUE(run_forced(c, "kernel_stride_gemm", &y_big));
@@ -374,6 +380,9 @@ TEST(CpuAlgorithms, TinyBudgetSplitsChannelsBitwise) {
     ExecOptions tiny, big;
     tiny.budget = 256 << 10;
     big.budget = int64_t(1) << 40;
+    // Two threads whatever the machine: 256 KiB holds two threads' GEMM blocks, not sixteen.
+    tiny.threads = big.threads = 2;
+    tiny.exact_threads = big.exact_threads = true;
     Plan pt = make_plan(c.problem, tiny), pb = make_plan(c.problem, big);
     EXPECT_EQ(pt.algorithm, pb.algorithm) << s;
     EXPECT_LT(plan_parameter(pt, "n_tile"), plan_parameter(pb, "n_tile")) << s;

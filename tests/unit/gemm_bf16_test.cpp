@@ -98,17 +98,17 @@ struct EmulatedDot {
   }
 };
 
-void emulated_amx_gemm(int64_t kc, const uint16_t* a, const uint16_t* b, float* c, int64_t ldc, int64_t m, int64_t n,
-                       bool accumulate) {
-  bf16_gemm_amx<EmulatedTiles>(kc, a, b, c, ldc, m, n, accumulate);
+void emulated_amx_gemm(int64_t kc, const uint16_t* a, const int64_t* groups, const uint16_t* b, float* c, int64_t ldc,
+                       int64_t m, int64_t n, bool accumulate) {
+  bf16_gemm_amx<EmulatedTiles>(kc, a, groups, b, c, ldc, m, n, accumulate);
 }
-void emulated_dot_gemm(int64_t kc, const uint16_t* a, const uint16_t* b, float* c, int64_t ldc, int64_t m, int64_t n,
-                       bool accumulate) {
-  bf16_gemm_dot<EmulatedDot, 14>(kc, a, b, c, ldc, m, n, accumulate);
+void emulated_dot_gemm(int64_t kc, const uint16_t* a, const int64_t* groups, const uint16_t* b, float* c, int64_t ldc,
+                       int64_t m, int64_t n, bool accumulate) {
+  bf16_gemm_dot<EmulatedDot, 14>(kc, a, groups, b, c, ldc, m, n, accumulate);
 }
 
-// One emulated path: the real one's tile and converted layouts, on top of the best path this
-// machine runs (its packers and stores), whose f32 panel groups the tile takes.
+// One emulated path: the real one's tile and layouts, on top of the best path this machine runs
+// (its B packers and stores).
 struct Emulated {
   std::string name;
   GemmBf16Kernels bf16;
@@ -123,9 +123,7 @@ Emulated make_emulated(bool amx) {
   // The real tables' constants (reading them runs no instruction of their ISA).
   const GemmBf16Kernels& real = amx ? gemm_bf16_kernels_amx() : gemm_bf16_kernels_avx512bf16();
   e.bf16 = real;
-  e.bf16.tile.kg = gemm_tile(e.base, DType::f32).kg;
   e.bf16.gemm = amx ? emulated_amx_gemm : emulated_dot_gemm;
-  e.bf16.convert_a = amx ? bf16_convert_a_impl<32> : bf16_convert_a_impl<2>;
   e.bf16.convert_b = bf16_convert_b_impl;
   e.bf16.begin = nullptr;
   e.bf16.end = nullptr;
@@ -266,41 +264,48 @@ TEST(GemmBf16, EmulatedPathsMatchTheReference) {
   }
 }
 
-// The converted layouts, element by element: B's pairs from an f32 panel in place (an odd K
-// gets a zero partner), A's groups from a panel whose groups the source placed (out of order
-// here), zero past kc up to a multiple of 32.
-TEST(GemmBf16, ConvertedLayouts) {
+// The converted B layout, element by element: pairs from an f32 panel in place (an odd K gets a
+// zero partner).
+TEST(GemmBf16, ConvertedBLayout) {
   const int64_t nr = 32;
   for (int64_t K : {1, 2, 7, 32, 33}) {
-    std::vector<float> panel(size_t(K * nr));
+    std::vector<float> panel(static_cast<size_t>(K * nr));
     for (int64_t k = 0; k < K; ++k)
       for (int64_t c = 0; c < nr; ++c) panel[size_t(k * nr + c)] = float(k * 100 + c);
     bf16_convert_b_impl(panel.data(), K, nr);
     const uint16_t* h = reinterpret_cast<const uint16_t*>(panel.data());
     for (int64_t k = 0; k < (K + 1) / 2 * 2; ++k)
       for (int64_t c = 0; c < nr; ++c)
-        ASSERT_EQ(bf16_to_float(h[(k / 2) * nr * 2 + c * 2 + k % 2]), k < K ? float(bf16_to_float(float_to_bf16(float(k * 100 + c)))) : 0.f)
+        ASSERT_EQ(bf16_to_float(h[(k / 2) * nr * 2 + c * 2 + k % 2]),
+                  k < K ? bf16_to_float(float_to_bf16(float(k * 100 + c))) : 0.f)
             << "K=" << K << " k=" << k << " c=" << c;
   }
-  const int64_t mr = 14, kg = 8, kc = 37;
-  const int64_t ngroups = (kc + kg - 1) / kg;
-  std::vector<float> a(static_cast<size_t>(ngroups * mr * kg), -1.f);
-  std::vector<int64_t> groups(static_cast<size_t>(ngroups));
-  for (int64_t j = 0; j < ngroups; ++j) groups[size_t(j)] = (ngroups - 1 - j) * mr * kg;  // reversed
-  for (int64_t j = 0; j < ngroups; ++j)
-    for (int64_t r = 0; r < mr; ++r)
-      for (int64_t q = 0; q < kg && j * kg + q < kc; ++q) a[size_t(groups[size_t(j)] + r * kg + q)] = float(r * 64 + j * kg + q);
-  for (int G : {2, 32}) {
-    std::vector<uint16_t> dst(size_t(64 * mr), 0xffff);
-    if (G == 2)
-      bf16_convert_a_impl<2>(a.data(), groups.data(), kg, kc, mr, dst.data());
-    else
-      bf16_convert_a_impl<32>(a.data(), groups.data(), kg, kc, mr, dst.data());
-    for (int64_t k = 0; k < 64; ++k)
-      for (int64_t r = 0; r < mr; ++r)
-        ASSERT_EQ(bf16_to_float(dst[size_t((k / G) * mr * G + r * G + k % G)]),
-                  k < kc ? bf16_to_float(float_to_bf16(float(r * 64 + k))) : 0.f)
-            << "G=" << G << " k=" << k << " r=" << r;
+}
+
+// The bf16 A packer (compute bf16): the panel layout with the path's kg, rows from segments at
+// any offset, null rows and rows past nrows zero.
+TEST(GemmBf16, PackedALayout) {
+  for (GemmIsa isa : {GemmIsa::avx512_bf16, GemmIsa::amx}) {
+    const GemmPlan plan = gemm_plan(100, 64, 70, DType::bf16, 1, isa);
+    const int64_t mr = plan.mr, kg = plan.kg, kc = 70, nrows = mr - 3;
+    std::vector<std::vector<uint16_t>> data(static_cast<size_t>(nrows), std::vector<uint16_t>(size_t(kc)));
+    std::vector<const void*> rows(static_cast<size_t>(nrows));
+    for (int64_t r = 0; r < nrows; ++r) {
+      for (int64_t k = 0; k < kc; ++k) data[size_t(r)][size_t(k)] = float_to_bf16(float(r + 1) + float(k) / 128);
+      rows[size_t(r)] = r == 2 ? nullptr : data[size_t(r)].data();
+    }
+    std::vector<uint16_t> panel(static_cast<size_t>(gemm_a_panel_elems(plan, kc)), 0xffff);
+    // Two segments, the second starting inside a group.
+    std::vector<const void*> rows2(rows.size());
+    for (size_t r = 0; r < rows.size(); ++r)
+      rows2[r] = rows[r] ? static_cast<const uint16_t*>(rows[r]) + 37 : nullptr;
+    const GemmASegment segs[2] = {{0, 37, rows.data()}, {37, kc - 37, rows2.data()}};
+    gemm_pack_a_segments(plan, DType::bf16, segs, 2, nrows, mr, panel.data());
+    for (int64_t k = 0; k < kc; ++k)
+      for (int64_t r = 0; r < mr; ++r) {
+        const uint16_t want = r < nrows && r != 2 ? data[size_t(r)][size_t(k)] : 0;
+        ASSERT_EQ(panel[size_t((k / kg) * mr * kg + r * kg + k % kg)], want) << gemm_isa_name(isa) << " k=" << k << " r=" << r;
+      }
   }
 }
 

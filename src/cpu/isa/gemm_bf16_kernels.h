@@ -1,4 +1,4 @@
-// The bf16 GEMM kernels (gemm.h, "bf16 compute") and the converters to their layouts, written
+// The bf16 GEMM kernels (gemm.h, "bf16 compute") and the B converter, written
 // once over small policy types: gemm_kernels__avx512bf16.cpp and gemm_kernels__amx.cpp
 // instantiate them with the instructions, tests/unit/gemm_bf16_test.cpp with plain C++ that
 // emulates them, so the layouts, edges and K tails are tested on any machine. Anonymous
@@ -16,27 +16,6 @@ inline uint16_t bf16_round(float f) {
   uint32_t u;
   std::memcpy(&u, &f, 4);
   return uint16_t((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
-}
-
-// Converted A panel (gemm.h): element [k][r] at (k/G)·mr·G + r·G + k%G for k < round_up(kc, 32),
-// zero past kc. Source: group j of kg k at a + groups[j], row r's values at + r·kg.
-template <int G>
-inline void bf16_convert_a_impl(const float* a, const int64_t* groups, int64_t kg, int64_t kc, int64_t mr,
-                                uint16_t* dst) {
-  const int64_t kpad = (kc + 31) / 32 * 32;
-  for (int64_t j = 0; j * kg < kc; ++j) {
-    const int64_t k0 = j * kg, kn = kc - k0 < kg ? kc - k0 : kg;
-    const float* src = a + groups[j];
-    for (int64_t r = 0; r < mr; ++r) {
-      const float* s = src + r * kg;
-      for (int64_t q = 0; q < kn; ++q) {
-        const int64_t k = k0 + q;
-        dst[(k / G) * mr * G + r * G + k % G] = bf16_round(s[q]);
-      }
-    }
-  }
-  for (int64_t k = kc; k < kpad; ++k)
-    for (int64_t r = 0; r < mr; ++r) dst[(k / G) * mr * G + r * G + k % G] = 0;
 }
 
 // An f32 B panel [K, nr] rewritten in place as pairs [ceil(K/2), nr, 2] (zero for k = K when K
@@ -63,13 +42,13 @@ inline void bf16_convert_b_impl(void* panel, int64_t K, int64_t nr) {
 
 // C (m × n of a 32 × 32 tile) (+)= A·B with AMX tiles: C in tiles 0..3 (rows 0-15 / 16-31 ×
 // columns 0-15 / 16-31), A rows 0-15 and 16-31 in tiles 4 and 5, B columns 0-15 and 16-31 in
-// tiles 6 and 7; all 16 rows × 64 bytes (X::configure). Per 32 k: A tile rows are 64 bytes
-// apart in the converted panel (G = 32), B tile rows (pairs of k) 128 bytes apart (nr = 32).
+// tiles 6 and 7; all 16 rows × 64 bytes. Per 32 k (a group of the A panel, kg = 32, at
+// a + a_groups[g]): A tile rows are 64 bytes apart, B tile rows (pairs of k) 128 (nr = 32).
 // X provides configure(), zero<t>(), load<t>(p, stride_bytes), store<t>(p, stride_bytes),
 // dp<c, a, b>() (tile c += a·b over bf16 pairs).
 template <class X>
-inline void bf16_gemm_amx(int64_t kc, const uint16_t* a, const uint16_t* b, float* c, int64_t ldc, int64_t m,
-                          int64_t n, bool accumulate) {
+inline void bf16_gemm_amx(int64_t kc, const uint16_t* a, const int64_t* a_groups, const uint16_t* b, float* c,
+                          int64_t ldc, int64_t m, int64_t n, bool accumulate) {
   constexpr int64_t kMr = 32, kNr = 32;
   alignas(64) float edge[kMr * kNr];
   const bool full = m == kMr && n == kNr;
@@ -101,13 +80,13 @@ inline void bf16_gemm_amx(int64_t kc, const uint16_t* a, const uint16_t* b, floa
     X::template dp<3, 5, 7>();
   };
   const int64_t whole = kc / 32, tail = kc % 32;
-  for (int64_t g = 0; g < whole; ++g) step(a + g * kMr * 32, b + g * 16 * kNr * 2);
+  for (int64_t g = 0; g < whole; ++g) step(a + a_groups[g], b + g * 16 * kNr * 2);
   if (tail) {
     // The last pairs of B end the panel: copy them into a zeroed group so the tile load reads
-    // nothing past it (the converted A is zero there already).
+    // nothing past it (the A group's lanes past kc are zero).
     alignas(64) uint16_t bt[16 * kNr * 2] = {};
     std::memcpy(bt, b + whole * 16 * kNr * 2, size_t((tail + 1) / 2 * kNr * 2) * 2);
-    step(a + whole * kMr * 32, bt);
+    step(a + a_groups[whole], bt);
   }
   X::template store<0>(cc, ld * 4);
   X::template store<1>(cc + 16, ld * 4);
@@ -119,12 +98,12 @@ inline void bf16_gemm_amx(int64_t kc, const uint16_t* a, const uint16_t* b, floa
 }
 
 // C (m × n of an MR × 32 tile) (+)= A·B with dot products of bf16 pairs: acc[r][v] holds C[r,
-// 16v ...]; per k pair, B's 32 columns in two vectors and row r's pair broadcast (converted A
-// with G = 2: row r's pair p at a + p·MR·2 + r·2). D provides Acc, Pairs, zero(), load(p),
+// 16v ...]; per k pair, B's 32 columns in two vectors and row r's pair broadcast (A panel with
+// kg = 2: row r's pair p at a + a_groups[p] + r·2). D provides Acc, Pairs, zero(), load(p),
 // store(p, v), load_b(p), bcast_a(p), dp(acc, a, b).
 template <class D, int MR>
-inline void bf16_gemm_dot(int64_t kc, const uint16_t* a, const uint16_t* b, float* c, int64_t ldc, int64_t m,
-                          int64_t n, bool accumulate) {
+inline void bf16_gemm_dot(int64_t kc, const uint16_t* a, const int64_t* a_groups, const uint16_t* b, float* c,
+                          int64_t ldc, int64_t m, int64_t n, bool accumulate) {
   constexpr int64_t kNr = 32;
   alignas(64) float edge[MR * kNr];
   const bool full = m == MR && n == kNr;
@@ -142,7 +121,7 @@ inline void bf16_gemm_dot(int64_t kc, const uint16_t* a, const uint16_t* b, floa
   const int64_t pairs = (kc + 1) / 2;
   for (int64_t p = 0; p < pairs; ++p) {
     const typename D::Pairs b0 = D::load_b(b + p * kNr * 2), b1 = D::load_b(b + p * kNr * 2 + 32);
-    const uint16_t* ap = a + p * MR * 2;
+    const uint16_t* ap = a + a_groups[p];
 #pragma GCC unroll 16
     for (int r = 0; r < MR; ++r) {
       const typename D::Pairs av = D::bcast_a(ap + r * 2);

@@ -45,6 +45,15 @@ static_assert(sizeof(TileConfig) == 64, "ldtilecfg reads 64 bytes");
     OP(7);                        \
   }
 
+// GCC's tile loads and stores are asm statements that take the address in a register and name
+// no memory operand, so the compiler does not know they read or write memory: it may drop or
+// delay stores to a buffer a tile load reads (the kernel's zeroed tail of B) and read a buffer
+// before the tile store that fills it (the edge tile). A compiler barrier before every load and
+// after every store keeps memory in order. (Found on the GPU machine's Sapphire Rapids: NaN in
+// the columns whose stack bytes the tail copy had not written; the emulated tests read memory
+// through memcpy and could not see it.)
+inline void memory_barrier() { __asm__ __volatile__("" ::: "memory"); }
+
 struct AmxTiles {
   template <int T>
   static void zero() {
@@ -54,6 +63,7 @@ struct AmxTiles {
   }
   template <int T>
   static void load(const void* p, int64_t stride) {
+    memory_barrier();
 #define CONVND_OP(t) _tile_loadd(t, p, stride)
     CONVND_TILE_CASES(T, CONVND_OP)
 #undef CONVND_OP
@@ -63,6 +73,7 @@ struct AmxTiles {
 #define CONVND_OP(t) _tile_stored(t, p, stride)
     CONVND_TILE_CASES(T, CONVND_OP)
 #undef CONVND_OP
+    memory_barrier();
   }
   // The kernel's four products: C tile c from A tile 4 + c/2 and B tile 6 + c%2.
   template <int C, int A, int B>
@@ -81,19 +92,16 @@ struct AmxTiles {
 };
 #undef CONVND_TILE_CASES
 
-void bf16_gemm_32x32__amx(int64_t kc, const uint16_t* a, const uint16_t* b, float* c, int64_t ldc, int64_t m,
-                          int64_t n, bool accumulate) {
-  bf16_gemm_amx<AmxTiles>(kc, a, b, c, ldc, m, n, accumulate);
-}
-
-void bf16_convert_a__amx(const float* a, const int64_t* groups, int64_t kg, int64_t kc, int64_t mr, uint16_t* dst) {
-  bf16_convert_a_impl<32>(a, groups, kg, kc, mr, dst);
+void bf16_gemm_32x32__amx(int64_t kc, const uint16_t* a, const int64_t* a_groups, const uint16_t* b, float* c, int64_t ldc,
+                          int64_t m, int64_t n, bool accumulate) {
+  bf16_gemm_amx<AmxTiles>(kc, a, a_groups, b, c, ldc, m, n, accumulate);
 }
 
 void bf16_convert_b__amx(void* panel, int64_t K, int64_t nr) { bf16_convert_b_impl(panel, K, nr); }
 
 void amx_begin() {
   static const TileConfig config;
+  memory_barrier();
   _tile_loadconfig(&config);
 }
 
@@ -102,8 +110,7 @@ void amx_end() { _tile_release(); }
 }  // namespace
 
 const GemmBf16Kernels& gemm_bf16_kernels_amx() {
-  // The f32 panels the sources pack: avx512's groups of 16 (its packers do them fast).
-  static constexpr GemmBf16Kernels k = {{32, 32, 512, 16}, 32, bf16_gemm_32x32__amx, bf16_convert_a__amx, bf16_convert_b__amx, amx_begin, amx_end};
+  static constexpr GemmBf16Kernels k = {{32, 32, 512, 32}, bf16_gemm_32x32__amx, bf16_convert_b__amx, amx_begin, amx_end};
   return k;
 }
 

@@ -27,14 +27,9 @@ struct DotBf16 {
   static Acc dp(Acc acc, Pairs a, Pairs b) { return _mm512_dpbf16_ps(acc, a, b); }
 };
 
-void bf16_gemm_14x32__avx512bf16(int64_t kc, const uint16_t* a, const uint16_t* b, float* c, int64_t ldc,
-                                 int64_t m, int64_t n, bool accumulate) {
-  bf16_gemm_dot<DotBf16, 14>(kc, a, b, c, ldc, m, n, accumulate);
-}
-
-void bf16_convert_a__avx512bf16(const float* a, const int64_t* groups, int64_t kg, int64_t kc, int64_t mr,
-                                uint16_t* dst) {
-  bf16_convert_a_impl<2>(a, groups, kg, kc, mr, dst);
+void bf16_gemm_14x32__avx512bf16(int64_t kc, const uint16_t* a, const int64_t* a_groups, const uint16_t* b, float* c, int64_t ldc,
+                          int64_t m, int64_t n, bool accumulate) {
+  bf16_gemm_dot<DotBf16, 14>(kc, a, a_groups, b, c, ldc, m, n, accumulate);
 }
 
 void bf16_convert_b__avx512bf16(void* panel, int64_t K, int64_t nr) { bf16_convert_b_impl(panel, K, nr); }
@@ -42,8 +37,7 @@ void bf16_convert_b__avx512bf16(void* panel, int64_t K, int64_t nr) { bf16_conve
 }  // namespace
 
 const GemmBf16Kernels& gemm_bf16_kernels_avx512bf16() {
-  // The f32 panels the sources pack: avx512's groups of 16 (its packers do them fast).
-  static constexpr GemmBf16Kernels k = {{14, 32, 384, 16}, 2, bf16_gemm_14x32__avx512bf16, bf16_convert_a__avx512bf16, bf16_convert_b__avx512bf16, nullptr, nullptr};
+  static constexpr GemmBf16Kernels k = {{14, 32, 384, 2}, bf16_gemm_14x32__avx512bf16, bf16_convert_b__avx512bf16, nullptr, nullptr};
   return k;
 }
 
