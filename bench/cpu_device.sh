@@ -51,6 +51,8 @@ done < "$suite" | tee "$OUT/cpu-device-isa.jsonl" | cut -c1-220
   for t in 1 2 4 8 16; do bench_one "$prob" f32 avx512 "$t"; done
 done < "$suite" | tee "$OUT/cpu-device-threads.jsonl" | cut -c1-220
 [ -z "$build_pid" ] || wait "$build_pid"
+# PY_CUDA_CHECKS=1: the package's CUDA tests and convnd.torch's host overhead first.
+[ -z "${PY_CUDA_CHECKS:-}" ] || [ ! -d /tmp/cnd ] || run_python_cuda_checks
 if [ -d /tmp/cnd ] && [ "$(left)" -gt 60 ]; then
   # shellcheck disable=SC2086
   PYTHONPATH=/tmp/cnd timeout $(($(left) - 10)) python3 bench/cpu_layers.py --threads 16 --reps 5 --cli "$PWD/$cli" \

@@ -54,6 +54,8 @@ def _import_torch():
 
 
 torch = _import_torch()
+# The private capsule import (see _tensor_of); None where this torch has no such function.
+_from_capsule = getattr(torch._C, "_from_dlpack", None)
 import numpy as _np  # noqa: E402
 import torch.nn.functional as _F  # noqa: E402
 
@@ -119,8 +121,12 @@ def _tensor_of(y: Any, dtype: "torch.dtype") -> Tensor:
     if not isinstance(y, _np.ndarray):
         # A CUDA result, written in the order of PyTorch's current stream: its capsule, since
         # from_dlpack given the array would look the current stream up again (5 us) to hand it
-        # to a producer that has nothing to wait for.
-        return torch.from_dlpack(y.__dlpack__())
+        # to a producer that has nothing to wait for. torch.from_dlpack stopped taking capsules
+        # (2.11: "'PyCapsule' object has no attribute '__dlpack__'"); torch._C._from_dlpack,
+        # which it calls, still does; without it, the array goes through the public call.
+        if _from_capsule is not None:
+            return _from_capsule(y.__dlpack__())
+        return torch.from_dlpack(y)
     if dtype == torch.bfloat16:  # NumPy has none: the bits come as uint16 (ml_dtypes.bfloat16 from the public API)
         return torch.from_numpy(y.view(_np.uint16)).view(torch.bfloat16)
     return torch.from_numpy(y)

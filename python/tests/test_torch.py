@@ -658,8 +658,8 @@ def test_cuda_side_stream_and_autocast():
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 def test_cuda_graph_capture_and_replay(dtype):
     # Forward and both gradients captured under torch.cuda.graph and replayed on new inputs:
-    # no synchronisation or allocation outside the capture's pool may happen in a call. (Once
-    # the planner chooses CUTLASS's kernels for bf16, the weight gradient here runs in sample
+    # no synchronisation or allocation outside the capture's pool may happen in a call. (In
+    # bf16 the planner chooses CUTLASS's kernels, whose weight gradient here runs in sample
     # chunks on side streams: a fork and join inside the capture.)
     torch.manual_seed(0)
     x = torch.randn(16, 32, 64, 64, device="cuda", dtype=dtype).to(memory_format=torch.channels_last)

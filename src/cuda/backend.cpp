@@ -236,19 +236,18 @@ class CudaBackend final : public BackendImpl {
   // Most specialised first; the direct kernel last, so every valid forward problem has a plan.
   const std::vector<const Algorithm*>& algorithms() const override {
     static const std::vector<const Algorithm*> list = {
-        &pointwise_gemm_cuda_algorithm(),    &depthwise_direct_cuda_algorithm(),
-        &transposed_gather_cuda_algorithm(), &implicit_gemm_cuda_algorithm(),
-        &polyphase_gemm_cuda_algorithm(),    &direct_cuda_algorithm(),
+        &pointwise_gemm_cuda_algorithm(), &depthwise_direct_cuda_algorithm(), &transposed_gather_cuda_algorithm(),
+        // CUTLASS's Hopper kernels (f16/bf16 dense convs, stride-1 input gradients, weight
+        // gradients) before the implicit GEMM and the gradient adapters: on an H100 they ran
+        // the bf16 3x3 layers at 0.56-0.94x cuDNN where the implicit GEMM ran 0.50-0.80x, and
+        // the weight gradients 2.5-4.6x faster than weight_grad__cuda
+        // (bench/results/grad-gpu-2026-12-07-h100.md). Pointwise input gradients stay with
+        // data_grad__cuda's cuBLAS GEMM (cutlass_sm90__cuda steps aside unless named).
+        &cutlass_sm90_cuda_algorithm(),
+        &implicit_gemm_cuda_algorithm(), &polyphase_gemm_cuda_algorithm(), &direct_cuda_algorithm(),
         // The gradients: bwd_d as the dual forward conv (planned with the list above); bwd_w of
         // a stride-1 transposed conv through its dual (no inserted zeros), then any bwd_w.
-        &data_grad_cuda_algorithm(),         &weight_grad_dual_cuda_algorithm(),
-        &weight_grad_cuda_algorithm(),
-        // CUTLASS's Hopper kernels (f16/bf16 dense convs, stride-1 input gradients, weight
-        // gradients) last: chosen only when named (ExecOptions::algorithm), since every problem
-        // they take is planned above first. They have not yet run on a GPU (no device machine
-        // could be started in the session that wrote them); once their tests pass there they
-        // go before implicit_gemm__cuda.
-        &cutlass_sm90_cuda_algorithm(),
+        &data_grad_cuda_algorithm(), &weight_grad_dual_cuda_algorithm(), &weight_grad_cuda_algorithm(),
     };
     return list;
   }

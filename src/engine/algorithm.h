@@ -60,6 +60,8 @@ struct PlanRequest {
   int threads = 1;
   Isa isa = Isa::generic;  // the instruction set chosen for this plan (one of traits().isas)
   bool allow_tf32 = false;
+  bool named = false;  // the caller named the algorithm (ExecOptions::algorithm): plan it even
+                       // where it would step aside for a faster one further down the list
 };
 
 /// What an algorithm fills in when it says yes.

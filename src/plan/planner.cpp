@@ -145,7 +145,7 @@ int threads_for_work(const Geometry& g, int threads) {
 
 Plan plan_uncached(const Problem& problem, const ExecOptions& opt, const BackendImpl& impl, Plan plan) {
   const Geometry& g = plan.geometry;
-  PlanRequest req{plan.budget_bytes, plan.threads, plan.isa, opt.allow_tf32};
+  PlanRequest req{plan.budget_bytes, plan.threads, plan.isa, opt.allow_tf32, !opt.algorithm.empty()};
   int64_t smallest_over_budget = -1;
   std::string over_budget_algo;
   bool any_for_backend = false, any_for_direction = false, named_found = false;

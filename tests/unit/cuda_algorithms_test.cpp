@@ -390,8 +390,18 @@ TEST(CudaAlgorithms, TinyBudgetAgainstLargeBitwise) {
 
 TEST(CudaAlgorithms, PlannerPrefersFastPathsAndExplainsRejections) {
   CONVND_SKIP_WITHOUT_CUDA();
-  // CUTLASS's kernels are chosen only when named (backend.cpp says why).
-  const char* dense_half = "implicit_gemm__cuda";
+  // Dense f16/bf16 convs go to CUTLASS's kernels where the build has them.
+  const bool cutlass = [] {
+    ExecOptions o = cuda_options();
+    o.algorithm = "cutlass_sm90__cuda";
+    try {
+      make_plan(parse_problem("n=1 in=8x8 c=8 o=8 k=3x3 pad=1 dtype=bf16"), o);
+      return true;
+    } catch (const Error&) {
+      return false;
+    }
+  }();
+  const char* dense_half = cutlass ? "cutlass_sm90__cuda" : "implicit_gemm__cuda";
   struct Want {
     const char* problem;
     const char* algo;
