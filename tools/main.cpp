@@ -39,8 +39,9 @@ constexpr const char* kCommonHelp =
     "  --threads T         exactly T worker threads, 1 to 4096 (default: CONVND_THREADS, else all\n"
     "                      hardware threads, fewer for a problem too small to share)\n"
     "  --algorithm NAME    force one algorithm (default: the planner chooses)\n"
-    "  --isa ISA           CPU instruction set: auto (default: the best this CPU runs, lowered by\n"
-    "                      CONVND_ISA), generic, avx2 or avx512 (unsupported if the CPU lacks it)\n";
+    "  --isa ISA           CPU instruction set: auto (default: the best this CPU runs for the dtype,\n"
+    "                      lowered by CONVND_ISA), generic, avx2, avx512, avx512_bf16 or amx (the\n"
+    "                      last two add bfloat16 kernels; unsupported if the CPU lacks it)\n";
 
 constexpr const char* kRunHelp =
     "usage: convnd run '<problem>' [--input x.npy] [--weight w.npy] [--output y.npy] [--seed S]\n"
@@ -177,7 +178,7 @@ void apply(Options& o, std::string_view name, std::string_view v) {
     if (!parse_backend(v, &o.backend)) throw UsageError("--backend '" + std::string(v) + "' is not cpu or cuda");
   } else if (name == "isa") {
     if (!parse_isa(v, &o.isa) || o.isa == Isa::sm_90)
-      throw UsageError("--isa '" + std::string(v) + "' is not auto, generic, avx2 or avx512");
+      throw UsageError("--isa '" + std::string(v) + "' is not auto, generic, avx2, avx512, avx512_bf16 or amx");
   }
 }
 

@@ -18,9 +18,10 @@ Every function also takes, keyword-only:
   every hardware thread. A problem too small to share (under 2^18 multiply-adds a thread)
   runs on fewer: waking a thread costs about as much as that much work.
 * ``algorithm``: force one algorithm by name (tests, benchmarks); None lets the planner choose.
-* ``isa``: the CPU instruction set, ``"generic"``, ``"avx2"`` or ``"avx512"``; None or
-  ``"auto"`` (default) is the best this CPU runs (``CONVND_ISA`` may lower it). One the CPU
-  lacks raises NotImplementedError.
+* ``isa``: the CPU instruction set, ``"generic"``, ``"avx2"``, ``"avx512"``, ``"avx512_bf16"``
+  or ``"amx"`` (the last two add bfloat16 kernels); None or ``"auto"`` (default) is the best
+  this CPU runs for the dtype (``CONVND_ISA`` may lower it). One the CPU lacks raises
+  NotImplementedError.
 
 Errors: ValueError for an invalid problem or argument value, NotImplementedError for an
 unsupported one, MemoryError when the budget or the device is too small, TypeError for an

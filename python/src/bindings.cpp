@@ -162,7 +162,7 @@ convnd::ExecOptions exec_options(const std::string& device, const nb::object& bu
   e.threads = threads;
   if (algorithm) e.algorithm = *algorithm;
   if (isa && (!convnd::parse_isa(*isa, &e.isa) || e.isa == convnd::Isa::sm_90))
-    throw nb::value_error(("isa must be 'auto', 'generic', 'avx2' or 'avx512', got '" + *isa + "'").c_str());
+    throw nb::value_error(("isa must be 'auto', 'generic', 'avx2', 'avx512', 'avx512_bf16' or 'amx', got '" + *isa + "'").c_str());
   return e;
 }
 

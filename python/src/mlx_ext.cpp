@@ -359,7 +359,7 @@ RunOptions run_options(const nb::object& budget, int threads, const std::optiona
   r.threads = threads;
   if (algorithm) r.algorithm = *algorithm;
   if (isa && (!convnd::parse_isa(*isa, &r.isa) || r.isa == convnd::Isa::sm_90))
-    throw nb::value_error(("isa must be 'auto', 'generic', 'avx2' or 'avx512', got '" + *isa + "'").c_str());
+    throw nb::value_error(("isa must be 'auto', 'generic', 'avx2', 'avx512', 'avx512_bf16' or 'amx', got '" + *isa + "'").c_str());
   return r;
 }
 
