@@ -353,10 +353,20 @@ void run_blocks_bf16(const GemmPlan& p, const GemmArgs& g, const char* packed_b,
 // (k/kg)·width·kg + r·kg + k%kg; a row's run within a group is one copy. Rows past nrows, and
 // null rows, are zeros; lanes past a segment's end are left for the next segment (or the
 // driver's zeroing of a last partial group).
-void pack_a_bf16(DType src, const GemmASegment* segs, int64_t nseg, int64_t nrows, int64_t width, int64_t kg,
-                 uint16_t* panel) {
+void pack_a_bf16(const GemmKernels& kt, DType src, const GemmASegment* segs, int64_t nseg, int64_t nrows,
+                 int64_t width, int64_t kg, uint16_t* panel) {
   for (int64_t i = 0; i < nseg; ++i) {
     const GemmASegment& s = segs[i];
+    if (src == DType::bf16 && kg == 2 && s.k_off % 2 == 0 && s.kn % 2 == 0 && nrows <= 64) {
+      // Pairs: the layout is the B-panel layout of 32-bit elements (pair p of row r at
+      // p·width + r), which the path's row packer writes with in-register transposes; it only
+      // moves bits, so bf16 pairs pass through it as f32 lanes.
+      const void* rows[64];
+      for (int64_t r = 0; r < nrows; ++r) rows[r] = s.rows[r];
+      kt.f32_pack_rows(DType::f32, rows, nrows, s.kn / 2, width,
+                       reinterpret_cast<float*>(panel) + s.k_off / 2 * width);
+      continue;
+    }
     for (int64_t r = 0; r < width; ++r) {
       const void* row = r < nrows ? s.rows[r] : nullptr;
       if (row && src == DType::bf16 && kg == 2) {  // pairs: one store each, no copy calls
@@ -367,7 +377,9 @@ void pack_a_bf16(DType src, const GemmASegment* segs, int64_t nseg, int64_t nrow
       for (int64_t k = s.k_off; k < s.k_off + s.kn;) {
         const int64_t grp = k / kg, run = std::min(s.k_off + s.kn, (grp + 1) * kg) - k;
         uint16_t* d = panel + grp * width * kg + r * kg + k % kg;
-        if (!row) {
+        if (row && src == DType::bf16 && run == 32) {  // a whole AMX group row: a fixed-size copy
+          std::memcpy(d, static_cast<const uint16_t*>(row) + (k - s.k_off), 64);
+        } else if (!row) {
           std::memset(d, 0, size_t(run) * 2);
         } else if (src == DType::bf16) {
           std::memcpy(d, static_cast<const uint16_t*>(row) + (k - s.k_off), size_t(run) * 2);
@@ -538,7 +550,7 @@ void gemm_pack_a_segments(const GemmPlan& plan, DType src_dtype, const GemmASegm
                           int64_t nseg, int64_t nrows, int64_t width, void* panel) {
   const GemmKernels& k = gemm_kernels(plan.isa);
   if (plan.compute == DType::bf16) {
-    pack_a_bf16(src_dtype, segs, nseg, nrows, width, plan.kg, static_cast<uint16_t*>(panel));
+    pack_a_bf16(k, src_dtype, segs, nseg, nrows, width, plan.kg, static_cast<uint16_t*>(panel));
   } else if (plan.compute == DType::f64) {
     if (src_dtype == DType::f64) {
       k.f64_pack_a(segs, nseg, nrows, width, static_cast<double*>(panel));
