@@ -89,7 +89,7 @@ case_usage() {
   expect 2 plan 'in=8 c=1 o=1' --threads 65536 && contains "$T/err" "--threads"
   expect 0 plan 'in=8 c=1 o=1' --threads 4096 && contains "$T/out" "threads:    4096"
   # --isa takes the CPU paths by name.
-  expect 2 run 'in=8 c=1 o=1' --isa sse9 && contains "$T/err" "--isa 'sse9' is not auto, generic, avx2 or avx512"
+  expect 2 run 'in=8 c=1 o=1' --isa sse9 && contains "$T/err" "--isa 'sse9' is not auto, generic, avx2, avx512, avx512_bf16 or amx"
   expect 2 plan 'in=8 c=1 o=1' --isa sm_90 && contains "$T/err" "--isa"
   for c in run check plan bench; do
     expect 0 "$c" --help && contains "$T/out" "--isa ISA"
