@@ -11,7 +11,8 @@
 #   4. bench/cpu_layers.py on 16 threads (float32 and bfloat16; CPU_LAYERS_ARGS adds arguments).
 # First the CPU unit tests (CPU_TESTS, a gtest filter; default the GEMM and CPU algorithm
 # tests); without the package in /tmp/cnd it builds it after the timings of 2 and 3.
-# Logs go to $OUT. SECONDS_LEFT bounds the whole run (default 540).
+# Logs go to $OUT. SECONDS_LEFT bounds the whole run (default 540); the ISA timings of 2 stop
+# when fewer than ISA_RESERVE seconds (default 240) are left.
 set -uo pipefail
 bin=${BIN:-.gpubin}
 OUT=${OUT:-out}
@@ -40,7 +41,7 @@ bench_one() {  # problem dtype isa threads
 }
 while read -r prob; do
   case "$prob" in '#'*|'') continue ;; esac
-  [ "$(left)" -gt 240 ] || break
+  [ "$(left)" -gt "${ISA_RESERVE:-240}" ] || break
   bench_one "$prob" f32 avx512 16
   for isa in "${levels[@]}"; do bench_one "$prob" bf16 "$isa" 16; done
 done < "$suite" | tee "$OUT/cpu-device-isa.jsonl" | cut -c1-220
