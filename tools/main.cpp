@@ -39,9 +39,10 @@ constexpr const char* kCommonHelp =
     "  --threads T         exactly T worker threads, 1 to 4096 (default: CONVND_THREADS, else all\n"
     "                      hardware threads, fewer for a problem too small to share)\n"
     "  --algorithm NAME    force one algorithm (default: the planner chooses)\n"
-    "  --isa ISA           CPU instruction set: auto (default: the best this CPU runs for the dtype,\n"
+    "  --isa ISA           CPU instruction set: auto (default: the best this CPU runs up to avx512,\n"
     "                      lowered by CONVND_ISA), generic, avx2, avx512, avx512_bf16 or amx (the\n"
-    "                      last two add bfloat16 kernels; unsupported if the CPU lacks it)\n";
+    "                      last two add bfloat16 kernels, only when named; unsupported if the CPU\n"
+    "                      lacks it)\n";
 
 constexpr const char* kRunHelp =
     "usage: convnd run '<problem>' [--input x.npy] [--weight w.npy] [--output y.npy] [--seed S]\n"

@@ -19,9 +19,9 @@ Every function also takes, keyword-only:
   runs on fewer: waking a thread costs about as much as that much work.
 * ``algorithm``: force one algorithm by name (tests, benchmarks); None lets the planner choose.
 * ``isa``: the CPU instruction set, ``"generic"``, ``"avx2"``, ``"avx512"``, ``"avx512_bf16"``
-  or ``"amx"`` (the last two add bfloat16 kernels); None or ``"auto"`` (default) is the best
-  this CPU runs for the dtype (``CONVND_ISA`` may lower it). One the CPU lacks raises
-  NotImplementedError.
+  or ``"amx"`` (the last two add bfloat16 kernels and run only when given); None or ``"auto"``
+  (default) is the best this CPU runs up to ``"avx512"`` (``CONVND_ISA`` may lower it). One the
+  CPU lacks raises NotImplementedError.
 
 Errors: ValueError for an invalid problem or argument value, NotImplementedError for an
 unsupported one, MemoryError when the budget or the device is too small, TypeError for an

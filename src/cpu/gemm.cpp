@@ -455,7 +455,32 @@ const char* gemm_isa_name(GemmIsa isa) {
   return isa_name(isa).data();  // names are string literals
 }
 
+namespace {
+// gemm_emulate_bf16_level's state: the level, and its table (the best real path's kernels with
+// the given bf16 ones).
+struct Bf16Emulation {
+  GemmIsa isa = GemmIsa::generic;
+  bool on = false;
+  GemmKernels table{};
+};
+Bf16Emulation& bf16_emulation() {
+  static Bf16Emulation e;
+  return e;
+}
+}  // namespace
+
+void gemm_emulate_bf16_level(GemmIsa isa, const GemmBf16Kernels* kernels) {
+  Bf16Emulation& e = bf16_emulation();
+  e.on = kernels != nullptr;
+  e.isa = isa;
+  if (e.on) {
+    e.table = gemm_kernels(cached_cpu_isa());
+    e.table.bf16 = kernels;
+  }
+}
+
 bool gemm_isa_supported(GemmIsa isa) {
+  if (bf16_emulation().on && isa == bf16_emulation().isa) return true;
   return isa >= GemmIsa::generic && isa <= GemmIsa::amx && isa <= cached_cpu_isa();
 }
 
@@ -481,6 +506,7 @@ GemmKernels with_bf16(const GemmBf16Kernels& bf16) {
 }  // namespace
 
 const GemmKernels& gemm_kernels(GemmIsa isa) {
+  if (bf16_emulation().on && isa == bf16_emulation().isa) return bf16_emulation().table;
   switch (isa) {
     case GemmIsa::amx: {
       static const GemmKernels k = with_bf16(gemm_bf16_kernels_amx());

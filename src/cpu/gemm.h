@@ -378,4 +378,11 @@ const GemmBf16Kernels& gemm_bf16_kernels_amx();
 const GemmKernels& gemm_kernels_avx512();
 const GemmKernels& gemm_kernels(GemmIsa isa);
 
+/// Tests only, on a CPU without the level (avx512_bf16 or amx): plan and run that level's GEMM
+/// algorithms with `kernels` (plain C++ that emulates the instructions) on top of this CPU's best
+/// path, as if the CPU had it; null turns it off. Not thread-safe: set it before planning, and
+/// only for the GEMM algorithms (the direct ones would run their avx512 kernels). Plans made
+/// meanwhile stay in the plan cache, so a process that uses it never has the real level.
+void gemm_emulate_bf16_level(GemmIsa isa, const GemmBf16Kernels* kernels);
+
 }  // namespace convnd
