@@ -103,14 +103,13 @@ class CpuBackend final : public BackendImpl {
     return list;
   }
 
-  // The bf16 levels add bf16 GEMM kernels only, so other dtypes are planned at avx512 (their
-  // plans name the kernels they run). bf16 too, for now: the bf16 kernels run only when asked
-  // for (ExecOptions::isa, --isa, isa=). Their one timing on hardware (Sapphire Rapids,
+  // The bf16 levels add bf16 GEMM kernels only, so automatic plans stop at avx512 for every
+  // dtype; for bf16 too, for now: the bf16 kernels run only when asked for (ExecOptions::isa,
+  // --isa, isa=). Their one timing on hardware (Sapphire Rapids,
   // 2026-12-07) was of a first design that converted f32 panels element by element, 2-3.5x
   // slower than the f32 kernels on bf16 data; the panels are now packed in bf16 directly, but
   // that has not been timed there yet, and the default stays on the measured path until it is.
-  Isa resolve_isa(const ExecOptions& opt, DType dtype) const override {
-    (void)dtype;
+  Isa resolve_isa(const ExecOptions& opt) const override {
     if (opt.isa == Isa::automatic) {
       const Isa best = gemm_isa();
       return best > Isa::avx512 ? Isa::avx512 : best;

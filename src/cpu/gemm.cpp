@@ -15,6 +15,7 @@
 #include <cstring>
 #include <string_view>
 
+#include "cpu/isa/gemm_bf16_kernels.h"
 #include "cpu/isa/gemm_microkernel.h"
 #include "cpu/thread_pool.h"
 
@@ -700,7 +701,7 @@ Status gemm_pack_b(const GemmPlan& plan, int64_t N, int64_t K, const GemmBSource
     for (int64_t j = t * per_task; j < std::min(panels, (t + 1) * per_task); ++j) {
       char* panel = static_cast<char*>(packed_b) + j * panel_bytes;
       b.pack(plan, j * plan.nr, std::min(plan.nr, N - j * plan.nr), 0, K, panel);
-      if (bf16) kt.bf16->convert_b(panel, K, plan.nr);
+      if (bf16) bf16_convert_b_impl(panel, K, plan.nr);  // once per panel: portable code will do
     }
   };
   run_tasks(pool, ceil_div(panels, per_task), task);

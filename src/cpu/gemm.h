@@ -80,7 +80,7 @@ struct GemmTile {
   int64_t kg = 1;      // k per group of the packed A panel (kc_max is a multiple of it)
 };
 /// compute: DType::f32 (f32, f16 and bf16 data), DType::f64, or DType::bf16 (bf16 data on a
-/// path with bf16 kernels, gemm_has_bf16; the tile of the f32 panels the sources pack).
+/// path with bf16 kernels, gemm_has_bf16: the tile of its bf16 A panels).
 GemmTile gemm_tile(GemmIsa isa, DType compute);
 /// Whether the path has bf16 kernels (avx512_bf16, amx).
 bool gemm_has_bf16(GemmIsa isa);
@@ -365,8 +365,6 @@ struct GemmBf16Kernels {
   /// kc), B a converted panel from its first k; accumulate adds to the f32 C already there.
   void (*gemm)(int64_t kc, const uint16_t* a, const int64_t* a_groups, const uint16_t* b, float* c, int64_t ldc,
                int64_t m, int64_t n, bool accumulate);
-  /// Rewrites a packed f32 B panel [K, nr] in place as the converted bf16 panel.
-  void (*convert_b)(void* panel, int64_t K, int64_t nr);
   /// Called on a thread before its first gemm of a task and after its last (AMX: load the tile
   /// configuration, release the tiles); null where there is nothing to do.
   void (*begin)();

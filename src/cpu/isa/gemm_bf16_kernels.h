@@ -1,8 +1,9 @@
-// The bf16 GEMM kernels (gemm.h, "bf16 compute") and the B converter, written
-// once over small policy types: gemm_kernels__avx512bf16.cpp and gemm_kernels__amx.cpp
-// instantiate them with the instructions, tests/unit/gemm_bf16_test.cpp with plain C++ that
-// emulates them, so the layouts, edges and K tails are tested on any machine. Anonymous
-// namespace, like gemm_microkernel.h: an ISA file must not hand the linker a shared copy.
+// The bf16 GEMM kernels (gemm.h, "bf16 compute"), written once over small policy types:
+// gemm_kernels__avx512bf16.cpp and gemm_kernels__amx.cpp instantiate them with the
+// instructions, tests/unit/bf16_emulation.h with plain C++ that emulates them, so the layouts,
+// edges and K tails are tested on any machine; and the B converter, plain C++ that gemm.cpp
+// runs (once per packed B panel) for both. Anonymous namespace, like gemm_microkernel.h: an ISA
+// file must not hand the linker a shared copy.
 #pragma once
 #include <cstdint>
 #include <cstring>

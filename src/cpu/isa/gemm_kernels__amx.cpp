@@ -97,7 +97,6 @@ void bf16_gemm_32x32__amx(int64_t kc, const uint16_t* a, const int64_t* a_groups
   bf16_gemm_amx<AmxTiles>(kc, a, a_groups, b, c, ldc, m, n, accumulate);
 }
 
-void bf16_convert_b__amx(void* panel, int64_t K, int64_t nr) { bf16_convert_b_impl(panel, K, nr); }
 
 void amx_begin() {
   static const TileConfig config;
@@ -110,7 +109,7 @@ void amx_end() { _tile_release(); }
 }  // namespace
 
 const GemmBf16Kernels& gemm_bf16_kernels_amx() {
-  static constexpr GemmBf16Kernels k = {{32, 32, 512, 32}, bf16_gemm_32x32__amx, bf16_convert_b__amx, amx_begin, amx_end};
+  static constexpr GemmBf16Kernels k = {{32, 32, 512, 32}, bf16_gemm_32x32__amx, amx_begin, amx_end};
   return k;
 }
 

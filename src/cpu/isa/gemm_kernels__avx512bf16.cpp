@@ -32,12 +32,11 @@ void bf16_gemm_14x32__avx512bf16(int64_t kc, const uint16_t* a, const int64_t* a
   bf16_gemm_dot<DotBf16, 14>(kc, a, a_groups, b, c, ldc, m, n, accumulate);
 }
 
-void bf16_convert_b__avx512bf16(void* panel, int64_t K, int64_t nr) { bf16_convert_b_impl(panel, K, nr); }
 
 }  // namespace
 
 const GemmBf16Kernels& gemm_bf16_kernels_avx512bf16() {
-  static constexpr GemmBf16Kernels k = {{14, 32, 384, 2}, bf16_gemm_14x32__avx512bf16, bf16_convert_b__avx512bf16, nullptr, nullptr};
+  static constexpr GemmBf16Kernels k = {{14, 32, 384, 2}, bf16_gemm_14x32__avx512bf16, nullptr, nullptr};
   return k;
 }
 
