@@ -10,27 +10,21 @@ file(GLOB CONVND_SOURCES CONFIGURE_DEPENDS
   ${CMAKE_CURRENT_SOURCE_DIR}/src/api/*.cpp)
 file(GLOB CONVND_TOOL_SOURCES CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/tools/*.cpp)
 
+# The files of one instruction set (src/cpu/isa/*__<suffix>.cpp) get its flags.
+function(convnd_isa_files suffix flags)
+  file(GLOB files CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/src/cpu/isa/*__${suffix}.cpp)
+  if(files)
+    set_source_files_properties(${files} PROPERTIES COMPILE_OPTIONS "${flags}")
+  endif()
+endfunction()
+
 function(convnd_set_isa_flags)
-  file(GLOB avx512 CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/src/cpu/isa/*__avx512.cpp)
-  file(GLOB avx2 CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/src/cpu/isa/*__avx2.cpp)
-  if(avx512)
-    set_source_files_properties(${avx512} PROPERTIES COMPILE_OPTIONS
-      "-mavx512f;-mavx512bw;-mavx512vl;-mavx512dq;-mfma;-mf16c;-mavx2")
-  endif()
-  if(avx2)
-    set_source_files_properties(${avx2} PROPERTIES COMPILE_OPTIONS "-mavx2;-mfma;-mf16c")
-  endif()
+  set(avx512 "-mavx512f;-mavx512bw;-mavx512vl;-mavx512dq;-mfma;-mf16c;-mavx2")
+  convnd_isa_files(avx2 "-mavx2;-mfma;-mf16c")
+  convnd_isa_files(avx512 "${avx512}")
   # The bf16 levels: avx512 plus VDPBF16PS, and plus the AMX tiles.
-  file(GLOB avx512bf16 CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/src/cpu/isa/*__avx512bf16.cpp)
-  file(GLOB amx CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/src/cpu/isa/*__amx.cpp)
-  if(avx512bf16)
-    set_source_files_properties(${avx512bf16} PROPERTIES COMPILE_OPTIONS
-      "-mavx512f;-mavx512bw;-mavx512vl;-mavx512dq;-mavx512bf16;-mfma;-mf16c;-mavx2")
-  endif()
-  if(amx)
-    set_source_files_properties(${amx} PROPERTIES COMPILE_OPTIONS
-      "-mavx512f;-mavx512bw;-mavx512vl;-mavx512dq;-mavx512bf16;-mamx-tile;-mamx-bf16;-mfma;-mf16c;-mavx2")
-  endif()
+  convnd_isa_files(avx512bf16 "${avx512};-mavx512bf16")
+  convnd_isa_files(amx "${avx512};-mavx512bf16;-mamx-tile;-mamx-bf16")
 endfunction()
 
 # The CUTLASS 4 Hopper conv kernels (src/cuda/cutlass/*.cu): header-only, from the pinned

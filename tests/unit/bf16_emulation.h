@@ -103,7 +103,6 @@ void emulated_dot_gemm(int64_t kc, const uint16_t* a, const int64_t* groups, con
 GemmBf16Kernels emulated_bf16_kernels(bool amx) {
   GemmBf16Kernels k = amx ? gemm_bf16_kernels_amx() : gemm_bf16_kernels_avx512bf16();
   k.gemm = amx ? emulated_amx_gemm : emulated_dot_gemm;
-  k.convert_b = bf16_convert_b_impl;
   k.begin = nullptr;
   k.end = nullptr;
   return k;

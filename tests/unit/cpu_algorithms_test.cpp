@@ -484,13 +484,6 @@ Plan hand_made(const Plan& planned, std::shared_ptr<const PlanConfig> config, in
   return plan;
 }
 
-Tensor run_plan(const Plan& plan, const Case& c) {
-  Tensor y = Tensor::empty(c.problem.dtype, y_shape(c.shapes));
-  fill(y.view(), std::nan(""));  // every element must be written
-  execute(plan, c.x, c.w, y);
-  return y;
-}
-
 // A configuration type no CPU family knows.
 struct ForeignConfig final : PlanConfig {
   std::vector<std::pair<std::string, int64_t>> parameters() const override { return {{"foreign", 1}}; }

@@ -312,6 +312,15 @@ inline ::testing::AssertionResult matches_oracle(const TensorView& y, const Orac
 }
 
 /// Same shape, same dtype and bit-identical elements (logical order; strides may differ).
+// Runs a plan on a case's inputs into a fresh output filled with NaN (every element must be
+// written).
+inline Tensor run_plan(const Plan& plan, const Case& c) {
+  Tensor y = Tensor::empty(c.problem.dtype, y_shape(c.shapes));
+  fill(y.view(), std::nan(""));
+  execute(plan, c.x, c.w, y);
+  return y;
+}
+
 inline ::testing::AssertionResult bit_equal(const TensorView& a, const TensorView& b) {
   if (a.dtype != b.dtype) return ::testing::AssertionFailure() << "dtypes differ";
   if (a.shape != b.shape) return ::testing::AssertionFailure() << "shapes differ";
