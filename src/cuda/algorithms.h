@@ -17,6 +17,7 @@ const Algorithm& pointwise_gemm_cuda_algorithm();     // cuBLAS, 1x1 stride 1 no
 const Algorithm& depthwise_direct_cuda_algorithm();   // one channel per group
 const Algorithm& transposed_gather_cuda_algorithm();  // few-channel polyphase along one axis
 const Algorithm& cutlass_sm90_cuda_algorithm();       // CUTLASS Hopper kernels: dense f16/bf16 convs
+const Algorithm& grouped_gemm_cuda_algorithm();       // f16/bf16 groups of 8 to 32 output channels
 const Algorithm& implicit_gemm_cuda_algorithm();      // any conv without input dilation
 const Algorithm& polyphase_gemm_cuda_algorithm();     // input-dilated / transposed, many channels
 const Algorithm& direct_cuda_algorithm();             // everything (the fallback)
@@ -72,8 +73,10 @@ int gemm_block_n(const Geometry& sub);
 /// per chunk of whole samples (and of at most 65535 groups). Adds the outputs written to *done
 /// and reports progress as a fraction of `total`; Status interrupted when the caller asked to
 /// stop.
+/// `launch` replaces the implicit GEMM's launcher (launch_grouped_mma).
 Status run_gemm_conv(const RunContext& ctx, const Geometry& sub, const DenseConvMap& map,
-                     const GemmConvConfig& cfg, int64_t* done, int64_t total);
+                     const GemmConvConfig& cfg, int64_t* done, int64_t total,
+                     GemmConvLaunch launch = launch_gemm_conv);
 
 static_assert(int(Elem::f32) == int(DType::f32) && int(Elem::f16) == int(DType::f16) &&
               int(Elem::bf16) == int(DType::bf16) && int(Elem::f64) == int(DType::f64));

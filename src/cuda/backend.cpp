@@ -244,6 +244,9 @@ class CudaBackend final : public BackendImpl {
         // (bench/results/grad-gpu-2026-12-07-h100.md). Pointwise input gradients stay with
         // data_grad__cuda's cuBLAS GEMM (cutlass_sm90__cuda steps aside unless named).
         &cutlass_sm90_cuda_algorithm(),
+        // Grouped f16/bf16 convs of 8 to 32 output channels per group, several groups a block
+        // (the implicit GEMM gives each group a 64-column tile).
+        &grouped_gemm_cuda_algorithm(),
         &implicit_gemm_cuda_algorithm(), &polyphase_gemm_cuda_algorithm(), &direct_cuda_algorithm(),
         // The gradients: bwd_d as the dual forward conv (planned with the list above); bwd_w of
         // a stride-1 transposed conv through its dual (no inserted zeros), then any bwd_w.

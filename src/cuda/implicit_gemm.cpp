@@ -59,7 +59,7 @@ std::shared_ptr<GemmConvConfig> gemm_conv_config(const Geometry& g, const Geomet
 }
 
 Status run_gemm_conv(const RunContext& ctx, const Geometry& sub, const DenseConvMap& map,
-                     const GemmConvConfig& cfg, int64_t* done, int64_t total) {
+                     const GemmConvConfig& cfg, int64_t* done, int64_t total, GemmConvLaunch launch) {
   const Geometry& g = ctx.g;
   const int64_t es = dtype_size(g.dtype);
   GemmConvParams p = gemm_conv_params(g, sub, map);
@@ -84,7 +84,7 @@ Status run_gemm_conv(const RunContext& ctx, const Geometry& sub, const DenseConv
     for (int64_t q0 = 0; q0 < g.groups; q0 += kMaxGroupsPerLaunch) {
       p.group0 = q0;
       p.groups = int32_t(std::min(kMaxGroupsPerLaunch, g.groups - q0));
-      CONVND_CUDA_CHECK(launch_gemm_conv(p, cuda::stream_of(ctx)));
+      CONVND_CUDA_CHECK(launch(p, cuda::stream_of(ctx)));
       *done += p.m * p.og * p.groups;
       if (!report_done(ctx, double(*done) / double(std::max<int64_t>(total, 1))))
         return Status(ErrorKind::interrupted, "[" + std::string(ctx.plan.algorithm) + "] cancelled");

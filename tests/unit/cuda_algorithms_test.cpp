@@ -279,6 +279,108 @@ TEST(CudaAlgorithms, ImplicitGemmUnalignedChannelsRunTheNarrowTile) {
     }
 }
 
+// grouped_gemm__cuda: several groups of 8, 16 or 32 output channels per block. Each case runs
+// against the oracle (random reals), bit for bit against it on small integers, and bit for
+// bit against implicit_gemm__cuda (one group per block: the same MMAs in the same order).
+void check_grouped_gemm(const Problem& p, Rng& rng) {
+  Case c = make_case(p, rng);
+  Tensor y, ref;
+  ASSERT_TRUE(run_cuda(c, "grouped_gemm__cuda", &y)) << "grouped_gemm__cuda declined " << to_string(p);
+  ASSERT_TRUE(matches_oracle(y, oracle(c))) << to_string(p);
+  ASSERT_TRUE(run_cuda(c, "implicit_gemm__cuda", &ref));
+  ASSERT_TRUE(bit_equal(y, ref)) << "against implicit_gemm__cuda: " << to_string(p);
+  Case ci = make_case(p, rng, Fill::small_int, 2);
+  ASSERT_TRUE(run_cuda(ci, "grouped_gemm__cuda", &y));
+  ASSERT_TRUE(bit_equal(y, reference_output(ci))) << "small integers: " << to_string(p);
+}
+
+TEST(CudaAlgorithms, GroupedGemmTileBoundaries) {
+  CONVND_SKIP_WITHOUT_CUDA();
+  // Rows around the 64-row tile (63, 64, 65, 128, primes), group counts that leave the last
+  // block partly empty (3 or 9 groups of 8: blocks of 8), every O/g (8, 16, 32: 8, 4, 2 groups a
+  // block), C/g of 8 to 40 (K tails past the 32-wide step), strides, dilation, negative padding,
+  // flip, 1-D and 3-D, batches.
+  Rng rng = test_rng();
+  for (const char* s :
+       {"n=1 in=63 c=64 o=64 k=3 pad=1 g=8", "n=1 in=8x8 c=128 o=64 k=3x3 pad=1 g=8", "n=1 in=65 c=24 o=24 k=1 g=3",
+        "n=2 in=11x13 c=72 o=72 k=3x3 pad=1 g=9", "n=3 in=7x7 c=256 o=256 k=3x3 pad=1 g=32",
+        "n=1 in=9x7 c=64 o=64 k=3x3 stride=2 pad=1 g=4", "n=2 in=10x10 c=96 o=96 k=3x3 pad=2 dil=2 g=3",
+        "n=1 in=12x9 c=40 o=32 k=3x2 pad=-1:2x1 g=2 flip=1", "n=1 in=5x6x7 c=48 o=48 k=3x3x3 pad=1 g=6",
+        "n=2 in=17 c=128 o=128 k=5 stride=3 pad=2 g=4", "n=1 in=127 c=160 o=80 k=3 pad=1 g=5",
+        "n=1 in=13x11 c=64 o=128 k=3x3 pad=1 g=8", "n=4 in=6x6 c=256 o=512 k=1x1 g=16"})
+    for (DType t : {DType::bf16, DType::f16}) {
+      Problem p = parse_problem(s);
+      p.dtype = t;
+      check_grouped_gemm(p, rng);
+    }
+}
+
+TEST(CudaAlgorithms, GroupedGemmRandom) {
+  CONVND_SKIP_WITHOUT_CUDA();
+  Rng rng = test_rng();
+  for (int i = 0; i < 40; ++i) {
+    const int64_t og = rng.pick(std::vector<int64_t>{8, 16, 32}), cg = 8 * rng.integer(1, 5);
+    const int64_t groups = rng.integer(2, 12), dims = rng.integer(1, 3);
+    std::string in, k, stride, dil, pad;
+    for (int64_t d = 0; d < dims; ++d) {
+      const std::string sep = d ? "x" : "";
+      const int64_t kk = rng.integer(1, 3), st = rng.integer(1, 2), di = rng.integer(1, 2);
+      in += sep + std::to_string(rng.integer(dims == 1 ? 20 : 3, dims == 1 ? 150 : dims == 2 ? 14 : 6) + (kk - 1) * di);
+      k += sep + std::to_string(kk);
+      stride += sep + std::to_string(st);
+      dil += sep + std::to_string(di);
+      pad += sep + std::to_string(rng.integer(0, kk - 1)) + ":" + std::to_string(rng.integer(-1, kk - 1));
+    }
+    Problem p = parse_problem("n=" + std::to_string(rng.integer(1, 3)) + " in=" + in + " c=" + std::to_string(cg * groups) +
+                              " o=" + std::to_string(og * groups) + " k=" + k + " stride=" + stride + " dil=" + dil +
+                              " pad=" + pad + " g=" + std::to_string(groups) + " flip=" + std::to_string(rng.integer(0, 1)));
+    p.dtype = i % 2 ? DType::f16 : DType::bf16;
+    check_grouped_gemm(p, rng);
+  }
+}
+
+TEST(CudaAlgorithms, GroupedGemmDeclinesWhatItDoesNotCover) {
+  CONVND_SKIP_WITHOUT_CUDA();
+  for (const char* s : {"n=1 in=8x8 c=64 o=64 k=3x3 g=8",               // f32
+                        "n=1 in=8x8 c=64 o=128 k=3x3 g=2 dtype=bf16",   // O/g = 64
+                        "n=1 in=8x8 c=32 o=64 k=3x3 dtype=bf16",         // one group
+                        "n=1 in=8x8 c=48 o=64 k=3x3 g=8 dtype=bf16",     // C/g = 6
+                        "n=1 in=8x8 c=64 o=96 k=3x3 g=8 dtype=bf16",     // O/g = 12
+                        "op=convT in=8x8 c=64 o=64 k=2x2 stride=2 g=8 dtype=bf16"})
+    EXPECT_TRUE(throws_error([&] { make_plan(parse_problem(s), cuda_options("grouped_gemm__cuda")); },
+                             ErrorKind::unsupported, {"grouped_gemm__cuda"}))
+        << s;
+}
+
+#ifdef CONVND_WITH_CUDA
+// 16-byte loads need 16-byte aligned tensors: device tensors that are not run the implicit
+// GEMM's element-wise loader, with the same bits.
+TEST(CudaAlgorithms, GroupedGemmUnalignedDeviceTensorsKeepTheBits) {
+  CONVND_SKIP_WITHOUT_CUDA();
+  Rng rng = test_rng();
+  const Problem p = parse_problem("n=2 in=9x10 c=64 o=64 k=3x3 pad=1 g=8 dtype=bf16");
+  const Case c = make_case(p, rng);
+  Tensor aligned;
+  ASSERT_TRUE(run_cuda(c, "grouped_gemm__cuda", &aligned));
+  const Plan plan = make_plan(p, cuda_options("grouped_gemm__cuda"));
+  const int64_t es = 2;
+  Tensor y = Tensor::empty(p.dtype, y_shape(c.shapes));
+  DeviceMemory dx(c.x.nbytes() + es), dw(c.w.nbytes() + es), dy(y.nbytes() + es);
+  ASSERT_TRUE(dx.get() && dw.get() && dy.get());
+  char* xs = static_cast<char*>(dx.get()) + es;  // one element past an allocation's boundary
+  char* ws = static_cast<char*>(dw.get()) + es;
+  char* ys = static_cast<char*>(dy.get()) + es;
+  // cudaMemcpy as cuda_test_util.h declares it: kind 1 host to device, 2 device to host.
+  ASSERT_EQ(cudaMemcpy(xs, c.x.data(), size_t(c.x.nbytes()), 1), 0);
+  ASSERT_EQ(cudaMemcpy(ws, c.w.data(), size_t(c.w.nbytes()), 1), 0);
+  TensorView xv(xs, p.dtype, c.x.shape()), wv(ws, p.dtype, c.w.shape()), yv(ys, p.dtype, y.shape());
+  xv.device = wv.device = yv.device = 0;
+  execute(plan, xv, wv, yv, cuda_options("grouped_gemm__cuda"));
+  ASSERT_EQ(cudaMemcpy(y.data(), ys, size_t(y.nbytes()), 2), 0);
+  ASSERT_TRUE(bit_equal(y, aligned)) << to_string(p);
+}
+#endif
+
 TEST(CudaAlgorithms, PolyphaseGemmRandom) {
   CONVND_SKIP_WITHOUT_CUDA();
   DrawLimits lim;
@@ -412,6 +514,7 @@ TEST(CudaAlgorithms, PlannerPrefersFastPathsAndExplainsRejections) {
                  Want{"n=2 in=14x14 c=256 o=256 k=3x3 pad=1 dtype=bf16", dense_half},
                  Want{"n=1 in=32x32x32 c=64 o=64 k=3x3x3 pad=1 dtype=bf16", dense_half},
                  Want{"n=2 in=14x14 c=256 o=256 k=3x3 pad=1 g=2 dtype=bf16", "implicit_gemm__cuda"},
+                 Want{"n=2 in=28x28 c=256 o=256 k=3x3 pad=1 g=32 dtype=bf16", "grouped_gemm__cuda"},
                  Want{"n=1 in=64x64 c=64 o=1100 k=3x3 pad=1", "implicit_gemm__cuda"},
                  Want{"op=convT n=1 in=1000 c=512 o=256 k=16 stride=8", "polyphase_gemm__cuda"},
                  Want{"op=convT n=1 in=64x64 c=256 o=128 k=4x4 stride=2 pad=1", "polyphase_gemm__cuda"}}) {

@@ -98,5 +98,11 @@ cudaError_t launch_depthwise(const DepthwiseParams& p, DepthwiseKernel kernel, i
 // ---- implicit GEMM: a dense conv per group, maybe one stride phase (params.h GemmConvParams)
 /// Runs the whole dense problem (every group from group0 on, every row).
 cudaError_t launch_gemm_conv(const GemmConvParams& p, cudaStream_t stream);
+/// The same problem for O/g of 8, 16 or 32, f16 / bf16, C/g a multiple of 8, with 16-byte loads
+/// and stores (vector_loads and vector_stores set): blocks of 64 / (O/g) groups
+/// (kernels/grouped_mma.cu), the same bits as launch_gemm_conv. cudaErrorInvalidValue otherwise.
+cudaError_t launch_grouped_mma(const GemmConvParams& p, cudaStream_t stream);
+/// A launcher of a dense conv (launch_gemm_conv or launch_grouped_mma).
+using GemmConvLaunch = cudaError_t (*)(const GemmConvParams&, cudaStream_t);
 
 }  // namespace convnd::cuda
