@@ -166,8 +166,9 @@ TEST(CpuAlgorithms, GroupedDirectRandom) {
 }
 
 // Tile boundaries: output channels per group around the vector (4, 8, 12, 16, 20, 24: one and
-// two vectors a tile, partial last lanes), positions around the 6- and 12-position tiles
-// (1, 5, 6, 7, 11, 12, 13, 25), prime extents, strides, dilations, asymmetric and negative
+// two vectors a tile, partial last lanes), positions around the 3-, 4-, 6-, 8- and 12-position
+// tiles (1, 5, 6, 7, 11, 12, 13, 17, 20, 22, 25: a line's last positions take the narrowest tile
+// that holds them), prime extents, strides, dilations, asymmetric and negative
 // padding, flip, 1-D to 3-D; the few-channel dense case (an RGB stem).
 TEST(CpuAlgorithms, GroupedDirectCases) {
   check_list("grouped_direct",
@@ -175,7 +176,9 @@ TEST(CpuAlgorithms, GroupedDirectCases) {
               "n=3 in=5x25 c=6 o=12 k=2x3 stride=1x2 pad=1:0x2:1 g=3", "in=11x12 c=10 o=40 k=3x3 dil=2 pad=2 g=2",
               "in=6 c=4 o=8 k=3 pad=1 g=2", "in=1x1 c=3 o=5 k=1x1", "in=29x31 c=3 o=20 k=7x7 stride=2 pad=3",
               "in=9x7 c=2 o=16 k=5x5 pad=-1:2x1 g=1", "in=4x5x13 c=8 o=16 k=3x1x3 pad=1x0x1 g=2",
-              "n=2 in=17 c=64 o=64 k=5 pad=2 g=16", "in=19x6 c=12 o=36 k=3x3 stride=2x3 g=3"});
+              "n=2 in=17 c=64 o=64 k=5 pad=2 g=16", "in=19x6 c=12 o=36 k=3x3 stride=2x3 g=3",
+              "in=3x22 c=16 o=16 k=3x3 pad=1 g=2", "in=4x17 c=8 o=24 k=1x3 pad=0x1", "in=2x20 c=8 o=24 k=1x3 pad=0x1",
+              "n=2 in=3x20 c=32 o=64 k=3x3 pad=1 g=4"});
 }
 
 // A shorter chunk (positions per task) changes no bit; nor does the thread count.
