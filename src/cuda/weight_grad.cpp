@@ -72,9 +72,9 @@ struct WeightGradCudaConfig final : PlanConfig {
             {"waves", waves},
             {"tile_o", tiles ? cuda::kWeightGradTileO : 1},
             {"tile_j", tiles ? cuda::kWeightGradTileJ : 1},
-            {"chunk_rows", kernel == cuda::WeightGradKernel::tiled ? cuda::kWeightGradChunkRows
-                           : kernel == cuda::WeightGradKernel::mma ? cuda::kWeightGradMmaChunkRows
-                                                                   : 1},
+            {"chunk_rows", kernel == cuda::WeightGradKernel::tiled       ? cuda::kWeightGradChunkRows
+                           : kernel == cuda::WeightGradKernel::depthwise ? 1
+                                                                         : cuda::kWeightGradMmaChunkRows},
             {"channels_per_thread", channels_per_thread}};
   }
 };
@@ -124,13 +124,18 @@ class WeightGradCuda final : public Algorithm {
       cfg->block_rows =
           block_rows_for(rows, ctas_vec, kMinDepthwiseRows, kMaxBlockRows, kTargetDepthwiseCtas);
     } else {
-      // The tensor cores for f16 / bf16 where 8 channels of a group fill a 16-byte load.
+      // The tensor cores for f16 / bf16 where 8 channels of a group fill a 16-byte load; groups
+      // of 8 to 32 output channels several to a tile (one group's would be mostly zero rows).
       const bool half = g.dtype == DType::f16 || g.dtype == DType::bf16;
-      cfg->kernel = half && g.cg() % 8 == 0 && g.og() % 8 == 0 ? cuda::WeightGradKernel::mma
-                                                               : cuda::WeightGradKernel::tiled;
-      cfg->channels_per_thread = cfg->kernel == cuda::WeightGradKernel::mma ? 8 : 1;
-      const int64_t tiles = (columns + cuda::kWeightGradTileJ - 1) / cuda::kWeightGradTileJ *
-                            ((g.og() + cuda::kWeightGradTileO - 1) / cuda::kWeightGradTileO) * g.groups;
+      const int64_t og = g.og();
+      const bool grouped = half && g.groups > 1 && g.cg() % 8 == 0 && (og == 8 || og == 16 || og == 32);
+      cfg->kernel = grouped                                        ? cuda::WeightGradKernel::grouped_mma
+                    : half && g.cg() % 8 == 0 && og % 8 == 0 ? cuda::WeightGradKernel::mma
+                                                                   : cuda::WeightGradKernel::tiled;
+      cfg->channels_per_thread = cfg->kernel == cuda::WeightGradKernel::tiled ? 1 : 8;
+      const int64_t jtiles = (columns + cuda::kWeightGradTileJ - 1) / cuda::kWeightGradTileJ;
+      const int64_t tiles = grouped ? jtiles * ((g.groups * og + cuda::kWeightGradTileO - 1) / cuda::kWeightGradTileO)
+                                    : jtiles * ((og + cuda::kWeightGradTileO - 1) / cuda::kWeightGradTileO) * g.groups;
       if (tiles >= INT32_MAX) return "2^31 or more tiles of dw";
       cfg->block_rows = block_rows_for(rows, tiles, kMinTiledRows, kMaxBlockRows, kTargetTiledCtas);
     }

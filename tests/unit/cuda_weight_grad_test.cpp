@@ -133,9 +133,23 @@ TEST(CudaWeightGrad, TensorCoreTileBoundaries) {
               "in=4x4 c=72 o=8 k=3x3 pad=1"});
 }
 
+TEST(CudaWeightGrad, GroupedTensorCoreTileBoundaries) {
+  CONVND_SKIP_WITHOUT_CUDA();
+  // The grouped tensor-core kernel (f16 / bf16, O/g of 8, 16 or 32, C/g a multiple of 8): 8, 4
+  // or 2 groups a tile, group counts that leave a tile partly empty (3, 5, 9), columns past the
+  // 64-wide tile (72 = 3x3 of 8, 216, 80), strides, kernel and input dilation, negative padding,
+  // flip, transposed, 1-D to 3-D (f32 and f64 run the tiled kernel on the same problems).
+  check_list({"n=2 in=9x9 c=64 o=64 k=3x3 pad=1 g=8", "in=7x6 c=24 o=24 k=3x3 pad=1 g=3",
+              "n=2 in=8x8 c=40 o=80 k=3x3 pad=1 g=5", "in=11 c=72 o=144 k=5 stride=2 dil=2 pad=-1:3 g=9",
+              "in=6x5 c=48 o=64 k=3x3 g=2 flip=1 pad=1", "n=2 in=9x5 c=80 o=64 k=2x2 g=2",
+              "in=4x5x3 c=48 o=96 k=2x3x2 g=3 pad=1", "op=convT n=2 in=6x6 c=64 o=64 k=3x3 stride=2 pad=1 g=8",
+              "n=2 in=7x5 c=32 o=32 k=3x3 idil=2x1 pad=1 g=4"});
+}
+
 TEST(CudaWeightGrad, KernelChoice) {
   CONVND_SKIP_WITHOUT_CUDA();
-  // kernel: 0 tiled (FMA), 1 depthwise, 2 tensor cores (f16 / bf16 with C/g, O/g multiples of 8).
+  // kernel: 0 tiled (FMA), 1 depthwise, 2 tensor cores (f16 / bf16 with C/g, O/g multiples of 8),
+  // 3 tensor cores over several groups a tile (O/g of 8, 16 or 32).
   struct Want {
     const char* problem;
     DType dtype;
@@ -146,7 +160,10 @@ TEST(CudaWeightGrad, KernelChoice) {
        {Want{"in=9x9 c=16 o=16 k=3x3", DType::bf16, 2}, Want{"in=9x9 c=16 o=16 k=3x3", DType::f16, 2},
         Want{"in=9x9 c=16 o=16 k=3x3", DType::f32, 0}, Want{"in=9x9 c=16 o=16 k=3x3", DType::f64, 0},
         Want{"in=9x9 c=12 o=16 k=3x3", DType::bf16, 0}, Want{"in=9x9 c=16 o=16 k=3x3 g=16", DType::bf16, 1},
-        Want{"in=9x9 c=16 o=32 k=3x3 g=16", DType::bf16, 0}}) {
+        Want{"in=9x9 c=16 o=32 k=3x3 g=16", DType::bf16, 0}, Want{"in=9x9 c=64 o=64 k=3x3 g=8", DType::bf16, 3},
+        Want{"in=9x9 c=64 o=256 k=3x3 g=8", DType::f16, 3}, Want{"in=9x9 c=64 o=64 k=3x3 g=8", DType::f32, 0},
+        Want{"in=9x9 c=64 o=128 k=3x3 g=2", DType::bf16, 2}, Want{"in=9x9 c=64 o=64 k=3x3 g=4", DType::bf16, 3},
+        Want{"in=9x9 c=32 o=8 k=3x3", DType::bf16, 2}}) {
     const GradCase gc = make_wgrad_case(w.problem, w.dtype, rng);
     EXPECT_EQ(plan_parameter(plan_for(gc), "kernel"), w.kernel) << to_string(gc.c.problem);
   }
@@ -196,7 +213,8 @@ TEST(CudaWeightGrad, SameBitsForAnyBudgetAndRun) {
   for (const char* s :
        {"n=4 in=40x40 c=8 o=12 k=3x3 pad=1", "n=2 in=3000 c=70 o=3 k=3 stride=2",
         "n=3 in=48x48 c=16 o=16 k=3x3 pad=1 g=16", "op=convT n=2 in=40x40 c=4 o=6 k=3x3 stride=2",
-        "n=1 in=30000 c=1 o=1 k=7 pad=3", "n=4 in=30x30 c=16 o=16 k=3x3 pad=1"})
+        "n=1 in=30000 c=1 o=1 k=7 pad=3", "n=4 in=30x30 c=16 o=16 k=3x3 pad=1",
+        "n=2 in=20x20 c=64 o=64 k=3x3 pad=1 g=8"})
     for (DType t : kAllDtypes) {
       const GradCase gc = make_wgrad_case(s, t, rng);
       SCOPED_TRACE(to_string(gc.c.problem));
@@ -270,7 +288,8 @@ TEST(CudaWeightGrad, UnalignedDeviceTensors) {
   // vectors and the tensor-core kernel's 16-byte loads give way to element loads, with the same
   // bits as the aligned run (host tensors are staged aligned).
   Rng rng = test_rng();
-  for (const char* s : {"n=2 in=12x12 c=16 o=16 k=3x3 pad=1 g=16", "n=2 in=12x12 c=16 o=24 k=3x3 pad=1"})
+  for (const char* s : {"n=2 in=12x12 c=16 o=16 k=3x3 pad=1 g=16", "n=2 in=12x12 c=16 o=24 k=3x3 pad=1",
+                        "n=2 in=12x12 c=64 o=64 k=3x3 pad=1 g=8"})
     for (DType t : kAllDtypes) {
       const GradCase gc = make_wgrad_case(s, t, rng);
       SCOPED_TRACE(to_string(gc.c.problem));

@@ -14,14 +14,19 @@
 // wgrad_mma_kernel: the tiled kernel's tile for f16 and bf16 on the tensor cores (mma.sync
 // m16n8k16, f32 accumulation), 4 warps of 32 x 32, in chunks of 32 rows (see above the kernel).
 //
+// wgrad_grouped_mma_kernel: the same on 64 / (O/g) groups at once for O/g of 8, 16 or 32,
+// where the mma kernel's tile would be mostly zero rows (see above the kernel).
+//
 // wgrad_reduce_kernel: one thread per dw element adds the block partials of a launch in block
 // order into its float64 running sum (Neumaier-compensated for f64), and rounds once into dw.
 //
 // Every sum runs in an order fixed by the shape and block_rows alone, so the bits are the same
 // for any number of blocks per launch.
 #include <algorithm>
+#include <atomic>
 
 #include "elem.cuh"
+#include "smem_opt_in.h"
 #include "weight_grad.h"
 
 namespace convnd::cuda {
@@ -495,6 +500,158 @@ __global__ void __launch_bounds__(kMmaThreads)
     }
 }
 
+// ---- the grouped tensor-core partials (f16, bf16; O/g of 8, 16 or 32) -----------------------
+// The mma kernel's 64 x 64 tile is one group's: at O/g = 8 seven eighths of its rows are
+// zeros. Here a block takes GB = 64 / (O/g) groups (their 64 output channels are contiguous in
+// dy) and 64 columns j of each, and computes each group's dw^T tile [j][o]: A = im2col(x)^T
+// (16 j x 16 rows, one A tile per group), B = dy (16 rows x 8 outputs of the group). Rows come
+// in the same chunks of 32 as the mma kernel's, global -> registers (one chunk ahead, 8
+// elements a load) -> shared memory (two stages, rows padded to 72 elements), fragments
+// through ldmatrix.trans; every sum runs over its block's rows in order, 16 at a time.
+// Warps: for GB >= 4 each takes GB/4 groups and all 64 columns; for GB = 2 two warps share a
+// group, 32 columns each.
+template <int OG>
+constexpr int kWgGroups = 64 / OG;
+template <int OG>
+constexpr int grouped_smem_bytes(int elem_bytes) {
+  return 2 * (1 + kWgGroups<OG>) * MK * kPad * elem_bytes;
+}
+
+// grid.x: (column tile, group block), column tiles fastest; grid.y: the row block.
+template <class T, bool IDIL, bool VEC, int OG>
+__global__ void __launch_bounds__(kMmaThreads)
+    wgrad_grouped_mma_kernel(const WeightGradParams p, const int64_t block0, const FastDivmod jtiles) {
+  constexpr int GB = kWgGroups<OG>, GW = GB >= 4 ? GB / 4 : 1, WPG = GB >= 4 ? 1 : 4 / GB;
+  constexpr int MT = 4 / WPG, F = OG / 8, NB = GW * F;  // NB: the warp's 8-output B tiles
+  static_assert(NB % 2 == 0, "B fragments come in pairs (ldmatrix x4)");
+  extern __shared__ __align__(16) unsigned char wg_smem[];
+  T(*s_dy)[MK][kPad] = reinterpret_cast<T(*)[MK][kPad]>(wg_smem);  // [stage][row][o]
+  T(*s_x)[GB][MK][kPad] = reinterpret_cast<T(*)[GB][MK][kPad]>(wg_smem + 2 * MK * kPad * sizeof(T));  // [stage][g][row][j]
+  const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+  uint32_t jt;
+  const int64_t q0 = int64_t(jtiles.divmod(blockIdx.x, &jt)) * GB;
+  const int groups_here = p.groups - q0 < GB ? int(p.groups - q0) : GB;
+  const int64_t j0 = int64_t(jt) * TJ;
+  const int64_t r_begin = (block0 + blockIdx.y) * p.block_rows;
+  const int64_t r_end = min(r_begin + p.block_rows, p.rows);
+
+  // Loads: rows lr and lr + 16 of each chunk; dy at 8 outputs from 8·lc (group 8·lc / O/g);
+  // x at columns j0 + 8·lc of every group.
+  const int lr = tid >> 3, lc = tid & 7;
+  const bool o_valid = (8 * lc) / OG < groups_here;
+  const Column col = column(p, q0, j0 + 8 * lc);
+  const T* __restrict__ dy = static_cast<const T*>(p.dy) + q0 * OG + 8 * lc;  // [rows, O]
+  const T* __restrict__ x = static_cast<const T*>(p.x);
+  int64_t r[2] = {r_begin + lr, r_begin + lr + 16};
+  RowPos q[2] = {row_pos(p, r[0]), row_pos(p, r[1])};
+  uint4 rdy[2], rx[2][GB];
+  auto fetch = [&]() {
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      const bool rv = r[h] < r_end;
+      rdy[h] = rv && o_valid ? load8<VEC>(dy + r[h] * p.o) : make_uint4(0, 0, 0, 0);
+      int32_t i[3];
+      bool ok = rv && col.valid;
+#pragma unroll
+      for (int a = 0; a < 3; ++a) {
+        const int32_t u = (a == 0 ? q[h].p0 : a == 1 ? q[h].p1 : q[h].p2) * p.stride[a] - p.lo[a];
+        ok = ok && input_index<IDIL>(u + col.off[a], p.div_idil[a], p.in[a], &i[a]);
+      }
+      const int64_t pos = ok ? ((q[h].n * p.in[0] + i[0]) * p.in[1] + i[1]) * p.in[2] + i[2] : 0;
+      const T* xr = x + pos * p.c + col.ch;
+#pragma unroll
+      for (int g = 0; g < GB; ++g)
+        rx[h][g] = ok && g < groups_here ? load8<VEC>(xr + g * p.cg) : make_uint4(0, 0, 0, 0);
+    }
+  };
+  auto stash = [&](int s) {
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      *reinterpret_cast<uint4*>(&s_dy[s][lr + 16 * h][8 * lc]) = rdy[h];
+#pragma unroll
+      for (int g = 0; g < GB; ++g) *reinterpret_cast<uint4*>(&s_x[s][g][lr + 16 * h][8 * lc]) = rx[h][g];
+    }
+  };
+  fetch();
+  stash(0);
+  __syncthreads();
+
+  const int warp_g = GB >= 4 ? warp * GW : warp % GB;       // the warp's first group (block-relative)
+  const int warp_j = GB >= 4 ? 0 : (warp / GB) * (64 / WPG);  // ... and first column
+  const int q8 = lane >> 3, i8 = lane & 7;  // this lane's ldmatrix row: matrix q8, row i8
+  float acc[GW][MT][F][4];
+#pragma unroll
+  for (int gw = 0; gw < GW; ++gw)
+#pragma unroll
+    for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+      for (int f = 0; f < F; ++f)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) acc[gw][mt][f][e] = 0.f;
+  const int64_t chunks = (r_end - r_begin + MK - 1) / MK;
+  for (int64_t c = 0; c < chunks; ++c) {
+    const int s = int(c & 1);
+    const bool more = c + 1 < chunks;
+    if (more) {
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        r[h] += MK;
+        advance(q[h], p, MK);
+      }
+      fetch();
+    }
+#pragma unroll
+    for (int k0 = 0; k0 < MK; k0 += 16) {
+      // B (16 rows x 8 outputs) of the warp's B tiles 2·np and 2·np + 1: matrices (rows 0-7,
+      // o 0-7), (rows 8-15, o 0-7), (rows 0-7, o 8-15), (rows 8-15, o 8-15), stored [row][o].
+      unsigned b[NB / 2][4];
+#pragma unroll
+      for (int np = 0; np < NB / 2; ++np)
+        ldmatrix_x4_trans(smem_u32(&s_dy[s][k0 + i8 + 8 * (q8 & 1)][warp_g * OG + np * 16 + 8 * (q8 >> 1)]), b[np]);
+#pragma unroll
+      for (int gw = 0; gw < GW; ++gw)
+#pragma unroll
+        for (int mt = 0; mt < MT; ++mt) {
+          // A (16 j x 16 rows): matrices (j 0-7, rows 0-7), (j 8-15, rows 0-7), (j 0-7, rows
+          // 8-15), (j 8-15, rows 8-15), stored [row][j].
+          unsigned a[4];
+          ldmatrix_x4_trans(
+              smem_u32(&s_x[s][warp_g + gw][k0 + i8 + 8 * (q8 >> 1)][warp_j + mt * 16 + 8 * (q8 & 1)]), a);
+#pragma unroll
+          for (int f = 0; f < F; ++f) {
+            const int nt = gw * F + f;
+            mma_16816<T>(acc[gw][mt][f], a, b[nt >> 1][(nt & 1) * 2], b[nt >> 1][(nt & 1) * 2 + 1]);
+          }
+        }
+    }
+    if (more) stash(s ^ 1);
+    __syncthreads();
+  }
+
+  // Accumulator element e of (mt, f): j = g8 + 8·(e / 2), o = 2·tg + e % 2 within the m16n8 tile.
+  float* out = static_cast<float*>(p.partial) + int64_t(blockIdx.y) * p.w_elems;
+  const int g8 = lane >> 2, tg = lane & 3;
+#pragma unroll
+  for (int gw = 0; gw < GW; ++gw) {
+    const int gl = warp_g + gw;
+    if (gl >= groups_here) continue;
+#pragma unroll
+    for (int mt = 0; mt < MT; ++mt)
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        const int64_t j = j0 + warp_j + mt * 16 + g8 + 8 * h;
+        if (j >= p.columns) continue;
+#pragma unroll
+        for (int f = 0; f < F; ++f)
+#pragma unroll
+          for (int e = 0; e < 2; ++e) {
+            const int64_t o = (q0 + gl) * OG + f * 8 + 2 * tg + e;
+            out[o * p.columns + j] = acc[gw][mt][f][2 * h + e];
+          }
+      }
+  }
+}
+
 // The float64 running sum rounded once to T.
 template <class T>
 __device__ __forceinline__ T round_once(double v);
@@ -570,6 +727,29 @@ cudaError_t launch_mma(const WeightGradParams& p, int64_t block0, int64_t count,
   return cudaGetLastError();
 }
 
+template <class T, bool IDIL, bool VEC, int OG>
+cudaError_t launch_grouped_mma_og(const WeightGradParams& p, int64_t block0, int64_t count, cudaStream_t stream) {
+  constexpr int GB = kWgGroups<OG>;
+  const int64_t jtiles = (p.columns + TJ - 1) / TJ, gblocks = (p.groups + GB - 1) / GB;
+  const int64_t tiles = jtiles * gblocks;
+  if (tiles >= 0x7fffffff) return cudaErrorInvalidValue;
+  constexpr int bytes = grouped_smem_bytes<OG>(int(sizeof(T)));
+  auto kernel = wgrad_grouped_mma_kernel<T, IDIL, VEC, OG>;
+  static std::atomic<uint64_t> opted_in{0};
+  const cudaError_t attr = opt_in_shared_memory(reinterpret_cast<const void*>(kernel), bytes, &opted_in);
+  if (attr != cudaSuccess) return attr;
+  kernel<<<dim3(unsigned(tiles), unsigned(count)), kMmaThreads, bytes, stream>>>(p, block0, FastDivmod(jtiles));
+  return cudaGetLastError();
+}
+
+template <class T, bool IDIL, bool VEC>
+cudaError_t launch_grouped_mma(const WeightGradParams& p, int64_t block0, int64_t count, cudaStream_t stream) {
+  if (p.og == 8) return launch_grouped_mma_og<T, IDIL, VEC, 8>(p, block0, count, stream);
+  if (p.og == 16) return launch_grouped_mma_og<T, IDIL, VEC, 16>(p, block0, count, stream);
+  if (p.og == 32) return launch_grouped_mma_og<T, IDIL, VEC, 32>(p, block0, count, stream);
+  return cudaErrorInvalidValue;
+}
+
 template <class T, int VEC, bool IDIL>
 cudaError_t launch_depthwise(const WeightGradParams& p, int64_t block0, int64_t count, cudaStream_t stream) {
   if (p.c % VEC != 0) return cudaErrorInvalidValue;
@@ -617,6 +797,18 @@ cudaError_t launch_weight_grad_partials(const WeightGradParams& p, WeightGradKer
                         : launch_mma<T, false, true>(p, block0, count, stream);
           return idil ? launch_mma<T, true, false>(p, block0, count, stream)
                       : launch_mma<T, false, false>(p, block0, count, stream);
+        } else {
+          return cudaErrorInvalidValue;
+        }
+      case WeightGradKernel::grouped_mma:
+        if constexpr (sizeof(T) == 2) {
+          // C/g a multiple of 8, O/g 8, 16 or 32; vec 8: x and dy 16-byte aligned.
+          if (p.cg % 8 != 0 || p.block_rows % MK != 0 || (vec != 1 && vec != 8)) return cudaErrorInvalidValue;
+          if (vec == 8)
+            return idil ? launch_grouped_mma<T, true, true>(p, block0, count, stream)
+                        : launch_grouped_mma<T, false, true>(p, block0, count, stream);
+          return idil ? launch_grouped_mma<T, true, false>(p, block0, count, stream)
+                      : launch_grouped_mma<T, false, false>(p, block0, count, stream);
         } else {
           return cudaErrorInvalidValue;
         }

@@ -26,7 +26,9 @@ namespace convnd::cuda {
 /// threads, on FMA units (any group shape). mma: the same tile on the tensor cores (f16 and
 /// bf16, mma.sync m16n8k16 with f32 accumulation; O/g and K·C/g of 16 or more). depthwise: one
 /// input and one output channel per group; a thread owns `vec` channels of one tap.
-enum class WeightGradKernel : int { tiled = 0, depthwise = 1, mma = 2 };
+/// grouped_mma: the mma tile over 64 / (O/g) groups at once (O/g of 8, 16 or 32, C/g a multiple
+/// of 8), each group's 64 columns.
+enum class WeightGradKernel : int { tiled = 0, depthwise = 1, mma = 2, grouped_mma = 3 };
 
 /// Rows of a chunk the tiled and mma kernels stage in shared memory at a time (block_rows is a
 /// multiple of it).
