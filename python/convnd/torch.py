@@ -124,9 +124,12 @@ def _tensor_of(y: Any, dtype: "torch.dtype") -> Tensor:
         # to a producer that has nothing to wait for. torch.from_dlpack stopped taking capsules
         # (2.11: "'PyCapsule' object has no attribute '__dlpack__'"); torch._C._from_dlpack,
         # which it calls, still does; without it, the array goes through the public call.
+        # Built against an older nanobind (2.x), the engine's device array is itself the
+        # capsule (a framework-less ndarray casts to one there).
+        capsule = y if type(y).__name__ == "PyCapsule" else None
         if _from_capsule is not None:
-            return _from_capsule(y.__dlpack__())
-        return torch.from_dlpack(y)
+            return _from_capsule(capsule if capsule is not None else y.__dlpack__())
+        return torch.utils.dlpack.from_dlpack(capsule) if capsule is not None else torch.from_dlpack(y)
     if dtype == torch.bfloat16:  # NumPy has none: the bits come as uint16 (ml_dtypes.bfloat16 from the public API)
         return torch.from_numpy(y.view(_np.uint16)).view(torch.bfloat16)
     return torch.from_numpy(y)

@@ -305,7 +305,7 @@ TEST(CudaAlgorithms, GroupedGemmTileBoundaries) {
        {"n=1 in=63 c=64 o=64 k=3 pad=1 g=8", "n=1 in=8x8 c=128 o=64 k=3x3 pad=1 g=8", "n=1 in=65 c=24 o=24 k=1 g=3",
         "n=2 in=11x13 c=72 o=72 k=3x3 pad=1 g=9", "n=3 in=7x7 c=256 o=256 k=3x3 pad=1 g=32",
         "n=1 in=9x7 c=64 o=64 k=3x3 stride=2 pad=1 g=4", "n=2 in=10x10 c=96 o=96 k=3x3 pad=2 dil=2 g=3",
-        "n=1 in=12x9 c=40 o=32 k=3x2 pad=-1:2x1 g=2 flip=1", "n=1 in=5x6x7 c=48 o=48 k=3x3x3 pad=1 g=6",
+        "n=1 in=12x9 c=48 o=32 k=3x2 pad=-1:2x1 g=2 flip=1", "n=1 in=5x6x7 c=48 o=48 k=3x3x3 pad=1 g=6",
         "n=2 in=17 c=128 o=128 k=5 stride=3 pad=2 g=4", "n=1 in=127 c=160 o=80 k=3 pad=1 g=5",
         "n=1 in=13x11 c=64 o=128 k=3x3 pad=1 g=8", "n=4 in=6x6 c=256 o=512 k=1x1 g=16"})
     for (DType t : {DType::bf16, DType::f16}) {
