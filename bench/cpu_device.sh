@@ -28,7 +28,7 @@ echo "cpu tests rc=$?"
 grep -E "^\[  (PASSED|FAILED)|Failure" -A4 "$OUT/cpu-tests.log" | head -40
 { lscpu | grep -E "Model name|^CPU\(s\)|Thread|Socket"; grep -o -w -E 'amx_bf16|amx_tile|avx512_bf16|avx512f' /proc/cpuinfo | sort | uniq -c; } \
   | tee "$OUT/cpu-device-machine.txt"
-# The bf16 levels the CPU has (the planner never picks them itself: they run when named).
+# The bf16 levels the CPU has (the planner picks amx itself for bf16; here each is named).
 levels=(avx512)
 grep -q -w avx512_bf16 /proc/cpuinfo && levels+=(avx512_bf16)
 grep -q -w amx_bf16 /proc/cpuinfo && levels+=(amx)

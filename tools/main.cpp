@@ -40,9 +40,9 @@ constexpr const char* kCommonHelp =
     "                      hardware threads, fewer for a problem too small to share)\n"
     "  --algorithm NAME    force one algorithm (default: the planner chooses)\n"
     "  --isa ISA           CPU instruction set: auto (default: the best this CPU runs up to avx512,\n"
-    "                      lowered by CONVND_ISA), generic, avx2, avx512, avx512_bf16 or amx (the\n"
-    "                      last two add bfloat16 kernels, only when named; unsupported if the CPU\n"
-    "                      lacks it)\n";
+    "                      and amx for bfloat16 on a CPU with AMX; lowered by CONVND_ISA), generic,\n"
+    "                      avx2, avx512, avx512_bf16 or amx (the last two add bfloat16 kernels;\n"
+    "                      unsupported if the CPU lacks it)\n";
 
 constexpr const char* kRunHelp =
     "usage: convnd run '<problem>' [--input x.npy] [--weight w.npy] [--output y.npy] [--seed S]\n"

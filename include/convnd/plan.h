@@ -66,11 +66,11 @@ struct ExecOptions {
   std::string algorithm;
   /// Allow TF32 tensor-core math for float32 on GPUs (never used otherwise).
   bool allow_tf32 = false;
-  /// CPU instruction set: automatic (the best this CPU runs up to avx512, lowered by the
-  /// environment variable CONVND_ISA=avx512|avx2|generic), or a given one (Error(unsupported)
-  /// when this CPU lacks it): avx512_bf16 and amx, the bfloat16 kernels, run only when given
-  /// (not yet timed on hardware against the avx512 path; docs/design.md). Ignored by the cuda
-  /// backend.
+  /// CPU instruction set: automatic (the best this CPU runs up to avx512, and amx for bfloat16
+  /// problems where the CPU has AMX; lowered by the environment variable
+  /// CONVND_ISA=amx|avx512_bf16|avx512|avx2|generic), or a given one (Error(unsupported) when
+  /// this CPU lacks it). avx512_bf16 (VDPBF16PS) runs only when given: it was slower than the
+  /// avx512 path on a Sapphire Rapids (docs/design.md). Ignored by the cuda backend.
   Isa isa = Isa::automatic;
   /// CUDA only: the stream (a cudaStream_t) the work is enqueued on. Null: the legacy default
   /// stream, and execute() returns when the result is complete. Given, with every tensor in

@@ -19,9 +19,9 @@ Every function also takes, keyword-only:
   runs on fewer: waking a thread costs about as much as that much work.
 * ``algorithm``: force one algorithm by name (tests, benchmarks); None lets the planner choose.
 * ``isa``: the CPU instruction set, ``"generic"``, ``"avx2"``, ``"avx512"``, ``"avx512_bf16"``
-  or ``"amx"`` (the last two add bfloat16 kernels and run only when given); None or ``"auto"``
-  (default) is the best this CPU runs up to ``"avx512"`` (``CONVND_ISA`` may lower it). One the
-  CPU lacks raises NotImplementedError.
+  or ``"amx"`` (the last two add bfloat16 kernels); None or ``"auto"`` (default) is the best
+  this CPU runs up to ``"avx512"``, and ``"amx"`` for bfloat16 where the CPU has AMX
+  (``CONVND_ISA`` may lower it). One the CPU lacks raises NotImplementedError.
 
 Errors: ValueError for an invalid problem or argument value, NotImplementedError for an
 unsupported one, MemoryError when the budget or the device is too small, TypeError for an
@@ -168,7 +168,7 @@ def _exec_options(budget: Any, device: Any, threads: Any, algorithm: Any, isa: A
     if algorithm is not None and not isinstance(algorithm, str):
         raise TypeError(f"algorithm must be a name (str) or None, got {algorithm!r}")
     if isa is not None and not isinstance(isa, str):
-        raise TypeError(f"isa must be 'auto', 'generic', 'avx2', 'avx512' or None, got {isa!r}")
+        raise TypeError(f"isa must be 'auto', 'generic', 'avx2', 'avx512', 'avx512_bf16', 'amx' or None, got {isa!r}")
     return dict(budget=budget, device=device, threads=threads, algorithm=algorithm, isa=isa)
 
 

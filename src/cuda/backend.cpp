@@ -254,7 +254,7 @@ class CudaBackend final : public BackendImpl {
     };
     return list;
   }
-  Isa resolve_isa(const ExecOptions&) const override { return Isa::sm_90; }
+  Isa resolve_isa(const ExecOptions&, DType) const override { return Isa::sm_90; }
   int current_device() const override { return cuda::current_device(); }
   // Whatever the caller allocates, the device must hold the tensors (staged when they are host
   // tensors) and the workspace; execute() checks the staging it really does.

@@ -17,7 +17,7 @@ class NoCudaBackend final : public BackendImpl {
     static const std::vector<const Algorithm*> none;
     return none;
   }
-  Isa resolve_isa(const ExecOptions&) const override { return Isa::sm_90; }
+  Isa resolve_isa(const ExecOptions&, DType) const override { return Isa::sm_90; }
   int current_device() const override { return 0; }
   Status check_memory(const Plan&, Allocating) const override { return Status(ErrorKind::unsupported, kReason); }
   std::shared_ptr<void> allocate(int64_t bytes, int device, void* = nullptr) const override {

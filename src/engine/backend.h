@@ -22,9 +22,9 @@ class BackendImpl {
   virtual std::string unavailable_reason() const = 0;
   /// Its algorithms in planner order: most specialised first, the fallback last.
   virtual const std::vector<const Algorithm*>& algorithms() const = 0;
-  /// The instruction set a plan gets for these options (Error(unsupported) when the machine
-  /// lacks a requested one).
-  virtual Isa resolve_isa(const ExecOptions& opt) const = 0;
+  /// The instruction set a plan of a `dtype` problem gets for these options (Error(unsupported)
+  /// when the machine lacks a requested one).
+  virtual Isa resolve_isa(const ExecOptions& opt, DType dtype) const = 0;
   /// The device plans are made for (-1 on the CPU; the current CUDA device otherwise).
   virtual int current_device() const = 0;
   /// Checks, before anything is allocated, that what a caller is about to allocate for a plan

@@ -229,7 +229,7 @@ Plan make_plan(const Problem& problem, const ExecOptions& opt) {
   plan.budget_bytes = resolve_budget(opt);
   plan.threads = resolve_threads(opt);
   try {
-    plan.isa = impl.resolve_isa(opt);
+    plan.isa = impl.resolve_isa(opt, problem.dtype);
   } catch (const Error& e) {
     lower(problem);
     throw Error(e.kind(), with_problem(e.what(), problem));
