@@ -362,21 +362,8 @@ TEST(CudaAlgorithms, GroupedGemmUnalignedDeviceTensorsKeepTheBits) {
   const Case c = make_case(p, rng);
   Tensor aligned;
   ASSERT_TRUE(run_cuda(c, "grouped_gemm__cuda", &aligned));
-  const Plan plan = make_plan(p, cuda_options("grouped_gemm__cuda"));
-  const int64_t es = 2;
-  Tensor y = Tensor::empty(p.dtype, y_shape(c.shapes));
-  DeviceMemory dx(c.x.nbytes() + es), dw(c.w.nbytes() + es), dy(y.nbytes() + es);
-  ASSERT_TRUE(dx.get() && dw.get() && dy.get());
-  char* xs = static_cast<char*>(dx.get()) + es;  // one element past an allocation's boundary
-  char* ws = static_cast<char*>(dw.get()) + es;
-  char* ys = static_cast<char*>(dy.get()) + es;
-  // cudaMemcpy as cuda_test_util.h declares it: kind 1 host to device, 2 device to host.
-  ASSERT_EQ(cudaMemcpy(xs, c.x.data(), size_t(c.x.nbytes()), 1), 0);
-  ASSERT_EQ(cudaMemcpy(ws, c.w.data(), size_t(c.w.nbytes()), 1), 0);
-  TensorView xv(xs, p.dtype, c.x.shape()), wv(ws, p.dtype, c.w.shape()), yv(ys, p.dtype, y.shape());
-  xv.device = wv.device = yv.device = 0;
-  execute(plan, xv, wv, yv, cuda_options("grouped_gemm__cuda"));
-  ASSERT_EQ(cudaMemcpy(y.data(), ys, size_t(y.nbytes()), 2), 0);
+  const ExecOptions opt = cuda_options("grouped_gemm__cuda");
+  const Tensor y = run_on_unaligned_device_tensors(c, make_plan(p, opt), opt);
   ASSERT_TRUE(bit_equal(y, aligned)) << to_string(p);
 }
 #endif

@@ -166,20 +166,7 @@ TEST(CudaCutlass, UnalignedDeviceTensorsRunTheFallback) {
   const Case c = make_case(p, rng);
   const Plan plan = make_plan(p, cuda_options(kAlgo));
   EXPECT_NE(plan.to_text().find("unaligned: "), std::string::npos) << plan.to_text();
-  const int64_t es = 2;
-  Tensor y = Tensor::empty(p.dtype, y_shape(c.shapes));
-  DeviceMemory dx(c.x.nbytes() + es), dw(c.w.nbytes() + es), dy(y.nbytes() + es);
-  ASSERT_TRUE(dx.get() && dw.get() && dy.get());
-  char* xs = static_cast<char*>(dx.get()) + es;  // one element past a 256-byte boundary
-  char* ws = static_cast<char*>(dw.get()) + es;
-  char* ys = static_cast<char*>(dy.get()) + es;
-  // cudaMemcpy as cuda_test_util.h declares it: kind 1 host to device, 2 device to host.
-  ASSERT_EQ(cudaMemcpy(xs, c.x.data(), size_t(c.x.nbytes()), 1), 0);
-  ASSERT_EQ(cudaMemcpy(ws, c.w.data(), size_t(c.w.nbytes()), 1), 0);
-  TensorView xv(xs, p.dtype, c.x.shape()), wv(ws, p.dtype, c.w.shape()), yv(ys, p.dtype, y.shape());
-  xv.device = wv.device = yv.device = 0;
-  execute(plan, xv, wv, yv, cuda_options(kAlgo));
-  ASSERT_EQ(cudaMemcpy(y.data(), ys, size_t(y.nbytes()), 2), 0);
+  const Tensor y = run_on_unaligned_device_tensors(c, plan, cuda_options(kAlgo));
   ASSERT_TRUE(matches_oracle(y, oracle(c))) << to_string(p);
 }
 #endif

@@ -91,6 +91,31 @@ class DeviceMemory {
  private:
   void* ptr_ = nullptr;
 };
+
+/// Runs `plan` on copies of c's x and w placed on the device one element past an allocation's
+/// start (so not 16-byte aligned), its output there too, and returns the output on the host
+/// (an empty tensor, with a test failure, where device memory fails).
+inline Tensor run_on_unaligned_device_tensors(const Case& c, const Plan& plan, const ExecOptions& opt) {
+  const DType t = c.problem.dtype;
+  const int64_t es = dtype_size(t);
+  Tensor y = Tensor::empty(t, y_shape(c.shapes));
+  DeviceMemory dx(c.x.nbytes() + es), dw(c.w.nbytes() + es), dy(y.nbytes() + es);
+  if (!dx.get() || !dw.get() || !dy.get()) {
+    ADD_FAILURE() << "cudaMalloc failed";
+    return Tensor();
+  }
+  char* xs = static_cast<char*>(dx.get()) + es;
+  char* ws = static_cast<char*>(dw.get()) + es;
+  char* ys = static_cast<char*>(dy.get()) + es;
+  // kind 1 host to device, 2 device to host.
+  EXPECT_EQ(cudaMemcpy(xs, c.x.data(), size_t(c.x.nbytes()), 1), 0);
+  EXPECT_EQ(cudaMemcpy(ws, c.w.data(), size_t(c.w.nbytes()), 1), 0);
+  TensorView xv(xs, t, c.x.shape()), wv(ws, t, c.w.shape()), yv(ys, t, y.shape());
+  xv.device = wv.device = yv.device = 0;
+  execute(plan, xv, wv, yv, opt);
+  EXPECT_EQ(cudaMemcpy(y.data(), ys, size_t(y.nbytes()), 2), 0);
+  return y;
+}
 #endif
 
 }  // namespace convnd::test

@@ -26,6 +26,7 @@
 #include <atomic>
 
 #include "elem.cuh"
+#include "mma_sync.cuh"
 #include "smem_opt_in.h"
 #include "weight_grad.h"
 
@@ -338,33 +339,26 @@ constexpr int MK = kWeightGradMmaChunkRows;
 constexpr int kPad = 72;  // shared row stride (elements): 144 bytes
 static_assert(MK == 32 && kMmaThreads == 128, "the mma kernel's thread layout");
 
-__device__ __forceinline__ unsigned smem_u32(const void* p) {
-  return unsigned(__cvta_generic_to_shared(p));
-}
-
 __device__ __forceinline__ void ldmatrix_x4_trans(unsigned addr, unsigned (&r)[4]) {
   asm volatile("ldmatrix.sync.aligned.m8n8.x4.trans.shared.b16 {%0, %1, %2, %3}, [%4];\n"
                : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
                : "r"(addr));
 }
 
-template <class T>
-__device__ __forceinline__ void mma_16816(float (&d)[4], const unsigned (&a)[4], unsigned b0, unsigned b1);
-template <>
-__device__ __forceinline__ void mma_16816<__nv_bfloat16>(float (&d)[4], const unsigned (&a)[4], unsigned b0,
-                                                         unsigned b1) {
-  asm("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
-      "{%0, %1, %2, %3};\n"
-      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-}
-template <>
-__device__ __forceinline__ void mma_16816<__half>(float (&d)[4], const unsigned (&a)[4], unsigned b0,
-                                                  unsigned b1) {
-  asm("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0, %1, %2, %3}, {%4, %5, %6, %7}, {%8, %9}, "
-      "{%0, %1, %2, %3};\n"
-      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+// The element offset in x of row position q's input at column col (its tap and channel), or
+// -1 where that input is padding, an inserted zero, or the row is not valid.
+template <bool IDIL>
+__device__ __forceinline__ int64_t im2col_offset(const WeightGradParams& p, const RowPos& q, const Column& col,
+                                                 bool row_valid) {
+  int32_t i[3];
+  bool ok = row_valid && col.valid;
+#pragma unroll
+  for (int a = 0; a < 3; ++a) {
+    const int32_t u = (a == 0 ? q.p0 : a == 1 ? q.p1 : q.p2) * p.stride[a] - p.lo[a];
+    ok = ok && input_index<IDIL>(u + col.off[a], p.div_idil[a], p.in[a], &i[a]);
+  }
+  if (!ok) return -1;
+  return (((q.n * p.in[0] + i[0]) * p.in[1] + i[1]) * p.in[2] + i[2]) * p.c + col.ch;
 }
 
 // 8 consecutive 16-bit elements at p as raw bits: one 16-byte load, or 8 loads when p may be
@@ -411,15 +405,8 @@ __global__ void __launch_bounds__(kMmaThreads)
     for (int h = 0; h < 2; ++h) {
       const bool rv = r[h] < r_end;
       rdy[h] = rv && o_valid ? load8<VEC>(dy + r[h] * p.o) : make_uint4(0, 0, 0, 0);
-      int32_t i[3];
-      bool ok = rv && col.valid;
-#pragma unroll
-      for (int a = 0; a < 3; ++a) {
-        const int32_t u = (a == 0 ? q[h].p0 : a == 1 ? q[h].p1 : q[h].p2) * p.stride[a] - p.lo[a];
-        ok = ok && input_index<IDIL>(u + col.off[a], p.div_idil[a], p.in[a], &i[a]);
-      }
-      const int64_t pos = ok ? ((q[h].n * p.in[0] + i[0]) * p.in[1] + i[1]) * p.in[2] + i[2] : 0;
-      rx[h] = ok ? load8<VEC>(x + pos * p.c + col.ch) : make_uint4(0, 0, 0, 0);
+      const int64_t off = im2col_offset<IDIL>(p, q[h], col, rv);
+      rx[h] = off >= 0 ? load8<VEC>(x + off) : make_uint4(0, 0, 0, 0);
     }
   };
   auto stash = [&](int s) {
@@ -464,11 +451,11 @@ __global__ void __launch_bounds__(kMmaThreads)
       unsigned a[2][4], b[2][4];
 #pragma unroll
       for (int mt = 0; mt < 2; ++mt)
-        ldmatrix_x4_trans(smem_u32(&s_dy[s][k0 + i8 + 8 * (q8 >> 1)][wm * 32 + mt * 16 + 8 * (q8 & 1)]),
+        ldmatrix_x4_trans(smem_addr(&s_dy[s][k0 + i8 + 8 * (q8 >> 1)][wm * 32 + mt * 16 + 8 * (q8 & 1)]),
                           a[mt]);
 #pragma unroll
       for (int np = 0; np < 2; ++np)
-        ldmatrix_x4_trans(smem_u32(&s_x[s][k0 + i8 + 8 * (q8 & 1)][wn * 32 + np * 16 + 8 * (q8 >> 1)]),
+        ldmatrix_x4_trans(smem_addr(&s_x[s][k0 + i8 + 8 * (q8 & 1)][wn * 32 + np * 16 + 8 * (q8 >> 1)]),
                           b[np]);
 #pragma unroll
       for (int mt = 0; mt < 2; ++mt)
@@ -550,18 +537,10 @@ __global__ void __launch_bounds__(kMmaThreads)
     for (int h = 0; h < 2; ++h) {
       const bool rv = r[h] < r_end;
       rdy[h] = rv && o_valid ? load8<VEC>(dy + r[h] * p.o) : make_uint4(0, 0, 0, 0);
-      int32_t i[3];
-      bool ok = rv && col.valid;
-#pragma unroll
-      for (int a = 0; a < 3; ++a) {
-        const int32_t u = (a == 0 ? q[h].p0 : a == 1 ? q[h].p1 : q[h].p2) * p.stride[a] - p.lo[a];
-        ok = ok && input_index<IDIL>(u + col.off[a], p.div_idil[a], p.in[a], &i[a]);
-      }
-      const int64_t pos = ok ? ((q[h].n * p.in[0] + i[0]) * p.in[1] + i[1]) * p.in[2] + i[2] : 0;
-      const T* xr = x + pos * p.c + col.ch;
+      const int64_t off = im2col_offset<IDIL>(p, q[h], col, rv);
 #pragma unroll
       for (int g = 0; g < GB; ++g)
-        rx[h][g] = ok && g < groups_here ? load8<VEC>(xr + g * p.cg) : make_uint4(0, 0, 0, 0);
+        rx[h][g] = off >= 0 && g < groups_here ? load8<VEC>(x + off + g * p.cg) : make_uint4(0, 0, 0, 0);
     }
   };
   auto stash = [&](int s) {
@@ -607,7 +586,7 @@ __global__ void __launch_bounds__(kMmaThreads)
       unsigned b[NB / 2][4];
 #pragma unroll
       for (int np = 0; np < NB / 2; ++np)
-        ldmatrix_x4_trans(smem_u32(&s_dy[s][k0 + i8 + 8 * (q8 & 1)][warp_g * OG + np * 16 + 8 * (q8 >> 1)]), b[np]);
+        ldmatrix_x4_trans(smem_addr(&s_dy[s][k0 + i8 + 8 * (q8 & 1)][warp_g * OG + np * 16 + 8 * (q8 >> 1)]), b[np]);
 #pragma unroll
       for (int gw = 0; gw < GW; ++gw)
 #pragma unroll
@@ -616,7 +595,7 @@ __global__ void __launch_bounds__(kMmaThreads)
           // 8-15), (j 8-15, rows 8-15), stored [row][j].
           unsigned a[4];
           ldmatrix_x4_trans(
-              smem_u32(&s_x[s][warp_g + gw][k0 + i8 + 8 * (q8 >> 1)][warp_j + mt * 16 + 8 * (q8 & 1)]), a);
+              smem_addr(&s_x[s][warp_g + gw][k0 + i8 + 8 * (q8 >> 1)][warp_j + mt * 16 + 8 * (q8 & 1)]), a);
 #pragma unroll
           for (int f = 0; f < F; ++f) {
             const int nt = gw * F + f;
