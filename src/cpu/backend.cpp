@@ -104,18 +104,13 @@ class CpuBackend final : public BackendImpl {
   }
 
   // The bf16 levels add bf16 GEMM kernels only, so automatic plans stop at avx512 for every
-  // dtype; for bf16 too, for now: the bf16 kernels run only when asked for (ExecOptions::isa,
-  // --isa, isa=). Their one timing on hardware (Sapphire Rapids,
-  // 2026-12-07) was of a first design that converted f32 panels element by element, 2-3.5x
-  // slower than the f32 kernels on bf16 data; the panels are now packed in bf16 directly, but
-  // that has not been timed there yet, and the default stays on the measured path until it is.
+  // dtype but bf16, which gets AMX tiles where the CPU has them: on a 16-core Sapphire Rapids
+  // the GEMM layers of the CPU suite ran 1.9-4.7x faster there than through the f32 kernels
+  // (geometric mean 1.7x over the suite, the layers without a GEMM unchanged; bench/results/
+  // cpu-bf16-isa-2026-12-07-spr.md). Not avx512_bf16: its VDPBF16PS kernels were 1.3-1.5x
+  // slower than the f32 ones there; it runs only when asked for (ExecOptions::isa, --isa, isa=).
   Isa resolve_isa(const ExecOptions& opt, DType dtype) const override {
     if (opt.isa == Isa::automatic) {
-      // bfloat16 on AMX tiles where the CPU has them: on a 16-core Sapphire Rapids the GEMM
-      // layers of the CPU suite ran 1.9-4.7x faster than through the f32 kernels (geometric
-      // mean 1.7x over the suite, the layers without a GEMM unchanged; bench/results/
-      // cpu-bf16-isa-2026-12-07-spr.md). Not avx512_bf16: its VDPBF16PS kernels were 1.3-1.5x
-      // slower than the f32 ones there. Every other dtype stops at avx512.
       const Isa best = gemm_isa();
       if (dtype == DType::bf16 && best == Isa::amx) return Isa::amx;
       return best > Isa::avx512 ? Isa::avx512 : best;

@@ -4,10 +4,7 @@
 // of its multiply-adds on zero columns: 0.36x cuDNN on 3x3 c256 g=32 (an H100, 2026-12-07).
 // Also the input gradients of such convs (data_grad__cuda plans their dual, a grouped conv
 // with O/g and C/g swapped, through this list).
-#include <algorithm>
-
 #include "cuda/algorithms.h"
-#include "cuda/runtime.h"
 
 namespace convnd {
 
@@ -31,7 +28,6 @@ class GroupedGemmCuda final : public Algorithm {
     return t;
   }
   std::string plan(const Geometry& g, const PlanRequest&, PlanChoice* out, int64_t*) const override {
-    if (g.dtype != DType::f16 && g.dtype != DType::bf16) return "f16 and bf16 only (the tensor cores)";
     if (g.idil != Dims{1, 1, 1}) return "input dilation needs the polyphase algorithms";
     if (g.groups < 2) return "one group (implicit_gemm__cuda fills its tiles)";
     const int64_t og = g.og();

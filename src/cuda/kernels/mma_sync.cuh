@@ -1,5 +1,5 @@
-// The tensor-core building blocks the mma.sync implicit GEMM kernels share
-// (implicit_gemm_mma.cu, grouped_mma.cu): shared-memory addresses, 16-byte cp.async with zero
+// The tensor-core building blocks the mma.sync kernels share (implicit_gemm_mma.cu,
+// grouped_mma.cu, weight_grad.cu): shared-memory addresses, 16-byte cp.async with zero
 // fill, ldmatrix, the m16n8k16 MMA with f32 accumulation, and the packing of two floats into a
 // 16-bit pair. Device code only, inline, in an anonymous namespace of each file that includes it.
 #pragma once

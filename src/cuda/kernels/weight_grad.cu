@@ -115,18 +115,32 @@ __device__ __forceinline__ Column column(const WeightGradParams& p, int64_t gi, 
   return col;
 }
 
-// x at row position q (u: its positions p·stride − lo) and column col, 0 outside the input.
-template <class T, bool IDIL>
-__device__ __forceinline__ compute_t<T> load_x(const T* __restrict__ x, const WeightGradParams& p,
-                                               const RowPos& q, const int32_t (&u)[3], const Column& col,
-                                               bool row_valid) {
+// Row position q's positions p·stride − lo per axis, before a column's tap offsets.
+__device__ __forceinline__ void row_origin(const WeightGradParams& p, const RowPos& q, int32_t (&u)[3]) {
+#pragma unroll
+  for (int a = 0; a < 3; ++a) u[a] = (a == 0 ? q.p0 : a == 1 ? q.p1 : q.p2) * p.stride[a] - p.lo[a];
+}
+
+// The element offset in x of row position q (u: its row_origin) at column col (its tap and
+// channel), or -1 where that input is padding, an inserted zero, or the row is not valid.
+template <bool IDIL>
+__device__ __forceinline__ int64_t im2col_offset(const WeightGradParams& p, const RowPos& q, const int32_t (&u)[3],
+                                                 const Column& col, bool row_valid) {
   int32_t i[3];
   bool ok = row_valid && col.valid;
 #pragma unroll
   for (int a = 0; a < 3; ++a) ok = ok && input_index<IDIL>(u[a] + col.off[a], p.div_idil[a], p.in[a], &i[a]);
-  if (!ok) return compute_t<T>(0);
-  const int64_t pos = ((q.n * p.in[0] + i[0]) * p.in[1] + i[1]) * p.in[2] + i[2];
-  return load(x + pos * p.c + col.ch);
+  if (!ok) return -1;
+  return (((q.n * p.in[0] + i[0]) * p.in[1] + i[1]) * p.in[2] + i[2]) * p.c + col.ch;
+}
+
+// x at row position q (u: its row_origin) and column col, 0 outside the input.
+template <class T, bool IDIL>
+__device__ __forceinline__ compute_t<T> load_x(const T* __restrict__ x, const WeightGradParams& p,
+                                               const RowPos& q, const int32_t (&u)[3], const Column& col,
+                                               bool row_valid) {
+  const int64_t off = im2col_offset<IDIL>(p, q, u, col, row_valid);
+  return off < 0 ? compute_t<T>(0) : load(x + off);
 }
 
 template <class C>
@@ -175,8 +189,7 @@ __global__ void __launch_bounds__(kThreads)
   auto fetch = [&]() {
     const bool rv = r < r_end;
     int32_t u[3];
-#pragma unroll
-    for (int a = 0; a < 3; ++a) u[a] = (a == 0 ? q.p0 : a == 1 ? q.p1 : q.p2) * p.stride[a] - p.lo[a];
+    row_origin(p, q, u);
 #pragma unroll
     for (int i = 0; i < 4; ++i) rdy[i] = rv && o_valid[i] ? load(dy + r * p.o + 16 * i) : C(0);
 #pragma unroll
@@ -345,22 +358,6 @@ __device__ __forceinline__ void ldmatrix_x4_trans(unsigned addr, unsigned (&r)[4
                : "r"(addr));
 }
 
-// The element offset in x of row position q's input at column col (its tap and channel), or
-// -1 where that input is padding, an inserted zero, or the row is not valid.
-template <bool IDIL>
-__device__ __forceinline__ int64_t im2col_offset(const WeightGradParams& p, const RowPos& q, const Column& col,
-                                                 bool row_valid) {
-  int32_t i[3];
-  bool ok = row_valid && col.valid;
-#pragma unroll
-  for (int a = 0; a < 3; ++a) {
-    const int32_t u = (a == 0 ? q.p0 : a == 1 ? q.p1 : q.p2) * p.stride[a] - p.lo[a];
-    ok = ok && input_index<IDIL>(u + col.off[a], p.div_idil[a], p.in[a], &i[a]);
-  }
-  if (!ok) return -1;
-  return (((q.n * p.in[0] + i[0]) * p.in[1] + i[1]) * p.in[2] + i[2]) * p.c + col.ch;
-}
-
 // 8 consecutive 16-bit elements at p as raw bits: one 16-byte load, or 8 loads when p may be
 // unaligned.
 template <bool VEC>
@@ -405,7 +402,9 @@ __global__ void __launch_bounds__(kMmaThreads)
     for (int h = 0; h < 2; ++h) {
       const bool rv = r[h] < r_end;
       rdy[h] = rv && o_valid ? load8<VEC>(dy + r[h] * p.o) : make_uint4(0, 0, 0, 0);
-      const int64_t off = im2col_offset<IDIL>(p, q[h], col, rv);
+      int32_t u[3];
+      row_origin(p, q[h], u);
+      const int64_t off = im2col_offset<IDIL>(p, q[h], u, col, rv);
       rx[h] = off >= 0 ? load8<VEC>(x + off) : make_uint4(0, 0, 0, 0);
     }
   };
@@ -537,7 +536,9 @@ __global__ void __launch_bounds__(kMmaThreads)
     for (int h = 0; h < 2; ++h) {
       const bool rv = r[h] < r_end;
       rdy[h] = rv && o_valid ? load8<VEC>(dy + r[h] * p.o) : make_uint4(0, 0, 0, 0);
-      const int64_t off = im2col_offset<IDIL>(p, q[h], col, rv);
+      int32_t u[3];
+      row_origin(p, q[h], u);
+      const int64_t off = im2col_offset<IDIL>(p, q[h], u, col, rv);
 #pragma unroll
       for (int g = 0; g < GB; ++g)
         rx[h][g] = off >= 0 && g < groups_here ? load8<VEC>(x + off + g * p.cg) : make_uint4(0, 0, 0, 0);
