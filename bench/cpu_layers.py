@@ -14,7 +14,7 @@ Prints one JSON line per measurement and writes a markdown table (ratio = torch 
   python bench/cpu_layers.py --threads 2 --cli build/convnd --out bench/results/cpu-vs-torch-<date>.md
 bench/cpu_layers.sh sets up the venv and the build.
 """
-import argparse, datetime, json, math, os, re, statistics, subprocess, time
+import argparse, datetime, json, math, os, re, statistics, subprocess, sys, time
 
 import torch
 import torch.nn.functional as F
@@ -133,14 +133,47 @@ def main():
     ap.add_argument("--only", default=None, help="a regex: the problems to run")
     ap.add_argument("--cli", default=None, help="also time `convnd bench` with this program (C++, no Python)")
     ap.add_argument("--out", default=None)
+    ap.add_argument("--case-timeout", type=float, default=None, metavar="S",
+                    help="run each case in a child process stopped after S seconds (a peer call that takes "
+                         "minutes cannot be interrupted in-process); such a case is listed as unfinished")
+    ap.add_argument("--one", default=None, help=argparse.SUPPRESS)  # the child: one case, its JSON line
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
+    if a.one:
+        case(a.one, a.dtypes, a.threads, a.reps, a.cli)
+        return
     recs = []
     for prob in suite(a.suite):
         if a.only and not re.search(a.only, prob):
             continue
         for d in a.dtypes.split(","):
-            recs.append(case(prob, d, a.threads, a.reps, a.cli))
+            t0 = time.perf_counter()
+            recs.append(case_in_child(a, prob, d) if a.case_timeout else case(prob, d, a.threads, a.reps, a.cli))
+            recs[-1]["seconds"] = round(time.perf_counter() - t0, 1)  # the whole case: references too
+            # The table so far, after every case: a run stopped by a time limit keeps what it measured.
+            write_table(a, recs, done=False)
+    print(write_table(a, recs, done=True))
+
+
+def case_in_child(a, prob, dtype):
+    cmd = [sys.executable, os.path.abspath(__file__), "--one", prob, "--dtypes", dtype, "--threads", str(a.threads),
+           "--reps", str(a.reps)] + (["--cli", a.cli] if a.cli else [])
+    try:
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=a.case_timeout)
+    except subprocess.TimeoutExpired:
+        rec = {"problem": prob, "dtype": dtype, "unfinished": f"stopped after {a.case_timeout:g} s"}
+        print(json.dumps(rec), flush=True)
+        return rec
+    for line in out.stdout.splitlines():
+        if line.startswith("{"):
+            print(line, flush=True)
+            return json.loads(line)
+    rec = {"problem": prob, "dtype": dtype, "unfinished": "failed: " + (out.stderr or out.stdout)[-200:].replace("\n", " ").replace("|", "/")}
+    print(json.dumps(rec), flush=True)
+    return rec
+
+
+def write_table(a, recs, done):
     lines = [f"# CPU forward layers: convnd against PyTorch, {datetime.date.today()}", "",
              f"Machine: {machine()}. {a.threads} threads for both. torch {torch.__version__} ({onednn()}); "
              f"convnd {getattr(convnd, '__version__', '?')} through `convnd.torch` on the same channels-last tensors "
@@ -150,26 +183,38 @@ def main():
              "", "| problem | dtype | torch ms | convnd ms | ratio | convnd GFLOP/s | "
              + ("cli ms | algorithm | isa | " if a.cli else "") + "err torch | err convnd |",
              "| --- | --- | --- | --- | --- | --- | " + ("--- | --- | --- | " if a.cli else "") + "--- | --- |"]
+    finished = [r for r in recs if "unfinished" not in r]
     for r in recs:
+        if "unfinished" in r:
+            lines.append(f"| `{r['problem']}` | {r['dtype']} | {r['unfinished']} | | | | " + ("| | | " if a.cli else "")
+                         + "| |")
+            continue
         cli_cols = f"{r['cli_ms']} | {r['algorithm']} | {r['isa']} | " if a.cli else ""
         lines.append(f"| `{r['problem']}` | {r['dtype']} | {r['torch_ms']} | {r['convnd_ms']} | {r['ratio']} | "
                      f"{r['gflops_convnd']} | {cli_cols}{r['err_torch']} | {r['err_convnd']} |")
     lines.append("")
     for d in a.dtypes.split(","):
-        rs = [r for r in recs if r["dtype"] == d]
+        rs = [r for r in finished if r["dtype"] == d]
         if rs:
             low = min(rs, key=lambda r: r["ratio"])
             lines.append(f"- {d}: geometric mean {gmean([r['ratio'] for r in rs]):.3f} over {len(rs)} layers; "
                          f"lowest {low['ratio']:.3f} (`{low['problem']}`).")
     if "f32" in a.dtypes and "bf16" in a.dtypes:
-        f32 = {r["problem"]: r["convnd_ms"] for r in recs if r["dtype"] == "f32"}
-        own = [f32[r["problem"]] / r["convnd_ms"] for r in recs if r["dtype"] == "bf16" and r["problem"] in f32]
-        lines.append(f"- convnd bfloat16 against its own float32 (f32 ms / bf16 ms): geometric mean {gmean(own):.3f}, "
-                     f"lowest {min(own):.3f}.")
+        f32 = {r["problem"]: r["convnd_ms"] for r in finished if r["dtype"] == "f32"}
+        own = [f32[r["problem"]] / r["convnd_ms"] for r in finished if r["dtype"] == "bf16" and r["problem"] in f32]
+        if own:
+            lines.append(f"- convnd bfloat16 against its own float32 (f32 ms / bf16 ms): geometric mean "
+                         f"{gmean(own):.3f}, lowest {min(own):.3f}.")
+    if not done:
+        lines.append(f"- Incomplete: the run stopped after {len(recs)} measurements.")
+    lines.append("- Seconds per case (both sides, the float64 references and the CLI included): " +
+                 ", ".join(f"{r['seconds']}" for r in recs) + ".")
     text = "\n".join(lines) + "\n"
-    print(text)
     if a.out:
-        open(a.out, "w").write(text)
+        with open(a.out + ".tmp", "w") as f:
+            f.write(text)
+        os.replace(a.out + ".tmp", a.out)
+    return text
 
 
 if __name__ == "__main__":

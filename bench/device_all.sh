@@ -6,9 +6,12 @@
 #   2. the package's CUDA tests and convnd.torch's host overhead (CPU and CUDA rows);
 #   3. the GPU layers against cuDNN, every direction, device-resident and through Python
 #      (bench/grad_gpu.py on bench/gpu-layers-suite.txt, the implicit GEMM beside the planner);
-#   4. the CPU tests on the machine's CPU (AMX where it has it);
-#   5. the CPU layers against PyTorch on all its cores, f32 and bf16 (bench/cpu_layers.py),
-#      with what is left.
+#   4. float32 forward convs exact and TF32 against cuDNN's (bench/tf32_gpu.py);
+#   5. the CPU tests on the machine's CPU (AMX where it has it);
+#   6. the CPU layers against PyTorch on all its cores, f32 and bf16 (bench/cpu_layers.py),
+#      with what is left: each case in a child process of at most 60 s (PyTorch's bf16
+#      long-kernel transposed conv did not finish in 7 minutes there), the table rewritten
+#      after every case.
 # From the bundle of bench/device_bundle.sh, carried in .gpubin (unpacked here first).
 # Logs and tables go to $OUT. DEVICE_SECONDS bounds the whole (default 570).
 set -uo pipefail
@@ -31,13 +34,19 @@ if [ "$(left)" -gt 120 ]; then
   echo "gpu bench rc=$?"
   tail -8 "$OUT/grad-gpu.md" 2>/dev/null
 fi
+if [ "$(left)" -gt 150 ]; then
+  PYTHONPATH=/tmp/cnd PYTHONUNBUFFERED=1 timeout 90 python3 bench/tf32_gpu.py --gpu-bench "$bin/gpu_bench_grad" \
+    --reps 10 --out "$OUT/tf32-gpu.md" >"$OUT/tf32-gpu.log" 2>&1
+  echo "tf32 bench rc=$?"
+  tail -5 "$OUT/tf32-gpu.md" 2>/dev/null
+fi
 timeout 60 "$bin/convnd_tests" --gtest_filter="${DEVICE_CPU_TESTS:-Gemm*:Bf16*:CpuAlgorithms*:DTypes*:CpuGradients*}" \
   >"$OUT/cpu-tests.log" 2>&1
 echo "cpu tests rc=$?"
 grep -E "^\[  (PASSED|FAILED)|Failure" -A3 "$OUT/cpu-tests.log" | head -20
 if [ -d /tmp/cnd ] && [ "$(left)" -gt 60 ]; then
   PYTHONPATH=/tmp/cnd PYTHONUNBUFFERED=1 timeout $(($(left) - 10)) python3 bench/cpu_layers.py --threads "$(nproc)" \
-    --reps 5 --cli "$PWD/$bin/convnd_cli" --out "$OUT/cpu-vs-torch-device.md" >"$OUT/cpu-vs-torch-device.log" 2>&1
+    --reps 5 --case-timeout 60 --cli "$PWD/$bin/convnd_cli" --out "$OUT/cpu-vs-torch-device.md" >"$OUT/cpu-vs-torch-device.log" 2>&1
   echo "cpu_layers rc=$?"
   tail -6 "$OUT/cpu-vs-torch-device.md" 2>/dev/null
 fi

@@ -10,6 +10,9 @@
 // tolerance of `convnd check` (tools/tolerance.h): the outputs past 2^31 elements of one
 // sample, or of the whole tensor, are where 32-bit indexing would fail.
 //
+// --tf32 lets float32 problems run on TF32 tensor cores (ExecOptions::allow_tf32) for the
+// problems after it.
+//
 // --tile NAME=VALUE (repeatable) replaces one parameter of the plan's configuration
 // (with_parameter), to time the alternatives the planner's rule chooses between; the JSON's
 // "config" names the configuration as run, and "plan_ms" the planning time.
@@ -216,7 +219,7 @@ void copy_bandwidth() {
 using ParameterOverrides = std::vector<std::pair<std::string, int64_t>>;
 
 int bench(const std::string& text, int reps, const std::string& algorithm, int64_t tails,
-          const ParameterOverrides& overrides) {
+          const ParameterOverrides& overrides, bool tf32) {
   using namespace convnd;
   Problem p;
   try {
@@ -229,6 +232,7 @@ int bench(const std::string& text, int reps, const std::string& algorithm, int64
   ExecOptions opt;
   opt.backend = Backend::cuda;
   opt.algorithm = algorithm;
+  opt.allow_tf32 = tf32;
   try {
     const auto t_plan = std::chrono::steady_clock::now();
     Plan plan = make_plan(p, opt);
@@ -315,6 +319,7 @@ int main(int argc, char** argv) {
   int reps = 5, code = 0;
   int64_t tails = 0;
   std::string algorithm;
+  bool tf32 = false;
   ParameterOverrides overrides;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
@@ -322,6 +327,8 @@ int main(int argc, char** argv) {
       reps = std::max(1, std::atoi(argv[++i]));
     else if (a == "--algorithm" && i + 1 < argc)
       algorithm = argv[++i];
+    else if (a == "--tf32")
+      tf32 = true;
     else if (a == "--tails" && i + 1 < argc)
       tails = std::max(0, std::atoi(argv[++i]));
     else if (a == "--tile" && i + 1 < argc) {
@@ -335,7 +342,7 @@ int main(int argc, char** argv) {
     } else if (a == "--copy")
       copy_bandwidth();
     else
-      code = std::max(code, bench(a, reps, algorithm, tails, overrides));
+      code = std::max(code, bench(a, reps, algorithm, tails, overrides, tf32));
   }
   return code;
 }

@@ -50,7 +50,8 @@ double load(const TensorView& t, int64_t i) {
 // Compares `count` elements of the result `out`, the i-th being out[index_of(i)], with the
 // oracle's want(linear index) (a PointValue).
 template <class IndexOf, class Want>
-Worst compare(const TensorView& out, int64_t count, IndexOf index_of, Want want_of, int threads, Progress& progress) {
+Worst compare(const TensorView& out, int64_t count, IndexOf index_of, Want want_of, bool tf32, int threads,
+              Progress& progress) {
   threads = std::max(1, threads);
   std::vector<Worst> per_thread(static_cast<size_t>(threads));
   const int64_t tasks = (count + kCompareChunk - 1) / kCompareChunk;
@@ -64,7 +65,7 @@ Worst compare(const TensorView& out, int64_t count, IndexOf index_of, Want want_
         const int64_t lin = index_of(i);
         const PointValue want = want_of(lin);
         const double got = load(out, lin);
-        const double ratio = error_ratio(out.dtype, got, want);
+        const double ratio = error_ratio(out.dtype, got, want, tf32);
         const double abs_err = std::fabs(got - want.value);
         if (std::isfinite(abs_err) && abs_err > wt.abs_err) wt.abs_err = abs_err;
         if (wt.index < 0 || !(ratio <= wt.ratio)) {  // NaN counts as worst
@@ -143,6 +144,10 @@ Outcome check_problem(const Problem& p, const Options& o, uint64_t seed) {
   // The CLI allocates x, w and y itself: all of it must fit before anything is allocated.
   check_memory(plan, Allocating::all);
   const Geometry& g = plan.geometry;
+  // A plan that multiplies float32 as TF32 (asked for, and its algorithm has such kernels) is
+  // held to TF32's tolerance.
+  bool tf32 = false;
+  for (const auto& [k, v] : plan.parameters()) tf32 = tf32 || (k == "tf32" && v != 0);
   const Shapes sh = shapes_of(p, g);
   Tensor x = Tensor::empty(p.dtype, sh.x), w = Tensor::empty(p.dtype, sh.w), y = Tensor::empty(p.dtype, sh.y);
   // The two tensors the direction reads are random; the one it writes (y, or dx in x's place,
@@ -186,12 +191,12 @@ Outcome check_problem(const Problem& p, const Options& o, uint64_t seed) {
       const FullOracle full = gradient_oracle(g, x, w, y, out_shape);
       const double* v = static_cast<const double*>(full.value.data());
       const double* a = static_cast<const double*>(full.abssum.data());
-      r.worst = compare(out, r.checked, all, [v, a](int64_t i) { return PointValue{v[i], a[i], 0}; }, plan.threads,
-                        progress);
+      const auto exact = [v, a](int64_t i) { return PointValue{v[i], a[i], 0}; };
+      r.worst = compare(out, r.checked, all, exact, tf32, plan.threads, progress);
     } else {
       // The forward, and gradients too large for the single-threaded full oracles (--full):
       // element by element, in parallel.
-      r.worst = compare(out, r.checked, all, point, plan.threads, progress);
+      r.worst = compare(out, r.checked, all, point, tf32, plan.threads, progress);
     }
   } else {
     r.samples = choose_samples(space, o.samples, seed);
@@ -213,7 +218,7 @@ Outcome check_problem(const Problem& p, const Options& o, uint64_t seed) {
     }
     r.checked = int64_t(r.samples.index.size());
     const int64_t* idx = r.samples.index.data();
-    r.worst = compare(out, r.checked, [idx](int64_t i) { return idx[i]; }, point, plan.threads, progress);
+    r.worst = compare(out, r.checked, [idx](int64_t i) { return idx[i]; }, point, tf32, plan.threads, progress);
   }
   r.pass = r.worst.ratio <= 1.0;
   return r;

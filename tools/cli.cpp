@@ -29,6 +29,7 @@ ExecOptions Options::exec() const {
   e.exact_threads = threads > 0;
   e.algorithm = algorithm;
   e.isa = isa;
+  e.allow_tf32 = allow_tf32;
   return e;
 }
 

@@ -46,6 +46,7 @@ struct Options {
   int threads = 0;       // 0: the library's default
   Backend backend = Backend::cpu;
   Isa isa = Isa::automatic;  // --isa: a CPU path (the library checks this CPU has it)
+  bool allow_tf32 = false;   // --precision tf32: float32 on a GPU may use TF32 tensor cores
   int reps = 5;
 
   ExecOptions exec() const;

@@ -42,12 +42,15 @@ constexpr const char* kCommonHelp =
     "  --isa ISA           CPU instruction set: auto (default: the best this CPU runs up to avx512,\n"
     "                      and amx for bfloat16 on a CPU with AMX; lowered by CONVND_ISA), generic,\n"
     "                      avx2, avx512, avx512_bf16 or amx (the last two add bfloat16 kernels;\n"
-    "                      unsupported if the CPU lacks it)\n";
+    "                      unsupported if the CPU lacks it)\n"
+    "  --precision P       exact (default: float32 products are exact) or tf32 (float32 problems\n"
+    "                      on a GPU may use TF32 tensor cores: about 10 bits of mantissa in the\n"
+    "                      products, float32 accumulation; ignored for other dtypes and on the CPU)\n";
 
 constexpr const char* kRunHelp =
     "usage: convnd run '<problem>' [--input x.npy] [--weight w.npy] [--output y.npy] [--seed S]\n"
     "                  [--json] [--budget BYTES] [--threads T] [--backend cpu|cuda] [--algorithm NAME]\n"
-    "                  [--isa ISA]\n"
+    "                  [--isa ISA] [--precision exact|tf32]\n"
     "       convnd run 'dir=bwd_d <problem>' [--weight w.npy] [--dy dy.npy] [--output dx.npy] ...\n"
     "       convnd run 'dir=bwd_w <problem>' [--input x.npy] [--dy dy.npy] [--output dw.npy] ...\n"
     "\n"
@@ -96,11 +99,13 @@ constexpr const char* kCheckHelp =
 
 constexpr const char* kPlanHelp =
     "usage: convnd plan '<problem>' [--json] [--budget BYTES] [--threads T] [--backend cpu|cuda]\n"
-    "                   [--algorithm NAME] [--isa ISA]\n"
+    "                   [--algorithm NAME] [--isa ISA] [--precision exact|tf32]\n"
     "\n"
     "Prints the plan: the direction, the algorithm chosen, the instruction set, every field of\n"
     "its configuration (tiles, thread split), the workspace, and why every other algorithm said\n"
-    "no. What it prints is what run, check and bench execute.\n"
+    "no. What it prints is what run, check and bench execute. A plan that multiplies float32\n"
+    "as TF32 (--precision tf32, on a GPU, where the chosen algorithm has TF32 kernels) says\n"
+    "'precision:  tf32' (\"precision\": \"tf32\" in JSON) and tf32=1 in its configuration.\n"
     "\n"
     "  --json              the plan as JSON\n";
 
@@ -135,7 +140,7 @@ constexpr OptionSpec kOptions[] = {
     {"whole-batch", true, kCheck},
     {"file", true, kCheck | kBench}, {"reps", true, kBench},          {"budget", true, kAll},
     {"threads", true, kAll},         {"backend", true, kAll},         {"algorithm", true, kAll},
-    {"isa", true, kAll},
+    {"isa", true, kAll},             {"precision", true, kAll},
 };
 
 int64_t parse_count(std::string_view name, std::string_view v, int64_t min, int64_t max) {
@@ -180,6 +185,10 @@ void apply(Options& o, std::string_view name, std::string_view v) {
   } else if (name == "isa") {
     if (!parse_isa(v, &o.isa) || o.isa == Isa::sm_90)
       throw UsageError("--isa '" + std::string(v) + "' is not auto, generic, avx2, avx512, avx512_bf16 or amx");
+  } else if (name == "precision") {
+    if (v == "exact") o.allow_tf32 = false;
+    else if (v == "tf32") o.allow_tf32 = true;
+    else throw UsageError("--precision '" + std::string(v) + "' is not exact or tf32");
   }
 }
 

@@ -23,7 +23,11 @@ struct Tolerance {
   double abs_floor;
 };
 
-constexpr Tolerance tolerance_for(DType t) {
+/// tf32: the plan multiplies float32 as TF32 (--precision tf32 on a GPU, tf32=1 in its
+/// configuration): each operand of a product cut to 10 mantissa bits (up to 2^-10 each), so the
+/// accumulation term grows to 2^-9 of the terms' magnitudes.
+constexpr Tolerance tolerance_for(DType t, bool tf32 = false) {
+  if (tf32 && t == DType::f32) return {0x1p-9, 0x1p-24, 0x1p-149};
   switch (t) {
     case DType::f64: return {1e-12, 0x1p-53, 0x1p-1074};
     case DType::f32: return {1e-5, 0x1p-24, 0x1p-149};
@@ -33,8 +37,8 @@ constexpr Tolerance tolerance_for(DType t) {
   return {1e-5, 0x1p-24, 0x1p-149};
 }
 
-inline double allowed_error(DType t, const PointValue& v) {
-  const Tolerance tol = tolerance_for(t);
+inline double allowed_error(DType t, const PointValue& v, bool tf32 = false) {
+  const Tolerance tol = tolerance_for(t, tf32);
   return tol.abssum_rel * v.abssum + tol.value_rel * std::fabs(v.value) + tol.abs_floor;
 }
 
@@ -50,10 +54,10 @@ inline double round_to_dtype(DType t, double v) {
 }
 
 /// |got - want| / allowed: <= 1 passes. Infinity for NaN or a wrong infinity.
-inline double error_ratio(DType t, double got, const PointValue& want) {
+inline double error_ratio(DType t, double got, const PointValue& want, bool tf32 = false) {
   if (std::isnan(got)) return INFINITY;
   if (std::isinf(got)) return got == round_to_dtype(t, want.value) ? 0.0 : INFINITY;
-  return std::fabs(got - want.value) / allowed_error(t, want);
+  return std::fabs(got - want.value) / allowed_error(t, want, tf32);
 }
 
 }  // namespace convnd::cli

@@ -22,6 +22,9 @@ Every function also takes, keyword-only:
   or ``"amx"`` (the last two add bfloat16 kernels); None or ``"auto"`` (default) is the best
   this CPU runs up to ``"avx512"``, and ``"amx"`` for bfloat16 where the CPU has AMX
   (``CONVND_ISA`` may lower it). One the CPU lacks raises NotImplementedError.
+* ``precision``: ``"exact"`` (default: float32 products are exact) or ``"tf32"``: float32
+  problems on a GPU may use TF32 tensor cores (about 10 bits of mantissa in the products,
+  float32 accumulation). Ignored for other dtypes and on the CPU.
 
 Errors: ValueError for an invalid problem or argument value, NotImplementedError for an
 unsupported one, MemoryError when the budget or the device is too small, TypeError for an
@@ -141,7 +144,8 @@ def _groups(groups: Any) -> int:
         raise TypeError(f"groups must be an int, got {groups!r}") from None
 
 
-def _exec_options(budget: Any, device: Any, threads: Any, algorithm: Any, isa: Any) -> dict:
+def _exec_options(budget: Any, device: Any, threads: Any, algorithm: Any, isa: Any,
+                  precision: Any = "exact") -> dict:
     """The keyword-only options, checked here so that a wrong one is named (the native layer
     would only say that its signature did not match)."""
     if not isinstance(device, str):
@@ -169,7 +173,9 @@ def _exec_options(budget: Any, device: Any, threads: Any, algorithm: Any, isa: A
         raise TypeError(f"algorithm must be a name (str) or None, got {algorithm!r}")
     if isa is not None and not isinstance(isa, str):
         raise TypeError(f"isa must be 'auto', 'generic', 'avx2', 'avx512', 'avx512_bf16', 'amx' or None, got {isa!r}")
-    return dict(budget=budget, device=device, threads=threads, algorithm=algorithm, isa=isa)
+    if not isinstance(precision, str):
+        raise TypeError(f"precision must be 'exact' or 'tf32', got {precision!r}")
+    return dict(budget=budget, device=device, threads=threads, algorithm=algorithm, isa=isa, precision=precision)
 
 
 def _general_options(stride=1, padding=0, kernel_dilation=1, input_dilation=1, groups=1, flip=False) -> dict:
@@ -301,8 +307,8 @@ def _result(y: _np.ndarray) -> _np.ndarray:
 
 
 def _call(op: str, input: Any, weight: Any, opts: dict, budget: Budget, device: str, threads: int,
-          algorithm: Optional[str], isa: Optional[str]) -> _np.ndarray:
-    exec_opts = _exec_options(budget, device, threads, algorithm, isa)
+          algorithm: Optional[str], isa: Optional[str], precision: str = "exact") -> _np.ndarray:
+    exec_opts = _exec_options(budget, device, threads, algorithm, isa, precision)
     y = _arrays(input, weight,
                 lambda x, x_dtype, w, w_dtype: _core.run(op, x, w, x_dtype, w_dtype, **exec_opts, **opts))
     return _result(y)
@@ -327,6 +333,7 @@ def conv_general(
     threads: int = 0,
     algorithm: Optional[str] = None,
     isa: Optional[str] = None,
+    precision: str = "exact",
 ) -> _np.ndarray:
     """General convolution over 1, 2 or 3 spatial dimensions (``mlx.core.conv_general``).
 
@@ -340,7 +347,7 @@ def conv_general(
         input_dilation: int or per axis (default 1): ``id - 1`` zeros between input samples.
         groups: int dividing both C and O (default 1).
         flip: True computes a convolution (kernel flipped), False a cross-correlation.
-        budget, device, threads, algorithm, isa: see the package docstring.
+        budget, device, threads, algorithm, isa, precision: see the package docstring.
 
     Returns:
         A NumPy array (a CUDA DLPack array for CUDA inputs on ``device="cuda"``) ``(N, *out, O)`` of
@@ -354,7 +361,7 @@ def conv_general(
     """
     return _call("conv_general", input, weight,
                  _general_options(stride, padding, kernel_dilation, input_dilation, groups, flip),
-                 budget, device, threads, algorithm, isa)
+                 budget, device, threads, algorithm, isa, precision)
 
 
 # The spatial axes of x and of w by rank, as the docstrings name them.
@@ -379,9 +386,10 @@ def _conv(rank: int):
         threads: int = 0,
         algorithm: Optional[str] = None,
         isa: Optional[str] = None,
+        precision: str = "exact",
     ) -> _np.ndarray:
         return _call(name, input, weight, _conv_options(stride, padding, dilation, groups),
-                     budget, device, threads, algorithm, isa)
+                     budget, device, threads, algorithm, isa, precision)
 
     f.__name__ = f.__qualname__ = name
     f.__doc__ = f"""{rank}-D cross-correlation (``mlx.core.{name}``) with symmetric padding.
@@ -393,7 +401,7 @@ def _conv(rank: int):
         padding: symmetric zero padding, int or per axis (default 0).
         dilation: kernel dilation, int or per axis (default 1).
         groups: int dividing both C and O (default 1).
-        budget, device, threads, algorithm, isa: see the package docstring.
+        budget, device, threads, algorithm, isa, precision: see the package docstring.
 
     Returns:
         A NumPy array (a CUDA DLPack array for CUDA inputs on ``device="cuda"``)
@@ -423,10 +431,11 @@ def _conv_transpose(rank: int):
         threads: int = 0,
         algorithm: Optional[str] = None,
         isa: Optional[str] = None,
+        precision: str = "exact",
     ) -> _np.ndarray:
         return _call(name, input, weight,
                      _conv_transpose_options(stride, padding, dilation, output_padding, groups),
-                     budget, device, threads, algorithm, isa)
+                     budget, device, threads, algorithm, isa, precision)
 
     f.__name__ = f.__qualname__ = name
     f.__doc__ = f"""{rank}-D transposed convolution (``mlx.core.{name}``).
@@ -443,7 +452,7 @@ def _conv_transpose(rank: int):
         dilation: kernel dilation, int or per axis (default 1).
         output_padding: extra output at the high end, ``0 <= output_padding < max(stride, dilation)``.
         groups: int dividing both C and O (default 1).
-        budget, device, threads, algorithm, isa: see the package docstring.
+        budget, device, threads, algorithm, isa, precision: see the package docstring.
 
     Returns:
         A NumPy array (a CUDA DLPack array for CUDA inputs on ``device="cuda"``) ``(N, *out, O)``
@@ -512,6 +521,7 @@ def plan(
     threads: int = 0,
     algorithm: Optional[str] = None,
     isa: Optional[str] = None,
+    precision: str = "exact",
     **kwargs: Any,
 ) -> dict:
     """The plan convnd would run for a problem, as a dict (``Plan::to_json``).
@@ -529,12 +539,14 @@ def plan(
         ``budget_bytes``, ``index_bits``, ``threads``, ``config`` (a dict: every field of the
         algorithm's configuration) and ``rejected`` (a list of ``{"algorithm", "reason"}``: why
         faster algorithms said no). A problem string may carry ``dir=bwd_d`` or ``dir=bwd_w``
-        (the plan of a ``convnd.grad`` function; its errors name that string).
+        (the plan of a ``convnd.grad`` function; its errors name that string). A plan that
+        multiplies float32 as TF32 (``precision="tf32"`` on a GPU, where the chosen algorithm
+        has TF32 kernels) also has ``precision: "tf32"``, and ``tf32: 1`` in ``config``.
 
     Raises:
         ValueError, NotImplementedError, MemoryError: as the convolution itself would.
     """
-    opts = _exec_options(budget, device, threads, algorithm, isa)
+    opts = _exec_options(budget, device, threads, algorithm, isa, precision)
     p = _problem(problem, weight, args, op, kwargs)
     return _json.loads(_core.plan_json(p, **opts))
 
@@ -543,17 +555,21 @@ def plan(
 def cuda_stream(stream: Any):
     """Enqueues this thread's convnd CUDA calls inside the ``with`` block on ``stream``.
 
-    ``stream`` is a ``cudaStream_t`` as an int, or an object with a ``cuda_stream`` attribute
-    (``torch.cuda.Stream``, ``cupy.cuda.Stream``), or None (no stream: each call waits for its
-    result, as outside the block). On a stream, a call whose tensors are all dense device
-    arrays only enqueues its work there and returns (no synchronisation, no progress reports:
+    ``stream`` is a ``cudaStream_t`` as an int (0: none; 1: the legacy default stream,
+    ``cudaStreamLegacy``), or an object with a ``cuda_stream`` attribute (``torch.cuda.Stream``,
+    ``cupy.cuda.Stream``; PyTorch's default stream, handle 0, is the legacy default stream), or
+    None (no stream: each call waits for its result, as outside the block). On a stream, a
+    call whose tensors are all dense device arrays only enqueues its work there and returns
+    (no synchronisation, no progress reports:
     Ctrl-C does not interrupt it); its output is allocated in that stream's order. Host or
     strided arrays are staged and waited for on the stream. The caller orders everything else,
     e.g. ``with convnd.cuda_stream(torch.cuda.current_stream()):`` in PyTorch code."""
     if stream is None:
         ptr = 0
     elif hasattr(stream, "cuda_stream"):
-        ptr = int(stream.cuda_stream)
+        # A stream object's handle 0 is the legacy default stream (PyTorch's default stream):
+        # given to convnd as cudaStreamLegacy (1), a stream to enqueue on, since 0 means none.
+        ptr = int(stream.cuda_stream) or 1
     elif isinstance(stream, int) and not isinstance(stream, bool):
         ptr = stream
     else:

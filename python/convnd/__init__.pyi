@@ -36,6 +36,7 @@ def conv_general(
     threads: int = 0,
     algorithm: Optional[str] = None,
     isa: Optional[str] = None,
+    precision: str = "exact",
 ) -> Output: ...
 def conv1d(
     input: ArrayLike,
@@ -50,6 +51,7 @@ def conv1d(
     threads: int = 0,
     algorithm: Optional[str] = None,
     isa: Optional[str] = None,
+    precision: str = "exact",
 ) -> Output: ...
 def conv2d(
     input: ArrayLike,
@@ -64,6 +66,7 @@ def conv2d(
     threads: int = 0,
     algorithm: Optional[str] = None,
     isa: Optional[str] = None,
+    precision: str = "exact",
 ) -> Output: ...
 def conv3d(
     input: ArrayLike,
@@ -78,6 +81,7 @@ def conv3d(
     threads: int = 0,
     algorithm: Optional[str] = None,
     isa: Optional[str] = None,
+    precision: str = "exact",
 ) -> Output: ...
 def conv_transpose1d(
     input: ArrayLike,
@@ -93,6 +97,7 @@ def conv_transpose1d(
     threads: int = 0,
     algorithm: Optional[str] = None,
     isa: Optional[str] = None,
+    precision: str = "exact",
 ) -> Output: ...
 def conv_transpose2d(
     input: ArrayLike,
@@ -108,6 +113,7 @@ def conv_transpose2d(
     threads: int = 0,
     algorithm: Optional[str] = None,
     isa: Optional[str] = None,
+    precision: str = "exact",
 ) -> Output: ...
 def conv_transpose3d(
     input: ArrayLike,
@@ -123,6 +129,7 @@ def conv_transpose3d(
     threads: int = 0,
     algorithm: Optional[str] = None,
     isa: Optional[str] = None,
+    precision: str = "exact",
 ) -> Output: ...
 @overload
 def problem_string(problem: str) -> str: ...
@@ -143,6 +150,7 @@ def plan(
     threads: int = 0,
     algorithm: Optional[str] = None,
     isa: Optional[str] = None,
+    precision: str = "exact",
 ) -> dict[str, Any]: ...
 @overload
 def plan(
@@ -155,6 +163,7 @@ def plan(
     threads: int = 0,
     algorithm: Optional[str] = None,
     isa: Optional[str] = None,
+    precision: str = "exact",
     **kwargs: Any,
 ) -> dict[str, Any]: ...
 

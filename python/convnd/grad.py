@@ -10,9 +10,10 @@ For a forward call ``y = f(x, w, *args)`` of ``conv_general``, ``conv1d/2d/3d`` 
   any thread count, budget or run.
 
 The arguments after the cotangent are the forward function's, with its names and defaults
-(MLX's), and the same keyword-only ``budget``, ``device``, ``threads``, ``algorithm`` and
-``isa``. Layouts are convnd's (channels-last): input ``(N, *spatial, C)``, weight
-``(O, *kernel, C / groups)`` (also for transposed convolutions), cotangent ``(N, *out, O)``.
+(MLX's), and the same keyword-only ``budget``, ``device``, ``threads``, ``algorithm``,
+``isa`` and ``precision``. Layouts are convnd's (channels-last): input ``(N, *spatial, C)``,
+weight ``(O, *kernel, C / groups)`` (also for transposed convolutions), cotangent
+``(N, *out, O)``.
 Inputs are NumPy arrays or DLPack producers as for the forward functions; the gradient is a new
 NumPy array of the arrays' dtype (bfloat16 as ``ml_dtypes.bfloat16``), or, with
 ``device="cuda"`` and CUDA arrays, an array on that device that exports DLPack.
@@ -97,8 +98,9 @@ def _shape(name: str, v: Any) -> list:
 
 
 def _call(api: str, given: Any, given_what: str, shape: Any, shape_name: str, cotangent: Any, opts: dict,
-          budget: Budget, device: str, threads: int, algorithm: Optional[str], isa: Optional[str]) -> Any:
-    exec_opts = _exec_options(budget, device, threads, algorithm, isa)
+          budget: Budget, device: str, threads: int, algorithm: Optional[str], isa: Optional[str],
+          precision: str = "exact") -> Any:
+    exec_opts = _exec_options(budget, device, threads, algorithm, isa, precision)
     dims = _shape(shape_name, shape)
     try:
         g, g_dtype = _array(given, given_what)
@@ -130,6 +132,7 @@ def conv_general_input(
     threads: int = 0,
     algorithm: Optional[str] = None,
     isa: Optional[str] = None,
+    precision: str = "exact",
 ) -> _np.ndarray:
     """The gradient of ``convnd.conv_general`` with respect to its input.
 
@@ -138,7 +141,7 @@ def conv_general_input(
         weight: ``(O, *kernel, C / groups)`` array.
         cotangent: ``(N, *out, O)`` array of the weight's dtype: the gradient of the output.
         stride, padding, kernel_dilation, input_dilation, groups, flip: as ``conv_general``.
-        budget, device, threads, algorithm, isa: see the ``convnd`` package docstring.
+        budget, device, threads, algorithm, isa, precision: see the ``convnd`` package docstring.
 
     Returns:
         ``dx`` of shape ``input_shape`` and the weight's dtype (a NumPy array, or a CUDA DLPack
@@ -152,7 +155,7 @@ def conv_general_input(
     """
     return _call("conv_general_input", weight, "weight", input_shape, "input_shape", cotangent,
                  _general_options(stride, padding, kernel_dilation, input_dilation, groups, flip),
-                 budget, device, threads, algorithm, isa)
+                 budget, device, threads, algorithm, isa, precision)
 
 
 def conv_general_weight(
@@ -171,6 +174,7 @@ def conv_general_weight(
     threads: int = 0,
     algorithm: Optional[str] = None,
     isa: Optional[str] = None,
+    precision: str = "exact",
 ) -> _np.ndarray:
     """The gradient of ``convnd.conv_general`` with respect to its weight.
 
@@ -179,7 +183,7 @@ def conv_general_weight(
         weight_shape: the weight's shape ``(O, *kernel, C / groups)``, a sequence of ints.
         cotangent: ``(N, *out, O)`` array of the input's dtype: the gradient of the output.
         stride, padding, kernel_dilation, input_dilation, groups, flip: as ``conv_general``.
-        budget, device, threads, algorithm, isa: see the ``convnd`` package docstring.
+        budget, device, threads, algorithm, isa, precision: see the ``convnd`` package docstring.
 
     Returns:
         ``dw`` of shape ``weight_shape`` and the input's dtype (a NumPy array, or a CUDA DLPack
@@ -193,7 +197,7 @@ def conv_general_weight(
     """
     return _call("conv_general_weight", input, "input", weight_shape, "weight_shape", cotangent,
                  _general_options(stride, padding, kernel_dilation, input_dilation, groups, flip),
-                 budget, device, threads, algorithm, isa)
+                 budget, device, threads, algorithm, isa, precision)
 
 
 def _conv_input(rank: int):
@@ -214,9 +218,11 @@ def _conv_input(rank: int):
         threads: int = 0,
         algorithm: Optional[str] = None,
         isa: Optional[str] = None,
+        precision: str = "exact",
     ) -> _np.ndarray:
         return _call(name, weight, "weight", input_shape, "input_shape", cotangent,
-                     _conv_options(stride, padding, dilation, groups), budget, device, threads, algorithm, isa)
+                     _conv_options(stride, padding, dilation, groups), budget, device, threads, algorithm, isa,
+                     precision)
 
     f.__name__ = f.__qualname__ = name
     f.__doc__ = f"""The gradient of ``convnd.conv{rank}d`` with respect to its input
@@ -228,7 +234,7 @@ def _conv_input(rank: int):
         cotangent: ``(N, {dims.replace("L", "P")}, O)`` array of the weight's dtype: the
             gradient of the output.
         stride, padding, dilation, groups: as ``conv{rank}d``.
-        budget, device, threads, algorithm, isa: see the ``convnd`` package docstring.
+        budget, device, threads, algorithm, isa, precision: see the ``convnd`` package docstring.
 
     Returns:
         ``dx`` of shape ``input_shape`` and the weight's dtype (a NumPy array, or a CUDA DLPack
@@ -260,9 +266,11 @@ def _conv_weight(rank: int):
         threads: int = 0,
         algorithm: Optional[str] = None,
         isa: Optional[str] = None,
+        precision: str = "exact",
     ) -> _np.ndarray:
         return _call(name, input, "input", weight_shape, "weight_shape", cotangent,
-                     _conv_options(stride, padding, dilation, groups), budget, device, threads, algorithm, isa)
+                     _conv_options(stride, padding, dilation, groups), budget, device, threads, algorithm, isa,
+                     precision)
 
     f.__name__ = f.__qualname__ = name
     f.__doc__ = f"""The gradient of ``convnd.conv{rank}d`` with respect to its weight
@@ -274,7 +282,7 @@ def _conv_weight(rank: int):
         cotangent: ``(N, {dims.replace("L", "P")}, O)`` array of the input's dtype: the
             gradient of the output.
         stride, padding, dilation, groups: as ``conv{rank}d``.
-        budget, device, threads, algorithm, isa: see the ``convnd`` package docstring.
+        budget, device, threads, algorithm, isa, precision: see the ``convnd`` package docstring.
 
     Returns:
         ``dw`` of shape ``weight_shape`` and the input's dtype (a NumPy array, or a CUDA DLPack
@@ -308,10 +316,11 @@ def _conv_transpose_input(rank: int):
         threads: int = 0,
         algorithm: Optional[str] = None,
         isa: Optional[str] = None,
+        precision: str = "exact",
     ) -> _np.ndarray:
         return _call(name, weight, "weight", input_shape, "input_shape", cotangent,
                      _conv_transpose_options(stride, padding, dilation, output_padding, groups),
-                     budget, device, threads, algorithm, isa)
+                     budget, device, threads, algorithm, isa, precision)
 
     f.__name__ = f.__qualname__ = name
     f.__doc__ = f"""The gradient of ``convnd.conv_transpose{rank}d`` with respect to its input.
@@ -323,7 +332,7 @@ def _conv_transpose_input(rank: int):
         weight: ``(O, {kdims}, C / groups)`` array (MLX's layout, as the forward takes it).
         cotangent: ``(N, *out, O)`` array of the weight's dtype: the gradient of the output.
         stride, padding, dilation, output_padding, groups: as ``conv_transpose{rank}d``.
-        budget, device, threads, algorithm, isa: see the ``convnd`` package docstring.
+        budget, device, threads, algorithm, isa, precision: see the ``convnd`` package docstring.
 
     Returns:
         ``dx`` of shape ``input_shape`` and the weight's dtype (a NumPy array, or a CUDA DLPack
@@ -356,10 +365,11 @@ def _conv_transpose_weight(rank: int):
         threads: int = 0,
         algorithm: Optional[str] = None,
         isa: Optional[str] = None,
+        precision: str = "exact",
     ) -> _np.ndarray:
         return _call(name, input, "input", weight_shape, "weight_shape", cotangent,
                      _conv_transpose_options(stride, padding, dilation, output_padding, groups),
-                     budget, device, threads, algorithm, isa)
+                     budget, device, threads, algorithm, isa, precision)
 
     f.__name__ = f.__qualname__ = name
     f.__doc__ = f"""The gradient of ``convnd.conv_transpose{rank}d`` with respect to its weight.
@@ -370,7 +380,7 @@ def _conv_transpose_weight(rank: int):
             sequence of ints.
         cotangent: ``(N, *out, O)`` array of the input's dtype: the gradient of the output.
         stride, padding, dilation, output_padding, groups: as ``conv_transpose{rank}d``.
-        budget, device, threads, algorithm, isa: see the ``convnd`` package docstring.
+        budget, device, threads, algorithm, isa, precision: see the ``convnd`` package docstring.
 
     Returns:
         ``dw`` of shape ``weight_shape`` and the input's dtype (a NumPy array, or a CUDA DLPack

@@ -31,6 +31,7 @@ def conv_general_input(
     threads: int = 0,
     algorithm: Optional[str] = None,
     isa: Optional[str] = None,
+    precision: str = "exact",
 ) -> Output: ...
 def conv_general_weight(
     input: ArrayLike,
@@ -48,6 +49,7 @@ def conv_general_weight(
     threads: int = 0,
     algorithm: Optional[str] = None,
     isa: Optional[str] = None,
+    precision: str = "exact",
 ) -> Output: ...
 def conv1d_input(
     input_shape: ShapeLike,
@@ -63,6 +65,7 @@ def conv1d_input(
     threads: int = 0,
     algorithm: Optional[str] = None,
     isa: Optional[str] = None,
+    precision: str = "exact",
 ) -> Output: ...
 def conv2d_input(
     input_shape: ShapeLike,
@@ -78,6 +81,7 @@ def conv2d_input(
     threads: int = 0,
     algorithm: Optional[str] = None,
     isa: Optional[str] = None,
+    precision: str = "exact",
 ) -> Output: ...
 def conv3d_input(
     input_shape: ShapeLike,
@@ -93,6 +97,7 @@ def conv3d_input(
     threads: int = 0,
     algorithm: Optional[str] = None,
     isa: Optional[str] = None,
+    precision: str = "exact",
 ) -> Output: ...
 def conv1d_weight(
     input: ArrayLike,
@@ -108,6 +113,7 @@ def conv1d_weight(
     threads: int = 0,
     algorithm: Optional[str] = None,
     isa: Optional[str] = None,
+    precision: str = "exact",
 ) -> Output: ...
 def conv2d_weight(
     input: ArrayLike,
@@ -123,6 +129,7 @@ def conv2d_weight(
     threads: int = 0,
     algorithm: Optional[str] = None,
     isa: Optional[str] = None,
+    precision: str = "exact",
 ) -> Output: ...
 def conv3d_weight(
     input: ArrayLike,
@@ -138,6 +145,7 @@ def conv3d_weight(
     threads: int = 0,
     algorithm: Optional[str] = None,
     isa: Optional[str] = None,
+    precision: str = "exact",
 ) -> Output: ...
 def conv_transpose1d_input(
     input_shape: ShapeLike,
@@ -154,6 +162,7 @@ def conv_transpose1d_input(
     threads: int = 0,
     algorithm: Optional[str] = None,
     isa: Optional[str] = None,
+    precision: str = "exact",
 ) -> Output: ...
 def conv_transpose2d_input(
     input_shape: ShapeLike,
@@ -170,6 +179,7 @@ def conv_transpose2d_input(
     threads: int = 0,
     algorithm: Optional[str] = None,
     isa: Optional[str] = None,
+    precision: str = "exact",
 ) -> Output: ...
 def conv_transpose3d_input(
     input_shape: ShapeLike,
@@ -186,6 +196,7 @@ def conv_transpose3d_input(
     threads: int = 0,
     algorithm: Optional[str] = None,
     isa: Optional[str] = None,
+    precision: str = "exact",
 ) -> Output: ...
 def conv_transpose1d_weight(
     input: ArrayLike,
@@ -202,6 +213,7 @@ def conv_transpose1d_weight(
     threads: int = 0,
     algorithm: Optional[str] = None,
     isa: Optional[str] = None,
+    precision: str = "exact",
 ) -> Output: ...
 def conv_transpose2d_weight(
     input: ArrayLike,
@@ -218,6 +230,7 @@ def conv_transpose2d_weight(
     threads: int = 0,
     algorithm: Optional[str] = None,
     isa: Optional[str] = None,
+    precision: str = "exact",
 ) -> Output: ...
 def conv_transpose3d_weight(
     input: ArrayLike,
@@ -234,4 +247,5 @@ def conv_transpose3d_weight(
     threads: int = 0,
     algorithm: Optional[str] = None,
     isa: Optional[str] = None,
+    precision: str = "exact",
 ) -> Output: ...

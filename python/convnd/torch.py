@@ -179,7 +179,10 @@ def _on_current_stream(api: str, args: tuple, a: Tensor, b: Tensor, shape: Optio
     # PyTorch's current stream: the engine enqueues its work there and returns without
     # synchronising (its output is allocated in that stream's order), as a native op does.
     # (convnd.cuda_stream's body, without the context manager's cost.)
-    previous = _core.set_cuda_stream(_raw_stream(index))
+    # PyTorch's default stream is the legacy default stream, raw handle 0, which to the engine
+    # means "no stream: wait for the result". It goes as cudaStreamLegacy (1) instead: the
+    # same stream, enqueued on without a synchronisation per call.
+    previous = _core.set_cuda_stream(_raw_stream(index) or 1)
     try:
         return _native(api, args, a, b, shape, "cuda", 0)
     finally:

@@ -135,7 +135,8 @@ convnd::TensorView view_of(const InArray& a, const std::optional<std::string>& d
 thread_local uintptr_t t_cuda_stream = 0;
 
 convnd::ExecOptions exec_options(const std::string& device, const nb::object& budget, int threads,
-                                 const std::optional<std::string>& algorithm, const std::optional<std::string>& isa) {
+                                 const std::optional<std::string>& algorithm, const std::optional<std::string>& isa,
+                                 const std::string& precision) {
   convnd::ExecOptions e;
   e.cuda_stream = reinterpret_cast<void*>(t_cuda_stream);
   if (!convnd::parse_backend(device, &e.backend))
@@ -163,6 +164,11 @@ convnd::ExecOptions exec_options(const std::string& device, const nb::object& bu
   if (algorithm) e.algorithm = *algorithm;
   if (isa && (!convnd::parse_isa(*isa, &e.isa) || e.isa == convnd::Isa::sm_90))
     throw nb::value_error(("isa must be 'auto', 'generic', 'avx2', 'avx512', 'avx512_bf16' or 'amx', got '" + *isa + "'").c_str());
+  // "tf32": float32 problems on a GPU may use TF32 tensor cores (ignored for other dtypes and
+  // on the CPU); "exact" (the default) keeps float32 products exact.
+  if (precision == "tf32") e.allow_tf32 = true;
+  else if (precision != "exact")
+    throw nb::value_error(("precision must be 'exact' or 'tf32', got '" + precision + "'").c_str());
   return e;
 }
 
@@ -623,11 +629,12 @@ NB_MODULE(_core, m) {
 
   m.def("plan_json",
         [](const ProblemObject& p, const std::string& device, nb::object budget, int threads,
-           std::optional<std::string> algorithm, std::optional<std::string> isa) {
-          convnd::ExecOptions e = exec_options(device, budget, threads, algorithm, isa);
+           std::optional<std::string> algorithm, std::optional<std::string> isa, const std::string& precision) {
+          convnd::ExecOptions e = exec_options(device, budget, threads, algorithm, isa, precision);
           return convnd::make_plan(p.get(), e).to_json();
         },
         "problem"_a, "device"_a, "budget"_a.none(), "threads"_a, "algorithm"_a.none(), "isa"_a.none() = nb::none(),
+        "precision"_a = "exact",
         "Plans a problem; returns Plan::to_json().");
 
   m.def("run",
@@ -635,13 +642,14 @@ NB_MODULE(_core, m) {
            std::optional<std::string> w_dtype, Ints stride, Ints padding_lo, Ints padding_hi, Ints dilation,
            Ints input_dilation, Ints output_padding, int64_t groups, bool flip, const std::string& device,
            nb::object budget, int threads, std::optional<std::string> algorithm,
-           std::optional<std::string> isa) -> nb::object {
+           std::optional<std::string> isa, const std::string& precision) -> nb::object {
           CallOptions o{stride, padding_lo, padding_hi, dilation, input_dilation, output_padding, groups, flip};
-          return run_forward(api, x_obj, w_obj, x_dtype, w_dtype, o, exec_options(device, budget, threads, algorithm, isa));
+          return run_forward(api, x_obj, w_obj, x_dtype, w_dtype, o,
+                             exec_options(device, budget, threads, algorithm, isa, precision));
         },
         "api"_a, "x"_a, "w"_a, "x_dtype"_a.none(), "w_dtype"_a.none(), "stride"_a, "padding_lo"_a, "padding_hi"_a,
         "dilation"_a, "input_dilation"_a, "output_padding"_a, "groups"_a, "flip"_a, "device"_a, "budget"_a.none(),
-        "threads"_a, "algorithm"_a.none(), "isa"_a.none() = nb::none(),
+        "threads"_a, "algorithm"_a.none(), "isa"_a.none() = nb::none(), "precision"_a = "exact",
         "Runs a call of `api` (a convnd function name) on arrays x and w; returns a new NumPy array.");
 
   m.def("run_grad",
@@ -649,14 +657,15 @@ NB_MODULE(_core, m) {
            nb::handle dy_obj, std::optional<std::string> dy_dtype, Ints stride, Ints padding_lo, Ints padding_hi,
            Ints dilation, Ints input_dilation, Ints output_padding, int64_t groups, bool flip,
            const std::string& device, nb::object budget, int threads, std::optional<std::string> algorithm,
-           std::optional<std::string> isa) -> nb::object {
+           std::optional<std::string> isa, const std::string& precision) -> nb::object {
           CallOptions o{stride, padding_lo, padding_hi, dilation, input_dilation, output_padding, groups, flip};
           return run_gradient(api, given_obj, given_dtype, shape, dy_obj, dy_dtype, o,
-                              exec_options(device, budget, threads, algorithm, isa));
+                              exec_options(device, budget, threads, algorithm, isa, precision));
         },
         "api"_a, "given"_a, "given_dtype"_a.none(), "shape"_a, "dy"_a, "dy_dtype"_a.none(), "stride"_a,
         "padding_lo"_a, "padding_hi"_a, "dilation"_a, "input_dilation"_a, "output_padding"_a, "groups"_a, "flip"_a,
         "device"_a, "budget"_a.none(), "threads"_a, "algorithm"_a.none(), "isa"_a.none() = nb::none(),
+        "precision"_a = "exact",
         "Runs a gradient `api` (a convnd.grad function name: <forward>_input or <forward>_weight): `given` is "
         "the weight (_input) or the input (_weight), `shape` the other tensor's shape, `dy` the cotangent of the "
         "forward output; returns the gradient as a new array.");
@@ -667,13 +676,14 @@ NB_MODULE(_core, m) {
       .def("__init__",
            [](Call* self, const std::string& api, Ints stride, Ints padding_lo, Ints padding_hi, Ints dilation,
               Ints input_dilation, Ints output_padding, int64_t groups, bool flip, const std::string& device,
-              nb::object budget, int threads, std::optional<std::string> algorithm, std::optional<std::string> isa) {
+              nb::object budget, int threads, std::optional<std::string> algorithm, std::optional<std::string> isa,
+              const std::string& precision) {
              CallOptions o{stride, padding_lo, padding_hi, dilation, input_dilation, output_padding, groups, flip};
-             new (self) Call(api, std::move(o), exec_options(device, budget, threads, algorithm, isa));
+             new (self) Call(api, std::move(o), exec_options(device, budget, threads, algorithm, isa, precision));
            },
            "api"_a, "stride"_a, "padding_lo"_a, "padding_hi"_a, "dilation"_a, "input_dilation"_a, "output_padding"_a,
            "groups"_a, "flip"_a, "device"_a, "budget"_a.none(), "threads"_a, "algorithm"_a.none(),
-           "isa"_a.none() = nb::none())
+           "isa"_a.none() = nb::none(), "precision"_a = "exact")
       .def("run", &Call::run, "x"_a, "w"_a, "channels_first"_a = false)
       .def("run_grad", &Call::run_grad, "given"_a, "shape"_a, "dy"_a);
 

@@ -155,6 +155,48 @@ def test_isa_keyword():
     np.testing.assert_array_equal(convnd.conv2d(x, w, padding=1, isa="generic"), convnd.conv2d(x, w, padding=1))
 
 
+def test_precision_keyword():
+    """precision="exact" (the default) or "tf32"; TF32 applies to float32 on a GPU only, so on
+    the CPU both give the same plan and the same bits. A plan shows precision only where its
+    algorithm multiplies float32 as TF32 (none on the CPU)."""
+    problem = "n=2 in=9x9 c=8 o=16 k=3x3 pad=1"
+    default = convnd.plan(problem)
+    assert "precision" not in default and set(default) == PLAN_KEYS
+    assert convnd.plan(problem, precision="exact") == default
+    # the same algorithm, configuration, ISA and threads
+    assert convnd.plan(problem, precision="tf32") == default
+    for which in ("exact", "tf32"):
+        assert convnd.plan(problem + " dir=bwd_w", precision=which)["direction"] == "bwd_w"
+    rng = np.random.default_rng(7)
+    # General float32 values (not small integers): TF32 would round their products.
+    x = rng.standard_normal((2, 9, 9, 8)).astype(np.float32)
+    w = rng.standard_normal((16, 3, 3, 8)).astype(np.float32)
+    xt = rng.standard_normal((2, 7, 8)).astype(np.float32)
+    wt = rng.standard_normal((6, 4, 8)).astype(np.float32)
+    calls = [
+        lambda **kw: convnd.conv2d(x, w, padding=1, **kw),
+        lambda **kw: convnd.conv_general(x, w, stride=2, padding=([1, 0], [0, 1]), flip=True, **kw),
+        lambda **kw: convnd.conv_transpose1d(xt, wt, stride=2, padding=1, **kw),
+        lambda **kw: convnd.grad.conv2d_input(x.shape, w, np.ones((2, 9, 9, 16), np.float32), padding=1, **kw),
+        lambda **kw: convnd.grad.conv2d_weight(x, w.shape, np.ones((2, 9, 9, 16), np.float32), padding=1, **kw),
+    ]
+    for call in calls:
+        want = call()
+        assert want.dtype == np.float32
+        np.testing.assert_array_equal(call(precision="exact"), want)
+        np.testing.assert_array_equal(call(precision="tf32"), want)
+    # Other dtypes ignore it too.
+    x64, w64 = x.astype(np.float64), w.astype(np.float64)
+    np.testing.assert_array_equal(convnd.conv2d(x64, w64, precision="tf32"), convnd.conv2d(x64, w64))
+    # Keyword-only, like isa, in every function that takes isa.
+    for f in [getattr(convnd, n) for n in convnd.__all__] + [getattr(convnd.grad, n) for n in convnd.grad.__all__]:
+        params = inspect.signature(f).parameters
+        if "isa" in params:
+            assert params["precision"].kind == inspect.Parameter.KEYWORD_ONLY, f.__name__
+            assert params["precision"].default == "exact", f.__name__
+    assert "precision" in convnd.__doc__ and "tf32" in convnd.__doc__
+
+
 def test_cuda_stream_context_sets_and_restores():
     # The stream is per thread and restored on exit (even on an exception); CPU calls ignore it.
     import numpy as np

@@ -565,6 +565,8 @@ ERRORS = [
     (lambda: grad.conv1d_weight(zeros(1, 8, 1), (1, 3, 1), zeros(1, 6, 1), algorithm="no_such_algorithm"),
      ValueError, r"no_such_algorithm"),
     (lambda: grad.conv1d_weight(zeros(1, 8, 1), (1, 3, 1), zeros(1, 6, 1), isa="sse9"), ValueError, r"isa must be"),
+    (lambda: grad.conv1d_input((1, 8, 1), zeros(1, 3, 1), zeros(1, 6, 1), precision="half"), ValueError,
+     r"^precision must be 'exact' or 'tf32', got 'half'$"),
     (lambda: grad.conv1d_weight(zeros(1, 8, 1), (1, 3, 1), zeros(1, 6, 1), threads=4097), ValueError,
      r"^threads \(4097\) must be from 0"),
     (lambda: grad.conv1d_weight(zeros(1, 8, 1), (1, 2**63, 1), zeros(1, 6, 1)), ValueError,
@@ -809,6 +811,9 @@ def test_isa_and_algorithm_keywords(problem2d):
                  dw=grad.conv2d_weight(x, w.shape, dy, **kw, isa="auto", threads=1, budget="64MiB"))
     algo = convnd.plan(convnd.problem_string(x, w, op="conv2d", **kw) + " dir=bwd_w")["algorithm"]
     _check_exact(x, w, dy, kw, dw=grad.conv2d_weight(x, w.shape, dy, **kw, algorithm=algo))
+    # precision: TF32 never applies on the CPU
+    _check_exact(x, w, dy, kw, dx=grad.conv2d_input(x.shape, w, dy, **kw, precision="tf32"),
+                 dw=grad.conv2d_weight(x, w.shape, dy, **kw, precision="exact"))
 
 
 # ---- the package surface ------------------------------------------------------------------------

@@ -159,6 +159,18 @@ void cuda_execute(const Plan& plan, const Algorithm& algorithm, const TensorView
     if (device < 0) device = cuda::current_device();
     cuda::DeviceGuard guard(device);
 
+    const cudaStream_t stream = static_cast<cudaStream_t>(opt.cuda_stream);
+    bool staging = false;
+    for (const TensorView* t : {&x, &w, &y}) staging = staging || needs_staging(*t);
+    // A stream capturing a CUDA graph: the call is recorded, not run. Staging would wait for
+    // the device, which a capture forbids; the workspace is a graph allocation (DeviceBuffer),
+    // which the graph's instantiation and launch account for, not this device's free memory.
+    const bool capture = cuda::capturing(stream);
+    if (capture && staging)
+      throw Error(ErrorKind::invalid,
+                  "[execute] a call captured in a CUDA graph needs every tensor dense in device memory "
+                  "(host or strided tensors are staged, which waits for the device)");
+
     // Staging and workspace must fit before anything is allocated.
     int64_t staged = plan.workspace_bytes;
     for (const TensorView* t : {&x, &w, &y})
@@ -166,8 +178,8 @@ void cuda_execute(const Plan& plan, const Algorithm& algorithm, const TensorView
     // As in cuda_check_memory: what the idle blocks hold needs no cudaMemGetInfo.
     const int64_t cached = cuda::cached_bytes();
     int64_t free_bytes = 0, total = 0;
-    if (staged > cached) cuda::memory_info(&free_bytes, &total);
-    if (staged > free_bytes + cached)
+    if (staged > cached && !capture) cuda::memory_info(&free_bytes, &total);
+    if (staged > free_bytes + cached && !capture)
       throw Error(ErrorKind::out_of_memory, "[execute] staging and workspace need " + std::to_string(staged) +
                                                 " bytes on cuda device " + std::to_string(device) +
                                                 ", which has " + std::to_string(free_bytes) + " bytes free");
@@ -179,9 +191,6 @@ void cuda_execute(const Plan& plan, const Algorithm& algorithm, const TensorView
     static const char* const names[3] = {"input x", "weight w", "output y"};
     // The caller's stream, if any. With every tensor dense on the device the run is only
     // enqueued there (no synchronisation: the caller orders it); otherwise it is waited for.
-    const cudaStream_t stream = static_cast<cudaStream_t>(opt.cuda_stream);
-    bool staging = false;
-    for (const TensorView* t : given) staging = staging || needs_staging(*t);
     const bool wait = stream == nullptr || staging;
     cuda::DeviceBuffer bufs[3];
     void* dev[3];

@@ -1,9 +1,11 @@
 // cutlass_sm90__cuda: forward convs, stride-1 input gradients and weight gradients of f16 and
 // bf16 on CUTLASS 4's Hopper implicit-GEMM kernels (TMA loads, wgmma, a producer warp and one
-// consumer warpgroup; src/cuda/cutlass/). Dense convs only: one group, no input dilation, no
-// flip, no negative padding, channel counts that are multiples of 8 (TMA moves 16-byte rows),
-// and what CUTLASS's own can_implement() accepts (im2col offset ranges, N·pixels < 2^31).
-// Everything else goes down the list to convnd's own kernels.
+// consumer warpgroup; src/cuda/cutlass/), and forward convs of f32 as TF32 when the caller allows
+// it (ExecOptions::allow_tf32; exact f32 is never planned here). Dense convs only: one group, no
+// input dilation, no flip, no negative padding, channel counts that fill 16-byte rows (multiples
+// of 8 in 16 bits, 4 in f32: TMA moves 16-byte rows), and what CUTLASS's own can_implement()
+// accepts (im2col offset ranges, N·pixels < 2^31). Everything else goes down the list to
+// convnd's own kernels.
 //
 // The weight gradient is one GEMM of M = O by N = C·taps over K = N·pixels; a layer with few
 // output tiles (64 channels: 5 tiles) would leave most of the device idle, so the samples are
@@ -40,7 +42,8 @@ struct Sm90Config final : PlanConfig {
   const Algorithm* fallback = nullptr;
   Plan fallback_plan;
   std::vector<std::pair<std::string, int64_t>> parameters() const override {
-    return {{"op", int64_t(conv.op)}, {"rank", conv.rank}, {"tile", conv.tile}, {"splits", splits}, {"chunk", chunk}};
+    return {{"op", int64_t(conv.op)},   {"rank", conv.rank}, {"tile", conv.tile},
+            {"splits", splits},          {"chunk", chunk},    {"tf32", conv.elem == cuda::sm90::Elem::tf32}};
   }
   std::string via() const override { return fallback ? "unaligned: " + std::string(fallback->name()) : ""; }
 };
@@ -63,12 +66,19 @@ bool fits_int(int64_t v) {
 }
 
 // g in CUTLASS's terms, or the reason it is not one of CUTLASS's convs.
-std::string describe(const Geometry& g, cuda::sm90::Conv* p) {
-  if (g.dtype != DType::f16 && g.dtype != DType::bf16) return "has f16 and bf16 kernels only";
+std::string describe(const Geometry& g, bool allow_tf32, cuda::sm90::Conv* p) {
+  if (g.dtype == DType::f32) {
+    if (!allow_tf32) return "f32 only as TF32, which the caller has not allowed (allow_tf32 / precision=tf32)";
+    if (g.dir != Direction::fwd) return "TF32 for forward convs only (wgmma reads TF32 operands K-major only)";
+  } else if (g.dtype != DType::f16 && g.dtype != DType::bf16) {
+    return "has f16, bf16 and (with allow_tf32, forward) TF32 kernels only";
+  }
   if (g.groups != 1) return "no grouped convs (groups > 1)";
   if (g.idil != Dims{1, 1, 1}) return "no input dilation (transposed convs)";
   if (g.flip) return "no flipped kernels";
-  if (g.c % 8 != 0 || g.o % 8 != 0) return "needs channel counts that are multiples of 8 (16-byte TMA rows)";
+  const int64_t row = 16 / dtype_size(g.dtype);  // elements of a 16-byte TMA row
+  if (g.c % row != 0 || g.o % row != 0)
+    return "needs channel counts that are multiples of " + std::to_string(row) + " (16-byte TMA rows)";
   if (g.dir == Direction::bwd_d && g.stride != Dims{1, 1, 1})
     return "its input gradient is for stride 1 only (CUTLASS computes a strided one wrong, unchecked)";
   for (int j = 0; j < 3; ++j) {
@@ -84,7 +94,9 @@ std::string describe(const Geometry& g, cuda::sm90::Conv* p) {
   p->op = g.dir == Direction::fwd     ? cuda::sm90::Op::fprop
           : g.dir == Direction::bwd_d ? cuda::sm90::Op::dgrad
                                       : cuda::sm90::Op::wgrad;
-  p->elem = g.dtype == DType::bf16 ? cuda::sm90::Elem16::bf16 : cuda::sm90::Elem16::f16;
+  p->elem = g.dtype == DType::bf16  ? cuda::sm90::Elem::bf16
+            : g.dtype == DType::f16 ? cuda::sm90::Elem::f16
+                                    : cuda::sm90::Elem::tf32;
   const bool flat = g.in[0] == 1 && g.k[0] == 1 && g.lo[0] == 0 && g.hi[0] == 0;
   p->rank = flat ? 2 : 3;
   // The layer-dependent tile extent: fprop's N and wgrad's M run over the output channels,
@@ -222,7 +234,7 @@ class CutlassSm90 final : public Algorithm {
     static const AlgorithmTraits t{"cutlass_sm90__cuda",
                                    Backend::cuda,
                                    {Direction::fwd, Direction::bwd_d, Direction::bwd_w},
-                                   DTypeSet{DType::f16, DType::bf16},
+                                   DTypeSet{DType::f16, DType::bf16, DType::f32},  // f32: TF32, when allowed
                                    {Isa::sm_90},
                                    "bwd_w: chunks x O·K·C/g floats (partial dw); or the fallback plan's",
                                    false};
@@ -237,7 +249,7 @@ class CutlassSm90 final : public Algorithm {
         g.kdil == Dims{1, 1, 1} && g.lo == Dims{0, 0, 0} && g.hi == Dims{0, 0, 0})
       return "a pointwise input gradient runs faster as data_grad__cuda's GEMM (named, it runs here)";
     cuda::sm90::Conv p;
-    if (std::string why = describe(g, &p); !why.empty()) return why;
+    if (std::string why = describe(g, req.allow_tf32, &p); !why.empty()) return why;
     const cuda::sm90::Kernel* k = cuda::sm90::kernel_for(p.op, p.elem, p.rank, p.tile);
     if (!k) return "no kernel compiled for this operator, rank and tile";
     auto cfg = std::make_shared<Sm90Config>();

@@ -143,6 +143,13 @@ int64_t cached_bytes() {
   return pool.idle_bytes;
 }
 
+bool capturing(cudaStream_t stream) {
+  if (!stream) return false;
+  cudaStreamCaptureStatus status = cudaStreamCaptureStatusNone;
+  CONVND_CUDA_CHECK(cudaStreamIsCapturing(stream, &status));
+  return status != cudaStreamCaptureStatusNone;
+}
+
 DeviceBuffer::DeviceBuffer(int64_t bytes, const char* what, cudaStream_t stream) {
   stream_ = stream;
   if (bytes <= 0) return;
@@ -150,6 +157,26 @@ DeviceBuffer::DeviceBuffer(int64_t bytes, const char* what, cudaStream_t stream)
   if (device_ >= kMaxDevices)
     throw Error(ErrorKind::unsupported, "[cuda] device ordinals above 63 are not supported");
   const int64_t cap = round_capacity(bytes);
+  // Under stream capture (a CUDA graph being recorded, e.g. torch.cuda.graph) the pool can be
+  // neither grown (cudaMalloc is illegal there) nor drawn from (a block last used on another
+  // stream is guarded by an event of uncaptured work, which a captured stream may not wait
+  // for). The block becomes a node of the graph instead: stream-ordered cudaMallocAsync here,
+  // cudaFreeAsync at release, both replayed with the graph from the graph's own memory pool.
+  if (capturing(stream)) {
+    void* p = nullptr;
+    const cudaError_t e = cudaMallocAsync(&p, size_t(cap), stream);
+    if (e == cudaErrorMemoryAllocation) {
+      cudaGetLastError();
+      throw Error(ErrorKind::out_of_memory, std::string("[cuda] cannot allocate ") + std::to_string(bytes) +
+                                                " bytes for the " + what + " in the CUDA graph being captured");
+    }
+    CONVND_CUDA_CHECK(e);
+    ptr_ = p;
+    capacity_ = cap;
+    bytes_ = bytes;
+    captured_ = true;
+    return;
+  }
   // Keep at most half of the device's memory idle (read here: release() must not throw).
   keep_limit_ = device_info(device_).total_bytes / 2;
   Pool& pool = pool_of(device_);
@@ -196,8 +223,9 @@ DeviceBuffer::DeviceBuffer(int64_t bytes, const char* what, cudaStream_t stream)
 
 DeviceBuffer::DeviceBuffer(DeviceBuffer&& o) noexcept
     : ptr_(o.ptr_), bytes_(o.bytes_), capacity_(o.capacity_), keep_limit_(o.keep_limit_), device_(o.device_),
-      stream_(o.stream_), event_(o.event_) {
+      stream_(o.stream_), event_(o.event_), captured_(o.captured_) {
   o.ptr_ = nullptr;
+  o.captured_ = false;
   o.event_ = nullptr;
   o.bytes_ = o.capacity_ = 0;
 }
@@ -212,8 +240,10 @@ DeviceBuffer& DeviceBuffer::operator=(DeviceBuffer&& o) noexcept {
     device_ = o.device_;
     stream_ = o.stream_;
     event_ = o.event_;
+    captured_ = o.captured_;
     o.ptr_ = nullptr;
     o.event_ = nullptr;
+    o.captured_ = false;
     o.bytes_ = o.capacity_ = 0;
   }
   return *this;
@@ -225,6 +255,12 @@ DeviceBuffer::~DeviceBuffer() {
 
 void DeviceBuffer::release() {
   if (!ptr_) return;
+  if (captured_) {  // a node of the graph being captured: freed in stream order, in the graph
+    if (cudaFreeAsync(ptr_, stream_) != cudaSuccess) cudaGetLastError();
+    ptr_ = nullptr;
+    captured_ = false;
+    return;
+  }
   // Used on a stream without waiting: mark where that work ends (no error may escape here).
   cudaEvent_t ev = event_;
   if (stream_) {

@@ -37,6 +37,10 @@ void memory_info(int64_t* free_bytes, int64_t* total_bytes);
 /// Bytes the allocator holds for reuse on the current device (free to the backend).
 int64_t cached_bytes();
 
+/// Whether `stream` (non-null) is capturing a CUDA graph: then nothing may synchronise or
+/// allocate outside the graph, and workspace comes from graph allocations (DeviceBuffer).
+bool capturing(cudaStream_t stream);
+
 /// Device memory from the caching allocator (blocks are kept for reuse after release; when a
 /// cudaMalloc fails the cache is emptied and the allocation tried once more).
 class DeviceBuffer {
@@ -45,7 +49,9 @@ class DeviceBuffer {
   /// Throws Error(out_of_memory) naming `what` and the bytes when the device has no room.
   /// With a stream (non-null), the block may still be in use by work enqueued on it when the
   /// buffer is released: release() records an event there, and a later buffer that takes the
-  /// block on another stream makes its stream wait for that event first.
+  /// block on another stream makes its stream wait for that event first. On a stream that is
+  /// capturing a CUDA graph the block is a graph allocation instead (cudaMallocAsync), freed
+  /// in stream order at release.
   DeviceBuffer(int64_t bytes, const char* what, cudaStream_t stream = nullptr);
   DeviceBuffer(DeviceBuffer&& o) noexcept;
   DeviceBuffer& operator=(DeviceBuffer&& o) noexcept;
@@ -64,6 +70,8 @@ class DeviceBuffer {
   int device_ = -1;
   cudaStream_t stream_ = nullptr;  // the stream the block is used on (null: synchronous use)
   cudaEvent_t event_ = nullptr;    // recorded on stream_ at release (kept with the block)
+  bool captured_ = false;          // allocated in a CUDA graph being captured on stream_
+                                   // (cudaMallocAsync; freed with cudaFreeAsync, never pooled)
 };
 
 /// The current device's cuBLAS handle (created once, on the default stream, with no

@@ -94,6 +94,14 @@ case_usage() {
   for c in run check plan bench; do
     expect 0 "$c" --help && contains "$T/out" "--isa ISA"
   done
+  # --precision is exact or tf32; anything else is a usage error for every command.
+  for c in run check plan bench; do
+    expect 2 "$c" 'in=8 c=1 o=1' --precision fast &&
+      contains "$T/err" "$c: --precision 'fast' is not exact or tf32 (see convnd $c --help)"
+    expect 0 "$c" --help && contains "$T/out" "--precision P"
+  done
+  expect 2 plan 'in=8 c=1 o=1' --precision && contains "$T/err" "option '--precision' needs a value"
+  expect 2 run 'in=8 c=1 o=1' --precision=TF32 && contains "$T/err" "--precision 'TF32'"
   expect 2 run 'in=8 c=1 o=1' --budget 12XB && contains "$T/err" "--budget"
   expect 2 run 'in=8 c=1 o=1' --backend tpu
   expect 2 run 'in=8 c=1 o=1' --full
@@ -527,6 +535,20 @@ case_plan() {
   expect 0 bench 'in=16 c=4 o=4 k=3' --reps 1 --isa generic && contains "$T/out" "GFLOP/s"
   expect 0 plan 'n=1 in=8x8 c=3 o=4 k=3x3' --isa auto
   contains "$T/out" "problem:    in=8x8 c=3 o=4 k=3x3"
+  # --precision: every command takes it. A plan shows precision only where its algorithm
+  # multiplies float32 as TF32, which no CPU algorithm does: float32 stays exact there.
+  if grep -q '^precision:' "$T/out"; then fail "plan shows precision by default: $(cat "$T/out")"; fi
+  for v in exact tf32; do
+    expect 0 plan 'n=1 in=8x8 c=3 o=4 k=3x3' --precision $v
+    if grep -q '^precision:' "$T/out"; then fail "a CPU plan shows precision ($v): $(cat "$T/out")"; fi
+    expect 0 plan 'n=1 in=8x8 c=3 o=4 k=3x3' --precision=$v --json
+    if grep -q precision "$T/out"; then fail "a CPU plan's json shows precision ($v): $(cat "$T/out")"; fi
+  done
+  expect 0 run 'n=1 in=8x8 c=3 o=4 k=3x3' --precision tf32 --output tf32.npy
+  expect 0 run 'n=1 in=8x8 c=3 o=4 k=3x3' --precision exact --output exact.npy
+  cmp -s tf32.npy exact.npy || fail "--precision tf32 changed a CPU result"
+  expect 0 check 'n=2 in=9x7 c=6 o=4 k=3x2 pad=1' --precision tf32 && contains "$T/out" "PASS "
+  expect 0 bench 'in=16 c=4 o=4 k=3' --reps 1 --precision exact && contains "$T/out" "GFLOP/s"
   expect 0 plan 'n=1 in=8x8 c=3 o=4 k=3x3' --json --budget 64MiB && contains "$T/out" '"budget_bytes": 67108864'
   expect 0 plan 'in=8 c=1 o=1' --algorithm reference && contains "$T/out" "algorithm:  reference"
 }

@@ -1,5 +1,6 @@
 // cutlass_sm90__cuda (CUTLASS's Hopper kernels) against the float64 oracle: forward convs,
-// stride-1 input gradients and weight gradients of f16 and bf16, 1-D, 2-D and 3-D, at the
+// stride-1 input gradients and weight gradients of f16 and bf16 (and f32 forward convs as TF32
+// when the caller allows it), 1-D, 2-D and 3-D, at the
 // tiles' boundaries (rows around 128, channels around the 64 and 128 tiles, K tails), prime
 // extents, strides, kernel dilation and asymmetric padding; the weight gradient's sample
 // chunks bit for bit against themselves; unaligned device tensors through the fallback plan;
@@ -127,7 +128,7 @@ TEST(CudaCutlass, DeclinesWhatItCannotDoAndSaysWhy) {
     const char* problem;
     const char* reason;
   };
-  for (Want w : {Want{"n=1 in=8x8 c=8 o=8 k=3x3 pad=1", "has no f32 kernels"},
+  for (Want w : {Want{"n=1 in=8x8 c=8 o=8 k=3x3 pad=1", "f32 only as TF32"},
                  Want{"n=1 in=8x8 c=16 o=16 k=3x3 pad=1 g=2 dtype=bf16", "groups"},
                  Want{"n=1 in=8x8 c=12 o=16 k=3x3 pad=1 dtype=bf16", "multiples of 8"},
                  Want{"op=convT n=1 in=8x8 c=16 o=16 k=4x4 stride=2 dtype=bf16", "input dilation"},
@@ -170,3 +171,50 @@ TEST(CudaCutlass, UnalignedDeviceTensorsRunTheFallback) {
   ASSERT_TRUE(matches_oracle(y, oracle(c))) << to_string(p);
 }
 #endif
+
+// f32 forward convs on TF32 tensor cores, only when the caller allows it: products of operands
+// cut to 10 mantissa bits (within 2^-10 each), float sums, so the bound's accumulation term is
+// widened to 2^-8 of the terms' absolute sum (acc_scale 1024 over f32's 64·2^-24).
+TEST(CudaCutlass, Tf32ForwardOnlyWhenAllowed) {
+  SKIP_WITHOUT_CUTLASS();
+  Rng rng = test_rng();
+  ExecOptions tf32 = cuda_options(kAlgo);
+  tf32.allow_tf32 = true;
+  for (const char* s : kProblems) {
+    const Problem p = with(s, DType::f32, Direction::fwd);
+    EXPECT_NE(declines(p).find("f32 only as TF32"), std::string::npos) << s;
+    const Plan plan = make_plan(p, tf32);
+    EXPECT_EQ(parameter(plan, "tf32"), 1) << plan.to_text();
+    const Case c = make_case(p, rng);
+    Tensor y = Tensor::empty(DType::f32, y_shape(c.shapes));
+    fill(y.view(), std::nan(""));
+    execute(plan, c.x, c.w, y, tf32);
+    ASSERT_TRUE(matches_oracle(y, oracle(c), 1024.0)) << to_string(p);
+  }
+  // TF32 is for the forward operator only, and 16-byte rows are 4 f32 channels.
+  for (const char* s : {"n=1 in=8x8 c=8 o=8 k=3x3 pad=1 dir=bwd_d", "n=1 in=8x8 c=8 o=8 k=3x3 pad=1 dir=bwd_w"}) {
+    try {
+      make_plan(parse_problem(s), tf32);
+      ADD_FAILURE() << s << " was planned";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("forward convs only"), std::string::npos) << e.what();
+    }
+  }
+  try {
+    make_plan(parse_problem("n=1 in=8x8 c=6 o=8 k=3x3 pad=1"), tf32);
+    ADD_FAILURE() << "c=6 was planned";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("multiples of 4"), std::string::npos) << e.what();
+  }
+}
+
+// The planner's own choice: exact f32 never reaches the TF32 kernels; with TF32 allowed a
+// dense 3x3 layer does.
+TEST(CudaCutlass, PlannerTakesTf32OnlyWhenAllowed) {
+  SKIP_WITHOUT_CUTLASS();
+  const Problem p = parse_problem("n=4 in=28x28 c=64 o=128 k=3x3 pad=1");
+  EXPECT_NE(make_plan(p, cuda_options()).algorithm, kAlgo);
+  ExecOptions tf32 = cuda_options();
+  tf32.allow_tf32 = true;
+  EXPECT_EQ(make_plan(p, tf32).algorithm, kAlgo);
+}

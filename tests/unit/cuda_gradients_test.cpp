@@ -6,6 +6,8 @@
 #include <convnd/convnd.h>
 #include <gtest/gtest.h>
 
+#include <memory>
+
 #include "cuda_test_util.h"
 #include "grad_test_util.h"
 
@@ -101,6 +103,35 @@ TEST(CudaGradients, WeightGradBitwiseAcrossBudgetsAndRuns) {
 }
 
 #ifdef CONVND_WITH_CUDA
+// A direction's case (x, w and dy of make_grad_case) copied to device memory, as device
+// views; `out` is the index of the tensor the direction writes (x: bwd_d, w: bwd_w, y: fwd).
+struct OnDevice {
+  OnDevice(const Problem& p, Rng& rng) : gc(make_grad_case(p, rng)) {
+    const TensorView* host[3] = {&gc.c.x.view(), &gc.c.w.view(), &gc.dy.view()};
+    out = p.dir == Direction::fwd ? 2 : p.dir == Direction::bwd_d ? 0 : 1;
+    for (int r = 0; r < 3; ++r) {
+      mem[r] = std::make_unique<DeviceMemory>(host[r]->nbytes());
+      uploaded = uploaded && mem[r]->get() && mem[r]->upload(host[r]->data, host[r]->nbytes());
+      view[r] = TensorView(mem[r]->get(), host[r]->dtype, host[r]->shape);
+      view[r].device = 0;
+    }
+  }
+  bool ok() const { return uploaded; }
+  void run(const Plan& plan, const ExecOptions& opt) const { execute(plan, view[0], view[1], view[2], opt); }
+  // Fills the output's device memory with NaN-like bytes (every element must be written).
+  bool poison_out() const { return cudaMemset(mem[out]->get(), 0xff, size_t(view[out].nbytes())) == 0; }
+  Tensor download_out() const {
+    Tensor t = Tensor::empty(view[out].dtype, view[out].shape);
+    EXPECT_TRUE(mem[out]->download(t.data(), t.nbytes()));
+    return t;
+  }
+  GradCase gc;
+  int out = 2;
+  std::unique_ptr<DeviceMemory> mem[3];
+  TensorView view[3];
+  bool uploaded = true;
+};
+
 // On a caller's stream with device tensors, execute() only enqueues: after the caller waits
 // for its stream, each direction's result is the same bits as the synchronous call's; calls
 // alternating between the legacy stream and two streams reuse workspace blocks safely.
@@ -115,32 +146,72 @@ TEST(CudaGradients, CallersStreamSameBits) {
     for (Direction d : {Direction::fwd, Direction::bwd_d, Direction::bwd_w}) {
       Problem p = parse_problem(s);
       p.dir = d;
-      const GradCase gc = make_grad_case(p, rng);
-      const TensorView* host[3] = {&gc.c.x.view(), &gc.c.w.view(), &gc.dy.view()};
-      const int out = d == Direction::fwd ? 2 : d == Direction::bwd_d ? 0 : 1;
-      DeviceMemory mem0(host[0]->nbytes()), mem1(host[1]->nbytes()), mem2(host[2]->nbytes());
-      DeviceMemory* mem[3] = {&mem0, &mem1, &mem2};
-      TensorView dev[3];
-      for (int r = 0; r < 3; ++r) {
-        ASSERT_TRUE(mem[r]->upload(host[r]->data, host[r]->nbytes()));
-        dev[r] = TensorView(mem[r]->get(), host[r]->dtype, host[r]->shape);
-        dev[r].device = 0;
-      }
-      Tensor want = Tensor::empty(p.dtype, host[out]->shape);
+      const OnDevice on(p, rng);
+      ASSERT_TRUE(on.ok());
       ExecOptions sync = cuda_options();
       const Plan plan = make_plan(p, sync);
-      execute(plan, dev[0], dev[1], dev[2], sync);
-      ASSERT_TRUE(mem[out]->download(want.data(), want.nbytes()));
+      on.run(plan, sync);
+      const Tensor want = on.download_out();
       for (int rep = 0; rep < 4; ++rep) {
         ExecOptions opt = cuda_options();
         opt.cuda_stream = streams[rep % 2];
-        ASSERT_TRUE(cudaMemset(mem[out]->get(), 0xff, size_t(host[out]->nbytes())) == 0);
-        execute(plan, dev[0], dev[1], dev[2], opt);
+        ASSERT_TRUE(on.poison_out());
+        on.run(plan, opt);
         ASSERT_EQ(cudaStreamSynchronize(opt.cuda_stream), 0);
-        Tensor got = Tensor::empty(p.dtype, host[out]->shape);
-        ASSERT_TRUE(mem[out]->download(got.data(), got.nbytes()));
+        const Tensor got = on.download_out();
         ASSERT_TRUE(bit_equal(got, want)) << to_string(p) << " on stream " << rep % 2;
       }
+    }
+  cudaStreamDestroy(streams[0]);
+  cudaStreamDestroy(streams[1]);
+}
+
+// Every direction captured into a CUDA graph on a caller's stream (global capture mode, as
+// torch.cuda.graph uses) after warm-up calls on another stream have left workspace blocks in the
+// pool: the capture must neither allocate with cudaMalloc nor wait for uncaptured work, and
+// the graph's replays give the synchronous call's bits. The bf16 weight gradient with many
+// samples runs CUTLASS's sample chunks on side streams (a fork and join inside the capture).
+TEST(CudaGradients, CapturedInAGraphSameBits) {
+  CONVND_SKIP_WITHOUT_CUDA();
+  Rng rng = test_rng();
+  void* streams[2] = {nullptr, nullptr};
+  ASSERT_EQ(cudaStreamCreate(&streams[0]), 0);
+  ASSERT_EQ(cudaStreamCreate(&streams[1]), 0);
+  for (const char* s : {"n=4 in=20x20 c=32 o=48 k=3x3 pad=1 dtype=bf16", "n=3 in=17x9 c=8 o=12 k=3x3 pad=1 stride=2",
+                        "n=32 in=48x47 c=64 o=64 k=3x3 pad=1 dtype=bf16"})
+    for (Direction d : {Direction::fwd, Direction::bwd_d, Direction::bwd_w}) {
+      Problem p = parse_problem(s);
+      p.dir = d;
+      const OnDevice on(p, rng);
+      ASSERT_TRUE(on.ok());
+      const Plan plan = make_plan(p, cuda_options());
+      on.run(plan, cuda_options());
+      const Tensor want = on.download_out();
+      ExecOptions warm = cuda_options(), opt = cuda_options();
+      warm.cuda_stream = streams[0];
+      opt.cuda_stream = streams[1];
+      for (int i = 0; i < 2; ++i) on.run(plan, warm);  // blocks last used on stream 0
+      ASSERT_EQ(cudaStreamSynchronize(streams[0]), 0);
+      void* graph = nullptr;
+      void* exec = nullptr;
+      ASSERT_EQ(cudaStreamBeginCapture(streams[1], 0), 0);
+      try {
+        on.run(plan, opt);
+      } catch (const Error& e) {
+        cudaStreamEndCapture(streams[1], &graph);
+        FAIL() << "execute() under capture: " << e.what() << " (" << plan.algorithm << ")";
+      }
+      ASSERT_EQ(cudaStreamEndCapture(streams[1], &graph), 0) << plan.algorithm << " on " << to_string(p);
+      ASSERT_EQ(cudaGraphInstantiateWithFlags(&exec, graph, 0), 0);
+      for (int rep = 0; rep < 2; ++rep) {
+        ASSERT_TRUE(on.poison_out());
+        ASSERT_EQ(cudaGraphLaunch(exec, streams[1]), 0);
+        ASSERT_EQ(cudaStreamSynchronize(streams[1]), 0);
+        const Tensor got = on.download_out();
+        ASSERT_TRUE(bit_equal(got, want)) << to_string(p) << " (" << plan.algorithm << "), replay " << rep;
+      }
+      cudaGraphExecDestroy(exec);
+      cudaGraphDestroy(graph);
     }
   cudaStreamDestroy(streams[0]);
   cudaStreamDestroy(streams[1]);

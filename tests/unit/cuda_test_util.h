@@ -21,6 +21,12 @@ int cudaMemGetInfo(size_t* free_bytes, size_t* total_bytes);
 int cudaStreamCreate(void** stream);
 int cudaStreamSynchronize(void* stream);
 int cudaStreamDestroy(void* stream);
+int cudaStreamBeginCapture(void* stream, int mode);  // mode 0: cudaStreamCaptureModeGlobal
+int cudaStreamEndCapture(void* stream, void** graph);
+int cudaGraphInstantiateWithFlags(void** exec, void* graph, unsigned long long flags);
+int cudaGraphLaunch(void* exec, void* stream);
+int cudaGraphExecDestroy(void* exec);
+int cudaGraphDestroy(void* graph);
 }
 #endif
 

@@ -3,8 +3,11 @@
 //
 // CUTLASS's Hopper conv kernel (ConvUniversal over GemmUniversal, KernelTmaWarpSpecialized) is
 // non-persistent with one consumer warpgroup; A and B come through TMA (im2col mode for the
-// activation side), accumulation is float. What it cannot do it says in can_implement(), which
-// runs on the host without touching the device; the planner calls it before choosing.
+// activation side), accumulation is float. E = float runs the products as TF32 (CUTLASS's
+// builder maps float operands to tfloat32_t MMAs); wgmma takes TF32 operands K-major only, which
+// only fprop's are (dgrad's filter and both wgrad operands are MN-major), so float is fprop
+// only. What it cannot do it says in can_implement(), which runs on the host without touching
+// the device; the planner calls it before choosing.
 #pragma once
 // A device-side assert() makes ptxas serialise the wgmma instructions (warning C7510).
 #ifndef NDEBUG
@@ -50,7 +53,12 @@ struct Impl {
   // The GEMM's K (and wgrad's N) are multi-modal in conv terms ((C, S, R...) and the like):
   // CUTLASS's conv builders take those tile extents as nested shapes.
   using TileN = cute::conditional_t<kOp == Op::wgrad, cute::Shape<cute::Int<kTileN>>, cute::Int<kTileN>>;
-  using TileShape = cute::Shape<cute::Int<kTileM>, TileN, cute::Shape<cute::_64>>;
+  // A K step of 128 bytes a row: 64 elements of 16 bits, 32 of float (TF32), as CUTLASS's own
+  // Hopper configurations take them (one 128-byte swizzle atom a row).
+  static constexpr int kTileK = 1024 / cutlass::sizeof_bits<E>::value;
+  // TMA moves 16-byte rows: the channel counts are multiples of this many elements.
+  static constexpr int kInAlign = 128 / cutlass::sizeof_bits<E>::value;
+  using TileShape = cute::Shape<cute::Int<kTileM>, TileN, cute::Shape<cute::Int<kTileK>>>;
   using ClusterShape = cute::Shape<cute::Int<kClusterM>, cute::_1, cute::_1>;
   using EpilogueSchedule = cute::conditional_t<kOp == Op::wgrad, cutlass::epilogue::NoSmemWarpSpecialized,
                                                cutlass::epilogue::TmaWarpSpecialized>;
@@ -61,7 +69,7 @@ struct Impl {
       OutLayout, kOutAlign, EpilogueSchedule>::CollectiveOp;
 
   using Mainloop = typename cutlass::conv::collective::CollectiveBuilder<
-      cutlass::arch::Sm90, cutlass::arch::OpClassTensorOp, CutOp, E, Act, 8, E, Act, 8, float, TileShape,
+      cutlass::arch::Sm90, cutlass::arch::OpClassTensorOp, CutOp, E, Act, kInAlign, E, Act, kInAlign, float, TileShape,
       ClusterShape,
       cutlass::conv::collective::StageCountAutoCarveout<static_cast<int>(sizeof(typename Epilogue::SharedStorage))>,
       cutlass::conv::KernelImplicitTmaWarpSpecializedSm90>::CollectiveOp;

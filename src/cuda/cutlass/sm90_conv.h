@@ -11,7 +11,10 @@
 namespace convnd::cuda::sm90 {
 
 enum class Op : int { fprop = 0, dgrad = 1, wgrad = 2 };
-enum class Elem16 : int { f16 = 0, bf16 = 1 };
+// The tensors' element type and the tensor cores' math: f16 and bf16 tensors multiply in their
+// own type; tf32 is float32 tensors multiplied as TF32 (10-bit mantissa products, float sums),
+// which the caller must have allowed (ExecOptions::allow_tf32). All accumulate in float.
+enum class Elem : int { f16 = 0, bf16 = 1, tf32 = 2 };
 
 /// One conv in CUTLASS's terms, always the forward conv's shapes (as Geometry): act [N, D, H, W,
 /// C], flt [K, T, R, S, C], out [N, Z, P, Q, K], channels last and dense. rank 2 ignores index 0.
@@ -20,7 +23,7 @@ enum class Elem16 : int { f16 = 0, bf16 = 1 };
 /// sum over the samples given) from out and act.
 struct Conv {
   Op op = Op::fprop;
-  Elem16 elem = Elem16::bf16;
+  Elem elem = Elem::bf16;
   int rank = 2;        // spatial axes: 2 or 3
   int tile = 128;  // 64 or 128: the tile over fprop's and wgrad's output channels, dgrad's input channels
   int n = 0, c = 0, k = 0;
@@ -40,10 +43,10 @@ struct Kernel {
 };
 
 /// The kernel for (op, elem, rank, tile), or nullptr when none is compiled for it.
-const Kernel* kernel_for(Op op, Elem16 elem, int rank, int tile);
+const Kernel* kernel_for(Op op, Elem elem, int rank, int tile);
 
 /// dst[i] = sum over s < parts of src[s·count + i] (in that order, float), in dst's dtype.
-cudaError_t launch_sum_partials(const float* src, int64_t parts, int64_t count, void* dst, Elem16 elem,
+cudaError_t launch_sum_partials(const float* src, int64_t parts, int64_t count, void* dst, Elem elem,
                                 cudaStream_t stream);
 
 }  // namespace convnd::cuda::sm90

@@ -16,9 +16,11 @@ const Kernel* dgrad_bf16(int rank, int tile);
 const Kernel* dgrad_f16(int rank, int tile);
 const Kernel* wgrad_bf16(int rank, int tile);
 const Kernel* wgrad_f16(int rank, int tile);
+const Kernel* fprop_tf32(int rank, int tile);
 
-const Kernel* kernel_for(Op op, Elem16 elem, int rank, int tile) {
-  const bool bf = elem == Elem16::bf16;
+const Kernel* kernel_for(Op op, Elem elem, int rank, int tile) {
+  if (elem == Elem::tf32) return op == Op::fprop ? fprop_tf32(rank, tile) : nullptr;
+  const bool bf = elem == Elem::bf16;
   switch (op) {
     case Op::fprop: return bf ? fprop_bf16(rank, tile) : fprop_f16(rank, tile);
     case Op::dgrad: return bf ? dgrad_bf16(rank, tile) : dgrad_f16(rank, tile);
@@ -53,12 +55,13 @@ __global__ void sum_partials(const float* __restrict__ src, int64_t parts, int64
 
 }  // namespace
 
-cudaError_t launch_sum_partials(const float* src, int64_t parts, int64_t count, void* dst, Elem16 elem,
+cudaError_t launch_sum_partials(const float* src, int64_t parts, int64_t count, void* dst, Elem elem,
                                 cudaStream_t stream) {
   if (count <= 0) return cudaSuccess;
+  if (elem == Elem::tf32) return cudaErrorInvalidValue;  // no TF32 weight gradient (fprop only)
   constexpr int kThreads = 256;
   const int64_t blocks = std::min<int64_t>((count + kThreads - 1) / kThreads, 4096);
-  if (elem == Elem16::bf16)
+  if (elem == Elem::bf16)
     sum_partials<<<unsigned(blocks), kThreads, 0, stream>>>(src, parts, count, static_cast<__nv_bfloat16*>(dst));
   else
     sum_partials<<<unsigned(blocks), kThreads, 0, stream>>>(src, parts, count, static_cast<__half*>(dst));
