@@ -51,6 +51,8 @@ class Tensor {
   static Tensor empty(DType dtype, const Shape& shape, int device);
   /// The same for use on a CUDA stream (a cudaStream_t; null: as above): memory another stream
   /// released is handed out only after that stream's earlier work, without waiting on the host.
+  /// On a stream capturing a CUDA graph, the tensor gets memory of its own (not the cache's),
+  /// at an address every replay of the graph writes, freed when the tensor goes.
   static Tensor empty(DType dtype, const Shape& shape, int device, void* cuda_stream);
   static Tensor zeros(DType dtype, const Shape& shape);
   /// A tensor over memory that `storage` keeps alive (view.data points into it).

@@ -657,8 +657,9 @@ def test_cuda_side_stream_and_autocast():
 @needs_cuda
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 def test_cuda_graph_capture_and_replay(dtype):
-    # Forward and both gradients captured under torch.cuda.graph and replayed on new inputs:
-    # no synchronisation or allocation outside the capture's pool may happen in a call. (In
+    # Forward and both gradients captured under torch.cuda.graph and replayed on new inputs,
+    # twice: no synchronisation may happen in a captured call, its workspace must be the
+    # graph's, and its results must keep their memory from one replay to the next. (In
     # bf16 the planner chooses CUTLASS's kernels, whose weight gradient here runs in sample
     # chunks on side streams: a fork and join inside the capture.)
     torch.manual_seed(0)
@@ -681,14 +682,15 @@ def test_cuda_graph_capture_and_replay(dtype):
     g = torch.cuda.CUDAGraph()
     with torch.cuda.graph(g):
         out = step()
-    with torch.no_grad():
-        xs.copy_(torch.randn_like(xs))
-        dy.copy_(torch.randn_like(dy))
-    g.replay()
-    torch.cuda.synchronize()
-    want = step()
-    for got, ref in zip(out, want):
-        torch.testing.assert_close(got, ref, rtol=0, atol=0)  # the same kernels on the same inputs
+    for _ in range(2):  # the outputs keep their memory: every replay writes the same tensors
+        with torch.no_grad():
+            xs.copy_(torch.randn_like(xs))
+            dy.copy_(torch.randn_like(dy))
+        g.replay()
+        torch.cuda.synchronize()
+        want = step()
+        for got, ref in zip(out, want):
+            torch.testing.assert_close(got, ref, rtol=0, atol=0)  # the same kernels on the same inputs
     ref_y = F.conv2d(xs.detach().float(), w.detach().float(), padding=1)
     tol = dict(rtol=2e-2, atol=1e-1) if dtype == torch.bfloat16 else dict(rtol=1e-4, atol=1e-3)
     torch.testing.assert_close(out[0].float(), ref_y, **tol)

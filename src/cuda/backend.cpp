@@ -227,7 +227,7 @@ std::shared_ptr<void> cuda_allocate(int64_t bytes, int device, cudaStream_t stre
     throw Error(ErrorKind::unsupported,
                 "[tensor] cannot allocate on CUDA device " + std::to_string(device) + ": " + why);
   cuda::DeviceGuard guard(device);
-  auto* buffer = new cuda::DeviceBuffer(bytes, "a tensor", stream);
+  auto* buffer = new cuda::DeviceBuffer(bytes, "a tensor", stream, cuda::Lifetime::tensor);
   return std::shared_ptr<void>(buffer->data(), [buffer, device](void*) noexcept {
     try {
       cuda::DeviceGuard back(device);  // the allocator's pools are per device

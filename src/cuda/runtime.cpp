@@ -128,7 +128,20 @@ const DeviceInfo& device_info(int ordinal) {
   return *cache->emplace(ordinal, std::move(info)).first->second;
 }
 
+namespace {
+
+// This thread's capture mode made relaxed for a scope, so that cudaMalloc and cudaFree may run
+// while a stream captures a graph (as PyTorch's allocator does for its graph pools).
+struct RelaxedCapture {
+  cudaStreamCaptureMode mode = cudaStreamCaptureModeRelaxed;
+  RelaxedCapture() { cudaThreadExchangeStreamCaptureMode(&mode); }
+  ~RelaxedCapture() { cudaThreadExchangeStreamCaptureMode(&mode); }
+};
+
+}  // namespace
+
 void memory_info(int64_t* free_bytes, int64_t* total_bytes) {
+  RelaxedCapture relaxed;  // a question, not work: allowed while another stream captures
   size_t f = 0, t = 0;
   CONVND_CUDA_CHECK(cudaMemGetInfo(&f, &t));
   *free_bytes = int64_t(f);
@@ -150,7 +163,16 @@ bool capturing(cudaStream_t stream) {
   return status != cudaStreamCaptureStatusNone;
 }
 
-DeviceBuffer::DeviceBuffer(int64_t bytes, const char* what, cudaStream_t stream) {
+namespace {
+
+Error no_room(int64_t bytes, const char* what) {
+  return Error(ErrorKind::out_of_memory, std::string("[cuda] cannot allocate ") + std::to_string(bytes) +
+                                             " bytes for the " + what + " while a CUDA graph is captured");
+}
+
+}  // namespace
+
+DeviceBuffer::DeviceBuffer(int64_t bytes, const char* what, cudaStream_t stream, Lifetime lifetime) {
   stream_ = stream;
   if (bytes <= 0) return;
   device_ = current_device();
@@ -158,23 +180,30 @@ DeviceBuffer::DeviceBuffer(int64_t bytes, const char* what, cudaStream_t stream)
     throw Error(ErrorKind::unsupported, "[cuda] device ordinals above 63 are not supported");
   const int64_t cap = round_capacity(bytes);
   // Under stream capture (a CUDA graph being recorded, e.g. torch.cuda.graph) the pool can be
-  // neither grown (cudaMalloc is illegal there) nor drawn from (a block last used on another
-  // stream is guarded by an event of uncaptured work, which a captured stream may not wait
-  // for). The block becomes a node of the graph instead: stream-ordered cudaMallocAsync here,
-  // cudaFreeAsync at release, both replayed with the graph from the graph's own memory pool.
+  // neither grown (cudaMalloc is illegal in the default capture mode) nor drawn from (a block
+  // last used on another stream is guarded by an event of uncaptured work, which a captured
+  // stream may not wait for), nor given back to (the graph uses the memory whenever it is
+  // replayed). Memory of the call becomes a node of the graph: cudaMallocAsync here,
+  // cudaFreeAsync at release, both replayed with the graph. A tensor outlives the call and its
+  // address must hold for every replay: a cudaMalloc of its own, freed when it goes.
   if (capturing(stream)) {
     void* p = nullptr;
-    const cudaError_t e = cudaMallocAsync(&p, size_t(cap), stream);
+    cudaError_t e;
+    if (lifetime == Lifetime::call) {
+      e = cudaMallocAsync(&p, size_t(cap), stream);
+    } else {
+      RelaxedCapture relaxed;
+      e = cudaMalloc(&p, size_t(cap));
+    }
     if (e == cudaErrorMemoryAllocation) {
       cudaGetLastError();
-      throw Error(ErrorKind::out_of_memory, std::string("[cuda] cannot allocate ") + std::to_string(bytes) +
-                                                " bytes for the " + what + " in the CUDA graph being captured");
+      throw no_room(bytes, what);
     }
     CONVND_CUDA_CHECK(e);
     ptr_ = p;
     capacity_ = cap;
     bytes_ = bytes;
-    captured_ = true;
+    captured_ = lifetime == Lifetime::call ? Captured::graph_node : Captured::own;
     return;
   }
   // Keep at most half of the device's memory idle (read here: release() must not throw).
@@ -225,7 +254,7 @@ DeviceBuffer::DeviceBuffer(DeviceBuffer&& o) noexcept
     : ptr_(o.ptr_), bytes_(o.bytes_), capacity_(o.capacity_), keep_limit_(o.keep_limit_), device_(o.device_),
       stream_(o.stream_), event_(o.event_), captured_(o.captured_) {
   o.ptr_ = nullptr;
-  o.captured_ = false;
+  o.captured_ = Captured::no;
   o.event_ = nullptr;
   o.bytes_ = o.capacity_ = 0;
 }
@@ -243,7 +272,7 @@ DeviceBuffer& DeviceBuffer::operator=(DeviceBuffer&& o) noexcept {
     captured_ = o.captured_;
     o.ptr_ = nullptr;
     o.event_ = nullptr;
-    o.captured_ = false;
+    o.captured_ = Captured::no;
     o.bytes_ = o.capacity_ = 0;
   }
   return *this;
@@ -255,10 +284,15 @@ DeviceBuffer::~DeviceBuffer() {
 
 void DeviceBuffer::release() {
   if (!ptr_) return;
-  if (captured_) {  // a node of the graph being captured: freed in stream order, in the graph
-    if (cudaFreeAsync(ptr_, stream_) != cudaSuccess) cudaGetLastError();
+  if (captured_ != Captured::no) {
+    if (captured_ == Captured::graph_node) {  // freed in stream order, in the graph
+      if (cudaFreeAsync(ptr_, stream_) != cudaSuccess) cudaGetLastError();
+    } else {  // a tensor's own block; cudaFree waits for the device's work on it
+      RelaxedCapture relaxed;
+      if (cudaFree(ptr_) != cudaSuccess) cudaGetLastError();
+    }
     ptr_ = nullptr;
-    captured_ = false;
+    captured_ = Captured::no;
     return;
   }
   // Used on a stream without waiting: mark where that work ends (no error may escape here).

@@ -41,6 +41,12 @@ int64_t cached_bytes();
 /// allocate outside the graph, and workspace comes from graph allocations (DeviceBuffer).
 bool capturing(cudaStream_t stream);
 
+/// How long a DeviceBuffer's memory is used: within the call that makes it (workspace,
+/// staging), or beyond it as a tensor handed to the caller (an output). They differ only under
+/// CUDA graph capture, where call memory is a node of the graph and tensor memory must keep its
+/// address for every replay.
+enum class Lifetime { call, tensor };
+
 /// Device memory from the caching allocator (blocks are kept for reuse after release; when a
 /// cudaMalloc fails the cache is emptied and the allocation tried once more).
 class DeviceBuffer {
@@ -50,9 +56,10 @@ class DeviceBuffer {
   /// With a stream (non-null), the block may still be in use by work enqueued on it when the
   /// buffer is released: release() records an event there, and a later buffer that takes the
   /// block on another stream makes its stream wait for that event first. On a stream that is
-  /// capturing a CUDA graph the block is a graph allocation instead (cudaMallocAsync), freed
-  /// in stream order at release.
-  DeviceBuffer(int64_t bytes, const char* what, cudaStream_t stream = nullptr);
+  /// capturing a CUDA graph the pool is not used: call memory is a graph allocation
+  /// (cudaMallocAsync, freed in stream order at release, inside the graph); tensor memory a
+  /// cudaMalloc of its own, kept until release (the graph writes it on every replay).
+  DeviceBuffer(int64_t bytes, const char* what, cudaStream_t stream = nullptr, Lifetime lifetime = Lifetime::call);
   DeviceBuffer(DeviceBuffer&& o) noexcept;
   DeviceBuffer& operator=(DeviceBuffer&& o) noexcept;
   DeviceBuffer(const DeviceBuffer&) = delete;
@@ -70,8 +77,9 @@ class DeviceBuffer {
   int device_ = -1;
   cudaStream_t stream_ = nullptr;  // the stream the block is used on (null: synchronous use)
   cudaEvent_t event_ = nullptr;    // recorded on stream_ at release (kept with the block)
-  bool captured_ = false;          // allocated in a CUDA graph being captured on stream_
-                                   // (cudaMallocAsync; freed with cudaFreeAsync, never pooled)
+  // Made while stream_ was capturing a graph (never pooled): a graph allocation (cudaMallocAsync,
+  // freed with cudaFreeAsync) or a tensor's own cudaMalloc (freed with cudaFree).
+  enum class Captured { no, graph_node, own } captured_ = Captured::no;
 };
 
 /// The current device's cuBLAS handle (created once, on the default stream, with no

@@ -216,4 +216,49 @@ TEST(CudaGradients, CapturedInAGraphSameBits) {
   cudaStreamDestroy(streams[0]);
   cudaStreamDestroy(streams[1]);
 }
+
+// An output made inside the capture (Tensor::empty on the capturing stream, as the Python
+// bindings make a call's result) keeps its address across replays: the graph replays twice into
+// it, each time with the synchronous call's bits.
+TEST(CudaGradients, OutputMadeInACaptureServesEveryReplay) {
+  CONVND_SKIP_WITHOUT_CUDA();
+  Rng rng = test_rng();
+  void* stream = nullptr;
+  ASSERT_EQ(cudaStreamCreate(&stream), 0);
+  Problem p = parse_problem("n=2 in=12x12 c=16 o=24 k=3x3 pad=1 dtype=bf16");
+  const OnDevice on(p, rng);
+  ASSERT_TRUE(on.ok());
+  const Plan plan = make_plan(p, cuda_options());
+  on.run(plan, cuda_options());
+  const Tensor want = on.download_out();
+  ExecOptions opt = cuda_options();
+  opt.cuda_stream = stream;
+  on.run(plan, opt);  // warm: the plan's first-use work done before the capture
+  ASSERT_EQ(cudaStreamSynchronize(stream), 0);
+  void* graph = nullptr;
+  void* exec = nullptr;
+  ASSERT_EQ(cudaStreamBeginCapture(stream, 0), 0);
+  Tensor y;
+  try {
+    y = Tensor::empty(p.dtype, on.view[2].shape, 0, stream);
+    execute(plan, on.view[0], on.view[1], y, opt);
+  } catch (const Error& e) {
+    cudaStreamEndCapture(stream, &graph);
+    FAIL() << "under capture: " << e.what();
+  }
+  ASSERT_EQ(cudaStreamEndCapture(stream, &graph), 0);
+  ASSERT_EQ(cudaGraphInstantiateWithFlags(&exec, graph, 0), 0);
+  for (int rep = 0; rep < 2; ++rep) {
+    ASSERT_EQ(cudaMemset(y.data(), 0xff, size_t(y.nbytes())), 0);
+    ASSERT_EQ(cudaGraphLaunch(exec, stream), 0) << "replay " << rep;
+    ASSERT_EQ(cudaStreamSynchronize(stream), 0);
+    Tensor got = Tensor::empty(p.dtype, y.view().shape);
+    ASSERT_EQ(cudaMemcpy(got.data(), y.data(), size_t(y.nbytes()), 2), 0);
+    ASSERT_TRUE(bit_equal(got, want)) << "replay " << rep;
+  }
+  cudaGraphExecDestroy(exec);
+  cudaGraphDestroy(graph);
+  y = Tensor();
+  cudaStreamDestroy(stream);
+}
 #endif
