@@ -144,10 +144,8 @@ Outcome check_problem(const Problem& p, const Options& o, uint64_t seed) {
   // The CLI allocates x, w and y itself: all of it must fit before anything is allocated.
   check_memory(plan, Allocating::all);
   const Geometry& g = plan.geometry;
-  // A plan that multiplies float32 as TF32 (asked for, and its algorithm has such kernels) is
-  // held to TF32's tolerance.
-  bool tf32 = false;
-  for (const auto& [k, v] : plan.parameters()) tf32 = tf32 || (k == "tf32" && v != 0);
+  // A plan that multiplies float32 as TF32 is held to TF32's tolerance.
+  const bool tf32 = plan.uses_tf32();
   const Shapes sh = shapes_of(p, g);
   Tensor x = Tensor::empty(p.dtype, sh.x), w = Tensor::empty(p.dtype, sh.w), y = Tensor::empty(p.dtype, sh.y);
   // The two tensors the direction reads are random; the one it writes (y, or dx in x's place,

@@ -140,6 +140,9 @@ struct Plan {
 
   /// config->parameters(), or none.
   std::vector<std::pair<std::string, int64_t>> parameters() const;
+  /// Whether the chosen configuration multiplies float32 as TF32 (its tf32 parameter; a plan
+  /// gets it only where ExecOptions::allow_tf32 permits and its algorithm has TF32 kernels).
+  bool uses_tf32() const;
   std::string to_text() const;
   std::string to_json() const;
 };

@@ -161,28 +161,32 @@ void cuda_execute(const Plan& plan, const Algorithm& algorithm, const TensorView
 
     const cudaStream_t stream = static_cast<cudaStream_t>(opt.cuda_stream);
     bool staging = false;
-    for (const TensorView* t : {&x, &w, &y}) staging = staging || needs_staging(*t);
-    // A stream capturing a CUDA graph: the call is recorded, not run. Staging would wait for
-    // the device, which a capture forbids; the workspace is a graph allocation (DeviceBuffer),
-    // which the graph's instantiation and launch account for, not this device's free memory.
-    const bool capture = cuda::capturing(stream);
-    if (capture && staging)
-      throw Error(ErrorKind::invalid,
-                  "[execute] a call captured in a CUDA graph needs every tensor dense in device memory "
-                  "(host or strided tensors are staged, which waits for the device)");
-
-    // Staging and workspace must fit before anything is allocated.
     int64_t staged = plan.workspace_bytes;
     for (const TensorView* t : {&x, &w, &y})
-      if (needs_staging(*t)) staged += t->nbytes();
-    // As in cuda_check_memory: what the idle blocks hold needs no cudaMemGetInfo.
-    const int64_t cached = cuda::cached_bytes();
-    int64_t free_bytes = 0, total = 0;
-    if (staged > cached && !capture) cuda::memory_info(&free_bytes, &total);
-    if (staged > free_bytes + cached && !capture)
-      throw Error(ErrorKind::out_of_memory, "[execute] staging and workspace need " + std::to_string(staged) +
-                                                " bytes on cuda device " + std::to_string(device) +
-                                                ", which has " + std::to_string(free_bytes) + " bytes free");
+      if (needs_staging(*t)) {
+        staging = true;
+        staged += t->nbytes();
+      }
+    if (cuda::capturing(stream)) {
+      // A stream capturing a CUDA graph: the call is recorded, not run. Staging would wait for
+      // the device, which a capture forbids; the workspace is a graph allocation
+      // (DeviceBuffer), which the graph's instantiation and launch account for, not this
+      // device's free memory.
+      if (staging)
+        throw Error(ErrorKind::invalid,
+                    "[execute] a call captured in a CUDA graph needs every tensor dense in device memory "
+                    "(host or strided tensors are staged, which waits for the device)");
+    } else {
+      // Staging and workspace must fit before anything is allocated. As in cuda_check_memory:
+      // what the idle blocks hold needs no cudaMemGetInfo.
+      const int64_t cached = cuda::cached_bytes();
+      int64_t free_bytes = 0, total = 0;
+      if (staged > cached) cuda::memory_info(&free_bytes, &total);
+      if (staged > free_bytes + cached)
+        throw Error(ErrorKind::out_of_memory, "[execute] staging and workspace need " + std::to_string(staged) +
+                                                  " bytes on cuda device " + std::to_string(device) +
+                                                  ", which has " + std::to_string(free_bytes) + " bytes free");
+    }
 
     // The direction's output (y, dx or dw) is written; the other two are read. Inputs that are
     // host or strided are staged dense on the device; so is an output that is.

@@ -67,11 +67,10 @@ bool fits_int(int64_t v) {
 
 // g in CUTLASS's terms, or the reason it is not one of CUTLASS's convs.
 std::string describe(const Geometry& g, bool allow_tf32, cuda::sm90::Conv* p) {
+  // The traits keep f64 out; f32 runs here only as TF32.
   if (g.dtype == DType::f32) {
     if (!allow_tf32) return "f32 only as TF32, which the caller has not allowed (allow_tf32 / precision=tf32)";
     if (g.dir != Direction::fwd) return "TF32 for forward convs only (wgmma reads TF32 operands K-major only)";
-  } else if (g.dtype != DType::f16 && g.dtype != DType::bf16) {
-    return "has f16, bf16 and (with allow_tf32, forward) TF32 kernels only";
   }
   if (g.groups != 1) return "no grouped convs (groups > 1)";
   if (g.idil != Dims{1, 1, 1}) return "no input dilation (transposed convs)";

@@ -163,15 +163,6 @@ bool capturing(cudaStream_t stream) {
   return status != cudaStreamCaptureStatusNone;
 }
 
-namespace {
-
-Error no_room(int64_t bytes, const char* what) {
-  return Error(ErrorKind::out_of_memory, std::string("[cuda] cannot allocate ") + std::to_string(bytes) +
-                                             " bytes for the " + what + " while a CUDA graph is captured");
-}
-
-}  // namespace
-
 DeviceBuffer::DeviceBuffer(int64_t bytes, const char* what, cudaStream_t stream, Lifetime lifetime) {
   stream_ = stream;
   if (bytes <= 0) return;
@@ -197,7 +188,8 @@ DeviceBuffer::DeviceBuffer(int64_t bytes, const char* what, cudaStream_t stream,
     }
     if (e == cudaErrorMemoryAllocation) {
       cudaGetLastError();
-      throw no_room(bytes, what);
+      throw Error(ErrorKind::out_of_memory, std::string("[cuda] cannot allocate ") + std::to_string(bytes) +
+                                                " bytes for the " + what + " while a CUDA graph is captured");
     }
     CONVND_CUDA_CHECK(e);
     ptr_ = p;

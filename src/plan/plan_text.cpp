@@ -157,17 +157,11 @@ Plan with_parameter(const Plan& plan, std::string_view name, int64_t value) {
   return out;
 }
 
-namespace {
-
-// Whether the chosen configuration multiplies float32 as TF32 (the algorithms that can say so
-// in a tf32 parameter; ExecOptions::allow_tf32 only permits it).
-bool uses_tf32(const Plan& plan) {
-  for (const auto& [k, v] : plan.parameters())
+bool Plan::uses_tf32() const {
+  for (const auto& [k, v] : parameters())
     if (k == "tf32") return v != 0;
   return false;
 }
-
-}  // namespace
 
 std::string Plan::to_text() const {
   std::string s;
@@ -177,7 +171,7 @@ std::string Plan::to_text() const {
   const std::string via = config ? config->via() : std::string();
   s += "algorithm:  " + algorithm + (via.empty() ? "" : " (via " + via + ")") + "\n";
   s += "isa:        " + std::string(isa_name(isa)) + "\n";
-  if (uses_tf32(*this)) s += "precision:  tf32 (float32 products on TF32 tensor cores)\n";
+  if (uses_tf32()) s += "precision:  tf32 (float32 products on TF32 tensor cores)\n";
   s += "workspace:  " + std::to_string(workspace_bytes) + " bytes (budget " + std::to_string(budget_bytes) +
        ")\n";
   s += "index:      " + std::to_string(index_bits) + "-bit\n";
@@ -200,7 +194,7 @@ std::string Plan::to_json() const {
                   std::string(backend_name(backend)) + "\", \"algorithm\": \"" + json_escape(algorithm) +
                   "\", \"via\": \"" + json_escape(config ? config->via() : std::string()) +
                   "\", \"isa\": \"" + std::string(isa_name(isa)) +
-                  (uses_tf32(*this) ? "\", \"precision\": \"tf32" : "") +
+                  (uses_tf32() ? "\", \"precision\": \"tf32" : "") +
                   "\", \"workspace_bytes\": " + std::to_string(workspace_bytes) +
                   ", \"budget_bytes\": " + std::to_string(budget_bytes) +
                   ", \"index_bits\": " + std::to_string(index_bits) +
