@@ -78,7 +78,7 @@ int64_t available_host_memory() {
 bool host_memory_fits(int64_t bytes, int64_t* avail) {
   *avail = -1;
   if (bytes < (int64_t(64) << 20)) return true;
-  *avail = available_host_memory();
+  *avail = available_host_memory() + idle_host_bytes();
   return bytes <= *avail;
 }
 

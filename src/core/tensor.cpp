@@ -7,8 +7,6 @@
 #include <new>
 #include <vector>
 
-#include <sys/mman.h>
-
 #include "core/checked.h"
 #include "core/memory.h"
 
@@ -57,25 +55,6 @@ int64_t dense_bytes(DType dtype, const Shape& shape) {
   if (!checked_mul(n, dtype_size(dtype), &bytes))
     throw Error(ErrorKind::invalid, "[tensor] byte count overflows int64");
   return bytes;
-}
-
-std::shared_ptr<void> allocate_host(int64_t bytes) {
-  // Round up to the alignment; aligned_alloc needs a multiple of it. Memory is left
-  // uninitialised (and so untouched until written): a 9 GB output costs nothing up front.
-  size_t alloc = size_t(bytes + 63) / 64 * 64;
-  if (alloc == 0) alloc = 64;
-  // Large buffers are 2 MiB aligned and asked to be backed by huge pages: first touch of a
-  // multi-GB output otherwise costs one page fault per 4 KiB, more than computing it.
-  const bool huge = alloc >= (size_t(32) << 20);
-  if (huge) alloc = (alloc + (size_t(2) << 20) - 1) / (size_t(2) << 20) * (size_t(2) << 20);
-  void* mem = std::aligned_alloc(huge ? (size_t(2) << 20) : 64, alloc);
-#ifdef MADV_HUGEPAGE
-  if (mem && huge) madvise(mem, alloc, MADV_HUGEPAGE);
-#endif
-  if (!mem)
-    throw Error(ErrorKind::out_of_memory,
-                "[tensor] could not allocate " + std::to_string(bytes) + " bytes of host memory");
-  return std::shared_ptr<void>(mem, [](void* p) { std::free(p); });
 }
 
 Tensor Tensor::empty(DType dtype, const Shape& shape) {

@@ -6,7 +6,6 @@
 
 #include <cstdlib>
 #include <cstring>
-#include <mutex>
 #include <vector>
 #include <string>
 
@@ -31,57 +30,6 @@ const Algorithm& weight_grad_depthwise_algorithm();
 const Algorithm& weight_grad_gemm_algorithm();
 
 namespace {
-
-// Workspace blocks of finished calls, kept for the next ones: a fresh block costs a page fault
-// per 4 KiB on first touch (a few percent of a mid-sized conv, more of a small one). At most
-// kKeep blocks and the default budget's bytes in all are kept; a request takes an idle block
-// of at least its size and at most twice it. Thread-safe; blocks are never shared.
-class WorkspaceCache {
- public:
-  static constexpr size_t kKeep = 4;
-
-  std::shared_ptr<void> acquire(int64_t bytes) {
-    std::shared_ptr<void> block;
-    int64_t size = bytes;
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      size_t best = idle_.size();
-      for (size_t i = 0; i < idle_.size(); ++i)
-        if (idle_[i].first >= bytes && idle_[i].first <= 2 * bytes &&
-            (best == idle_.size() || idle_[i].first < idle_[best].first))
-          best = i;
-      if (best < idle_.size()) {
-        size = idle_[best].first;
-        block = std::move(idle_[best].second);
-        idle_bytes_ -= size;
-        idle_.erase(idle_.begin() + std::ptrdiff_t(best));
-      }
-    }
-    if (!block) block = allocate_host(bytes);
-    // The caller's handle gives the block back here when it is dropped.
-    void* p = block.get();
-    return std::shared_ptr<void>(p, [this, block, size](void*) mutable { release(std::move(block), size); });
-  }
-
- private:
-  void release(std::shared_ptr<void> block, int64_t size) {
-    std::lock_guard<std::mutex> lock(mu_);
-    if (idle_.size() < kKeep && idle_bytes_ + size <= default_workspace_budget()) {
-      idle_.emplace_back(size, std::move(block));
-      idle_bytes_ += size;
-    }
-    // otherwise `block` goes out of scope here and is freed
-  }
-
-  std::mutex mu_;
-  std::vector<std::pair<int64_t, std::shared_ptr<void>>> idle_;
-  int64_t idle_bytes_ = 0;
-};
-
-WorkspaceCache& workspace_cache() {
-  static WorkspaceCache* cache = new WorkspaceCache;  // never destroyed: calls may run at exit
-  return *cache;
-}
 
 class CpuBackend final : public BackendImpl {
  public:
@@ -208,7 +156,7 @@ class CpuBackend final : public BackendImpl {
     std::shared_ptr<void> ws;
     if (plan.workspace_bytes > 0) {
       try {
-        ws = workspace_cache().acquire(plan.workspace_bytes);
+        ws = allocate_host(plan.workspace_bytes);  // a finished call's block when one fits (host_blocks.cpp)
       } catch (const Error&) {
         throw Error(ErrorKind::out_of_memory,
                     with_problem("[execute] could not allocate the plan's workspace of " +
