@@ -8,7 +8,9 @@
 #      (bench/grad_gpu.py on bench/gpu-layers-suite.txt, the implicit GEMM beside the planner);
 #   4. float32 forward convs exact and TF32 against cuDNN's (bench/tf32_gpu.py);
 #   5. the CPU tests on the machine's CPU (AMX where it has it);
-#   6. the CPU layers against PyTorch on all its cores, f32 and bf16 (bench/cpu_layers.py),
+#   6. convnd's CPU calls from Python against the same in C++ (bench/py_vs_cli.py: NumPy,
+#      convnd.torch, and convnd.torch right after one of PyTorch's own convs);
+#   7. the CPU layers against PyTorch on all its cores, f32 and bf16 (bench/cpu_layers.py),
 #      with what is left: each case in a child process of at most 60 s (PyTorch's bf16
 #      long-kernel transposed conv did not finish in 7 minutes there), the table rewritten
 #      after every case.
@@ -44,6 +46,12 @@ timeout 60 "$bin/convnd_tests" --gtest_filter="${DEVICE_CPU_TESTS:-Gemm*:Bf16*:C
   >"$OUT/cpu-tests.log" 2>&1
 echo "cpu tests rc=$?"
 grep -E "^\[  (PASSED|FAILED)|Failure" -A3 "$OUT/cpu-tests.log" | head -20
+if [ -d /tmp/cnd ] && [ "$(left)" -gt 120 ]; then
+  PYTHONPATH=/tmp/cnd PYTHONUNBUFFERED=1 timeout 60 python3 bench/py_vs_cli.py --threads "$(nproc)" --reps 20 \
+    --cli "$PWD/$bin/convnd_cli" --out "$OUT/py-vs-cli.md" >"$OUT/py-vs-cli.log" 2>&1
+  echo "py_vs_cli rc=$?"
+  tail -5 "$OUT/py-vs-cli.md" 2>/dev/null
+fi
 if [ -d /tmp/cnd ] && [ "$(left)" -gt 60 ]; then
   PYTHONPATH=/tmp/cnd PYTHONUNBUFFERED=1 timeout $(($(left) - 10)) python3 bench/cpu_layers.py --threads "$(nproc)" \
     --reps 5 --case-timeout 60 --cli "$PWD/$bin/convnd_cli" --out "$OUT/cpu-vs-torch-device.md" >"$OUT/cpu-vs-torch-device.log" 2>&1
