@@ -3,14 +3,86 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cstdlib>
 #include <condition_variable>
 #include <exception>
 #include <memory>
 #include <mutex>
+#include <string>
 #include <thread>
 #include <vector>
 
+#include <dlfcn.h>
+#include <link.h>
+
 namespace convnd {
+
+namespace {
+
+// The OpenMP runtime a framework brought into the process (PyTorch's libgomp, an Intel or LLVM
+// runtime's GOMP entry points), found among the loaded objects; never loaded here.
+//
+// Why: a framework's OpenMP workers spin for milliseconds after each of its parallel ops
+// (libgomp's default GOMP_SPINCOUNT), on the very cores a pool of our own then computes on.
+// A convnd conv called right after a PyTorch op ran up to 3x slower on 2 cores
+// (bench/py_vs_cli.py). Run on that team instead, the work finds its threads awake and leaves
+// them so for the framework's next op. CONVND_CPU_POOL=own keeps convnd's own pool.
+struct OpenMP {
+  void (*parallel)(void (*)(void*), void*, unsigned, unsigned) = nullptr;  // GOMP_parallel
+  int (*thread_num)() = nullptr;                                            // omp_get_thread_num
+  std::string name;
+};
+
+bool openmp_wanted() {
+  static const bool wanted = [] {
+    const char* v = std::getenv("CONVND_CPU_POOL");
+    return !(v && std::string(v) == "own");
+  }();
+  return wanted;
+}
+
+int find_openmp(dl_phdr_info* info, size_t, void* out) {
+  const std::string path = info->dlpi_name ? info->dlpi_name : "";
+  const std::string base = path.substr(path.rfind('/') == std::string::npos ? 0 : path.rfind('/') + 1);
+  if (base.rfind("libgomp", 0) != 0 && base.rfind("libiomp5", 0) != 0 && base.rfind("libomp", 0) != 0) return 0;
+  void* h = dlopen(path.c_str(), RTLD_LAZY | RTLD_NOLOAD);  // a handle on what is loaded, nothing new
+  if (!h) return 0;
+  auto* o = static_cast<OpenMP*>(out);
+  o->parallel = reinterpret_cast<decltype(o->parallel)>(dlsym(h, "GOMP_parallel"));
+  o->thread_num = reinterpret_cast<decltype(o->thread_num)>(dlsym(h, "omp_get_thread_num"));
+  if (o->parallel && o->thread_num) {
+    o->name = base;
+    return 1;  // found; the handle stays open (the runtime stays loaded while we use it)
+  }
+  *o = OpenMP();
+  dlclose(h);
+  return 0;
+}
+
+int count_loads(dl_phdr_info* info, size_t, void* out) {
+  *static_cast<unsigned long long*>(out) = info->dlpi_adds;
+  return 1;  // the counter is the same in every entry: the first one is enough
+}
+
+// The process's OpenMP runtime, or null. The objects are scanned again only when something was
+// loaded since the last scan (glibc counts loads), so a call costs one step of the loader's list.
+const OpenMP* process_openmp() {
+  static std::mutex mu;
+  static unsigned long long scanned = ~0ull;
+  static OpenMP found;
+  if (!openmp_wanted()) return nullptr;
+  std::lock_guard<std::mutex> lock(mu);
+  if (found.parallel) return &found;
+  unsigned long long loads = 0;
+  dl_iterate_phdr(count_loads, &loads);
+  if (loads != scanned) {
+    scanned = loads;
+    dl_iterate_phdr(find_openmp, &found);
+  }
+  return found.parallel ? &found : nullptr;
+}
+
+}  // namespace
 
 // Workers sleep on a condition variable between jobs; a job is a task counter that every
 // participant (workers and the caller) drains with fetch_add, so uneven tasks balance.
@@ -26,6 +98,7 @@ struct ThreadPool::Impl {
   int active = 0;
   std::atomic<bool> stop{false};
   std::exception_ptr error;
+  const OpenMP* openmp = nullptr;  // set: jobs run on the process's OpenMP team, no workers
 
   void drain(int thread) {
     for (;;) {
@@ -66,7 +139,11 @@ struct ThreadPool::Impl {
   }
 };
 
-ThreadPool::ThreadPool(int threads) : impl_(new Impl), threads_(threads < 1 ? 1 : threads) {
+ThreadPool::ThreadPool(int threads) : ThreadPool(threads, process_openmp()) {}
+
+ThreadPool::ThreadPool(int threads, const void* openmp) : impl_(new Impl), threads_(threads < 1 ? 1 : threads) {
+  impl_->openmp = static_cast<const OpenMP*>(openmp);
+  if (impl_->openmp) return;
   for (int i = 1; i < threads_; ++i) impl_->workers.emplace_back([this, i] { impl_->worker(i); });
 }
 
@@ -87,6 +164,7 @@ void ThreadPool::parallel_for(int64_t tasks, const std::function<void(int64_t, i
     return;
   }
   Impl& s = *impl_;
+  if (s.openmp) return run_on_openmp(tasks, fn);
   std::lock_guard<std::mutex> one_job(s.job);
   {
     std::lock_guard<std::mutex> lock(s.mu);
@@ -109,6 +187,42 @@ void ThreadPool::parallel_for(int64_t tasks, const std::function<void(int64_t, i
   if (err) std::rethrow_exception(err);
 }
 
+// One job on the OpenMP team of the calling thread: every member (the caller is member 0)
+// drains the task counter as the own pool's workers do. The job lives on this stack, so
+// concurrent callers (each with a team of its own in OpenMP) need no lock.
+void ThreadPool::run_on_openmp(int64_t tasks, const std::function<void(int64_t, int)>& fn) {
+  struct Job {
+    const std::function<void(int64_t, int)>* fn;
+    int64_t tasks;
+    int (*thread_num)();
+    std::atomic<int64_t> next{0};
+    std::mutex mu;
+    std::exception_ptr error;
+  } job;
+  job.fn = &fn;
+  job.tasks = tasks;
+  job.thread_num = impl_->openmp->thread_num;
+  auto member = [](void* p) {
+    Job& j = *static_cast<Job*>(p);
+    const int thread = j.thread_num();
+    for (;;) {
+      const int64_t t = j.next.fetch_add(1, std::memory_order_relaxed);
+      if (t >= j.tasks) return;
+      try {
+        (*j.fn)(t, thread);
+      } catch (...) {  // nothing may leave an OpenMP region: kept for the caller
+        std::lock_guard<std::mutex> lock(j.mu);
+        if (!j.error) j.error = std::current_exception();
+        j.next.store(j.tasks);
+      }
+    }
+  };
+  impl_->openmp->parallel(member, &job, unsigned(std::min<int64_t>(threads_, tasks)), 0);
+  if (job.error) std::rethrow_exception(job.error);
+}
+
+const char* ThreadPool::runtime() const { return impl_->openmp ? impl_->openmp->name.c_str() : "own"; }
+
 bool ThreadPool::parallel_for_reporting(int64_t tasks, const std::function<void(int64_t, int)>& fn,
                                         const std::function<bool(int64_t)>& report) {
   int64_t round = 2 * int64_t(threads_);
@@ -127,7 +241,10 @@ std::shared_ptr<ThreadPool> ThreadPool::shared(int threads) {
   static std::mutex mu;
   static std::shared_ptr<ThreadPool> pool;
   std::lock_guard<std::mutex> lock(mu);
-  if (!pool || pool->threads() != threads) pool = std::make_shared<ThreadPool>(threads);
+  // A pool made before a framework brought its OpenMP runtime in is replaced once it has.
+  const OpenMP* openmp = process_openmp();
+  if (!pool || pool->threads() != threads || pool->impl_->openmp != openmp)
+    pool = std::shared_ptr<ThreadPool>(new ThreadPool(threads, openmp));
   return pool;
 }
 

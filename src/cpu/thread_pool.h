@@ -34,7 +34,15 @@ class ThreadPool {
   /// another size; holders of the old one keep it alive).
   static std::shared_ptr<ThreadPool> shared(int threads);
 
+  /// Where the jobs run: "own" (this pool's workers) or the file name of the process's OpenMP
+  /// runtime ("libgomp.so.1"): when a framework has loaded one (PyTorch does), a pool runs on
+  /// its team instead of starting workers of its own, unless CONVND_CPU_POOL=own.
+  const char* runtime() const;
+
  private:
+  ThreadPool(int threads, const void* openmp);
+  void run_on_openmp(int64_t tasks, const std::function<void(int64_t task, int thread)>& fn);
+
   struct Impl;
   Impl* impl_;
   int threads_;
