@@ -6,6 +6,7 @@ cpu-vs-torch-2026-12-07-spr-16t-partial.md). This times each problem, f32, at --
   numpy:       convnd.conv_general on NumPy arrays, in a process that never imports torch;
   torch:       convnd.torch.convNd on channels-last tensors, torch imported, its convs not run;
   torch-after: the same, each call right after one of PyTorch's own (its OpenMP team awake);
+  own-after:   torch-after with CONVND_CPU_POOL=own (convnd's own workers, not PyTorch's team);
 with the minor page faults per call of each Python side. Each Python side runs in a child
 process of its own.
 
@@ -64,9 +65,11 @@ def child(side, problem, threads, reps):
 
 
 def run_child(side, problem, a):
-    out = subprocess.run([sys.executable, os.path.abspath(__file__), "--child", side, "--one", problem,
+    env = dict(os.environ, CONVND_CPU_POOL="own") if side == "own-after" else None
+    out = subprocess.run([sys.executable, os.path.abspath(__file__), "--child",
+                          "torch-after" if side == "own-after" else side, "--one", problem,
                           "--threads", str(a.threads), "--reps", str(a.reps)],
-                         capture_output=True, text=True, timeout=300)
+                         capture_output=True, text=True, timeout=300, env=env)
     lines = [l for l in out.stdout.splitlines() if l.startswith("{")]
     if not lines:
         raise RuntimeError(f"{side} {problem}: {out.stderr[-400:]}")
@@ -91,13 +94,13 @@ def main():
             out = subprocess.run([a.cli, "bench", prob, "--json", "--threads", str(a.threads), "--reps", str(a.reps)],
                                  capture_output=True, text=True, timeout=300)
             row["cli"] = json.loads([l for l in out.stdout.splitlines() if l.startswith("{")][-1])["median_s"] * 1e3
-        for side in ("numpy", "torch", "torch-after"):
+        for side in ("numpy", "torch", "torch-after", "own-after"):
             r = run_child(side, prob, a)
             row[side], row[side + " faults"] = r["ms"], r["faults"]
         print(json.dumps(row), flush=True)
         rows.append(row)
     if a.out:
-        cols = ["cli", "numpy", "torch", "torch-after"]
+        cols = ["cli", "numpy", "torch", "torch-after", "own-after"]
         with open(a.out, "w") as f:
             f.write(f"# convnd from Python against `convnd bench`, f32, {a.threads} threads\n\n"
                     f"`{' '.join(sys.argv)}` on {os.uname().nodename} ({os.cpu_count()} CPUs). "
