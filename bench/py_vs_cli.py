@@ -64,6 +64,13 @@ def child(side, problem, threads, reps):
     print(json.dumps({"ms": statistics.median(ts) * 1e3, "faults": faults}))
 
 
+def cpu_model():
+    try:
+        return next(l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name"))
+    except (OSError, StopIteration):
+        return os.uname().machine
+
+
 def run_child(side, problem, a):
     env = dict(os.environ, CONVND_CPU_POOL="own") if side == "own-after" else None
     out = subprocess.run([sys.executable, os.path.abspath(__file__), "--child",
@@ -103,7 +110,7 @@ def main():
         cols = ["cli", "numpy", "torch", "torch-after", "own-after"]
         with open(a.out, "w") as f:
             f.write(f"# convnd from Python against `convnd bench`, f32, {a.threads} threads\n\n"
-                    f"`{' '.join(sys.argv)}` on {os.uname().nodename} ({os.cpu_count()} CPUs). "
+                    f"`{' '.join(sys.argv)}` on {cpu_model()} ({os.cpu_count()} CPUs). "
                     "ms: median of the calls; faults: minor page faults per call.\n\n"
                     "| problem | " + " | ".join(f"{c} ms" for c in cols) + " | numpy faults | torch faults |\n"
                     "| --- | " + " | ".join("---" for _ in cols) + " | --- | --- |\n")
