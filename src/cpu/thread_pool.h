@@ -23,10 +23,10 @@ class ThreadPool {
   /// parallel_for on the same pool.
   void parallel_for(int64_t tasks, const std::function<void(int64_t task, int thread)>& fn);
 
-  /// parallel_for in rounds, calling report(tasks_done) on the caller's thread after each; a
-  /// report that returns false stops the run (and this returns false). Rounds start at a few
-  /// tasks per thread and double while a round takes under ~5 ms, so a small problem pays
-  /// for few synchronisations and a long one still reports several times a second.
+  /// parallel_for with progress: report(tasks_done) is called on the caller's thread between
+  /// its own tasks, at most every ~5 ms, and once at the end with `tasks`; a report that
+  /// returns false stops the run (the tasks not yet started are skipped, and this returns
+  /// false).
   bool parallel_for_reporting(int64_t tasks, const std::function<void(int64_t task, int thread)>& fn,
                               const std::function<bool(int64_t done)>& report);
 
