@@ -219,3 +219,29 @@ def test_cuda_stream_context_sets_and_restores():
     with pytest.raises(ValueError, match="negative"):
         with convnd.cuda_stream(-1):
             pass
+
+
+def _in_forked_child(fn) -> int:
+    """fn() (True: success) in a fork's child under a 30 s alarm; the child's exit status, or
+    the signal that ended it as a negative number."""
+    import os
+    import signal
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            signal.alarm(30)
+            code = 0 if fn() else 1
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    return os.WEXITSTATUS(status) if os.WIFEXITED(status) else -os.WTERMSIG(status)
+
+
+def test_a_forked_child_computes(rng):
+    """multiprocessing's fork start (or a data loader's workers) after convnd ran in the parent:
+    the parent's pool threads are not in the child, which must not wait for them."""
+    x = rng.standard_normal((2, 17, 13, 24)).astype(np.float32)
+    w = rng.standard_normal((16, 3, 3, 24)).astype(np.float32)
+    want = convnd.conv_general(x, w, padding=1, threads=2)
+    assert _in_forked_child(lambda: np.array_equal(convnd.conv_general(x, w, padding=1, threads=2), want)) == 0

@@ -694,3 +694,14 @@ def test_cuda_graph_capture_and_replay(dtype):
     ref_y = F.conv2d(xs.detach().float(), w.detach().float(), padding=1)
     tol = dict(rtol=2e-2, atol=1e-1) if dtype == torch.bfloat16 else dict(rtol=1e-4, atol=1e-3)
     torch.testing.assert_close(out[0].float(), ref_y, **tol)
+
+
+def test_a_forked_child_computes_after_torch_ran():
+    """convnd.torch on PyTorch's OpenMP team in the parent, then a fork's child (a data loader
+    worker): GNU libgomp's team does not survive a fork, so the child must use threads of its own."""
+    from test_api import _in_forked_child
+    x = torch.randn(2, 24, 17, 13).to(memory_format=torch.channels_last)
+    w = torch.randn(16, 24, 3, 3)
+    F.conv2d(x, w, padding=1)  # PyTorch's team has run
+    want = ct.conv2d(x, w, padding=1)
+    assert _in_forked_child(lambda: torch.equal(ct.conv2d(x, w, padding=1), want)) == 0

@@ -14,6 +14,7 @@
 
 #include <dlfcn.h>
 #include <link.h>
+#include <pthread.h>
 
 namespace convnd {
 
@@ -66,11 +67,42 @@ int count_loads(dl_phdr_info* info, size_t, void* out) {
 
 // The process's OpenMP runtime, or null. The objects are scanned again only when something was
 // loaded since the last scan (glibc counts loads), so a call costs one step of the loader's list.
+// The process-wide pool of ThreadPool::shared, and whether this process is a fork's child.
+struct SharedPool {
+  std::mutex mu;
+  std::shared_ptr<ThreadPool> pool;
+  bool forked_child = false;
+};
+SharedPool& shared_pool() {
+  static SharedPool* s = new SharedPool;  // never destroyed: calls may run at exit
+  return *s;
+}
+
+// A fork's child has none of its parent's threads: a pool's workers, or an OpenMP team, that
+// the parent started would never answer, and the child's first parallel call would wait
+// forever (multiprocessing's fork start, a data loader's workers). So the child drops the
+// parent's pool (leaked: its destructor would join threads that are not there) and makes
+// pools of its own workers only: an OpenMP runtime's state after a fork is its own business
+// (GNU libgomp's team does not survive one). The lock keeps a fork out of shared() itself.
+void register_fork_handlers() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    pthread_atfork([] { shared_pool().mu.lock(); }, [] { shared_pool().mu.unlock(); },
+                   [] {
+                     SharedPool& s = shared_pool();
+                     if (s.pool) new std::shared_ptr<ThreadPool>(std::move(s.pool));  // leaked on purpose
+                     s.pool = nullptr;
+                     s.forked_child = true;
+                     s.mu.unlock();
+                   });
+  });
+}
+
 const OpenMP* process_openmp() {
   static std::mutex mu;
   static unsigned long long scanned = ~0ull;
   static OpenMP found;
-  if (!openmp_wanted()) return nullptr;
+  if (!openmp_wanted() || shared_pool().forked_child) return nullptr;
   std::lock_guard<std::mutex> lock(mu);
   if (found.parallel) return &found;
   unsigned long long loads = 0;
@@ -247,9 +279,10 @@ bool ThreadPool::parallel_for_reporting(int64_t tasks, const std::function<void(
 }
 
 std::shared_ptr<ThreadPool> ThreadPool::shared(int threads) {
-  static std::mutex mu;
-  static std::shared_ptr<ThreadPool> pool;
-  std::lock_guard<std::mutex> lock(mu);
+  register_fork_handlers();
+  SharedPool& s = shared_pool();
+  std::lock_guard<std::mutex> lock(s.mu);
+  std::shared_ptr<ThreadPool>& pool = s.pool;
   // A pool made before a framework brought its OpenMP runtime in is replaced once it has.
   const OpenMP* openmp = process_openmp();
   if (!pool || pool->threads() != threads || pool->impl_->openmp != openmp)

@@ -11,6 +11,8 @@
 #include <vector>
 
 #include <dlfcn.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "cpu/thread_pool.h"
 #include "unit/test_util.h"
@@ -47,7 +49,33 @@ Tensor conv(const Case& c) {
   return run(c.problem, c.x, c.w, opt);
 }
 
+// Whether a fork's child computes `c` (3 threads) to the bits of `want`, within 30 s (a pool
+// whose threads stayed in the parent would make it wait forever).
+bool child_computes(const Case& c, const Tensor& want) {
+  const pid_t pid = fork();
+  if (pid == 0) {
+    alarm(30);
+    const Tensor got = conv(c);
+    _exit(std::memcmp(got.data(), want.data(), size_t(want.nbytes())) == 0 ? 0 : 1);
+  }
+  int status = 0;
+  if (pid < 0 || waitpid(pid, &status, 0) != pid) return false;
+  return WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}
+
 }  // namespace
+
+TEST(ThreadPool, AForkedChildComputes) {
+  Rng rng = test_rng();
+  const Case a = make_case("n=2 in=23x19 c=40 o=24 k=3x3 pad=1 stride=2", rng);
+  const Tensor want = conv(a);  // the parent's pool has started its threads
+  EXPECT_TRUE(child_computes(a, want)) << "own pool";
+  // The same after the parent ran on an OpenMP team.
+  if (!dlopen("libgomp.so.1", RTLD_NOW | RTLD_GLOBAL)) GTEST_SKIP() << "no libgomp.so.1 here: " << dlerror();
+  const Tensor again = conv(a);
+  EXPECT_EQ(std::memcmp(again.data(), want.data(), size_t(want.nbytes())), 0);
+  EXPECT_TRUE(child_computes(a, want)) << ThreadPool::shared(3)->runtime();
+}
 
 TEST(ThreadPool, RunsOnTheProcessOpenMPTeamOnceLoaded) {
   Rng rng = test_rng();
