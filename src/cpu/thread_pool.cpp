@@ -65,8 +65,6 @@ int count_loads(dl_phdr_info* info, size_t, void* out) {
   return 1;  // the counter is the same in every entry: the first one is enough
 }
 
-// The process's OpenMP runtime, or null. The objects are scanned again only when something was
-// loaded since the last scan (glibc counts loads), so a call costs one step of the loader's list.
 // The process-wide pool of ThreadPool::shared, and whether this process is a fork's child.
 struct SharedPool {
   std::mutex mu;
@@ -98,6 +96,8 @@ void register_fork_handlers() {
   });
 }
 
+// The process's OpenMP runtime, or null. The objects are scanned again only when something was
+// loaded since the last scan (glibc counts loads), so a call costs one step of the loader's list.
 const OpenMP* process_openmp() {
   static std::mutex mu;
   static unsigned long long scanned = ~0ull;
@@ -149,8 +149,8 @@ struct ThreadPool::Impl {
   void worker(int thread) {
     uint64_t seen = 0;
     for (;;) {
-      // Spin briefly before sleeping: convs issue many short jobs back to back (GEMM tiles,
-      // progress chunks), and a condition-variable wake costs tens of microseconds.
+      // Spin briefly before sleeping: convs issue short jobs back to back (a GEMM's B
+      // packing, then blocks), and a condition-variable wake costs tens of microseconds.
       auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(200);
       for (int i = 0; generation.load(std::memory_order_acquire) == seen && !stop.load(std::memory_order_relaxed); ++i) {
         if ((i & 63) == 63 && std::chrono::steady_clock::now() > until) break;
