@@ -19,7 +19,6 @@
 #include <utility>
 
 #include <sys/mman.h>
-#include <unistd.h>
 
 #include <convnd/status.h>
 
@@ -52,14 +51,7 @@ void* fresh_block(size_t alloc) {
   return mem;
 }
 
-int64_t idle_cap() {
-  static const int64_t cap = [] {
-    const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGE_SIZE);
-    const int64_t physical = (pages > 0 && page > 0) ? int64_t(pages) * int64_t(page) : (int64_t(1) << 34);
-    return std::min<int64_t>(int64_t(512) << 20, physical / 16);
-  }();
-  return cap;
-}
+int64_t idle_cap() { return std::min<int64_t>(int64_t(512) << 20, physical_host_memory() / 16); }
 
 class HostBlocks {
  public:
@@ -137,18 +129,13 @@ std::shared_ptr<void> allocate_host(int64_t bytes) {
   // Memory is left uninitialised (and so untouched until written): a 9 GB output costs
   // nothing up front.
   const size_t alloc = rounded(bytes);
-  if (int64_t(alloc) < kSmallest) {
-    void* mem = fresh_block(alloc);
-    if (!mem)
-      throw Error(ErrorKind::out_of_memory,
-                  "[tensor] could not allocate " + std::to_string(bytes) + " bytes of host memory");
-    return std::shared_ptr<void>(mem, [](void* p) { std::free(p); });
-  }
-  size_t size = 0;
-  void* mem = host_blocks().take(alloc, &size);
+  const bool cached = int64_t(alloc) >= kSmallest;
+  size_t size = alloc;
+  void* mem = cached ? host_blocks().take(alloc, &size) : fresh_block(alloc);
   if (!mem)
     throw Error(ErrorKind::out_of_memory,
                 "[tensor] could not allocate " + std::to_string(bytes) + " bytes of host memory");
+  if (!cached) return std::shared_ptr<void>(mem, [](void* p) { std::free(p); });
   return std::shared_ptr<void>(mem, [size](void* p) { host_blocks().give(p, size); });
 }
 

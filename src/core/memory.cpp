@@ -5,6 +5,8 @@
 #include <sstream>
 #include <string>
 
+#include <unistd.h>
+
 #include "core/memory.h"
 
 namespace convnd {
@@ -56,6 +58,16 @@ int64_t cgroup_room() {
 }
 
 }  // namespace
+
+// Read once: sysconf(_SC_PHYS_PAGES) is a sysinfo system call, and every plan (a tiny call's
+// few microseconds included) asks for the default budget.
+int64_t physical_host_memory() {
+  static const int64_t bytes = [] {
+    const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGE_SIZE);
+    return (pages > 0 && page > 0) ? int64_t(pages) * int64_t(page) : (int64_t(1) << 34);
+  }();
+  return bytes;
+}
 
 int64_t available_host_memory() {
   int64_t avail = -1;

@@ -23,6 +23,9 @@ int64_t idle_host_bytes();
 /// Frees the cache's idle blocks.
 void release_idle_host_memory();
 
+/// The machine's physical memory in bytes (16 GiB when the system will not say); read once.
+int64_t physical_host_memory();
+
 /// Host memory this process can still use, in bytes: MemAvailable from /proc/meminfo, lowered
 /// by the room its cgroup's memory limit leaves (v1 or v2). Read fresh at every call (a few
 /// microseconds of file reads).

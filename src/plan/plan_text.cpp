@@ -1,7 +1,6 @@
 // Plan vocabulary and printing: backend and ISA names, budgets and thread counts as options
 // resolve them, and a plan as text or JSON (`convnd plan`, the Python plan()).
 #include <convnd/plan.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <charconv>
@@ -10,6 +9,7 @@
 #include <thread>
 
 #include "core/checked.h"
+#include "core/memory.h"
 
 namespace convnd {
 
@@ -50,16 +50,6 @@ bool parse_isa(std::string_view s, Isa* out) {
 }
 
 namespace {
-
-// Read once: sysconf(_SC_PHYS_PAGES) is a sysinfo system call, and every plan (a tiny call's
-// few microseconds included) asks for the default budget.
-int64_t physical_memory_bytes() {
-  static const int64_t bytes = [] {
-    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGE_SIZE);
-    return (pages > 0 && page > 0) ? int64_t(pages) * int64_t(page) : (int64_t(1) << 34);
-  }();
-  return bytes;
-}
 
 std::string json_escape(std::string_view s) {
   std::string r;
@@ -109,7 +99,7 @@ bool parse_byte_size(std::string_view s, int64_t* out) {
 }
 
 int64_t default_workspace_budget() {
-  return std::min<int64_t>(int64_t(256) << 20, physical_memory_bytes() / 16);
+  return std::min<int64_t>(int64_t(256) << 20, physical_host_memory() / 16);
 }
 
 int64_t resolve_budget(const ExecOptions& opt) {
