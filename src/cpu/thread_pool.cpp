@@ -71,10 +71,6 @@ struct SharedPool {
   std::shared_ptr<ThreadPool> pool;
   bool forked_child = false;
 };
-SharedPool& shared_pool() {
-  static SharedPool* s = new SharedPool;  // never destroyed: calls may run at exit
-  return *s;
-}
 
 // A fork's child has none of its parent's threads: a pool's workers, or an OpenMP team, that
 // the parent started would never answer, and the child's first parallel call would wait
@@ -82,18 +78,20 @@ SharedPool& shared_pool() {
 // parent's pool (leaked: its destructor would join threads that are not there) and makes
 // pools of its own workers only: an OpenMP runtime's state after a fork is its own business
 // (GNU libgomp's team does not survive one). The lock keeps a fork out of shared() itself.
-void register_fork_handlers() {
-  static std::once_flag once;
-  std::call_once(once, [] {
+SharedPool& shared_pool() {
+  static SharedPool* s = [] {
+    auto* made = new SharedPool;  // never destroyed: calls may run at exit
     pthread_atfork([] { shared_pool().mu.lock(); }, [] { shared_pool().mu.unlock(); },
                    [] {
-                     SharedPool& s = shared_pool();
-                     if (s.pool) new std::shared_ptr<ThreadPool>(std::move(s.pool));  // leaked on purpose
-                     s.pool = nullptr;
-                     s.forked_child = true;
-                     s.mu.unlock();
+                     SharedPool& c = shared_pool();
+                     if (c.pool) new std::shared_ptr<ThreadPool>(std::move(c.pool));  // leaked on purpose
+                     c.pool = nullptr;
+                     c.forked_child = true;
+                     c.mu.unlock();
                    });
-  });
+    return made;
+  }();
+  return *s;
 }
 
 // The process's OpenMP runtime, or null. The objects are scanned again only when something was
@@ -114,37 +112,46 @@ const OpenMP* process_openmp() {
   return found.parallel ? &found : nullptr;
 }
 
-}  // namespace
-
-// Workers sleep on a condition variable between jobs; a job is a task counter that every
-// participant (workers and the caller) drains with fetch_add, so uneven tasks balance.
-struct ThreadPool::Impl {
-  std::mutex job;  // one job at a time
-  std::mutex mu;
-  std::condition_variable wake, done;
-  std::vector<std::thread> workers;
-  const std::function<void(int64_t, int)>* fn = nullptr;
-  int64_t tasks = 0;
+// A job: a task counter that every participant (the own pool's workers or an OpenMP team's
+// members, and the caller) drains with fetch_add, so uneven tasks balance. The first
+// exception stops the handing out and is kept for the caller. It lives on the caller's stack.
+struct Job {
+  const std::function<void(int64_t, int)>* fn;
+  int64_t tasks;
   std::atomic<int64_t> next{0};
-  std::atomic<uint64_t> generation{0};
-  int active = 0;
-  std::atomic<bool> stop{false};
+  std::mutex error_mu;
   std::exception_ptr error;
-  const OpenMP* openmp = nullptr;  // set: jobs run on the process's OpenMP team, no workers
+
+  Job(const std::function<void(int64_t, int)>* f, int64_t n) : fn(f), tasks(n) {}
 
   void drain(int thread) {
     for (;;) {
-      int64_t t = next.fetch_add(1, std::memory_order_relaxed);
+      const int64_t t = next.fetch_add(1, std::memory_order_relaxed);
       if (t >= tasks) return;
       try {
         (*fn)(t, thread);
-      } catch (...) {
-        std::lock_guard<std::mutex> lock(mu);
+      } catch (...) {  // nothing may leave a worker or an OpenMP region
+        std::lock_guard<std::mutex> lock(error_mu);
         if (!error) error = std::current_exception();
         next.store(tasks);  // stop handing out work
       }
     }
   }
+};
+
+}  // namespace
+
+// Workers sleep on a condition variable between jobs.
+struct ThreadPool::Impl {
+  std::mutex one_job;  // one job at a time
+  std::mutex mu;
+  std::condition_variable wake, done;
+  std::vector<std::thread> workers;
+  Job* job = nullptr;  // the current job (set with a new generation)
+  std::atomic<uint64_t> generation{0};
+  int active = 0;
+  std::atomic<bool> stop{false};
+  const OpenMP* openmp = nullptr;  // set: jobs run on the process's OpenMP team, no workers
 
   void worker(int thread) {
     uint64_t seen = 0;
@@ -158,13 +165,15 @@ struct ThreadPool::Impl {
         __builtin_ia32_pause();
 #endif
       }
+      Job* j;
       {
         std::unique_lock<std::mutex> lock(mu);
         wake.wait(lock, [&] { return stop.load() || generation.load() != seen; });
         if (stop) return;
         seen = generation.load();
+        j = job;
       }
-      drain(thread);
+      j->drain(thread);
       std::lock_guard<std::mutex> lock(mu);
       if (--active == 0) done.notify_all();
     }
@@ -196,61 +205,38 @@ void ThreadPool::parallel_for(int64_t tasks, const std::function<void(int64_t, i
     return;
   }
   Impl& s = *impl_;
-  if (s.openmp) return run_on_openmp(tasks, fn);
-  std::lock_guard<std::mutex> one_job(s.job);
-  {
-    std::lock_guard<std::mutex> lock(s.mu);
-    s.fn = &fn;
-    s.tasks = tasks;
-    s.next.store(0);
-    s.error = nullptr;
-    s.active = int(s.workers.size());
-    s.generation.fetch_add(1, std::memory_order_release);
-  }
-  s.wake.notify_all();
-  s.drain(0);
-  std::exception_ptr err;
-  {
+  Job job(&fn, tasks);
+  if (s.openmp) {
+    run_on_openmp(&job);
+  } else {
+    std::lock_guard<std::mutex> one_job(s.one_job);
+    {
+      std::lock_guard<std::mutex> lock(s.mu);
+      s.job = &job;
+      s.active = int(s.workers.size());
+      s.generation.fetch_add(1, std::memory_order_release);
+    }
+    s.wake.notify_all();
+    job.drain(0);
     std::unique_lock<std::mutex> lock(s.mu);
     s.done.wait(lock, [&] { return s.active == 0; });
-    err = s.error;
-    s.fn = nullptr;
+    s.job = nullptr;
   }
-  if (err) std::rethrow_exception(err);
+  if (job.error) std::rethrow_exception(job.error);
 }
 
-// One job on the OpenMP team of the calling thread: every member (the caller is member 0)
-// drains the task counter as the own pool's workers do. The job lives on this stack, so
-// concurrent callers (each with a team of its own in OpenMP) need no lock.
-void ThreadPool::run_on_openmp(int64_t tasks, const std::function<void(int64_t, int)>& fn) {
-  struct Job {
-    const std::function<void(int64_t, int)>* fn;
-    int64_t tasks;
+// The job on the OpenMP team of the calling thread, whose member 0 is the caller. Concurrent
+// callers each have a team of their own in OpenMP, and their jobs their own stacks: no lock.
+void ThreadPool::run_on_openmp(void* job) {
+  struct Run {
+    Job* job;
     int (*thread_num)();
-    std::atomic<int64_t> next{0};
-    std::mutex mu;
-    std::exception_ptr error;
-  } job;
-  job.fn = &fn;
-  job.tasks = tasks;
-  job.thread_num = impl_->openmp->thread_num;
+  } run{static_cast<Job*>(job), impl_->openmp->thread_num};
   auto member = [](void* p) {
-    Job& j = *static_cast<Job*>(p);
-    const int thread = j.thread_num();
-    for (;;) {
-      const int64_t t = j.next.fetch_add(1, std::memory_order_relaxed);
-      if (t >= j.tasks) return;
-      try {
-        (*j.fn)(t, thread);
-      } catch (...) {  // nothing may leave an OpenMP region: kept for the caller
-        std::lock_guard<std::mutex> lock(j.mu);
-        if (!j.error) j.error = std::current_exception();
-        j.next.store(j.tasks);
-      }
-    }
+    const Run& r = *static_cast<const Run*>(p);
+    r.job->drain(r.thread_num());
   };
-  impl_->openmp->parallel(member, &job, unsigned(std::min<int64_t>(threads_, tasks)), 0);
-  if (job.error) std::rethrow_exception(job.error);
+  impl_->openmp->parallel(member, &run, unsigned(std::min<int64_t>(threads_, run.job->tasks)), 0);
 }
 
 const char* ThreadPool::runtime() const { return impl_->openmp ? impl_->openmp->name.c_str() : "own"; }
@@ -279,7 +265,6 @@ bool ThreadPool::parallel_for_reporting(int64_t tasks, const std::function<void(
 }
 
 std::shared_ptr<ThreadPool> ThreadPool::shared(int threads) {
-  register_fork_handlers();
   SharedPool& s = shared_pool();
   std::lock_guard<std::mutex> lock(s.mu);
   std::shared_ptr<ThreadPool>& pool = s.pool;

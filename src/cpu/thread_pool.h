@@ -41,7 +41,7 @@ class ThreadPool {
 
  private:
   ThreadPool(int threads, const void* openmp);
-  void run_on_openmp(int64_t tasks, const std::function<void(int64_t task, int thread)>& fn);
+  void run_on_openmp(void* job);  // a Job of thread_pool.cpp
 
   struct Impl;
   Impl* impl_;
