@@ -9,7 +9,12 @@ it times `calls` back-to-back calls of torch.nn.functional.conv2d and of convnd.
 interleaved round by round, and prints the median of the rounds in microseconds per call
 (on CUDA the round ends with one synchronisation, as a training loop's step does).
 
+With --profile FILE, each case is then run 100 more times per side under torch.profiler
+(CPU and, on CUDA, the runtime calls and kernels), and the tables of both sides, ordered by
+self CPU time and by device time, are written to FILE: where the extra microseconds go.
+
   python3 bench/torch_overhead.py [--calls 2000] [--rounds 7] [--threads 1] [--out FILE.md]
+                                  [--profile FILE.txt]
 """
 import argparse
 import platform
@@ -54,12 +59,32 @@ def cases(device):
     return [("fwd", fwd), ("fwd+bwd", fwd_bwd)]
 
 
+def profile(fns, device, name, path):
+    """Appends torch.profiler's tables of 100 calls of each side to path."""
+    from torch.profiler import ProfilerActivity, profile as prof
+    acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device == "cuda" else [])
+    with open(path, "a") as f:
+        for side, fn in fns.items():
+            with prof(activities=acts) as p:
+                for _ in range(100):
+                    fn()
+                if device == "cuda":
+                    torch.cuda.synchronize()
+            ka = p.key_averages()
+            f.write(f"\n=== {device} {name} {side}: 100 calls, by self CPU time ===\n")
+            f.write(ka.table(sort_by="self_cpu_time_total", row_limit=25, max_name_column_width=60) + "\n")
+            if device == "cuda":
+                f.write(f"=== {device} {name} {side}: by device time ===\n")
+                f.write(ka.table(sort_by="self_device_time_total", row_limit=15, max_name_column_width=60) + "\n")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--calls", type=int, default=2000)
     ap.add_argument("--rounds", type=int, default=7)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", default=None)
+    ap.add_argument("--profile", default=None)
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() and convnd.has_cuda() else [])
@@ -77,6 +102,8 @@ def main():
                     times[k].append(round_us(fn, calls, dev))
             t, c = statistics.median(times["torch"]), statistics.median(times["convnd"])
             rows.append((dev, name, t, c))
+            if a.profile:
+                profile(fns, dev, name, a.profile)
             print(f"{dev:5s} {name:8s} torch {t:8.2f} us  convnd {c:8.2f} us  extra {c - t:+8.2f} us", flush=True)
     where = torch.cuda.get_device_name() if "cuda" in devices else "no GPU"
     lines = [f"# Host overhead of a tiny conv: convnd.torch against torch.nn.functional ({time.strftime('%Y-%m-%d')})",

@@ -74,13 +74,14 @@ struct ExecOptions {
   Isa isa = Isa::automatic;
   /// CUDA only: the stream (a cudaStream_t) the work is enqueued on. Null: the legacy default
   /// stream, and execute() returns when the result is complete. Given, with every tensor in
-  /// dense device memory, execute() returns once the work is enqueued, without synchronising
-  /// (the caller orders it with its stream, as PyTorch does with its current stream); host or
-  /// strided tensors are staged and waited for on that stream. Workspace blocks released by
+  /// device memory, execute() returns once the work is enqueued, without synchronising (the
+  /// caller orders it with its stream, as PyTorch does with its current stream; strided device
+  /// tensors are copied dense by kernels on that stream); with a host tensor it is staged and
+  /// waited for on that stream. Workspace blocks released by
   /// one stream are reused by another only after the work enqueued before their release.
   /// To enqueue on the legacy default stream without waiting, give cudaStreamLegacy (0x1).
-  /// A stream capturing a CUDA graph records the call (every tensor must be dense on the
-  /// device; the workspace becomes an allocation of the graph).
+  /// A stream capturing a CUDA graph records the call (every tensor must be on the device;
+  /// the workspace and dense copies of strided tensors become allocations of the graph).
   void* cuda_stream = nullptr;
   /// Called between tiles with the fraction done (0..1), always on the thread that called
   /// execute() (bindings rely on this to check for signals). Returning false cancels the run,

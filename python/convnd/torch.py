@@ -160,11 +160,16 @@ def _engine(api: str, args: tuple, a: Tensor, b: Tensor, shape: Optional[List[in
     device = a.device
     if device.type != "cuda":
         raise NotImplementedError(f"convnd.torch computes on CPU and CUDA tensors, got a tensor on {device}")
+    return _tensor_of(_on_cuda_device(device, lambda: _native(api, args, a, b, shape, "cuda", 0)), a.dtype)
+
+
+def _on_cuda_device(device: "torch.device", run) -> Any:
+    """run() (a native call) on `device` and PyTorch's current stream there."""
     # The engine plans for the current device: make it the tensors' (usually it is already).
     if _current_cuda_device() == device.index:
-        return _tensor_of(_on_current_stream(api, args, a, b, shape, device.index), a.dtype)
+        return _on_current_stream(run, device.index)
     with torch.cuda.device(device):
-        return _tensor_of(_on_current_stream(api, args, a, b, shape, device.index), a.dtype)
+        return _on_current_stream(run, device.index)
 
 
 # PyTorch's current device and raw current stream (what its generated code reads: a
@@ -175,7 +180,7 @@ _raw_stream = getattr(torch._C, "_cuda_getCurrentRawStream", None) or (
     lambda index: torch.cuda.current_stream(index).cuda_stream)
 
 
-def _on_current_stream(api: str, args: tuple, a: Tensor, b: Tensor, shape: Optional[List[int]], index: int) -> Any:
+def _on_current_stream(run, index: int) -> Any:
     # PyTorch's current stream: the engine enqueues its work there and returns without
     # synchronising (its output is allocated in that stream's order), as a native op does.
     # (convnd.cuda_stream's body, without the context manager's cost.)
@@ -184,7 +189,7 @@ def _on_current_stream(api: str, args: tuple, a: Tensor, b: Tensor, shape: Optio
     # same stream, enqueued on without a synchronisation per call.
     previous = _core.set_cuda_stream(_raw_stream(index) or 1)
     try:
-        return _native(api, args, a, b, shape, "cuda", 0)
+        return run()
     finally:
         _core.set_cuda_stream(previous)
 
@@ -389,18 +394,20 @@ _run_weight_grad = _caller(_weight_grad_op, _function("_WeightGrad", _weight_gra
                                                       _weight_grad_backward), _weight_grad_impl)
 
 
-# The eager path of a CPU forward call in PyTorch's own layouts: x (N, C, *spatial) already in
+# The eager path of a forward call in PyTorch's own layouts: x (N, C, *spatial) already in
 # channels-last memory and the weight as PyTorch holds it go to the engine as they are, which
-# reorders their axes in place (the weight, then strided, is copied densely by the engine) and
-# returns y (N, O, *out) as a channels-last view of its output. Three PyTorch calls fewer
-# (movedim and contiguous of the weight, movedim of x and of y): about 6 us of a tiny conv's
-# host time. Its backward goes to the gradient operators in convnd's layouts, as _conv_backward.
+# reorders their axes in place (the weight, then strided, is copied densely by the engine: on
+# the CPU by the calling thread, on CUDA by a copy kernel on PyTorch's current stream, waiting
+# for nothing) and returns y (N, O, *out) as a channels-last view of its output. Three PyTorch
+# calls fewer (movedim and contiguous of the weight, movedim of x and of y): about 6 us of a
+# tiny conv's host time on the CPU. Its backward goes to the gradient operators in convnd's
+# layouts, as _conv_backward.
 
-# Weights up to this many elements are reordered by the engine (one thread, about a nanosecond
-# an element); larger ones by PyTorch. PyTorch's copy is multi-threaded, but its OpenMP workers
-# then spin for milliseconds on the cores the engine computes on: a 2x2 stride-2 transposed
-# conv c256->128 on 8x28x28 (a 131k-element weight) took 39 ms after the copy, 17 ms without
-# (2 cores).
+# On the CPU, weights up to this many elements are reordered by the engine (one thread, about
+# a nanosecond an element); larger ones by PyTorch. PyTorch's copy is multi-threaded, but its
+# OpenMP workers then spin for milliseconds on the cores the engine computes on: a 2x2
+# stride-2 transposed conv c256->128 on 8x28x28 (a 131k-element weight) took 39 ms after the
+# copy, 17 ms without (2 cores).
 _ENGINE_REORDERS_WEIGHTS_UP_TO = 1 << 22
 
 
@@ -429,7 +436,11 @@ def _conv_cf_impl(x: Tensor, w: Tensor, *p) -> Optional[Tensor]:
     dtypes (the caller's other path then raises the error that names them)."""
     api, args = _engine_args(p, x.dim() - 2)
     try:
-        y = _native_call(api, args, "cpu", torch.get_num_threads()).run(_to_dlpack(x), _to_dlpack(w), True)
+        if x.is_cpu:
+            y = _native_call(api, args, "cpu", torch.get_num_threads()).run(_to_dlpack(x), _to_dlpack(w), True)
+        else:
+            y = _on_cuda_device(x.device, lambda: _native_call(api, args, "cuda", 0).run(
+                _to_dlpack(x), _to_dlpack(w), True))
     except TypeError:
         return None
     return _tensor_of(y, x.dtype)
@@ -459,9 +470,11 @@ class _ConvChannelsFirst(torch.autograd.Function):
 
 def _run_conv_channels_first(x: Tensor, w: Tensor, *p) -> Optional[Tensor]:
     """conv(x, w) in PyTorch's layouts through the path above, or None where it does not apply
-    (not eager, not CPU, x not channels-last, a large weight, several groups of a transposed
-    conv, a dtype convnd refuses): the caller then takes the operators' path."""
-    if not (x.is_cpu and w.is_cpu and w.numel() <= _ENGINE_REORDERS_WEIGHTS_UP_TO and x.shape[0] > 0
+    (not eager, tensors on two devices, x not channels-last, a large weight on the CPU, several
+    groups of a transposed conv, a dtype convnd refuses): the caller then takes the operators'
+    path."""
+    on_cpu = x.is_cpu and w.is_cpu and w.numel() <= _ENGINE_REORDERS_WEIGHTS_UP_TO
+    if not ((on_cpu or (x.is_cuda and w.device == x.device)) and x.shape[0] > 0
             and (not p[-1] or p[-2] == 1) and _eager(x, w) and _channels_last_dense(x)):
         return None
     if torch.is_grad_enabled() and (x.requires_grad or w.requires_grad):

@@ -660,8 +660,8 @@ def test_cuda_graph_capture_and_replay(dtype):
     # Forward and both gradients captured under torch.cuda.graph and replayed on new inputs,
     # twice: no synchronisation may happen in a captured call, its workspace must be the
     # graph's, and its results must keep their memory from one replay to the next. (In
-    # bf16 the planner chooses CUTLASS's kernels, whose weight gradient here runs in sample
-    # chunks on side streams: a fork and join inside the capture.)
+    # bf16 the weight gradient runs on CUTLASS's kernels, here in sample chunks on side
+    # streams: a fork and join inside the capture.)
     torch.manual_seed(0)
     x = torch.randn(16, 32, 64, 64, device="cuda", dtype=dtype).to(memory_format=torch.channels_last)
     w = torch.randn(32, 32, 3, 3, device="cuda", dtype=dtype, requires_grad=True)

@@ -67,12 +67,13 @@ const void* stage_input(const TensorView& t, cuda::DeviceBuffer* buf, const char
 }
 
 // Writes the dense device result into the caller's view y (host or device, any strides).
-// Returns when the result is in y (the stream's work is waited for).
-void unstage_output(const void* dense, const TensorView& y, cudaStream_t stream) {
+// A host y is complete on return; a strided device y is written in the stream's order, and
+// waited for only when `wait` (no caller's stream).
+void unstage_output(const void* dense, const TensorView& y, cudaStream_t stream, bool wait) {
   if (y.device >= 0) {
     CONVND_CUDA_CHECK(
         cuda::launch_copy_to_strided(dense, y.data, layout_of(y), int(dtype_size(y.dtype)), stream));
-    CONVND_CUDA_CHECK(cudaStreamSynchronize(stream));
+    if (wait) CONVND_CUDA_CHECK(cudaStreamSynchronize(stream));
     return;
   }
   Tensor host;
@@ -160,22 +161,24 @@ void cuda_execute(const Plan& plan, const Algorithm& algorithm, const TensorView
     cuda::DeviceGuard guard(device);
 
     const cudaStream_t stream = static_cast<cudaStream_t>(opt.cuda_stream);
-    bool staging = false;
+    // Host tensors are staged through host memory, which waits for the device; strided device
+    // tensors are copied dense by a kernel on the stream, in its order (PyTorch's weight in its
+    // own layout, say), which waits for nothing.
+    bool host = false;
     int64_t staged = plan.workspace_bytes;
-    for (const TensorView* t : {&x, &w, &y})
-      if (needs_staging(*t)) {
-        staging = true;
-        staged += t->nbytes();
-      }
+    for (const TensorView* t : {&x, &w, &y}) {
+      if (needs_staging(*t)) staged += t->nbytes();
+      host = host || t->device < 0;
+    }
     if (cuda::capturing(stream)) {
-      // A stream capturing a CUDA graph: the call is recorded, not run. Staging would wait for
-      // the device, which a capture forbids; the workspace is a graph allocation
-      // (DeviceBuffer), which the graph's instantiation and launch account for, not this
-      // device's free memory.
-      if (staging)
+      // A stream capturing a CUDA graph: the call is recorded, not run. Host staging would
+      // wait for the device, which a capture forbids; the workspace and the dense copies of
+      // strided device tensors are graph allocations (DeviceBuffer), which the graph's
+      // instantiation and launch account for, not this device's free memory.
+      if (host)
         throw Error(ErrorKind::invalid,
-                    "[execute] a call captured in a CUDA graph needs every tensor dense in device memory "
-                    "(host or strided tensors are staged, which waits for the device)");
+                    "[execute] a call captured in a CUDA graph needs every tensor in device memory "
+                    "(host tensors are staged, which waits for the device)");
     } else {
       // Staging and workspace must fit before anything is allocated. As in cuda_check_memory:
       // what the idle blocks hold needs no cudaMemGetInfo.
@@ -193,9 +196,9 @@ void cuda_execute(const Plan& plan, const Algorithm& algorithm, const TensorView
     const int out = output_role(g.dir);
     const TensorView* given[3] = {&x, &w, &y};
     static const char* const names[3] = {"input x", "weight w", "output y"};
-    // The caller's stream, if any. With every tensor dense on the device the run is only
-    // enqueued there (no synchronisation: the caller orders it); otherwise it is waited for.
-    const bool wait = stream == nullptr || staging;
+    // The caller's stream, if any. With every tensor on the device the run is only enqueued
+    // there (no synchronisation: the caller orders it); with a host tensor it is waited for.
+    const bool wait = stream == nullptr || host;
     cuda::DeviceBuffer bufs[3];
     void* dev[3];
     for (int r = 0; r < 3; ++r) {
@@ -219,7 +222,7 @@ void cuda_execute(const Plan& plan, const Algorithm& algorithm, const TensorView
       throw Error(st.kind(), st.message());
     }
     CONVND_CUDA_CHECK(cudaGetLastError());
-    if (bufs[out].data()) unstage_output(bufs[out].data(), *given[out], stream);
+    if (bufs[out].data()) unstage_output(bufs[out].data(), *given[out], stream, wait);
     else if (wait) CONVND_CUDA_CHECK(cudaStreamSynchronize(stream));
   } catch (const Error& e) {
     throw Error(e.kind(), with_problem(e.what(), p));

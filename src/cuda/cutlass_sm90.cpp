@@ -32,6 +32,11 @@ namespace {
 
 constexpr int64_t kMaxSplits = 32;               // side streams of the weight gradient
 constexpr int64_t kMinPixelsPerSplit = 1 << 14;  // K rows each chunk's GEMM runs at the least
+// Forward and input-gradient convs of at most this many reduction values (C/g·taps; the
+// input gradient's O/g·taps) into at most this many output channels go to the implicit GEMM
+// (see plan()).
+constexpr int64_t kShortReduction = 864;
+constexpr int64_t kFewChannels = 96;
 
 struct Sm90Config final : PlanConfig {
   cuda::sm90::Conv conv;                       // the problem in CUTLASS's terms (no tensors yet)
@@ -247,6 +252,21 @@ class CutlassSm90 final : public Algorithm {
     if (!req.named && g.dir == Direction::bwd_d && g.k == Dims{1, 1, 1} && g.stride == Dims{1, 1, 1} &&
         g.kdil == Dims{1, 1, 1} && g.lo == Dims{0, 0, 0} && g.hi == Dims{0, 0, 0})
       return "a pointwise input gradient runs faster as data_grad__cuda's GEMM (named, it runs here)";
+    // A short reduction into few channels runs faster on convnd's implicit GEMM: the forward
+    // there, the input gradient as its dual forward (data_grad__cuda, whose reduction is O·taps
+    // into C channels). CUTLASS's pipelined K loop then has few 64-deep steps over which to
+    // hide its prologue and epilogue. On an H100, f16/bf16, the implicit GEMM was faster for
+    // every layer with at most 864 reduction values and 96 output channels (3x3 c32/c64/c96 on
+    // 56x56 by 15-43%, 1-D c64 k=3 and k=9 by 20-30%, 3x3x3 c32 by 45%), slower for every
+    // other one (3x3 c64->128 on 28x28 by 16%, c128->64 by 5%, c128 by 36%, 3x3x3 c64 by 14%)
+    // (bench/results/crossover-gpu-2026-12-07-h100.md). Float32 stays: CUTLASS's is its TF32.
+    if (!req.named && g.dtype != DType::f32 && (g.dir == Direction::fwd || g.dir == Direction::bwd_d)) {
+      const bool fwd = g.dir == Direction::fwd;
+      const int64_t reduction = (fwd ? g.c : g.o) / g.groups * g.kernel_volume(), extent = fwd ? g.o : g.c;
+      if (reduction <= kShortReduction && extent <= kFewChannels)
+        return "a reduction of " + std::to_string(reduction) + " values into " + std::to_string(extent) +
+               " channels runs faster on the implicit GEMM (named, it runs here)";
+    }
     cuda::sm90::Conv p;
     if (std::string why = describe(g, req.allow_tf32, &p); !why.empty()) return why;
     const cuda::sm90::Kernel* k = cuda::sm90::kernel_for(p.op, p.elem, p.rank, p.tile);

@@ -500,6 +500,12 @@ TEST(CudaAlgorithms, PlannerPrefersFastPathsAndExplainsRejections) {
                  Want{"n=2 in=56x56 c=384 o=384 k=3x3 pad=1 g=384 dtype=bf16", "depthwise_direct__cuda"},
                  Want{"n=2 in=14x14 c=256 o=256 k=3x3 pad=1 dtype=bf16", dense_half},
                  Want{"n=1 in=32x32x32 c=64 o=64 k=3x3x3 pad=1 dtype=bf16", dense_half},
+                 Want{"n=2 in=28x28 c=64 o=128 k=3x3 pad=1 dtype=bf16", dense_half},
+                 // Short reductions into few channels: the implicit GEMM, and for the input
+                 // gradient its dual forward.
+                 Want{"n=2 in=56x56 c=64 o=64 k=3x3 pad=1 dtype=bf16", "implicit_gemm__cuda"},
+                 Want{"n=2 in=56x56 c=64 o=64 k=3x3 pad=1 dtype=bf16 dir=bwd_d", "data_grad__cuda"},
+                 Want{"n=2 in=56x56 c=128 o=64 k=3x3 pad=1 dtype=bf16 dir=bwd_d", cutlass ? "cutlass_sm90__cuda" : "data_grad__cuda"},
                  Want{"n=2 in=14x14 c=256 o=256 k=3x3 pad=1 g=2 dtype=bf16", "implicit_gemm__cuda"},
                  Want{"n=2 in=28x28 c=256 o=256 k=3x3 pad=1 g=32 dtype=bf16", "grouped_gemm__cuda"},
                  Want{"n=1 in=64x64 c=64 o=1100 k=3x3 pad=1", "implicit_gemm__cuda"},

@@ -6,6 +6,7 @@
 #include <convnd/convnd.h>
 #include <gtest/gtest.h>
 
+#include <cstring>
 #include <memory>
 
 #include "cuda_test_util.h"
@@ -215,6 +216,64 @@ TEST(CudaGradients, CapturedInAGraphSameBits) {
     }
   cudaStreamDestroy(streams[0]);
   cudaStreamDestroy(streams[1]);
+}
+
+// A strided device weight (PyTorch's (O, C, kh, kw) memory seen as convnd's (O, kh, kw, C), as
+// convnd.torch hands it over) on a caller's stream: the engine copies it dense with a kernel on
+// that stream and returns without waiting; the result is the dense weight's bits, on the
+// stream and replayed from a CUDA graph (the copy's buffer a graph allocation).
+TEST(CudaGradients, StridedDeviceWeightOnAStreamAndInACapture) {
+  CONVND_SKIP_WITHOUT_CUDA();
+  Rng rng = test_rng();
+  void* stream = nullptr;
+  ASSERT_EQ(cudaStreamCreate(&stream), 0);
+  Problem p = parse_problem("n=2 in=12x12 c=16 o=24 k=3x3 pad=1 dtype=bf16");
+  const OnDevice on(p, rng);
+  ASSERT_TRUE(on.ok());
+  const Plan plan = make_plan(p, cuda_options());
+  on.run(plan, cuda_options());
+  const Tensor want = on.download_out();
+  // The weight in (O, C, kh, kw) order, uploaded, then viewed as (O, kh, kw, C).
+  const TensorView& w = on.gc.c.w.view();
+  const int64_t O = w.shape[0], K0 = w.shape[1], K1 = w.shape[2], C = w.shape[3], es = int64_t(dtype_size(w.dtype));
+  Tensor ocw = Tensor::empty(w.dtype, {O, C, K0, K1});
+  for (int64_t o = 0; o < O; ++o)
+    for (int64_t a = 0; a < K0; ++a)
+      for (int64_t b = 0; b < K1; ++b)
+        for (int64_t c = 0; c < C; ++c)
+          std::memcpy(static_cast<char*>(ocw.data()) + (((o * C + c) * K0 + a) * K1 + b) * es,
+                      static_cast<const char*>(w.data) + (((o * K0 + a) * K1 + b) * C + c) * es, size_t(es));
+  DeviceMemory mem(ocw.nbytes());
+  ASSERT_TRUE(mem.get() && mem.upload(ocw.data(), ocw.nbytes()));
+  TensorView ws(mem.get(), w.dtype, w.shape, {C * K0 * K1, K1, 1, K0 * K1});
+  ws.device = 0;
+  ASSERT_FALSE(ws.is_contiguous());
+  ExecOptions opt = cuda_options();
+  opt.cuda_stream = stream;
+  ASSERT_TRUE(on.poison_out());
+  execute(plan, on.view[0], ws, on.view[2], opt);
+  ASSERT_EQ(cudaStreamSynchronize(stream), 0);
+  ASSERT_TRUE(bit_equal(on.download_out(), want)) << "on the stream";
+  void* graph = nullptr;
+  void* exec = nullptr;
+  ASSERT_EQ(cudaStreamBeginCapture(stream, 0), 0);
+  try {
+    execute(plan, on.view[0], ws, on.view[2], opt);
+  } catch (const Error& e) {
+    cudaStreamEndCapture(stream, &graph);
+    FAIL() << "under capture: " << e.what();
+  }
+  ASSERT_EQ(cudaStreamEndCapture(stream, &graph), 0);
+  ASSERT_EQ(cudaGraphInstantiateWithFlags(&exec, graph, 0), 0);
+  for (int rep = 0; rep < 2; ++rep) {
+    ASSERT_TRUE(on.poison_out());
+    ASSERT_EQ(cudaGraphLaunch(exec, stream), 0) << "replay " << rep;
+    ASSERT_EQ(cudaStreamSynchronize(stream), 0);
+    ASSERT_TRUE(bit_equal(on.download_out(), want)) << "replay " << rep;
+  }
+  cudaGraphExecDestroy(exec);
+  cudaGraphDestroy(graph);
+  cudaStreamDestroy(stream);
 }
 
 // An output made inside the capture (Tensor::empty on the capturing stream, as the Python
