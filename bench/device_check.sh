@@ -6,11 +6,11 @@
 #   2. pychecks: the package's CUDA tests and convnd.torch's host overhead, then profiled;
 #   3. pyvscli: convnd's CPU calls from Python against its CLI on all cores (bench/py_vs_cli.py);
 #   4. tf32: float32 forward convs exact and TF32 against cuDNN (bench/tf32_gpu.py);
-#   5. layers: the GPU layers' forward and input gradient against cuDNN (bench/grad_gpu.py on
-#      bench/gpu-layers-suite.txt);
-#   6. crossover: the planner's choice against CUTLASS's kernels (CROSSOVER_FWD and
+#   5. crossover: the planner's choice against CUTLASS's kernels (CROSSOVER_FWD and
 #      CROSSOVER_BWD_D name other algorithms) by reduction length (bench/gpu-crossover-suite.txt),
-#      cuDNN in the same run.
+#      cuDNN in the same run;
+#   6. layers: the GPU layers' forward and input gradient against cuDNN (bench/grad_gpu.py on
+#      bench/gpu-layers-suite.txt).
 # Everything is written under $OUT/check and packed into $OUT/check.tgz after every stage (the
 # device returns a few files only, and a call cut short keeps what was packed).
 # From the bundle of bench/device_bundle.sh, carried in .gpubin:
@@ -54,22 +54,22 @@ if want tf32 && [ "$(left)" -gt 150 ]; then
   tail -8 "$OUT/tf32-gpu.md" 2>/dev/null
   pack
 fi
-if want layers && [ "$(left)" -gt 100 ]; then
-  PYTHONPATH=/tmp/cnd PYTHONUNBUFFERED=1 timeout $(($(left) > 250 ? 180 : $(left) - 60)) python3 bench/grad_gpu.py \
-    --gpu-bench "$bin/gpu_bench_grad" --reps 10 --out "$OUT/layers-gpu.md" --dirs fwd,bwd_d \
-    --suite bench/gpu-layers-suite.txt \
-    >"$OUT/layers-gpu.log" 2>&1
-  echo "layers bench rc=$?"
-  grep -E "geometric" "$OUT/layers-gpu.md" 2>/dev/null
-  pack
-fi
-if want crossover && [ "$(left)" -gt 40 ]; then
-  PYTHONPATH=/tmp/cnd PYTHONUNBUFFERED=1 timeout $(($(left) - 15)) python3 bench/grad_gpu.py \
+if want crossover && [ "$(left)" -gt 60 ]; then
+  PYTHONPATH=/tmp/cnd PYTHONUNBUFFERED=1 timeout $(($(left) > 165 ? 150 : $(left) - 15)) python3 bench/grad_gpu.py \
     --gpu-bench "$bin/gpu_bench_grad" --reps 10 --out "$OUT/crossover-gpu.md" --dirs fwd,bwd_d \
     --suite bench/gpu-crossover-suite.txt --alt fwd="${CROSSOVER_FWD:-cutlass_sm90__cuda}" \
     --alt bwd_d="${CROSSOVER_BWD_D:-cutlass_sm90__cuda}" \
     >"$OUT/crossover-gpu.log" 2>&1
   echo "crossover bench rc=$?"
   grep -E "^\| \`" "$OUT/crossover-gpu.md" 2>/dev/null | cut -d'|' -f2,3,5,6,7,8,12
+  pack
+fi
+if want layers && [ "$(left)" -gt 60 ]; then
+  PYTHONPATH=/tmp/cnd PYTHONUNBUFFERED=1 timeout $(($(left) > 250 ? 180 : $(left) - 20)) python3 bench/grad_gpu.py \
+    --gpu-bench "$bin/gpu_bench_grad" --reps 10 --out "$OUT/layers-gpu.md" --dirs fwd,bwd_d \
+    --suite bench/gpu-layers-suite.txt \
+    >"$OUT/layers-gpu.log" 2>&1
+  echo "layers bench rc=$?"
+  grep -E "geometric" "$OUT/layers-gpu.md" 2>/dev/null
   pack
 fi
