@@ -4,6 +4,7 @@
 # the whole, default 540; DEVICE_STAGES picks stages by name, default all but "layers"):
 #   1. the CUDA tests, while the Python package builds with CUDA (always);
 #   2. pychecks: the package's CUDA tests and convnd.torch's host overhead, then profiled;
+#   2b. overhead: convnd.torch's host overhead alone (no tests, no profile);
 #   3. pyvscli: convnd's CPU calls from Python against its CLI on all cores (bench/py_vs_cli.py);
 #   4. tf32: float32 forward convs exact and TF32 against cuDNN (bench/tf32_gpu.py);
 #   5. crossover: the planner's choice against CUTLASS's kernels (CROSSOVER_FWD and
@@ -40,6 +41,13 @@ if [ -d /tmp/cnd ] && want pychecks; then  # where a tiny conv's extra microseco
   echo "torch profile rc=$?"
 fi
 pack
+if [ -d /tmp/cnd ] && want overhead; then  # the host-overhead table alone, without the tests
+  PYTHONPATH=/tmp/cnd PYTHONUNBUFFERED=1 timeout 60 python3 bench/torch_overhead.py --out "$OUT/torch-overhead.md" \
+    >"$OUT/torch-overhead.log" 2>&1
+  echo "torch overhead rc=$?"
+  grep -E "^(cpu|cuda) " "$OUT/torch-overhead.log"
+  pack
+fi
 if [ -d /tmp/cnd ] && want pyvscli && [ "$(left)" -gt 200 ]; then
   PYTHONPATH=/tmp/cnd PYTHONUNBUFFERED=1 timeout 150 python3 bench/py_vs_cli.py --threads "$(nproc)" --reps 20 \
     --cli "$PWD/$bin/convnd_cli" --out "$OUT/py-vs-cli.md" >"$OUT/py-vs-cli.log" 2>&1

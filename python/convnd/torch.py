@@ -558,19 +558,23 @@ def _conv_transpose_args(rank: int, stride: IntOrSeq, padding: IntOrSeq, output_
             _per_axis("output_padding", output_padding, rank), _per_axis("dilation", dilation, rank))
 
 
-def _autocast_dtype(device_type: str) -> Optional["torch.dtype"]:
-    if hasattr(torch, "get_autocast_dtype"):
-        enabled = torch.is_autocast_enabled(device_type)
-        return torch.get_autocast_dtype(device_type) if enabled else None
-    if device_type == "cuda":  # pragma: no cover - older PyTorch
-        return torch.get_autocast_gpu_dtype() if torch.is_autocast_enabled() else None
-    return torch.get_autocast_cpu_dtype() if torch.is_autocast_cpu_enabled() else None  # pragma: no cover
+if hasattr(torch, "get_autocast_dtype"):
+    _is_autocast_enabled, _get_autocast_dtype = torch.is_autocast_enabled, torch.get_autocast_dtype
+
+    def _autocast_dtype(device_type: str) -> Optional["torch.dtype"]:
+        return _get_autocast_dtype(device_type) if _is_autocast_enabled(device_type) else None
+else:  # pragma: no cover - older PyTorch
+    def _autocast_dtype(device_type: str) -> Optional["torch.dtype"]:
+        if device_type == "cuda":
+            return torch.get_autocast_gpu_dtype() if torch.is_autocast_enabled() else None
+        return torch.get_autocast_cpu_dtype() if torch.is_autocast_cpu_enabled() else None
 
 
 def _autocast(input: Tensor, weight: Tensor, bias: Optional[Tensor]):
     """As autocast does for torch's convolutions: floating tensors other than float64 go to the
     autocast dtype (the casts are differentiable: gradients come back in the original dtypes)."""
-    dtype = _autocast_dtype(input.device.type)
+    # (is_cpu first: input.device builds a device object, a microsecond of a tiny conv's call)
+    dtype = _autocast_dtype("cpu" if input.is_cpu else input.device.type)
     if dtype is None:
         return input, weight, bias
 
