@@ -12,12 +12,14 @@ JSON line per measurement and writes a markdown table with the ratios (torch ms 
   python bench/grad_cpu.py --threads 2 --out bench/results/grad-cpu-<date>.md
 Needs torch and convnd importable (bench/grad_cpu.sh sets that up).
 """
-import argparse, datetime, json, math, os, platform, re, statistics, time
+import argparse, datetime, json, os, platform, re, statistics, time
 
 import subprocess
 
 import numpy as np
 import torch
+
+from report import emit, summaries  # noqa: E402  (bench/report.py: scripts run as bench/<name>.py)
 
 try:  # the Python package; without it (--convnd-cli) the CLI times convnd instead
     import convnd
@@ -185,16 +187,8 @@ def main():
              "| problem | gradient | torch ms | convnd ms | ratio | max rel. diff |", "| --- | --- | --- | --- | --- | --- |"]
     for r in recs:
         lines.append(f"| `{r['problem']}` | {r['dir']} | {r['torch_ms']} | {r['convnd_ms']} | {r['ratio']} | {r['max_rel_diff']} |")
-    for d in ("bwd_d", "bwd_w"):
-        rs = [r["ratio"] for r in recs if r["dir"] == d]
-        if rs:
-            gm = math.exp(sum(math.log(v) for v in rs) / len(rs))
-            lines.append("")
-            lines.append(f"{d}: geometric mean {gm:.3f} over {len(rs)} layers; lowest {min(rs):.3f}.")
-    text = "\n".join(lines) + "\n"
-    print(text)
-    if a.out:
-        open(a.out, "w").write(text)
+    summaries(lines, [(d, [r["ratio"] for r in recs if r["dir"] == d]) for d in ("bwd_d", "bwd_w")])
+    emit(lines, a.out)
 
 
 if __name__ == "__main__":

@@ -15,9 +15,11 @@ Writes one JSON line per measurement and a markdown table (ratio = cuDNN ms / co
 
   python3 bench/grad_gpu.py --gpu-bench PATH --out grad-gpu.md [--suite bench/gpu-grad-suite.txt]
 """
-import argparse, json, math, re, subprocess, sys, time
+import argparse, json, subprocess, sys, time
 
 import torch
+
+from report import emit, summaries  # noqa: E402  (bench/report.py)
 
 DT = {"f32": torch.float32, "f16": torch.float16, "bf16": torch.bfloat16, "f64": torch.float64}
 
@@ -205,17 +207,10 @@ def main():
         lines.append(f"| `{r['problem']}` | {r['dir']} | {r['cudnn_first_ms']} | {r['cudnn_ms']} | {r['convnd_ms']} | "
                      f"{r['convnd_algorithm']} | {r['ratio']} | {r['python_first_ms']} | {r['python_ms']} | "
                      f"{r['python_ratio']} | {other} |")
-    for d in dirs:
-        for key, what in (("ratio", "device-resident"), ("python_ratio", "through Python")):
-            rs = [r[key] for r in recs if r["dir"] == d and r[key] and "dtype=bf16" in r["problem"]]
-            if rs:
-                gm = math.exp(sum(math.log(v) for v in rs) / len(rs))
-                lines += ["", f"{d} on the bf16 layers, {what}: geometric mean {gm:.3f} over {len(rs)}; "
-                          f"lowest {min(rs):.3f}."]
-    text = "\n".join(lines) + "\n"
-    print(text)
-    if a.out:
-        open(a.out, "w").write(text)
+    summaries(lines, [(f"{d} on the bf16 layers, {what}",
+                       [r[key] for r in recs if r["dir"] == d and "dtype=bf16" in r["problem"]])
+                      for d in dirs for key, what in (("ratio", "device-resident"), ("python_ratio", "through Python"))])
+    emit(lines, a.out)
 
 
 if __name__ == "__main__":

@@ -14,12 +14,13 @@ Writes JSON lines to stdout and a markdown table to --out (ratio = cuDNN ms / co
 
   python3 bench/tf32_gpu.py --gpu-bench PATH --out tf32-gpu.md
 """
-import argparse, json, math, os, subprocess, sys, time
+import argparse, json, os, subprocess, sys, time
 
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from grad_gpu import cl, parse, torch_times  # noqa: E402
+from grad_gpu import parse, torch_times  # noqa: E402
+from report import emit, summaries  # noqa: E402
 
 
 def convnd_resident(gpu_bench, problem, reps, tf32):
@@ -108,16 +109,10 @@ def main():
     for r in recs:
         lines.append(f"| `{r['problem']}` | {r['precision']} | {r['cudnn_ms']} | {r['convnd_ms']} | "
                      f"{r['convnd_algorithm']} | {r['ratio']} | {r['python_ms']} | {r['python_ratio']} |")
-    for mode in ("exact", "tf32"):
-        for key, what in (("ratio", "device-resident"), ("python_ratio", "through Python")):
-            rs = [r[key] for r in recs if r["precision"] == mode and r[key]]
-            if rs:
-                gm = math.exp(sum(math.log(v) for v in rs) / len(rs))
-                lines += ["", f"{mode}, {what}: geometric mean {gm:.3f} over {len(rs)}; lowest {min(rs):.3f}."]
-    text = "\n".join(lines) + "\n"
-    print(text)
-    if a.out:
-        open(a.out, "w").write(text)
+    summaries(lines, [(f"{mode}, {what}", [r[key] for r in recs if r["precision"] == mode])
+                      for mode in ("exact", "tf32")
+                      for key, what in (("ratio", "device-resident"), ("python_ratio", "through Python"))])
+    emit(lines, a.out)
 
 
 if __name__ == "__main__":

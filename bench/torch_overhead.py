@@ -27,6 +27,8 @@ import torch.nn.functional as F
 import convnd
 import convnd.torch as ct
 
+from report import emit  # noqa: E402  (bench/report.py)
+
 
 def round_us(fn, calls, device):
     if device == "cuda":
@@ -115,10 +117,7 @@ def main():
              "| device | call | torch.nn.functional (us) | convnd.torch (us) | convnd extra (us) |",
              "| --- | --- | --- | --- | --- |"]
     lines += [f"| {d} | {n} | {t:.2f} | {c:.2f} | {c - t:+.2f} |" for d, n, t, c in rows]
-    text = "\n".join(lines) + "\n"
-    print(text)
-    if a.out:
-        open(a.out, "w").write(text)
+    emit(lines, a.out)
 
 
 if __name__ == "__main__":
