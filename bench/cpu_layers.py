@@ -156,7 +156,9 @@ def main():
 
 
 def case_in_child(a, prob, dtype):
-    cmd = [sys.executable, os.path.abspath(__file__), "--one", prob, "--dtypes", dtype, "--threads", str(a.threads),
+    # -X faulthandler: a child that dies on a signal prints its Python stack (on the GPU machine
+    # a float32 case once ended with no output at all, its cause unknown).
+    cmd = [sys.executable, "-X", "faulthandler", os.path.abspath(__file__), "--one", prob, "--dtypes", dtype, "--threads", str(a.threads),
            "--reps", str(a.reps)] + (["--cli", a.cli] if a.cli else [])
     try:
         out = subprocess.run(cmd, capture_output=True, text=True, timeout=a.case_timeout)
@@ -168,7 +170,9 @@ def case_in_child(a, prob, dtype):
         if line.startswith("{"):
             print(line, flush=True)
             return json.loads(line)
-    rec = {"problem": prob, "dtype": dtype, "unfinished": "failed: " + (out.stderr or out.stdout)[-200:].replace("\n", " ").replace("|", "/")}
+    why = f"exit {out.returncode}" if out.returncode >= 0 else f"signal {-out.returncode}"
+    tail = (out.stderr or out.stdout)[-200:].replace("\n", " ").replace("|", "/")
+    rec = {"problem": prob, "dtype": dtype, "unfinished": f"failed ({why}): {tail}"}
     print(json.dumps(rec), flush=True)
     return rec
 
