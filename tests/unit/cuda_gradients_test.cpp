@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include <cstring>
+#include <functional>
 #include <memory>
 
 #include "cuda_test_util.h"
@@ -133,6 +134,39 @@ struct OnDevice {
   bool uploaded = true;
 };
 
+// Records call() on `stream` (global capture mode, as torch.cuda.graph uses) into a CUDA graph
+// (*graph) and instantiates it (*exec). An Error thrown under capture ends the capture and is
+// the failure.
+::testing::AssertionResult capture_graph(void* stream, const std::function<void()>& call, void** graph, void** exec) {
+  if (int e = cudaStreamBeginCapture(stream, 0); e != 0)
+    return ::testing::AssertionFailure() << "cudaStreamBeginCapture: " << e;
+  try {
+    call();
+  } catch (const Error& e) {
+    cudaStreamEndCapture(stream, graph);
+    return ::testing::AssertionFailure() << "execute() under capture: " << e.what();
+  }
+  if (int e = cudaStreamEndCapture(stream, graph); e != 0)
+    return ::testing::AssertionFailure() << "cudaStreamEndCapture: " << e;
+  if (int e = cudaGraphInstantiateWithFlags(exec, *graph, 0); e != 0)
+    return ::testing::AssertionFailure() << "cudaGraphInstantiateWithFlags: " << e;
+  return ::testing::AssertionSuccess();
+}
+
+// Replays exec on `stream` twice, each time into poisoned output memory: each replay must
+// give want's bits.
+::testing::AssertionResult replays_match(const OnDevice& on, void* exec, void* stream, const Tensor& want) {
+  for (int rep = 0; rep < 2; ++rep) {
+    if (!on.poison_out()) return ::testing::AssertionFailure() << "cudaMemset, replay " << rep;
+    if (int e = cudaGraphLaunch(exec, stream); e != 0)
+      return ::testing::AssertionFailure() << "cudaGraphLaunch: " << e << ", replay " << rep;
+    if (int e = cudaStreamSynchronize(stream); e != 0)
+      return ::testing::AssertionFailure() << "cudaStreamSynchronize: " << e << ", replay " << rep;
+    if (!bit_equal(on.download_out(), want)) return ::testing::AssertionFailure() << "other bits, replay " << rep;
+  }
+  return ::testing::AssertionSuccess();
+}
+
 // On a caller's stream with device tensors, execute() only enqueues: after the caller waits
 // for its stream, each direction's result is the same bits as the synchronous call's; calls
 // alternating between the legacy stream and two streams reuse workspace blocks safely.
@@ -195,22 +229,9 @@ TEST(CudaGradients, CapturedInAGraphSameBits) {
       ASSERT_EQ(cudaStreamSynchronize(streams[0]), 0);
       void* graph = nullptr;
       void* exec = nullptr;
-      ASSERT_EQ(cudaStreamBeginCapture(streams[1], 0), 0);
-      try {
-        on.run(plan, opt);
-      } catch (const Error& e) {
-        cudaStreamEndCapture(streams[1], &graph);
-        FAIL() << "execute() under capture: " << e.what() << " (" << plan.algorithm << ")";
-      }
-      ASSERT_EQ(cudaStreamEndCapture(streams[1], &graph), 0) << plan.algorithm << " on " << to_string(p);
-      ASSERT_EQ(cudaGraphInstantiateWithFlags(&exec, graph, 0), 0);
-      for (int rep = 0; rep < 2; ++rep) {
-        ASSERT_TRUE(on.poison_out());
-        ASSERT_EQ(cudaGraphLaunch(exec, streams[1]), 0);
-        ASSERT_EQ(cudaStreamSynchronize(streams[1]), 0);
-        const Tensor got = on.download_out();
-        ASSERT_TRUE(bit_equal(got, want)) << to_string(p) << " (" << plan.algorithm << "), replay " << rep;
-      }
+      ASSERT_TRUE(capture_graph(streams[1], [&] { on.run(plan, opt); }, &graph, &exec))
+          << plan.algorithm << " on " << to_string(p);
+      ASSERT_TRUE(replays_match(on, exec, streams[1], want)) << to_string(p) << " (" << plan.algorithm << ")";
       cudaGraphExecDestroy(exec);
       cudaGraphDestroy(graph);
     }
@@ -256,21 +277,8 @@ TEST(CudaGradients, StridedDeviceWeightOnAStreamAndInACapture) {
   ASSERT_TRUE(bit_equal(on.download_out(), want)) << "on the stream";
   void* graph = nullptr;
   void* exec = nullptr;
-  ASSERT_EQ(cudaStreamBeginCapture(stream, 0), 0);
-  try {
-    execute(plan, on.view[0], ws, on.view[2], opt);
-  } catch (const Error& e) {
-    cudaStreamEndCapture(stream, &graph);
-    FAIL() << "under capture: " << e.what();
-  }
-  ASSERT_EQ(cudaStreamEndCapture(stream, &graph), 0);
-  ASSERT_EQ(cudaGraphInstantiateWithFlags(&exec, graph, 0), 0);
-  for (int rep = 0; rep < 2; ++rep) {
-    ASSERT_TRUE(on.poison_out());
-    ASSERT_EQ(cudaGraphLaunch(exec, stream), 0) << "replay " << rep;
-    ASSERT_EQ(cudaStreamSynchronize(stream), 0);
-    ASSERT_TRUE(bit_equal(on.download_out(), want)) << "replay " << rep;
-  }
+  ASSERT_TRUE(capture_graph(stream, [&] { execute(plan, on.view[0], ws, on.view[2], opt); }, &graph, &exec));
+  ASSERT_TRUE(replays_match(on, exec, stream, want));
   cudaGraphExecDestroy(exec);
   cudaGraphDestroy(graph);
   cudaStreamDestroy(stream);
@@ -296,17 +304,14 @@ TEST(CudaGradients, OutputMadeInACaptureServesEveryReplay) {
   ASSERT_EQ(cudaStreamSynchronize(stream), 0);
   void* graph = nullptr;
   void* exec = nullptr;
-  ASSERT_EQ(cudaStreamBeginCapture(stream, 0), 0);
   Tensor y;
-  try {
-    y = Tensor::empty(p.dtype, on.view[2].shape, 0, stream);
-    execute(plan, on.view[0], on.view[1], y, opt);
-  } catch (const Error& e) {
-    cudaStreamEndCapture(stream, &graph);
-    FAIL() << "under capture: " << e.what();
-  }
-  ASSERT_EQ(cudaStreamEndCapture(stream, &graph), 0);
-  ASSERT_EQ(cudaGraphInstantiateWithFlags(&exec, graph, 0), 0);
+  ASSERT_TRUE(capture_graph(
+      stream,
+      [&] {
+        y = Tensor::empty(p.dtype, on.view[2].shape, 0, stream);
+        execute(plan, on.view[0], on.view[1], y, opt);
+      },
+      &graph, &exec));
   for (int rep = 0; rep < 2; ++rep) {
     ASSERT_EQ(cudaMemset(y.data(), 0xff, size_t(y.nbytes())), 0);
     ASSERT_EQ(cudaGraphLaunch(exec, stream), 0) << "replay " << rep;
