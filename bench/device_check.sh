@@ -11,7 +11,9 @@
 #      CROSSOVER_BWD_D name other algorithms) by reduction length (bench/gpu-crossover-suite.txt),
 #      cuDNN in the same run;
 #   6. layers: the GPU layers' forward and input gradient against cuDNN (bench/grad_gpu.py on
-#      bench/gpu-layers-suite.txt).
+#      bench/gpu-layers-suite.txt);
+#   7. trace: the weight gradient's kernels on its slowest layers, cuDNN's and convnd's, its
+#      sample chunkings, one chunk under ncu (bench/kernel_trace.py; see the stage).
 # Everything is written under $OUT/check and packed into $OUT/check.tgz after every stage (the
 # device returns a few files only, and a call cut short keeps what was packed).
 # From the bundle of bench/device_bundle.sh, carried in .gpubin:
@@ -70,6 +72,28 @@ if want crossover && [ "$(left)" -gt 60 ]; then
     >"$OUT/crossover-gpu.log" 2>&1
   echo "crossover bench rc=$?"
   grep -E "^\| \`" "$OUT/crossover-gpu.md" 2>/dev/null | cut -d'|' -f2,3,5,6,7,8,12
+  pack
+fi
+# 7. trace: what the weight gradient's time is made of on its slowest layers (kernels on the
+#    timeline, cuDNN's and convnd's: bench/kernel_trace.py), how the planned sample chunking
+#    compares with others (gpu_bench --tile splits=S), and one chunk's kernel under Nsight
+#    Compute (clocks left alone).
+if want trace && [ "$(left)" -gt 60 ]; then
+  wl="n=256 in=56x56 c=64 o=64 k=3x3 pad=1 dtype=bf16"
+  PYTHONPATH=/tmp/cnd PYTHONUNBUFFERED=1 timeout 90 python3 bench/kernel_trace.py --dir bwd_w "$wl" \
+    "n=8 in=32x32x32 c=64 o=64 k=3x3x3 pad=1 dtype=bf16" "n=256 in=56x56 c=256 o=64 dtype=bf16" \
+    "n=128 in=28x28 c=256 o=256 k=3x3 pad=1 g=32 dtype=bf16" "n=256 in=14x14 c=256 o=256 k=3x3 pad=1 dtype=bf16" \
+    >"$OUT/kernel-trace.txt" 2>&1
+  echo "kernel trace rc=$?"
+  for s in ${TRACE_SPLITS:-1 2 4 8 16 26 32}; do
+    timeout 30 "$bin/gpu_bench_grad" --reps 10 --tile splits=$s "$wl dir=bwd_w" 2>&1 | grep -E '^\{' | tail -1
+  done | tee "$OUT/wgrad-splits.jsonl" | cut -c1-300
+  if command -v ncu >/dev/null; then
+    timeout 120 ncu --clock-control none -k regex:device_kernel --launch-skip 2 --launch-count 2 --section SpeedOfLight \
+      --section LaunchStats --section Occupancy --section MemoryWorkloadAnalysis \
+      "$bin/gpu_bench_grad" --reps 2 "$wl dir=bwd_w" >"$OUT/wgrad-ncu.txt" 2>&1
+    echo "ncu rc=$?"
+  fi
   pack
 fi
 if want layers && [ "$(left)" -gt 60 ]; then

@@ -44,14 +44,40 @@ struct Sm90Config final : PlanConfig {
   int64_t splits = 1;                          // weight gradient: sample chunks (float partials)
   int64_t chunk = 0;                           // samples per chunk
   int64_t partial_bytes = 0;  // splits float copies of dw, at the start of the workspace
+  int64_t samples = 0;         // the problem's N, and dw's elements: what a new chunking needs
+  int64_t dw_elems = 0;
+  int64_t workspace_bytes = 0;  // the plan's: a new chunking must fit in it
   const Algorithm* fallback = nullptr;
   Plan fallback_plan;
   std::vector<std::pair<std::string, int64_t>> parameters() const override {
     return {{"op", int64_t(conv.op)},   {"rank", conv.rank}, {"tile", conv.tile},
             {"splits", splits},          {"chunk", chunk},    {"tf32", conv.elem == cuda::sm90::Elem::tf32}};
   }
+  // splits (weight gradient only): another sample chunking, to time the planner's model
+  // against its neighbours (gpu_bench --tile splits=S). Accepted where the chunks fit the
+  // plan's workspace and CUTLASS takes the larger chunk; dw's bits may differ in the last
+  // place from the planned chunking's (float partials added in another grouping).
+  std::shared_ptr<const PlanConfig> with_parameter(std::string_view name, int64_t value) const override;
   std::string via() const override { return fallback ? "unaligned: " + std::string(fallback->name()) : ""; }
 };
+
+#if CONVND_WITH_CUTLASS
+std::shared_ptr<const PlanConfig> Sm90Config::with_parameter(std::string_view name, int64_t value) const {
+  if (name != "splits" || conv.op != cuda::sm90::Op::wgrad || value < 1 || value > std::min(kMaxSplits, samples))
+    return nullptr;
+  auto c = std::make_shared<Sm90Config>(*this);
+  c->chunk = (samples + value - 1) / value;
+  c->splits = (samples + c->chunk - 1) / c->chunk;
+  if (c->splits != value) return nullptr;  // no chunking of N gives exactly this many
+  c->conv.n = int(c->chunk);
+  if (!kernel->can_implement(c->conv)) return nullptr;
+  c->partial_bytes = round_up_64(c->splits * dw_elems * int64_t(sizeof(float)));
+  if (int64_t(kernel->workspace(c->conv)) * c->splits + c->partial_bytes > workspace_bytes) return nullptr;
+  return c;
+}
+#else
+std::shared_ptr<const PlanConfig> Sm90Config::with_parameter(std::string_view, int64_t) const { return nullptr; }
+#endif
 
 // The backend's list without this algorithm: where the fallback plan comes from.
 const std::vector<const Algorithm*>& others() {
@@ -304,6 +330,9 @@ class CutlassSm90 final : public Algorithm {
       cfg->fallback = nullptr;  // unaligned tensors are then an error at run time
       out->workspace_bytes = own;
     }
+    cfg->samples = g.n;
+    cfg->dw_elems = g.w_elems();
+    cfg->workspace_bytes = out->workspace_bytes;
     out->config = std::move(cfg);
     return {};
 #else

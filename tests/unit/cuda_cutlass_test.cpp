@@ -122,6 +122,37 @@ TEST(CudaCutlass, WeightGradChunksAreDeterministic) {
   }
 }
 
+// Other sample chunkings of the weight gradient (with_parameter "splits", what gpu_bench
+// --tile times): every count from 1 to the planned one that chunks N exactly runs and matches
+// the oracle; counts that no chunking gives, or above N, are refused.
+TEST(CudaCutlass, WeightGradOtherChunkings) {
+  SKIP_WITHOUT_CUTLASS();
+  Rng rng = test_rng();
+  const Problem p = with("n=16 in=64x64 c=64 o=64 k=3x3 pad=1", DType::bf16, Direction::bwd_w);
+  const Plan plan = make_plan(p, cuda_options(kAlgo));
+  const int64_t planned = parameter(plan, "splits");
+  ASSERT_GE(planned, 2) << plan.to_text();
+  const GradCase gc = make_grad_case(p, rng);
+  const Oracle want = grad_oracle(gc);
+  for (int64_t s = 1; s <= planned; ++s) {
+    const int64_t chunk = (p.n + s - 1) / s;
+    if ((p.n + chunk - 1) / chunk != s) {  // 16 samples: none gives 7 chunks, say
+      EXPECT_THROW(with_parameter(plan, "splits", s), Error) << s;
+      continue;
+    }
+    const Plan other = with_parameter(plan, "splits", s);
+    EXPECT_EQ(parameter(other, "splits"), s);
+    EXPECT_EQ(parameter(other, "chunk"), chunk);
+    Tensor out = Tensor::empty(p.dtype, w_shape(gc.c.shapes));
+    fill(out.view(), std::nan(""));
+    execute(other, gc.c.x, out, gc.dy, cuda_options(kAlgo));
+    ASSERT_TRUE(matches_oracle(out, want, 4.0)) << "splits=" << s;
+  }
+  EXPECT_THROW(with_parameter(plan, "splits", 0), Error);
+  EXPECT_THROW(with_parameter(plan, "splits", p.n + 1), Error);
+  EXPECT_THROW(with_parameter(plan, "tile", 128), Error);
+}
+
 TEST(CudaCutlass, DeclinesWhatItCannotDoAndSaysWhy) {
   SKIP_WITHOUT_CUTLASS();
   struct Want {
