@@ -1,7 +1,7 @@
 // The CUDA gradients through the planner: the input gradient as the dual forward conv
 // (data_grad__cuda) on random problems of every kind and dtype and at tile boundaries, the
-// weight gradient (weight_grad__cuda, and a transposed conv's through its dual) against the
-// oracle, bitwise the same across budgets and runs; host and strided tensors staged. Skipped
+// weight gradient (weight_grad__cuda, a transposed conv's through its dual, a pointwise conv's
+// on cuBLAS) against the oracle, bitwise the same across budgets and runs; host and strided tensors staged. Skipped
 // without a device.
 #include <convnd/convnd.h>
 #include <gtest/gtest.h>
@@ -76,6 +76,32 @@ TEST(CudaGradients, WeightGradRandom) {
     Tensor out;
     ASSERT_TRUE(run_grad(gc, cuda_options(), &out)) << to_string(gc.c.problem);
     ASSERT_TRUE(matches_oracle(out, grad_oracle(gc), 4.0)) << to_string(gc.c.problem);
+  }
+}
+
+// The weight gradient of pointwise convs as cuBLAS GEMMs over the pixels (pointwise_gemm__cuda,
+// which the planner takes for them): every dtype, groups, prime and tile-edge extents, 1-D to
+// 3-D; a 16-bit reduction that would not fit one call is declined with the reason.
+TEST(CudaGradients, PointwiseWeightGradOnCublas) {
+  CONVND_SKIP_WITHOUT_CUDA();
+  Rng rng = test_rng();
+  for (const char* s : {"n=1 in=1 c=1 o=1", "n=3 in=7x5 c=13 o=31", "in=97 c=17 o=64", "n=2 in=15x16 c=64 o=47",
+                        "in=29 c=12 o=18 g=3", "in=2x3x5 c=31 o=65", "n=4 in=257 c=128 o=129", "n=2 in=9x9 c=8 o=8 g=8"})
+    for (DType t : kAllDtypes) {
+      Problem p = with_dir(parse_problem(s), Direction::bwd_w);
+      p.dtype = t;
+      const GradCase gc = make_grad_case(p, rng);
+      Tensor out;
+      ASSERT_TRUE(run_grad(gc, cuda_options("pointwise_gemm__cuda"), &out)) << to_string(p);
+      ASSERT_TRUE(matches_oracle(out, grad_oracle(gc), 4.0)) << to_string(p);
+    }
+  EXPECT_EQ(make_plan(parse_problem("n=8 in=56x56 c=256 o=64 dtype=bf16 dir=bwd_w"), cuda_options()).algorithm,
+            "pointwise_gemm__cuda");
+  try {
+    make_plan(parse_problem("n=1 in=2097153 c=1024 o=1024 dtype=bf16 dir=bwd_w"), cuda_options("pointwise_gemm__cuda"));
+    ADD_FAILURE() << "a 16-bit reduction beyond one cuBLAS call was planned";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("do not fit one cuBLAS call"), std::string::npos) << e.what();
   }
 }
 
