@@ -10,8 +10,8 @@
 #   5. crossover: the planner's choice against CUTLASS's kernels (CROSSOVER_FWD and
 #      CROSSOVER_BWD_D name other algorithms) by reduction length (bench/gpu-crossover-suite.txt),
 #      cuDNN in the same run;
-#   6. layers: the GPU layers' forward and input gradient against cuDNN (bench/grad_gpu.py on
-#      bench/gpu-layers-suite.txt);
+#   6. layers: the GPU layers' forward and input gradient (LAYER_DIRS: the directions) against
+#      cuDNN (bench/grad_gpu.py on bench/gpu-layers-suite.txt);
 #   7. trace: the weight gradient's kernels on its slowest layers, cuDNN's and convnd's, its
 #      sample chunkings, one chunk under ncu (bench/kernel_trace.py; see the stage).
 # Everything is written under $OUT/check and packed into $OUT/check.tgz after every stage (the
@@ -80,15 +80,24 @@ fi
 #    Compute (clocks left alone).
 if want trace && [ "$(left)" -gt 60 ]; then
   wl="n=256 in=56x56 c=64 o=64 k=3x3 pad=1 dtype=bf16"
-  PYTHONPATH=/tmp/cnd PYTHONUNBUFFERED=1 timeout 90 python3 bench/kernel_trace.py --dir bwd_w "$wl" \
-    "n=8 in=32x32x32 c=64 o=64 k=3x3x3 pad=1 dtype=bf16" "n=256 in=56x56 c=256 o=64 dtype=bf16" \
-    "n=128 in=28x28 c=256 o=256 k=3x3 pad=1 g=32 dtype=bf16" "n=256 in=14x14 c=256 o=256 k=3x3 pad=1 dtype=bf16" \
-    >"$OUT/kernel-trace.txt" 2>&1
-  echo "kernel trace rc=$?"
-  for s in ${TRACE_SPLITS:-1 2 4 8 16 26 32}; do
-    timeout 30 "$bin/gpu_bench_grad" --reps 10 --tile splits=$s "$wl dir=bwd_w" 2>&1 | grep -E '^\{' | tail -1
-  done | tee "$OUT/wgrad-splits.jsonl" | cut -c1-300
-  if command -v ncu >/dev/null; then
+  if [ "${TRACE_KERNELS:-1}" = 1 ]; then  # TRACE_KERNELS=0: the variants and ncu only
+    PYTHONPATH=/tmp/cnd PYTHONUNBUFFERED=1 timeout 90 python3 bench/kernel_trace.py --dir bwd_w "$wl" \
+      "n=8 in=32x32x32 c=64 o=64 k=3x3x3 pad=1 dtype=bf16" "n=256 in=56x56 c=256 o=64 dtype=bf16" \
+      "n=128 in=28x28 c=256 o=256 k=3x3 pad=1 g=32 dtype=bf16" "n=256 in=14x14 c=256 o=256 k=3x3 pad=1 dtype=bf16" \
+      >"$OUT/kernel-trace.txt" 2>&1
+    echo "kernel trace rc=$?"
+  fi
+  # The planned configuration, then each variant (TRACE_VARIANTS: gpu_bench --tile settings,
+  # space-separated, commas joining several) on the c64 layers, 2-D and 3-D.
+  for prob in "$wl" "n=8 in=32x32x32 c=64 o=64 k=3x3x3 pad=1 dtype=bf16"; do
+    for v in planned ${TRACE_VARIANTS:-splits=1 splits=2 splits=4 splits=8 splits=16 splits=26 splits=32}; do
+      tiles=()
+      [ "$v" != planned ] && for t in ${v//,/ }; do tiles+=(--tile "$t"); done
+      timeout 30 "$bin/gpu_bench_grad" --reps 10 "${tiles[@]}" "$prob dir=bwd_w" 2>&1 | grep -E '^\{' | tail -1 |
+        sed "s/^{/{\"variant\": \"$v\", /"
+    done
+  done | tee "$OUT/wgrad-variants.jsonl" | cut -c1-260
+  if [ "${TRACE_NCU:-1}" = 1 ] && command -v ncu >/dev/null; then
     timeout 120 ncu --clock-control none -k regex:device_kernel --launch-skip 2 --launch-count 2 --section SpeedOfLight \
       --section LaunchStats --section Occupancy --section MemoryWorkloadAnalysis \
       "$bin/gpu_bench_grad" --reps 2 "$wl dir=bwd_w" >"$OUT/wgrad-ncu.txt" 2>&1
@@ -98,7 +107,7 @@ if want trace && [ "$(left)" -gt 60 ]; then
 fi
 if want layers && [ "$(left)" -gt 60 ]; then
   PYTHONPATH=/tmp/cnd PYTHONUNBUFFERED=1 timeout $(($(left) > 250 ? 180 : $(left) - 20)) python3 bench/grad_gpu.py \
-    --gpu-bench "$bin/gpu_bench_grad" --reps 10 --out "$OUT/layers-gpu.md" --dirs fwd,bwd_d \
+    --gpu-bench "$bin/gpu_bench_grad" --reps 10 --out "$OUT/layers-gpu.md" --dirs "${LAYER_DIRS:-fwd,bwd_d}" \
     --suite bench/gpu-layers-suite.txt \
     >"$OUT/layers-gpu.log" 2>&1
   echo "layers bench rc=$?"

@@ -30,6 +30,7 @@
 
 #include <convnd/convnd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <memory>
 #include <optional>
@@ -102,6 +103,8 @@ convnd::TensorView view_of(const InArray& a, const std::optional<std::string>& d
   v.dtype = dtype_of(a, dtype_name, what);
   v.data = const_cast<void*>(a.data());
   bool negative = false;
+  v.shape.reserve(a.ndim());
+  v.strides.reserve(a.ndim());
   for (size_t i = 0; i < a.ndim(); ++i) {
     v.shape.push_back(int64_t(a.shape(i)));
     v.strides.push_back(a.stride(i));
@@ -282,10 +285,23 @@ struct SignalWatch {
 
 // The view with its axes taken in `order` (empty: as it is).
 convnd::TensorView permuted(convnd::TensorView v, const std::vector<int>& order) {
-  const convnd::TensorView in = v;
+  // On the stack: a tiny conv's call makes four of these (no allocation per call).
+  constexpr size_t kMax = 8;
+  if (order.empty() || order.size() > kMax) {
+    if (order.empty()) return v;
+    const convnd::TensorView in = v;
+    for (size_t i = 0; i < order.size(); ++i) {
+      v.shape[i] = in.shape[size_t(order[i])];
+      v.strides[i] = in.strides[size_t(order[i])];
+    }
+    return v;
+  }
+  int64_t shape[kMax], strides[kMax];
+  std::copy(v.shape.begin(), v.shape.begin() + order.size(), shape);
+  std::copy(v.strides.begin(), v.strides.begin() + order.size(), strides);
   for (size_t i = 0; i < order.size(); ++i) {
-    v.shape[i] = in.shape[size_t(order[i])];
-    v.strides[i] = in.strides[size_t(order[i])];
+    v.shape[i] = shape[size_t(order[i])];
+    v.strides[i] = strides[size_t(order[i])];
   }
   return v;
 }
@@ -384,7 +400,7 @@ nb::object run_problem(const convnd::Problem& problem, const convnd::TensorView&
 struct ChannelsFirst {
   std::vector<int> x, w, y;
 };
-ChannelsFirst channels_first_orders(int rank, bool transposed) {
+ChannelsFirst make_channels_first_orders(int rank, bool transposed) {
   ChannelsFirst c;
   c.x.push_back(0);
   c.w.push_back(transposed ? 1 : 0);
@@ -398,6 +414,16 @@ ChannelsFirst channels_first_orders(int rank, bool transposed) {
   for (int d = 0; d < rank; ++d) c.y.push_back(1 + d);
   return c;
 }
+// The orders of 1 to 3 spatial axes, made once.
+const ChannelsFirst& channels_first_orders(int rank, bool transposed) {
+  static const std::vector<ChannelsFirst> table = [] {
+    std::vector<ChannelsFirst> t;
+    for (int r = 1; r <= 3; ++r)
+      for (bool tr : {false, true}) t.push_back(make_channels_first_orders(r, tr));
+    return t;
+  }();
+  return table[size_t(2 * (rank - 1) + (transposed ? 1 : 0))];
+}
 
 // A forward call of `api` (a convnd function name) on arrays x and w, as `run` and Call::run
 // make it. With channels_first the arrays are in PyTorch's layouts and so is the result (a
@@ -407,24 +433,32 @@ nb::object run_forward(const std::string& api, nb::handle x_obj, nb::handle w_ob
                        const std::optional<std::string>& x_dtype, const std::optional<std::string>& w_dtype,
                        const CallOptions& o, convnd::ExecOptions e, bool channels_first = false) {
   const InArray x = import_array(x_obj, "input"), w = import_array(w_obj, "weight");
-  ChannelsFirst order;
+  static const ChannelsFirst as_given;
+  const ChannelsFirst* orders = &as_given;
   if (channels_first) {
     const bool transposed = api.rfind("conv_transpose", 0) == 0;
     if ((transposed && o.groups != 1) || x.ndim() < 3 || x.ndim() > 5 || w.ndim() != x.ndim())
       throw nb::value_error(("channels_first takes 3-D to 5-D arrays of equal rank, and one group when "
                              "transposed; got " + api).c_str());
-    order = channels_first_orders(int(x.ndim()) - 2, transposed);
+    orders = &channels_first_orders(int(x.ndim()) - 2, transposed);
   }
+  const ChannelsFirst& order = *orders;
   auto view = [&](const InArray& a, const std::optional<std::string>& dtype, const char* what,
                   const std::vector<int>& axes, convnd::Tensor* copy) {
     return permuted(view_of(a, dtype, what, copy), axes);
   };
-  const convnd::Problem problem = problem_for(api, view(x, x_dtype, "input", order.x, nullptr),
-                                              view(w, w_dtype, "weight", order.w, nullptr), o);
-  // The views the library reads (negative strides copied once).
+  const convnd::TensorView x0 = view(x, x_dtype, "input", order.x, nullptr);
+  const convnd::TensorView w0 = view(w, w_dtype, "weight", order.w, nullptr);
+  const convnd::Problem problem = problem_for(api, x0, w0, o);
+  // The views the library reads: these, unless a stride is negative (then copied once, here).
+  auto negative = [](const convnd::TensorView& v) {
+    return std::any_of(v.strides.begin(), v.strides.end(), [](int64_t s) { return s < 0; });
+  };
   convnd::Tensor xc, wc;
-  const convnd::TensorView xv = naming(problem, [&] { return view(x, x_dtype, "input", order.x, &xc); });
-  const convnd::TensorView wv = naming(problem, [&] { return view(w, w_dtype, "weight", order.w, &wc); });
+  const convnd::TensorView xv =
+      negative(x0) ? naming(problem, [&] { return view(x, x_dtype, "input", order.x, &xc); }) : x0;
+  const convnd::TensorView wv =
+      negative(w0) ? naming(problem, [&] { return view(w, w_dtype, "weight", order.w, &wc); }) : w0;
   // CUDA input on the CUDA backend: the output stays on that device, no copies.
   const int out_device = e.backend == convnd::Backend::cuda && xv.device >= 0 ? xv.device : -1;
   return run_problem(problem, xv, wv, std::move(e), out_device, order.y);

@@ -65,7 +65,8 @@ class GroupedDirect final : public Algorithm {
     static const AlgorithmTraits t{"grouped_direct", Backend::cpu, {Direction::fwd}, kAllDTypes,
                                    kCpuIsas,
                                    "weights as [g, taps, C/g, O/g rounded up to a vector] + a window of k0·k1 "
-                                   "input lines per thread (compute type)"};
+                                   "input lines per thread (compute type)",
+                                   false, /*strided_weight=*/true};
     return t;
   }
   // The weights are repacked element by element anyway: any layout, any dtype.
@@ -121,22 +122,29 @@ class GroupedDirect final : public Algorithm {
   // wt[q, t, c, o] = w[q·og + o, t', c] (or w[q, c, t', o] swapped) in the compute type C, t'
   // the flipped tap under flip; zeros for o >= og. Typed, element by element: for a tiny conv
   // this runs on every call, and a per-element dtype switch made it cost as much as the
-  // conv itself (13% of a 1x8x8x8 conv's call from Python).
+  // conv itself (13% of a 1x8x8x8 conv's call from Python). Unswapped, w is read through its
+  // strides (traits().strided_weight: PyTorch's [O, C/g, k...] arrives uncopied).
   template <class S, class C, class Cvt>
-  static void pack_weights(const Geometry& g, const GroupedDirectConfig& cfg, const void* wv, C* wt, Cvt cvt) {
-    const S* w = static_cast<const S*>(wv);
+  static void pack_weights(const Geometry& g, const GroupedDirectConfig& cfg, const TensorView& wv, C* wt, Cvt cvt) {
+    const S* w = static_cast<const S*>(wv.data);
     const int64_t cg = g.cg(), og = g.og(), taps = g.kernel_volume(), pad = cfg.og_pad;
+    int64_t st[5] = {};  // unswapped: [O, KD, KH, KW, C/g] strides (RunContext's 5-D view)
+    if (!cfg.w_swapped)
+      for (int a = 0; a < 5; ++a) st[a] = wv.strides[size_t(a)];
+    const int64_t so = st[0], sc = st[4];
     for (int64_t q = 0; q < g.groups; ++q)
       for (int64_t t = 0; t < taps; ++t) {
         const int64_t src = g.flip ? taps - 1 - t : t;
+        const int64_t kd = src / (g.k[1] * g.k[2]), kh = src / g.k[2] % g.k[1], kw = src % g.k[2];
+        const int64_t tap_at = kd * st[1] + kh * st[2] + kw * st[3];
         for (int64_t c = 0; c < cg; ++c) {
           C* dst = wt + ((q * taps + t) * cg + c) * pad;
           if (cfg.w_swapped) {
             const S* from = w + ((q * cg + c) * taps + src) * og;
             for (int64_t o = 0; o < og; ++o) dst[o] = C(cvt(from[o]));
           } else {
-            const S* from = w + ((q * og) * taps + src) * cg + c;
-            for (int64_t o = 0; o < og; ++o) dst[o] = C(cvt(from[o * taps * cg]));
+            const S* from = w + q * og * so + tap_at + c * sc;
+            for (int64_t o = 0; o < og; ++o) dst[o] = C(cvt(from[o * so]));
           }
           for (int64_t o = og; o < pad; ++o) dst[o] = C(0);
         }
@@ -158,10 +166,10 @@ class GroupedDirect final : public Algorithm {
       return st;
     char* ws = static_cast<char*>(ctx.workspace);
     switch (g.dtype) {
-      case DType::f32: pack_weights<float>(g, *cfg, ctx.w.data, reinterpret_cast<float*>(ws), [](float v) { return v; }); break;
-      case DType::f64: pack_weights<double>(g, *cfg, ctx.w.data, reinterpret_cast<double*>(ws), [](double v) { return v; }); break;
-      case DType::f16: pack_weights<uint16_t>(g, *cfg, ctx.w.data, reinterpret_cast<float*>(ws), half_to_float); break;
-      case DType::bf16: pack_weights<uint16_t>(g, *cfg, ctx.w.data, reinterpret_cast<float*>(ws), bf16_to_float); break;
+      case DType::f32: pack_weights<float>(g, *cfg, ctx.w, reinterpret_cast<float*>(ws), [](float v) { return v; }); break;
+      case DType::f64: pack_weights<double>(g, *cfg, ctx.w, reinterpret_cast<double*>(ws), [](double v) { return v; }); break;
+      case DType::f16: pack_weights<uint16_t>(g, *cfg, ctx.w, reinterpret_cast<float*>(ws), half_to_float); break;
+      case DType::bf16: pack_weights<uint16_t>(g, *cfg, ctx.w, reinterpret_cast<float*>(ws), bf16_to_float); break;
     }
     GroupedFn fn = direct_kernels(cfg->isa).grouped[int(g.dtype)];
     const int64_t rows = g.n * g.out[0] * g.out[1];

@@ -12,7 +12,9 @@
 // split into chunks, each chunk's float partial dw is computed on a stream of its own (forked
 // from the caller's stream and joined back, so the call stays asynchronous and capturable), and
 // the partials are added in chunk order. The chunking depends on the shape and the device's
-// multiprocessor count only, never on the budget: dw's bits do not change with it.
+// multiprocessor count only, never on the budget: dw's bits do not change with it. Its N runs
+// over (C, taps) a tap at a time, so every N tile of a 64-row tile reads the same dy rows:
+// clusters of 2 CTAs share one TMA load of dy's tile (where the N tiles are even, or 9 and more).
 //
 // TMA needs 16-byte aligned addresses, known only when the call runs: the plan carries the
 // plan of the next algorithm on the list for the same problem (its workspace within the
@@ -50,21 +52,33 @@ struct Sm90Config final : PlanConfig {
   const Algorithm* fallback = nullptr;
   Plan fallback_plan;
   std::vector<std::pair<std::string, int64_t>> parameters() const override {
-    return {{"op", int64_t(conv.op)},   {"rank", conv.rank}, {"tile", conv.tile},
-            {"splits", splits},          {"chunk", chunk},    {"tf32", conv.elem == cuda::sm90::Elem::tf32}};
+    return {{"op", int64_t(conv.op)}, {"rank", conv.rank},   {"tile", conv.tile}, {"cluster_n", conv.cluster_n},
+            {"splits", splits},        {"chunk", chunk},      {"tf32", conv.elem == cuda::sm90::Elem::tf32}};
   }
-  // splits (weight gradient only): another sample chunking, to time the planner's model
-  // against its neighbours (gpu_bench --tile splits=S). Accepted where the chunks fit the
-  // plan's workspace and CUTLASS takes the larger chunk; dw's bits may differ in the last
-  // place from the planned chunking's (float partials added in another grouping).
+  // Weight gradient only, to time the planner's choices against their neighbours (gpu_bench
+  // --tile NAME=VALUE):
+  //   splits: another sample chunking, where the chunks fit the plan's workspace and CUTLASS
+  //     takes the larger chunk; dw's bits may differ in the last place from the planned
+  //     chunking's (float partials added in another grouping);
+  //   cluster_n: 1 or 2, where a kernel is compiled for it and CUTLASS takes it; the same bits
+  //     (the multicast shares loads, the products and their order are the same).
   std::shared_ptr<const PlanConfig> with_parameter(std::string_view name, int64_t value) const override;
   std::string via() const override { return fallback ? "unaligned: " + std::string(fallback->name()) : ""; }
 };
 
 #if CONVND_WITH_CUTLASS
 std::shared_ptr<const PlanConfig> Sm90Config::with_parameter(std::string_view name, int64_t value) const {
-  if (name != "splits" || conv.op != cuda::sm90::Op::wgrad || value < 1 || value > std::min(kMaxSplits, samples))
-    return nullptr;
+  if (conv.op != cuda::sm90::Op::wgrad) return nullptr;
+  if (name == "cluster_n") {
+    if (value != 1 && value != 2) return nullptr;
+    auto c = std::make_shared<Sm90Config>(*this);
+    c->conv.cluster_n = int(value);
+    c->kernel = cuda::sm90::kernel_for(conv.op, conv.elem, conv.rank, conv.tile, int(value));
+    if (!c->kernel || !c->kernel->can_implement(c->conv)) return nullptr;
+    if (int64_t(c->kernel->workspace(c->conv)) * splits + partial_bytes > workspace_bytes) return nullptr;
+    return c;
+  }
+  if (name != "splits" || value < 1 || value > std::min(kMaxSplits, samples)) return nullptr;
   auto c = std::make_shared<Sm90Config>(*this);
   c->chunk = (samples + value - 1) / value;
   c->splits = (samples + c->chunk - 1) / c->chunk;
@@ -148,13 +162,17 @@ std::string describe(const Geometry& g, bool allow_tf32, cuda::sm90::Conv* p) {
   return {};
 }
 
-// The weight gradient's sample chunks, by a model of the device: the (O/tile x C·taps/128)
+// The weight gradient's N tiles: CUTLASS tiles (C, taps) a tap at a time, 128 channels wide
+// (9 tiles for a 3x3 conv of 64 channels, 18 of 256).
+int64_t weight_grad_n_tiles(const Geometry& g) { return (g.c + 127) / 128 * g.kernel_volume(); }
+
+// The weight gradient's sample chunks, by a model of the device: the (O/tile x N tiles)
 // output tiles of each chunk run as one block each, in waves of one block per multiprocessor,
 // a block's time proportional to its share of the rows (N·pixels / chunks); each chunk adds a
 // float copy of dw written and read back. Chunks of at least kMinPixelsPerSplit rows, at most
 // kMaxSplits of them. Shape and multiprocessor count only: never the budget.
 int64_t weight_grad_splits(const Geometry& g, int tile) {
-  const int64_t tiles = (g.o + tile - 1) / tile * ((g.c * g.kernel_volume() + 127) / 128);
+  const int64_t tiles = (g.o + tile - 1) / tile * weight_grad_n_tiles(g);
   const int64_t sms = cuda::device_info(cuda::current_device()).sm_count;
   // Seconds: a 128-row K step of one tile on one multiprocessor (about 60% of the tensor
   // cores' peak, 990 TFLOP/s over 132 SMs), and a byte of partials through memory (3 TB/s).
@@ -295,7 +313,7 @@ class CutlassSm90 final : public Algorithm {
     }
     cuda::sm90::Conv p;
     if (std::string why = describe(g, req.allow_tf32, &p); !why.empty()) return why;
-    const cuda::sm90::Kernel* k = cuda::sm90::kernel_for(p.op, p.elem, p.rank, p.tile);
+    const cuda::sm90::Kernel* k = cuda::sm90::kernel_for(p.op, p.elem, p.rank, p.tile);  // cluster_n 1
     if (!k) return "no kernel compiled for this operator, rank and tile";
     auto cfg = std::make_shared<Sm90Config>();
     cfg->conv = p;
@@ -307,7 +325,19 @@ class CutlassSm90 final : public Algorithm {
       cfg->chunk = (g.n + cfg->splits - 1) / cfg->splits;
       cfg->splits = (g.n + cfg->chunk - 1) / cfg->chunk;
       p.n = int(cfg->chunk);  // the largest chunk is what CUTLASS must accept
+      // Clusters of 2 share dy's loads (sm90_wgrad_*.cu), where compiled: for an even count of
+      // N tiles, or 9 and more (the grid is rounded up to whole clusters: one idle CTA in 10).
+      const int64_t n_tiles = weight_grad_n_tiles(g);
+      if (p.tile == 64 && (n_tiles % 2 == 0 || n_tiles >= 9)) {
+        cuda::sm90::Conv q = p;
+        q.cluster_n = 2;
+        if (const cuda::sm90::Kernel* k2 = cuda::sm90::kernel_for(q.op, q.elem, q.rank, q.tile, 2);
+            k2 && k2->can_implement(q))
+          p = q, k = k2;
+      }
     }
+    cfg->conv = p;
+    cfg->kernel = k;
     if (!k->can_implement(p)) return "CUTLASS's can_implement() says no (im2col offsets or extents out of range)";
     int64_t own = int64_t(k->workspace(p)) * cfg->splits;
     if (p.op == cuda::sm90::Op::wgrad) {

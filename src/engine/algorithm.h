@@ -52,6 +52,10 @@ struct AlgorithmTraits {
   /// faster one said no because of the budget alone, the planner reports out of memory
   /// instead of silently running the slow path.
   bool fallback = false;
+  /// Reads the weight w through its strides where the backend receives it strided and w is
+  /// read, not written (CPU: RunContext::w then has the caller's strides, [O, KD, KH, KW, C/g]
+  /// in elements, 0 on unit axes); otherwise every tensor reaches run() dense.
+  bool strided_weight = false;
 };
 
 /// What an algorithm may use when it plans.

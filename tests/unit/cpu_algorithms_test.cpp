@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cstring>
 #include <memory>
 #include <utility>
 
@@ -182,6 +183,49 @@ TEST(CpuAlgorithms, GroupedDirectCases) {
 }
 
 // A shorter chunk (positions per task) changes no bit; nor does the thread count.
+// grouped_direct reads a weight in PyTorch's layout ([O, C/g, k...] memory viewed as convnd's
+// [O, k..., C/g]) through its strides, uncopied (AlgorithmTraits::strided_weight): the same
+// bits as from the dense weight, in 1-D, 2-D and 3-D, with groups and flip, in every dtype.
+TEST(CpuAlgorithms, GroupedDirectReadsAStridedWeight) {
+  Rng rng = test_rng();
+  for (const char* s : {"n=2 in=9x11 c=8 o=8 k=3x3 pad=1", "in=37 c=6 o=12 k=5 pad=2 g=3",
+                        "in=4x5x6 c=4 o=8 k=2x3x2 pad=1 flip=1", "n=1 in=8x8 c=8 o=8 k=3x3 pad=1 g=2 stride=2"})
+    for (DType t : kAllDtypes) {
+      Problem p = parse_problem(s);
+      p.dtype = t;
+      SCOPED_TRACE(to_string(p));
+      const Case c = make_case(p, rng);
+      const Shape& ws = c.w.shape();  // [O, k..., C/g]
+      const int r = int(ws.size()) - 2;
+      Shape torch_shape{ws[0], ws[size_t(r + 1)]};  // [O, C/g, k...]
+      for (int a = 0; a < r; ++a) torch_shape.push_back(ws[size_t(1 + a)]);
+      Tensor torch_w = Tensor::empty(t, torch_shape);
+      const int64_t es = dtype_size(t);
+      const Shape ts = torch_w.view().strides;
+      for_each_index(ws, [&](const Shape& idx, int64_t lin) {
+        int64_t at = idx[0] * ts[0] + idx[size_t(r + 1)] * ts[1];
+        for (int a = 0; a < r; ++a) at += idx[size_t(1 + a)] * ts[size_t(2 + a)];
+        std::memcpy(static_cast<char*>(torch_w.data()) + at * es, static_cast<const char*>(c.w.data()) + lin * es,
+                    size_t(es));
+      });
+      Shape strides{ts[0]};
+      for (int a = 0; a < r; ++a) strides.push_back(ts[size_t(2 + a)]);
+      strides.push_back(ts[1]);
+      const TensorView strided(torch_w.data(), t, ws, strides);
+      ASSERT_FALSE(strided.is_contiguous());
+      ExecOptions opt;
+      opt.algorithm = "grouped_direct";
+      const Plan plan = make_plan(p, opt);
+      Tensor dense = Tensor::empty(t, y_shape(c.shapes)), from_strided = Tensor::empty(t, y_shape(c.shapes));
+      fill(dense.view(), std::nan(""));
+      fill(from_strided.view(), std::nan(""));
+      execute(plan, c.x, c.w, dense, opt);
+      execute(plan, c.x, strided, from_strided, opt);
+      ASSERT_TRUE(matches_oracle(dense, oracle(c)));
+      EXPECT_TRUE(bit_equal(dense, from_strided));
+    }
+}
+
 TEST(CpuAlgorithms, GroupedDirectChunksAreBitwiseEqual) {
   Rng rng = test_rng();
   for (const char* s : {"n=2 in=9x40 c=16 o=24 k=3x3 pad=1 g=2", "in=3x3x50 c=3 o=8 k=2x3x5 stride=1x1x2 pad=1"}) {

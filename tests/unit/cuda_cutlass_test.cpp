@@ -153,6 +153,36 @@ TEST(CudaCutlass, WeightGradOtherChunkings) {
   EXPECT_THROW(with_parameter(plan, "tile", 128), Error);
 }
 
+// The weight gradient of at most 64 output channels whose (C, taps) tiles are even or 9 and
+// more runs on clusters of 2 CTAs that share dy's loads: planned so (2-D and 3-D, 64, 8 and 200
+// channels; 9, 27 and 6 N tiles), the same bits as without the cluster, and the oracle's
+// values; not for 3 N tiles, nor for more than 64 output channels.
+TEST(CudaCutlass, WeightGradClustersShareDy) {
+  SKIP_WITHOUT_CUTLASS();
+  Rng rng = test_rng();
+  for (const char* s : {"n=6 in=20x23 c=64 o=64 k=3x3 pad=1", "n=3 in=6x7x9 c=64 o=56 k=3x3x3 pad=1",
+                        "n=4 in=19x9 c=8 o=16 k=3x3 pad=1:2", "n=2 in=31 c=200 o=64 k=3 pad=1"})
+    for (DType t : {DType::bf16, DType::f16}) {
+      const Problem p = with(s, t, Direction::bwd_w);
+      const Plan plan = make_plan(p, cuda_options(kAlgo));
+      ASSERT_EQ(parameter(plan, "cluster_n"), 2) << plan.to_text();
+      const GradCase gc = make_grad_case(p, rng);
+      Tensor a, b;
+      ASSERT_TRUE(run_grad(gc, cuda_options(kAlgo), &a));
+      ASSERT_TRUE(matches_oracle(a, grad_oracle(gc), 4.0)) << to_string(p);
+      const Plan single = with_parameter(plan, "cluster_n", 1);
+      b = Tensor::empty(p.dtype, w_shape(gc.c.shapes));
+      fill(b.view(), std::nan(""));
+      execute(single, gc.c.x, b, gc.dy, cuda_options(kAlgo));
+      ASSERT_TRUE(bit_equal(a, b)) << to_string(p);
+    }
+  for (const char* s : {"n=2 in=31 c=64 o=64 k=3 pad=1", "n=2 in=9x9 c=64 o=128 k=3x3 pad=1"}) {
+    const Plan plan = make_plan(with(s, DType::bf16, Direction::bwd_w), cuda_options(kAlgo));
+    EXPECT_EQ(parameter(plan, "cluster_n"), 1) << plan.to_text();
+    EXPECT_THROW(with_parameter(plan, "cluster_n", 3), Error);
+  }
+}
+
 TEST(CudaCutlass, DeclinesWhatItCannotDoAndSaysWhy) {
   SKIP_WITHOUT_CUTLASS();
   struct Want {

@@ -54,3 +54,28 @@ TEST(HostBlocks, IdleBlocksStayWithinTheBounds) {
   release_idle_host_memory();
   EXPECT_EQ(idle_host_bytes(), 0);
 }
+
+// Blocks under 128 KiB have a cache of their own (at most 16 blocks, 1 MiB): a tiny conv's
+// output and its dense weight copy come back without an aligned malloc each.
+TEST(HostBlocks, SmallBlocksAreKeptInTheirOwnBounds) {
+  release_idle_host_memory();
+  void* first;
+  {
+    Tensor t = Tensor::empty(DType::f32, {512});  // 2 KiB
+    first = t.data();
+  }
+  EXPECT_EQ(idle_host_bytes(), 2048);
+  {
+    Tensor again = Tensor::empty(DType::f32, {500});
+    EXPECT_EQ(again.data(), first);
+    EXPECT_EQ(idle_host_bytes(), 0);
+  }
+  std::vector<Tensor> many;
+  for (int i = 0; i < 40; ++i) many.push_back(Tensor::empty(DType::f32, {16 * 1024}));  // 64 KiB each
+  many.clear();
+  EXPECT_EQ(idle_host_bytes(), 16 * 64 * 1024);  // 16 blocks: the count bound
+  { Tensor big = Tensor::empty(DType::f32, {int64_t(3) * MiB / 4}); }  // the large cache's
+  EXPECT_EQ(idle_host_bytes(), 16 * 64 * 1024 + 3 * MiB);
+  release_idle_host_memory();
+  EXPECT_EQ(idle_host_bytes(), 0);
+}

@@ -40,7 +40,7 @@ constexpr cutlass::conv::Operator cutlass_op() {
                             : cutlass::conv::Operator::kWgrad;
 }
 
-template <Op kOp, class E, int kRank, int kTileM, int kTileN, int kClusterM>
+template <Op kOp, class E, int kRank, int kTileM, int kTileN, int kClusterM, int kClusterN = 1>
 struct Impl {
   static constexpr cutlass::conv::Operator CutOp = cutlass_op<kOp>();
   using Act = cute::conditional_t<kRank == 2, cutlass::layout::TensorNHWC, cutlass::layout::TensorNDHWC>;
@@ -59,7 +59,8 @@ struct Impl {
   // TMA moves 16-byte rows: the channel counts are multiples of this many elements.
   static constexpr int kInAlign = 128 / cutlass::sizeof_bits<E>::value;
   using TileShape = cute::Shape<cute::Int<kTileM>, TileN, cute::Shape<cute::Int<kTileK>>>;
-  using ClusterShape = cute::Shape<cute::Int<kClusterM>, cute::_1, cute::_1>;
+  // A cluster along M multicasts B's tile (fprop's filter) to its CTAs; along N, A's (wgrad's dy).
+  using ClusterShape = cute::Shape<cute::Int<kClusterM>, cute::Int<kClusterN>, cute::_1>;
   using EpilogueSchedule = cute::conditional_t<kOp == Op::wgrad, cutlass::epilogue::NoSmemWarpSpecialized,
                                                cutlass::epilogue::TmaWarpSpecialized>;
 

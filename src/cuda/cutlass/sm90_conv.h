@@ -26,6 +26,9 @@ struct Conv {
   Elem elem = Elem::bf16;
   int rank = 2;        // spatial axes: 2 or 3
   int tile = 128;  // 64 or 128: the tile over fprop's and wgrad's output channels, dgrad's input channels
+  // wgrad with a 64 tile: CTAs per cluster along N ((C, taps) tiles), which share one TMA load
+  // of dy's tile (multicast): 1 or 2.
+  int cluster_n = 1;
   int n = 0, c = 0, k = 0;
   int in[3] = {1, 1, 1}, flt[3] = {1, 1, 1};
   int lo[3] = {0, 0, 0}, hi[3] = {0, 0, 0}, stride[3] = {1, 1, 1}, dil[3] = {1, 1, 1};
@@ -42,8 +45,8 @@ struct Kernel {
   cudaError_t (*run)(const Conv&, void* workspace, cudaStream_t);
 };
 
-/// The kernel for (op, elem, rank, tile), or nullptr when none is compiled for it.
-const Kernel* kernel_for(Op op, Elem elem, int rank, int tile);
+/// The kernel for (op, elem, rank, tile, cluster_n), or nullptr when none is compiled for it.
+const Kernel* kernel_for(Op op, Elem elem, int rank, int tile, int cluster_n = 1);
 
 /// dst[i] = sum over s < parts of src[s·count + i] (in that order, float), in dst's dtype.
 cudaError_t launch_sum_partials(const float* src, int64_t parts, int64_t count, void* dst, Elem elem,

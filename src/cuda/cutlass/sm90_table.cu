@@ -1,4 +1,4 @@
-// kernel_for(): the compiled CUTLASS kernels by (operator, element, rank, tile), and the sum
+// kernel_for(): the compiled CUTLASS kernels by (operator, element, rank, tile, cluster), and the sum
 // of the weight gradient's float partials.
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
@@ -14,17 +14,18 @@ const Kernel* fprop_bf16(int rank, int tile);
 const Kernel* fprop_f16(int rank, int tile);
 const Kernel* dgrad_bf16(int rank, int tile);
 const Kernel* dgrad_f16(int rank, int tile);
-const Kernel* wgrad_bf16(int rank, int tile);
-const Kernel* wgrad_f16(int rank, int tile);
+const Kernel* wgrad_bf16(int rank, int tile, int cluster_n);
+const Kernel* wgrad_f16(int rank, int tile, int cluster_n);
 const Kernel* fprop_tf32(int rank, int tile);
 
-const Kernel* kernel_for(Op op, Elem elem, int rank, int tile) {
+const Kernel* kernel_for(Op op, Elem elem, int rank, int tile, int cluster_n) {
+  if (op != Op::wgrad && cluster_n != 1) return nullptr;  // clusters along N: wgrad only
   if (elem == Elem::tf32) return op == Op::fprop ? fprop_tf32(rank, tile) : nullptr;
   const bool bf = elem == Elem::bf16;
   switch (op) {
     case Op::fprop: return bf ? fprop_bf16(rank, tile) : fprop_f16(rank, tile);
     case Op::dgrad: return bf ? dgrad_bf16(rank, tile) : dgrad_f16(rank, tile);
-    case Op::wgrad: return bf ? wgrad_bf16(rank, tile) : wgrad_f16(rank, tile);
+    case Op::wgrad: return bf ? wgrad_bf16(rank, tile, cluster_n) : wgrad_f16(rank, tile, cluster_n);
   }
   return nullptr;
 }
