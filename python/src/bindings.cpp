@@ -285,21 +285,17 @@ struct SignalWatch {
 
 // The view with its axes taken in `order` (empty: as it is).
 convnd::TensorView permuted(convnd::TensorView v, const std::vector<int>& order) {
-  // On the stack: a tiny conv's call makes four of these (no allocation per call).
+  // The original extents and strides on the stack: a tiny conv's call permutes four views, and
+  // a copy of the view would allocate two vectors each time (orders here have 3 to 5 axes).
   constexpr size_t kMax = 8;
-  if (order.empty() || order.size() > kMax) {
-    if (order.empty()) return v;
-    const convnd::TensorView in = v;
-    for (size_t i = 0; i < order.size(); ++i) {
-      v.shape[i] = in.shape[size_t(order[i])];
-      v.strides[i] = in.strides[size_t(order[i])];
-    }
-    return v;
-  }
-  int64_t shape[kMax], strides[kMax];
-  std::copy(v.shape.begin(), v.shape.begin() + order.size(), shape);
-  std::copy(v.strides.begin(), v.strides.begin() + order.size(), strides);
-  for (size_t i = 0; i < order.size(); ++i) {
+  const size_t n = order.size();
+  int64_t stack[2 * kMax];
+  std::vector<int64_t> heap(n > kMax ? 2 * n : 0);
+  int64_t* shape = n > kMax ? heap.data() : stack;
+  int64_t* strides = shape + n;
+  std::copy(v.shape.begin(), v.shape.begin() + ptrdiff_t(n), shape);
+  std::copy(v.strides.begin(), v.strides.begin() + ptrdiff_t(n), strides);
+  for (size_t i = 0; i < n; ++i) {
     v.shape[i] = shape[size_t(order[i])];
     v.strides[i] = strides[size_t(order[i])];
   }

@@ -11,8 +11,9 @@
 // oldest idle blocks go first. Blocks under kSmallest (no page faults to save) have a cache of
 // their own, of at most kKeepSmall blocks and 1 MiB: a tiny conv's output and dense weight
 // copy would otherwise cost an aligned malloc and free each, about a tenth of its native call
-// (valgrind --tool=callgrind on bench/torch_overhead.py's problem). A request takes the smallest idle block of at least its size
-// and at most twice it (a much larger block would hold memory the caller did not ask for).
+// (valgrind --tool=callgrind on bench/torch_overhead.py's problem). A request takes the
+// smallest idle block of at least its size and at most twice it (a much larger block would
+// hold memory the caller did not ask for).
 // When the system cannot give a fresh block, the idle ones are freed and it is asked again.
 #include <algorithm>
 #include <cstdlib>

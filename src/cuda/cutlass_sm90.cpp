@@ -314,11 +314,9 @@ class CutlassSm90 final : public Algorithm {
     }
     cuda::sm90::Conv p;
     if (std::string why = describe(g, req.allow_tf32, &p); !why.empty()) return why;
-    const cuda::sm90::Kernel* k = cuda::sm90::kernel_for(p.op, p.elem, p.rank, p.tile);  // cluster_n 1
+    const cuda::sm90::Kernel* k = cuda::sm90::kernel_for(p.op, p.elem, p.rank, p.tile);
     if (!k) return "no kernel compiled for this operator, rank and tile";
     auto cfg = std::make_shared<Sm90Config>();
-    cfg->conv = p;
-    cfg->kernel = k;
     cfg->splits = 1;
     cfg->chunk = g.n;
     if (p.op == cuda::sm90::Op::wgrad) {
@@ -330,7 +328,7 @@ class CutlassSm90 final : public Algorithm {
       // not planned: they have not run on a GPU yet (with_parameter runs them, for the tests
       // and gpu_bench --tile cluster_n=2).
     }
-    cfg->conv = p;
+    cfg->conv = p;  // a weight gradient's with the largest chunk's n (each launch sets its own)
     cfg->kernel = k;
     if (!k->can_implement(p)) return "CUTLASS's can_implement() says no (im2col offsets or extents out of range)";
     int64_t own = int64_t(k->workspace(p)) * cfg->splits;

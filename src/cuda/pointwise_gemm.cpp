@@ -101,33 +101,27 @@ class PointwiseGemmCuda final : public Algorithm {
     std::lock_guard<std::mutex> lock(cuda::cublas_mutex());
     CONVND_CUDA_CHECK(cuda::cublas()->set_stream(h, cuda::stream_of(ctx)));
     const char* x = static_cast<const char*>(ctx.x.data);
-    const char* w = static_cast<const char*>(ctx.w.data);
-    char* y = static_cast<char*>(g.dir == Direction::bwd_w ? ctx.w.data : ctx.y.data);
-    if (g.dir == Direction::bwd_w) {
-      // ctx.y is dy and ctx.w is dw. Column-major views: X-block (cg × mt, ld C) times
-      // dY-blockᵀ (mt × og; dY-block is og × mt, ld O) gives dw's group as stored, cg × og
-      // (ld cg); later blocks add to it.
-      const char* dy = static_cast<const char*>(ctx.y.data);
-      for (int64_t m0 = 0; m0 < M; m0 += m_tile) {
-        const int mt = int(std::min(m_tile, M - m0));
-        for (int64_t q = 0; q < g.groups; ++q)
-          CONVND_CUDA_CHECK(gemm_ex(h, CUBLAS_OP_N, CUBLAS_OP_T, int(cg), int(og), mt, alpha,
-                                    x + (m0 * g.c + q * cg) * es, t, int(g.c), dy + (m0 * g.o + q * og) * es, t,
-                                    int(g.o), m0 == 0 ? beta : alpha, y + q * og * cg * es, t, int(cg), compute,
-                                    CUBLAS_GEMM_DEFAULT));
-        if (!cuda::report_done(ctx, double(m0 + mt) / double(M)))
-          return Status(ErrorKind::interrupted, "[pointwise_gemm__cuda] cancelled");
-      }
-      return Status::Ok();
-    }
+    const bool weight_grad = g.dir == Direction::bwd_w;  // then ctx.y is dy, read, and ctx.w is dw, written
     for (int64_t m0 = 0; m0 < M; m0 += m_tile) {
       const int mt = int(std::min(m_tile, M - m0));
+      const char* xb = x + m0 * g.c * es;  // this tile's pixels
       for (int64_t q = 0; q < g.groups; ++q) {
-        // Column-major view: C (og × mt, ld O) = Wᵀ-as-stored (og × cg) · X-block (cg × mt, ld C).
-        CONVND_CUDA_CHECK(gemm_ex(h, CUBLAS_OP_T, CUBLAS_OP_N, int(og), mt, int(cg), alpha,
-                                  w + q * og * cg * es, t, int(cg), x + (m0 * g.c + q * cg) * es, t, int(g.c),
-                                  beta, y + (m0 * g.o + q * og) * es, t, int(g.o), compute,
-                                  CUBLAS_GEMM_DEFAULT));
+        if (weight_grad) {
+          // Column-major views: X-block (cg × mt, ld C) · dY-blockᵀ (dY-block og × mt, ld O)
+          // gives dw's group as stored, cg × og (ld cg); later tiles add to it.
+          const char* dy = static_cast<const char*>(ctx.y.data) + m0 * g.o * es;
+          char* dw = static_cast<char*>(ctx.w.data);
+          CONVND_CUDA_CHECK(gemm_ex(h, CUBLAS_OP_N, CUBLAS_OP_T, int(cg), int(og), mt, alpha, xb + q * cg * es, t,
+                                    int(g.c), dy + q * og * es, t, int(g.o), m0 == 0 ? beta : alpha,
+                                    dw + q * og * cg * es, t, int(cg), compute, CUBLAS_GEMM_DEFAULT));
+        } else {
+          // Column-major view: C (og × mt, ld O) = Wᵀ-as-stored (og × cg) · X-block (cg × mt, ld C).
+          const char* w = static_cast<const char*>(ctx.w.data);
+          char* y = static_cast<char*>(ctx.y.data) + m0 * g.o * es;
+          CONVND_CUDA_CHECK(gemm_ex(h, CUBLAS_OP_T, CUBLAS_OP_N, int(og), mt, int(cg), alpha, w + q * og * cg * es, t,
+                                    int(cg), xb + q * cg * es, t, int(g.c), beta, y + q * og * es, t, int(g.o), compute,
+                                    CUBLAS_GEMM_DEFAULT));
+        }
       }
       if (!cuda::report_done(ctx, double(m0 + mt) / double(M)))
         return Status(ErrorKind::interrupted, "[pointwise_gemm__cuda] cancelled");

@@ -143,10 +143,7 @@ TEST(CudaCutlass, WeightGradOtherChunkings) {
     const Plan other = with_parameter(plan, "splits", s);
     EXPECT_EQ(parameter(other, "splits"), s);
     EXPECT_EQ(parameter(other, "chunk"), chunk);
-    Tensor out = Tensor::empty(p.dtype, w_shape(gc.c.shapes));
-    fill(out.view(), std::nan(""));
-    execute(other, gc.c.x, out, gc.dy, cuda_options(kAlgo));
-    ASSERT_TRUE(matches_oracle(out, want, 4.0)) << "splits=" << s;
+    ASSERT_TRUE(matches_oracle(run_grad_plan(other, gc, cuda_options(kAlgo)), want, 4.0)) << "splits=" << s;
   }
   EXPECT_THROW(with_parameter(plan, "splits", 0), Error);
   EXPECT_THROW(with_parameter(plan, "splits", p.n + 1), Error);
@@ -168,11 +165,7 @@ TEST(CudaCutlass, WeightGradClustersShareDy) {
       ASSERT_EQ(parameter(plan, "cluster_n"), 1) << plan.to_text();
       const Plan pair = with_parameter(plan, "cluster_n", 2);
       const GradCase gc = make_grad_case(p, rng);
-      Tensor a, b;
-      ASSERT_TRUE(run_grad(gc, cuda_options(kAlgo), &a));
-      b = Tensor::empty(p.dtype, w_shape(gc.c.shapes));
-      fill(b.view(), std::nan(""));
-      execute(pair, gc.c.x, b, gc.dy, cuda_options(kAlgo));
+      const Tensor a = run_grad_plan(plan, gc, cuda_options(kAlgo)), b = run_grad_plan(pair, gc, cuda_options(kAlgo));
       ASSERT_TRUE(matches_oracle(b, grad_oracle(gc), 4.0)) << to_string(p);
       ASSERT_TRUE(bit_equal(a, b)) << to_string(p);
     }

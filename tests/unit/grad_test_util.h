@@ -50,6 +50,16 @@ inline Tensor grad_reference(const GradCase& gc) {
   return out;
 }
 
+/// Runs `plan` (gc's direction) into a fresh NaN-filled output (every element must be written).
+inline Tensor run_grad_plan(const Plan& plan, const GradCase& gc, const ExecOptions& opt = {}) {
+  const bool data = gc.c.problem.dir == Direction::bwd_d;
+  Tensor out = Tensor::empty(gc.c.problem.dtype, data ? x_shape(gc.c.shapes) : w_shape(gc.c.shapes));
+  fill(out.view(), std::nan(""));
+  if (data) execute(plan, out, gc.c.w, gc.dy, opt);
+  else execute(plan, gc.c.x, out, gc.dy, opt);
+  return out;
+}
+
 /// Runs gc's direction through make_plan/execute with `opt` (algorithm forced when set) into a
 /// fresh NaN-filled output; false when the plan is unsupported (the algorithm declines).
 inline bool run_grad(const GradCase& gc, const ExecOptions& opt, Tensor* out, std::string* chosen = nullptr) {
@@ -62,11 +72,7 @@ inline bool run_grad(const GradCase& gc, const ExecOptions& opt, Tensor* out, st
   }
   if (!opt.algorithm.empty()) EXPECT_EQ(plan.algorithm, opt.algorithm);
   if (chosen) *chosen = plan.algorithm;
-  const bool data = gc.c.problem.dir == Direction::bwd_d;
-  *out = Tensor::empty(gc.c.problem.dtype, data ? x_shape(gc.c.shapes) : w_shape(gc.c.shapes));
-  fill(out->view(), std::nan(""));  // every element must be written
-  if (data) execute(plan, *out, gc.c.w, gc.dy, opt);
-  else execute(plan, gc.c.x, *out, gc.dy, opt);
+  *out = run_grad_plan(plan, gc, opt);
   return true;
 }
 
