@@ -292,6 +292,8 @@ def _conv_setup(ctx, inputs, output):
 
 def _conv_grads(dy, x, w, p, need_x: bool, need_w: bool):
     """(dx, dw) of y = conv(x, w, *p) for the cotangent dy (convnd's layouts), None where not needed."""
+    if need_x and need_w:  # dy made dense once, not by each gradient (y.sum()'s dy is a broadcast view)
+        dy = _dense(dy)
     dx = _run_input_grad(dy, w, list(x.shape), *p) if need_x else None
     dw = _run_weight_grad(dy, x, list(w.shape), *p) if need_w else None
     return dx, dw
@@ -431,16 +433,34 @@ def _weight_from_convnd(w: Tensor, transposed: bool) -> Tensor:
     return w.movedim(-1, 0) if transposed else w.movedim(-1, 1)
 
 
-def _conv_cf_impl(x: Tensor, w: Tensor, *p) -> Optional[Tensor]:
+class _CallEntry:
+    """One distinct forward call of the functions below (its arguments and the weight's shape):
+    the operators' parameters p, and the native calls made for it, by CPU thread count (and
+    "cuda"). A model makes the same few calls over and over; each then costs a dictionary
+    lookup here, instead of normalising its arguments and hashing p again."""
+    __slots__ = ("p", "api", "args", "calls")
+
+    def __init__(self, p: tuple, rank: int):
+        self.p = p
+        self.api, self.args = _engine_args(p, rank)
+        self.calls = {}
+
+    def native(self, key) -> Any:
+        call = self.calls.get(key)
+        if call is None:
+            call = self.calls[key] = _native_call(self.api, self.args, "cuda" if key == "cuda" else "cpu",
+                                                  0 if key == "cuda" else key)
+        return call
+
+
+def _conv_cf_impl(x: Tensor, w: Tensor, entry: _CallEntry) -> Optional[Tensor]:
     """y (N, O, *out) of x and w in PyTorch's layouts (see above); None when convnd refuses the
     dtypes (the caller's other path then raises the error that names them)."""
-    api, args = _engine_args(p, x.dim() - 2)
     try:
         if x.is_cpu:
-            y = _native_call(api, args, "cpu", torch.get_num_threads()).run(_to_dlpack(x), _to_dlpack(w), True)
+            y = entry.native(torch.get_num_threads()).run(_to_dlpack(x), _to_dlpack(w), True)
         else:
-            y = _on_cuda_device(x.device, lambda: _native_call(api, args, "cuda", 0).run(
-                _to_dlpack(x), _to_dlpack(w), True))
+            y = _on_cuda_device(x.device, lambda: entry.native("cuda").run(_to_dlpack(x), _to_dlpack(w), True))
     except TypeError:
         return None
     return _tensor_of(y, x.dtype)
@@ -448,10 +468,10 @@ def _conv_cf_impl(x: Tensor, w: Tensor, *p) -> Optional[Tensor]:
 
 class _ConvChannelsFirst(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x, w, *p):
+    def forward(ctx, x, w, entry):
         ctx.save_for_backward(x, w)
-        ctx.params = p
-        return _conv_cf_impl(x, w, *p)
+        ctx.params = entry.p
+        return _conv_cf_impl(x, w, entry)
 
     @staticmethod
     def backward(ctx, dy):
@@ -465,21 +485,25 @@ class _ConvChannelsFirst(torch.autograd.Function):
             dx = dx.movedim(-1, 1)
         if dw is not None:
             dw = _weight_from_convnd(dw, transposed)
-        return (dx, dw) + (None,) * len(p)
+        return dx, dw, None
 
 
-def _run_conv_channels_first(x: Tensor, w: Tensor, *p) -> Optional[Tensor]:
+def _run_conv_channels_first(x: Tensor, w: Tensor, entry: _CallEntry) -> Optional[Tensor]:
     """conv(x, w) in PyTorch's layouts through the path above, or None where it does not apply
     (not eager, tensors on two devices, x not channels-last, a large weight on the CPU, several
     groups of a transposed conv, a dtype convnd refuses): the caller then takes the operators'
     path."""
-    on_cpu = x.is_cpu and w.is_cpu and w.numel() <= _ENGINE_REORDERS_WEIGHTS_UP_TO
-    if not ((on_cpu or (x.is_cuda and w.device == x.device)) and x.shape[0] > 0
-            and (not p[-1] or p[-2] == 1) and _eager(x, w) and _channels_last_dense(x)):
+    if x.is_cpu:
+        if not w.is_cpu or w.numel() > _ENGINE_REORDERS_WEIGHTS_UP_TO:
+            return None
+    elif not (x.is_cuda and w.device == x.device):
+        return None
+    p = entry.p
+    if not (x.shape[0] > 0 and (not p[-1] or p[-2] == 1) and _eager(x, w) and _channels_last_dense(x)):
         return None
     if torch.is_grad_enabled() and (x.requires_grad or w.requires_grad):
-        return _ConvChannelsFirst.apply(x, w, *p) if _conv_cf_impl_accepts(x, w) else None
-    return _conv_cf_impl(x, w, *p)
+        return _ConvChannelsFirst.apply(x, w, entry) if _conv_cf_impl_accepts(x, w) else None
+    return _conv_cf_impl(x, w, entry)
 
 
 def _conv_cf_impl_accepts(x: Tensor, w: Tensor) -> bool:
@@ -521,6 +545,27 @@ def _memoised(fn):
             return fn(*args)
 
     return call
+
+
+# The _CallEntry of each distinct call, by the call's own arguments and the weight's shape.
+# Unhashable arguments (lists) are not kept, nor is anything under Dynamo, which traces the
+# normalisation itself (its arguments may be symbolic); errors are raised before an entry is made.
+_ENTRIES: dict = {}
+_MAX_ENTRIES = 1024
+
+
+def _entry(key: tuple, make) -> _CallEntry:
+    """The entry of `key`, made by make() (which checks the arguments) the first time."""
+    try:
+        e = _ENTRIES.get(key)
+    except TypeError:  # unhashable
+        return make()
+    if e is None:
+        e = make()
+        if len(_ENTRIES) >= _MAX_ENTRIES:
+            _ENTRIES.clear()
+        _ENTRIES[key] = e
+    return e
 
 
 @_memoised
@@ -570,9 +615,15 @@ else:  # pragma: no cover - older PyTorch
         return torch.get_autocast_cpu_dtype() if torch.is_autocast_cpu_enabled() else None
 
 
+# Whether autocast is on for any device: one call without arguments, where this torch has it.
+_any_autocast = getattr(torch._C, "_is_any_autocast_enabled", None) or (lambda: True)
+
+
 def _autocast(input: Tensor, weight: Tensor, bias: Optional[Tensor]):
     """As autocast does for torch's convolutions: floating tensors other than float64 go to the
     autocast dtype (the casts are differentiable: gradients come back in the original dtypes)."""
+    if not _any_autocast():
+        return input, weight, bias
     # (is_cpu first: input.device builds a device object, a microsecond of a tiny conv's call)
     dtype = _autocast_dtype("cpu" if input.is_cpu else input.device.type)
     if dtype is None:
@@ -605,47 +656,72 @@ def _finish_channels_first(y: Tensor, bias: Optional[Tensor], rank: int, unbatch
     return y.squeeze(0) if unbatched else y
 
 
+def _conv_entry(rank: int, stride, padding, dilation, groups: int, wshape) -> _CallEntry:
+    if len(wshape) != rank + 2:
+        raise ValueError(f"conv{rank}d: expected a {rank + 2}-D weight (O, C/groups, *kernel), got shape "
+                         f"{tuple(wshape)}")
+    stride, lo, hi, dilation, output_padding = _conv_args(rank, stride, padding, dilation, wshape[2:])
+    return _CallEntry((stride, lo, hi, dilation, output_padding, groups, False), rank)
+
+
 def _conv(rank: int, input: Tensor, weight: Tensor, bias: Optional[Tensor], stride: IntOrSeq,
           padding: Union[str, IntOrSeq], dilation: IntOrSeq, groups: int) -> Tensor:
-    name = f"conv{rank}d"
     input, weight, bias = _autocast(input, weight, bias)
-    input, unbatched = _batched(input, rank, name)
-    if weight.dim() != rank + 2:
-        raise ValueError(f"{name}: expected a {rank + 2}-D weight (O, C/groups, *kernel), got shape {tuple(weight.shape)}")
-    stride, lo, hi, dilation, output_padding = _conv_args(rank, stride, padding, dilation, weight.shape[2:])
-    y = _run_conv_channels_first(input, weight, stride, lo, hi, dilation, output_padding, groups, False)
+    unbatched = False
+    if input.dim() != rank + 2:
+        input, unbatched = _batched(input, rank, f"conv{rank}d")
+    wshape = weight.shape
+    if torch.compiler.is_compiling():
+        entry = _conv_entry(rank, stride, padding, dilation, groups, wshape)
+    else:
+        entry = _entry((rank, stride, padding, dilation, groups, wshape),
+                       lambda: _conv_entry(rank, stride, padding, dilation, groups, wshape))
+    y = _run_conv_channels_first(input, weight, entry)
     if y is not None:
         return _finish_channels_first(y, bias, rank, unbatched)
     x = input.movedim(1, -1).contiguous()  # [N, *spatial, C]; no copy for a channels_last input
     w = weight.movedim(1, -1).contiguous()  # [O, *kernel, C/g]
-    y = _run_conv(x, w, stride, lo, hi, dilation, output_padding, groups, False)  # [N, *out, O]
+    y = _run_conv(x, w, *entry.p)  # [N, *out, O]
     return _finish(y, bias, rank, unbatched)
+
+
+def _conv_transpose_entry(rank: int, stride, padding, output_padding, groups: int, dilation,
+                          wshape) -> _CallEntry:
+    name = f"conv_transpose{rank}d"
+    if len(wshape) != rank + 2:
+        raise ValueError(f"{name}: expected a {rank + 2}-D weight (C, O/groups, *kernel), got shape {tuple(wshape)}")
+    stride, padding, output_padding, dilation = _conv_transpose_args(rank, stride, padding, output_padding,
+                                                                     dilation)
+    c = wshape[0]
+    if groups < 1 or c % groups:
+        raise ValueError(f"{name}: the weight's first dimension ({c}, the input channels) must be divisible "
+                         f"by groups ({groups})")
+    return _CallEntry((stride, padding, padding, dilation, output_padding, groups, True), rank)
 
 
 def _conv_transpose(rank: int, input: Tensor, weight: Tensor, bias: Optional[Tensor], stride: IntOrSeq,
                     padding: IntOrSeq, output_padding: IntOrSeq, groups: int, dilation: IntOrSeq) -> Tensor:
-    name = f"conv_transpose{rank}d"
     input, weight, bias = _autocast(input, weight, bias)
-    input, unbatched = _batched(input, rank, name)
-    if weight.dim() != rank + 2:
-        raise ValueError(f"{name}: expected a {rank + 2}-D weight (C, O/groups, *kernel), "
-                         f"got shape {tuple(weight.shape)}")
-    stride, padding, output_padding, dilation = _conv_transpose_args(rank, stride, padding, output_padding,
-                                                                     dilation)
-    c, og, kernel = weight.shape[0], weight.shape[1], list(weight.shape[2:])
-    if groups < 1 or c % groups:
-        raise ValueError(f"{name}: the weight's first dimension ({c}, the input channels) must be divisible "
-                         f"by groups ({groups})")
-    y = _run_conv_channels_first(input, weight, stride, padding, padding, dilation, output_padding, groups, True)
+    unbatched = False
+    if input.dim() != rank + 2:
+        input, unbatched = _batched(input, rank, f"conv_transpose{rank}d")
+    wshape = weight.shape
+    if torch.compiler.is_compiling():
+        entry = _conv_transpose_entry(rank, stride, padding, output_padding, groups, dilation, wshape)
+    else:
+        entry = _entry((-rank, stride, padding, output_padding, groups, dilation, wshape),
+                       lambda: _conv_transpose_entry(rank, stride, padding, output_padding, groups, dilation, wshape))
+    y = _run_conv_channels_first(input, weight, entry)
     if y is not None:
         return _finish_channels_first(y, bias, rank, unbatched)
+    c, og, kernel = wshape[0], wshape[1], list(wshape[2:])
     # PyTorch's (C, O/g, *kernel) -> convnd's (O, *kernel, C/g):
     # w[q*O/g + o, k..., c] = weight[q*C/g + c, o, k...] (docs/semantics.md).
     w = (weight.reshape(groups, c // groups, og, *kernel)
          .permute(0, 2, *range(3, 3 + rank), 1)
          .reshape(groups * og, *kernel, c // groups))
     x = input.movedim(1, -1).contiguous()
-    y = _run_conv(x, w, stride, padding, padding, dilation, output_padding, groups, True)
+    y = _run_conv(x, w, *entry.p)
     return _finish(y, bias, rank, unbatched)
 
 

@@ -331,9 +331,11 @@ nb::object numpy_of(convnd::Tensor y, const std::vector<int>& order = {}) {
   return a.cast();
 }
 
-// A CUDA output: an ndarray that exports DLPack with the device (torch.from_dlpack, cupy,
-// jax take it without a copy). bfloat16 keeps its own DLPack code here.
-nb::object device_array_of(convnd::Tensor y, const std::vector<int>& order = {}) {
+// An output as a framework-less ndarray that exports DLPack with its device: a CUDA output
+// (torch.from_dlpack, cupy, jax take it without a copy), or a Call's output on the host, which
+// a framework adapter imports as one capsule (NumPy's asarray and torch.from_numpy on top of
+// numpy_of cost about 3 us of a tiny conv's call). bfloat16 keeps its own DLPack code here.
+nb::object dlpack_array_of(convnd::Tensor y, const std::vector<int>& order = {}) {
   auto* held = new convnd::Tensor(std::move(y));
   nb::capsule owner(held, [](void* p) noexcept { delete static_cast<convnd::Tensor*>(p); });
   const ArrayLayout l = layout_of(*held, order);
@@ -346,8 +348,9 @@ nb::object device_array_of(convnd::Tensor y, const std::vector<int>& order = {})
     case convnd::DType::f16: t.code = uint8_t(dl::dtype_code::Float); t.bits = 16; break;
     case convnd::DType::bf16: t.code = uint8_t(dl::dtype_code::Bfloat); t.bits = 16; break;
   }
-  nb::ndarray<> a(held->data(), l.shape.size(), l.shape.data(), owner, l.strides.data(), t, kDLCUDA,
-                 held->view().device);
+  const int device = held->view().device;
+  nb::ndarray<> a(held->data(), l.shape.size(), l.shape.data(), owner, l.strides.data(), t,
+                  device >= 0 ? kDLCUDA : kDLCPU, device >= 0 ? device : 0);
   return nb::cast(a);
 }
 
@@ -355,9 +358,11 @@ nb::object device_array_of(convnd::Tensor y, const std::vector<int>& order = {})
 // gradient dx (bwd_d) or the weight gradient dw (bwd_w), on `out_device` (-1: host). `a` and
 // `b` are the two tensors read: (x, w) fwd, (w, dy) bwd_d, (x, dy) bwd_w. The GIL is
 // released while computing; a signal's exception (KeyboardInterrupt) is re-raised. Nothing is
-// returned unless the output is complete.
+// returned unless the output is complete. A host output is a NumPy array, or with `dlpack_out`
+// a DLPack-exporting array (Call's, for framework adapters); a device output is always the latter.
 nb::object run_problem(const convnd::Problem& problem, const convnd::TensorView& a, const convnd::TensorView& b,
-                       convnd::ExecOptions e, int out_device, const std::vector<int>& out_order = {}) {
+                       convnd::ExecOptions e, int out_device, const std::vector<int>& out_order = {},
+                       bool dlpack_out = false) {
   SignalWatch watch;
   // On a caller's stream the call only enqueues (a progress report would wait for the GPU).
   const bool on_stream = e.backend == convnd::Backend::cuda && e.cuda_stream != nullptr;
@@ -386,7 +391,7 @@ nb::object run_problem(const convnd::Problem& problem, const convnd::TensorView&
   }
   // A signal that arrived during the last tile still counts.
   if (watch.error) throw *watch.error;
-  return out_device >= 0 ? device_array_of(std::move(out), out_order) : numpy_of(std::move(out), out_order);
+  return out_device >= 0 || dlpack_out ? dlpack_array_of(std::move(out), out_order) : numpy_of(std::move(out), out_order);
 }
 
 // PyTorch's layouts as axis orders of convnd's (docs/semantics.md), for `rank` spatial axes:
@@ -427,7 +432,8 @@ const ChannelsFirst& channels_first_orders(int rank, bool transposed) {
 // that is then strided is copied densely by the backend.
 nb::object run_forward(const std::string& api, nb::handle x_obj, nb::handle w_obj,
                        const std::optional<std::string>& x_dtype, const std::optional<std::string>& w_dtype,
-                       const CallOptions& o, convnd::ExecOptions e, bool channels_first = false) {
+                       const CallOptions& o, convnd::ExecOptions e, bool channels_first = false,
+                       bool dlpack_out = false) {
   const InArray x = import_array(x_obj, "input"), w = import_array(w_obj, "weight");
   static const ChannelsFirst as_given;
   const ChannelsFirst* orders = &as_given;
@@ -457,7 +463,7 @@ nb::object run_forward(const std::string& api, nb::handle x_obj, nb::handle w_ob
       negative(w0) ? naming(problem, [&] { return view(w, w_dtype, "weight", order.w, &wc); }) : w0;
   // CUDA input on the CUDA backend: the output stays on that device, no copies.
   const int out_device = e.backend == convnd::Backend::cuda && xv.device >= 0 ? xv.device : -1;
-  return run_problem(problem, xv, wv, std::move(e), out_device, order.y);
+  return run_problem(problem, xv, wv, std::move(e), out_device, order.y, dlpack_out);
 }
 
 
@@ -539,7 +545,7 @@ void check_cotangent(const std::string& api, const convnd::Problem& p, const con
 // `shape` the other tensor's shape, dy the cotangent.
 nb::object run_gradient(const std::string& api, nb::handle given_obj, const std::optional<std::string>& given_dtype,
                         const Ints& shape, nb::handle dy_obj, const std::optional<std::string>& dy_dtype,
-                        const CallOptions& o, convnd::ExecOptions e) {
+                        const CallOptions& o, convnd::ExecOptions e, bool dlpack_out = false) {
   const GradApi g = grad_api(api);
   const char* given_name = g.dir == convnd::Direction::bwd_d ? "weight" : "input";
   const InArray given = import_array(given_obj, given_name), dy = import_array(dy_obj, "cotangent");
@@ -552,7 +558,7 @@ nb::object run_gradient(const std::string& api, nb::handle given_obj, const std:
   // CUDA arrays on the CUDA backend: the gradient stays on their device, no copies.
   const int out_device =
       e.backend != convnd::Backend::cuda ? -1 : gv.device >= 0 ? gv.device : dyv.device >= 0 ? dyv.device : -1;
-  return run_problem(problem, gv, dyv, std::move(e), out_device);
+  return run_problem(problem, gv, dyv, std::move(e), out_device, {}, dlpack_out);
 }
 
 // One call's options, converted once. A framework adapter keeps a Call per distinct call (a
@@ -563,10 +569,10 @@ class Call {
  public:
   Call(std::string api, CallOptions o, convnd::ExecOptions e) : api_(std::move(api)), o_(std::move(o)), e_(std::move(e)) {}
   nb::object run(nb::handle x, nb::handle w, bool channels_first) const {
-    return run_forward(api_, x, w, {}, {}, o_, options(), channels_first);
+    return run_forward(api_, x, w, {}, {}, o_, options(), channels_first, /*dlpack_out=*/true);
   }
   nb::object run_grad(nb::handle given, const Ints& shape, nb::handle dy) const {
-    return run_gradient(api_, given, {}, shape, dy, {}, o_, options());
+    return run_gradient(api_, given, {}, shape, dy, {}, o_, options(), /*dlpack_out=*/true);
   }
 
  private:
@@ -702,7 +708,9 @@ NB_MODULE(_core, m) {
 
   nb::class_<Call>(m, "Call",
                    "A call's options converted once (see `run`): run(x, w) for a forward function, "
-                   "run_grad(given, shape, dy) for a gradient.")
+                   "run_grad(given, shape, dy) for a gradient. Each returns a new array that exports "
+                   "DLPack (__dlpack__), on the host or the device: framework adapters take it without "
+                   "a copy.")
       .def("__init__",
            [](Call* self, const std::string& api, Ints stride, Ints padding_lo, Ints padding_hi, Ints dilation,
               Ints input_dilation, Ints output_padding, int64_t groups, bool flip, const std::string& device,
