@@ -31,6 +31,7 @@ Importing this module imports torch; ``import convnd`` alone imports no framewor
 
 import functools as _functools
 import re as _re
+import weakref as _weakref
 from typing import Any, List, Optional, Sequence, Tuple, Union
 
 _MIN_TORCH = (2, 4)
@@ -402,8 +403,9 @@ _run_weight_grad = _caller(_weight_grad_op, _function("_WeightGrad", _weight_gra
 # the CPU by the calling thread, on CUDA by a copy kernel on PyTorch's current stream, waiting
 # for nothing) and returns y (N, O, *out) as a channels-last view of its output. Three PyTorch
 # calls fewer (movedim and contiguous of the weight, movedim of x and of y): about 6 us of a
-# tiny conv's host time on the CPU. Its backward goes to the gradient operators in convnd's
-# layouts, as _conv_backward.
+# tiny conv's host time on the CPU. Its first-order gradients on the CPU go to the engine the
+# same way (_grad_channels_first); second-order ones (create_graph), and CUDA's for now, go to
+# the gradient operators in convnd's layouts, as _conv_backward.
 
 # On the CPU, weights up to this many elements are reordered by the engine (one thread, about
 # a nanosecond an element); larger ones by PyTorch. PyTorch's copy is multi-threaded, but its
@@ -438,18 +440,21 @@ class _CallEntry:
     the operators' parameters p, and the native calls made for it, by CPU thread count (and
     "cuda"). A model makes the same few calls over and over; each then costs a dictionary
     lookup here, instead of normalising its arguments and hashing p again."""
-    __slots__ = ("p", "api", "args", "calls")
+    __slots__ = ("p", "api", "args", "calls", "__weakref__")
 
     def __init__(self, p: tuple, rank: int):
         self.p = p
         self.api, self.args = _engine_args(p, rank)
         self.calls = {}
 
-    def native(self, key) -> Any:
-        call = self.calls.get(key)
+    def native(self, key, gradient: str = "") -> Any:
+        """The native call of the forward, or of its gradient ("_input", "_weight"), for key:
+        a CPU thread count or "cuda"."""
+        k = (gradient, key) if gradient else key
+        call = self.calls.get(k)
         if call is None:
-            call = self.calls[key] = _native_call(self.api, self.args, "cuda" if key == "cuda" else "cpu",
-                                                  0 if key == "cuda" else key)
+            call = self.calls[k] = _native_call(self.api + gradient, self.args, "cuda" if key == "cuda" else "cpu",
+                                                0 if key == "cuda" else key)
         return call
 
 
@@ -471,11 +476,26 @@ class _ConvChannelsFirst(torch.autograd.Function):
     def forward(ctx, x, w, entry):
         ctx.save_for_backward(x, w)
         ctx.params = entry.p
+        # A weak reference: an output kept alive (a global, say) keeps its graph's nodes, and
+        # they must not keep native objects past the interpreter's exit (nanobind reports them
+        # as leaks). The entry lives in _ENTRIES; if it was dropped since, one is made again.
+        ctx.entry = _weakref.ref(entry)
         return _conv_cf_impl(x, w, entry)
 
     @staticmethod
     def backward(ctx, dy):
         x, w = ctx.saved_tensors
+        need_x, need_w = ctx.needs_input_grad[:2]
+        if x.is_cpu and not torch.is_grad_enabled() and _eager(dy, w):
+            # First-order gradients (no graph of them to record): the engine takes the tensors in
+            # PyTorch's layouts, as the forward did, and returns the gradients in them (views),
+            # with no axis moves or copies here (a broadcast dy is made dense by the engine).
+            # CPU only until this has run on a GPU (the CUDA backend stages strided reads the
+            # same way, but no device was lent when it was written); CUDA takes the path below.
+            entry = ctx.entry() or _CallEntry(ctx.params, x.dim() - 2)
+            dx = _grad_channels_first(entry, "_input", w, x.shape, dy) if need_x else None
+            dw = _grad_channels_first(entry, "_weight", x, w.shape, dy) if need_w else None
+            return dx, dw, None
         p = ctx.params
         transposed = p[-1]
         # _conv_backward's gradients, in convnd's layouts and back (views: no copies here).
@@ -486,6 +506,18 @@ class _ConvChannelsFirst(torch.autograd.Function):
         if dw is not None:
             dw = _weight_from_convnd(dw, transposed)
         return dx, dw, None
+
+
+def _grad_channels_first(entry: _CallEntry, gradient: str, given: Tensor, shape, dy: Tensor) -> Tensor:
+    """The gradient ("_input": dx from the weight, "_weight": dw from x) of entry's forward in
+    PyTorch's layouts: given, shape and dy as PyTorch holds them, the result too."""
+    if given.is_cpu:
+        g = entry.native(torch.get_num_threads(), gradient).run_grad(_to_dlpack(given), list(shape), _to_dlpack(dy),
+                                                                      True)
+    else:  # not taken yet (see _ConvChannelsFirst.backward)
+        g = _on_cuda_device(given.device, lambda: entry.native("cuda", gradient).run_grad(
+            _to_dlpack(given), list(shape), _to_dlpack(dy), True))
+    return _tensor_of(g, given.dtype)
 
 
 def _run_conv_channels_first(x: Tensor, w: Tensor, entry: _CallEntry) -> Optional[Tensor]:

@@ -400,6 +400,7 @@ nb::object run_problem(const convnd::Problem& problem, const convnd::TensorView&
 // weight is no view of PyTorch's); and back for y.
 struct ChannelsFirst {
   std::vector<int> x, w, y;
+  std::vector<int> w_back;  // convnd's weight (a weight gradient) -> PyTorch's layout: w inverted
 };
 ChannelsFirst make_channels_first_orders(int rank, bool transposed) {
   ChannelsFirst c;
@@ -413,6 +414,8 @@ ChannelsFirst make_channels_first_orders(int rank, bool transposed) {
   c.w.push_back(transposed ? 0 : 1);
   c.y = {0, rank + 1};
   for (int d = 0; d < rank; ++d) c.y.push_back(1 + d);
+  c.w_back.resize(c.w.size());
+  for (size_t i = 0; i < c.w.size(); ++i) c.w_back[size_t(c.w[i])] = int(i);
   return c;
 }
 // The orders of 1 to 3 spatial axes, made once.
@@ -542,23 +545,54 @@ void check_cotangent(const std::string& api, const convnd::Problem& p, const con
 
 // A gradient call (a convnd.grad function name: <forward>_input or <forward>_weight), as
 // `run_grad` and Call::run_grad make it: `given` is the weight (_input) or the input (_weight),
-// `shape` the other tensor's shape, dy the cotangent.
+// `shape` the other tensor's shape, dy the cotangent. With channels_first, as run_forward's:
+// the arrays and `shape` are in PyTorch's layouts (x and dy (N, C, *spatial), the weight
+// PyTorch's), and so is the gradient returned (a view of convnd's output, no copy); strided
+// views (a broadcast dy, say) are copied densely by the backend.
 nb::object run_gradient(const std::string& api, nb::handle given_obj, const std::optional<std::string>& given_dtype,
                         const Ints& shape, nb::handle dy_obj, const std::optional<std::string>& dy_dtype,
-                        const CallOptions& o, convnd::ExecOptions e, bool dlpack_out = false) {
+                        const CallOptions& o, convnd::ExecOptions e, bool dlpack_out = false,
+                        bool channels_first = false) {
   const GradApi g = grad_api(api);
-  const char* given_name = g.dir == convnd::Direction::bwd_d ? "weight" : "input";
+  const bool bwd_d = g.dir == convnd::Direction::bwd_d;
+  const char* given_name = bwd_d ? "weight" : "input";
   const InArray given = import_array(given_obj, given_name), dy = import_array(dy_obj, "cotangent");
-  const convnd::Problem problem = grad_problem(api, view_of(given, given_dtype, given_name, nullptr), shape, o);
-  check_cotangent(api, problem, naming(problem, [&] { return view_of(dy, dy_dtype, "cotangent", nullptr); }));
-  // The views the library reads (negative strides copied once).
+  static const ChannelsFirst as_given;
+  const ChannelsFirst* orders = &as_given;
+  Ints shape_c = shape;  // the other tensor's shape in convnd's layout
+  if (channels_first) {
+    const bool transposed = g.forward.rfind("conv_transpose", 0) == 0;
+    if ((transposed && o.groups != 1) || given.ndim() < 3 || given.ndim() > 5 || dy.ndim() != given.ndim() ||
+        shape.size() != given.ndim())
+      throw nb::value_error(("channels_first takes 3-D to 5-D arrays and shape of equal rank, and one group "
+                             "when transposed; got " + api).c_str());
+    orders = &channels_first_orders(int(given.ndim()) - 2, transposed);
+    const std::vector<int>& axes = bwd_d ? orders->x : orders->w;
+    for (size_t i = 0; i < shape.size(); ++i) shape_c[i] = shape[size_t(axes[i])];
+  }
+  const ChannelsFirst& order = *orders;
+  const std::vector<int>& given_axes = bwd_d ? order.w : order.x;
+  auto view = [&](const InArray& a, const std::optional<std::string>& dtype, const char* what,
+                  const std::vector<int>& axes, convnd::Tensor* copy) {
+    return permuted(view_of(a, dtype, what, copy), axes);
+  };
+  const convnd::TensorView g0 = view(given, given_dtype, given_name, given_axes, nullptr);
+  const convnd::Problem problem = grad_problem(api, g0, shape_c, o);
+  const convnd::TensorView dy0 = naming(problem, [&] { return view(dy, dy_dtype, "cotangent", order.x, nullptr); });
+  check_cotangent(api, problem, dy0);
+  // The views the library reads: these, unless a stride is negative (then copied once, here).
+  auto negative = [](const convnd::TensorView& v) {
+    return std::any_of(v.strides.begin(), v.strides.end(), [](int64_t s) { return s < 0; });
+  };
   convnd::Tensor gc, dyc;
-  const convnd::TensorView gv = naming(problem, [&] { return view_of(given, given_dtype, given_name, &gc); });
-  const convnd::TensorView dyv = naming(problem, [&] { return view_of(dy, dy_dtype, "cotangent", &dyc); });
+  const convnd::TensorView gv =
+      negative(g0) ? naming(problem, [&] { return view(given, given_dtype, given_name, given_axes, &gc); }) : g0;
+  const convnd::TensorView dyv =
+      negative(dy0) ? naming(problem, [&] { return view(dy, dy_dtype, "cotangent", order.x, &dyc); }) : dy0;
   // CUDA arrays on the CUDA backend: the gradient stays on their device, no copies.
   const int out_device =
       e.backend != convnd::Backend::cuda ? -1 : gv.device >= 0 ? gv.device : dyv.device >= 0 ? dyv.device : -1;
-  return run_problem(problem, gv, dyv, std::move(e), out_device, {}, dlpack_out);
+  return run_problem(problem, gv, dyv, std::move(e), out_device, bwd_d ? order.y : order.w_back, dlpack_out);
 }
 
 // One call's options, converted once. A framework adapter keeps a Call per distinct call (a
@@ -571,8 +605,8 @@ class Call {
   nb::object run(nb::handle x, nb::handle w, bool channels_first) const {
     return run_forward(api_, x, w, {}, {}, o_, options(), channels_first, /*dlpack_out=*/true);
   }
-  nb::object run_grad(nb::handle given, const Ints& shape, nb::handle dy) const {
-    return run_gradient(api_, given, {}, shape, dy, {}, o_, options(), /*dlpack_out=*/true);
+  nb::object run_grad(nb::handle given, const Ints& shape, nb::handle dy, bool channels_first) const {
+    return run_gradient(api_, given, {}, shape, dy, {}, o_, options(), /*dlpack_out=*/true, channels_first);
   }
 
  private:
@@ -723,7 +757,7 @@ NB_MODULE(_core, m) {
            "groups"_a, "flip"_a, "device"_a, "budget"_a.none(), "threads"_a, "algorithm"_a.none(),
            "isa"_a.none() = nb::none(), "precision"_a = "exact")
       .def("run", &Call::run, "x"_a, "w"_a, "channels_first"_a = false)
-      .def("run_grad", &Call::run_grad, "given"_a, "shape"_a, "dy"_a);
+      .def("run_grad", &Call::run_grad, "given"_a, "shape"_a, "dy"_a, "channels_first"_a = false);
 
   m.def("default_workspace_budget", &convnd::default_workspace_budget,
         "The default workspace budget in bytes (CONVND_WORKSPACE_BYTES overrides it).");

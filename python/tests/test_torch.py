@@ -288,16 +288,23 @@ def _channels_last(t):
 def test_channels_first_path_matches_the_operators(monkeypatch):
     # A channels-last CPU input with a small weight goes to the engine in PyTorch's layouts
     # (_run_conv_channels_first: the engine reorders the axes); values and first and second
-    # derivatives must be those of the operators' path bit for bit, in every dtype.
+    # derivatives must be those of the operators' path bit for bit, in every dtype. First-order
+    # gradients there go to the engine in PyTorch's layouts too (_grad_channels_first), also
+    # with a broadcast cotangent (y.sum()'s, strides 0).
     gen = torch.Generator().manual_seed(seed())
-    calls = []
-    real = ct._conv_cf_impl
+    calls, grad_calls = [], []
+    real, real_grad = ct._conv_cf_impl, ct._grad_channels_first
 
     def spy(*args):
         calls.append(1)
         return real(*args)
 
+    def grad_spy(*args):
+        grad_calls.append(1)
+        return real_grad(*args)
+
     monkeypatch.setattr(ct, "_conv_cf_impl", spy)
+    monkeypatch.setattr(ct, "_grad_channels_first", grad_spy)
 
     def r(*shape):
         return torch.randn(shape, dtype=torch.float64, generator=gen)
@@ -315,7 +322,7 @@ def test_channels_first_path_matches_the_operators(monkeypatch):
             outs = []
             for limit in (1 << 16, -1):  # the channels-first path, then the operators' path
                 monkeypatch.setattr(ct, "_ENGINE_REORDERS_WEIGHTS_UP_TO", limit)
-                before = len(calls)
+                before, grads_before = len(calls), len(grad_calls)
                 with torch.no_grad():
                     y0 = f(xd, wd, **kw)
                 xg, wg = xd.clone().requires_grad_(), wd.clone().requires_grad_()
@@ -323,6 +330,10 @@ def test_channels_first_path_matches_the_operators(monkeypatch):
                 assert (len(calls) > before) == (limit > 0), (f.__name__, dtype)
                 dx, dw = torch.autograd.grad(y, (xg, wg), torch.ones_like(y), create_graph=dtype == torch.float64)
                 outs.append([y0, y, dx, dw])
+                if dtype != torch.float64:
+                    ones = torch.ones((), dtype=dtype).expand(y.shape)
+                    outs[-1] += torch.autograd.grad(f(xg, wg, **kw), (xg, wg), ones)
+                assert (len(grad_calls) > grads_before) == (limit > 0 and dtype != torch.float64), (f.__name__, dtype)
                 if dtype == torch.float64:
                     outs[-1].append(torch.autograd.grad(dx.square().sum() + dw.square().sum(), xg)[0])
             for a, b in zip(*outs):
