@@ -458,14 +458,20 @@ class _CallEntry:
         return call
 
 
+def _run_native(entry: _CallEntry, t: Tensor, gradient: str, run) -> Any:
+    """run(call) with entry's native call of the forward (gradient "") or of a gradient, for
+    t's device: on the CPU with torch.get_num_threads() threads, on CUDA on t's device and
+    PyTorch's current stream there."""
+    if t.is_cpu:
+        return run(entry.native(torch.get_num_threads(), gradient))
+    return _on_cuda_device(t.device, lambda: run(entry.native("cuda", gradient)))
+
+
 def _conv_cf_impl(x: Tensor, w: Tensor, entry: _CallEntry) -> Optional[Tensor]:
     """y (N, O, *out) of x and w in PyTorch's layouts (see above); None when convnd refuses the
     dtypes (the caller's other path then raises the error that names them)."""
     try:
-        if x.is_cpu:
-            y = entry.native(torch.get_num_threads()).run(_to_dlpack(x), _to_dlpack(w), True)
-        else:
-            y = _on_cuda_device(x.device, lambda: entry.native("cuda").run(_to_dlpack(x), _to_dlpack(w), True))
+        y = _run_native(entry, x, "", lambda call: call.run(_to_dlpack(x), _to_dlpack(w), True))
     except TypeError:
         return None
     return _tensor_of(y, x.dtype)
@@ -511,12 +517,8 @@ class _ConvChannelsFirst(torch.autograd.Function):
 def _grad_channels_first(entry: _CallEntry, gradient: str, given: Tensor, shape, dy: Tensor) -> Tensor:
     """The gradient ("_input": dx from the weight, "_weight": dw from x) of entry's forward in
     PyTorch's layouts: given, shape and dy as PyTorch holds them, the result too."""
-    if given.is_cpu:
-        g = entry.native(torch.get_num_threads(), gradient).run_grad(_to_dlpack(given), list(shape), _to_dlpack(dy),
-                                                                      True)
-    else:  # not taken yet (see _ConvChannelsFirst.backward)
-        g = _on_cuda_device(given.device, lambda: entry.native("cuda", gradient).run_grad(
-            _to_dlpack(given), list(shape), _to_dlpack(dy), True))
+    g = _run_native(entry, given, gradient,
+                    lambda call: call.run_grad(_to_dlpack(given), list(shape), _to_dlpack(dy), True))
     return _tensor_of(g, given.dtype)
 
 
@@ -587,7 +589,10 @@ _MAX_ENTRIES = 1024
 
 
 def _entry(key: tuple, make) -> _CallEntry:
-    """The entry of `key`, made by make() (which checks the arguments) the first time."""
+    """The entry of `key`, made by make() (which checks the arguments) the first time; under
+    Dynamo, made by make() every time (traced, not cached)."""
+    if torch.compiler.is_compiling():
+        return make()
     try:
         e = _ENTRIES.get(key)
     except TypeError:  # unhashable
@@ -703,11 +708,8 @@ def _conv(rank: int, input: Tensor, weight: Tensor, bias: Optional[Tensor], stri
     if input.dim() != rank + 2:
         input, unbatched = _batched(input, rank, f"conv{rank}d")
     wshape = weight.shape
-    if torch.compiler.is_compiling():
-        entry = _conv_entry(rank, stride, padding, dilation, groups, wshape)
-    else:
-        entry = _entry((rank, stride, padding, dilation, groups, wshape),
-                       lambda: _conv_entry(rank, stride, padding, dilation, groups, wshape))
+    entry = _entry((rank, stride, padding, dilation, groups, wshape),
+                   lambda: _conv_entry(rank, stride, padding, dilation, groups, wshape))
     y = _run_conv_channels_first(input, weight, entry)
     if y is not None:
         return _finish_channels_first(y, bias, rank, unbatched)
@@ -738,11 +740,8 @@ def _conv_transpose(rank: int, input: Tensor, weight: Tensor, bias: Optional[Ten
     if input.dim() != rank + 2:
         input, unbatched = _batched(input, rank, f"conv_transpose{rank}d")
     wshape = weight.shape
-    if torch.compiler.is_compiling():
-        entry = _conv_transpose_entry(rank, stride, padding, output_padding, groups, dilation, wshape)
-    else:
-        entry = _entry((-rank, stride, padding, output_padding, groups, dilation, wshape),
-                       lambda: _conv_transpose_entry(rank, stride, padding, output_padding, groups, dilation, wshape))
+    entry = _entry((-rank, stride, padding, output_padding, groups, dilation, wshape),
+                   lambda: _conv_transpose_entry(rank, stride, padding, output_padding, groups, dilation, wshape))
     y = _run_conv_channels_first(input, weight, entry)
     if y is not None:
         return _finish_channels_first(y, bias, rank, unbatched)

@@ -429,6 +429,36 @@ const ChannelsFirst& channels_first_orders(int rank, bool transposed) {
   return table[size_t(2 * (rank - 1) + (transposed ? 1 : 0))];
 }
 
+// A call's axis orders: as given, or with channels_first PyTorch's for the forward function
+// `forward` on arrays of `ndim` axes (`agree`: the call's other arrays, and `arrays` what they
+// are, have as many); ValueError naming `api` where that cannot be.
+const ChannelsFirst& call_orders(bool channels_first, const std::string& forward, const std::string& api,
+                                 int64_t groups, size_t ndim, bool agree, const char* arrays) {
+  static const ChannelsFirst as_given;
+  if (!channels_first) return as_given;
+  const bool transposed = forward.rfind("conv_transpose", 0) == 0;
+  if ((transposed && groups != 1) || ndim < 3 || ndim > 5 || !agree)
+    throw nb::value_error(("channels_first takes 3-D to 5-D " + std::string(arrays) +
+                           " of equal rank, and one group when transposed; got " + api).c_str());
+  return channels_first_orders(int(ndim) - 2, transposed);
+}
+
+// The array's view with its axes taken in `axes` (view_of's `copy` as there).
+convnd::TensorView permuted_view_of(const InArray& a, const std::optional<std::string>& dtype, const char* what,
+                                    const std::vector<int>& axes, convnd::Tensor* copy) {
+  return permuted(view_of(a, dtype, what, copy), axes);
+}
+
+// The view the library reads of array `a`, whose shape-only view v0 (permuted_view_of without
+// a copy) was made for planning: v0 itself, unless a stride is negative (then a dense copy,
+// held in *copy, made once here; its errors name the problem).
+convnd::TensorView readable_view(const convnd::Problem& problem, const convnd::TensorView& v0, const InArray& a,
+                                 const std::optional<std::string>& dtype, const char* what,
+                                 const std::vector<int>& axes, convnd::Tensor* copy) {
+  if (std::none_of(v0.strides.begin(), v0.strides.end(), [](int64_t s) { return s < 0; })) return v0;
+  return naming(problem, [&] { return permuted_view_of(a, dtype, what, axes, copy); });
+}
+
 // A forward call of `api` (a convnd function name) on arrays x and w, as `run` and Call::run
 // make it. With channels_first the arrays are in PyTorch's layouts and so is the result (a
 // view of convnd's channels-last output, no copy): the axes are reordered here, and a weight
@@ -438,32 +468,14 @@ nb::object run_forward(const std::string& api, nb::handle x_obj, nb::handle w_ob
                        const CallOptions& o, convnd::ExecOptions e, bool channels_first = false,
                        bool dlpack_out = false) {
   const InArray x = import_array(x_obj, "input"), w = import_array(w_obj, "weight");
-  static const ChannelsFirst as_given;
-  const ChannelsFirst* orders = &as_given;
-  if (channels_first) {
-    const bool transposed = api.rfind("conv_transpose", 0) == 0;
-    if ((transposed && o.groups != 1) || x.ndim() < 3 || x.ndim() > 5 || w.ndim() != x.ndim())
-      throw nb::value_error(("channels_first takes 3-D to 5-D arrays of equal rank, and one group when "
-                             "transposed; got " + api).c_str());
-    orders = &channels_first_orders(int(x.ndim()) - 2, transposed);
-  }
-  const ChannelsFirst& order = *orders;
-  auto view = [&](const InArray& a, const std::optional<std::string>& dtype, const char* what,
-                  const std::vector<int>& axes, convnd::Tensor* copy) {
-    return permuted(view_of(a, dtype, what, copy), axes);
-  };
-  const convnd::TensorView x0 = view(x, x_dtype, "input", order.x, nullptr);
-  const convnd::TensorView w0 = view(w, w_dtype, "weight", order.w, nullptr);
+  const ChannelsFirst& order =
+      call_orders(channels_first, api, api, o.groups, x.ndim(), w.ndim() == x.ndim(), "arrays");
+  const convnd::TensorView x0 = permuted_view_of(x, x_dtype, "input", order.x, nullptr);
+  const convnd::TensorView w0 = permuted_view_of(w, w_dtype, "weight", order.w, nullptr);
   const convnd::Problem problem = problem_for(api, x0, w0, o);
-  // The views the library reads: these, unless a stride is negative (then copied once, here).
-  auto negative = [](const convnd::TensorView& v) {
-    return std::any_of(v.strides.begin(), v.strides.end(), [](int64_t s) { return s < 0; });
-  };
   convnd::Tensor xc, wc;
-  const convnd::TensorView xv =
-      negative(x0) ? naming(problem, [&] { return view(x, x_dtype, "input", order.x, &xc); }) : x0;
-  const convnd::TensorView wv =
-      negative(w0) ? naming(problem, [&] { return view(w, w_dtype, "weight", order.w, &wc); }) : w0;
+  const convnd::TensorView xv = readable_view(problem, x0, x, x_dtype, "input", order.x, &xc);
+  const convnd::TensorView wv = readable_view(problem, w0, w, w_dtype, "weight", order.w, &wc);
   // CUDA input on the CUDA backend: the output stays on that device, no copies.
   const int out_device = e.backend == convnd::Backend::cuda && xv.device >= 0 ? xv.device : -1;
   return run_problem(problem, xv, wv, std::move(e), out_device, order.y, dlpack_out);
@@ -557,38 +569,22 @@ nb::object run_gradient(const std::string& api, nb::handle given_obj, const std:
   const bool bwd_d = g.dir == convnd::Direction::bwd_d;
   const char* given_name = bwd_d ? "weight" : "input";
   const InArray given = import_array(given_obj, given_name), dy = import_array(dy_obj, "cotangent");
-  static const ChannelsFirst as_given;
-  const ChannelsFirst* orders = &as_given;
-  Ints shape_c = shape;  // the other tensor's shape in convnd's layout
-  if (channels_first) {
-    const bool transposed = g.forward.rfind("conv_transpose", 0) == 0;
-    if ((transposed && o.groups != 1) || given.ndim() < 3 || given.ndim() > 5 || dy.ndim() != given.ndim() ||
-        shape.size() != given.ndim())
-      throw nb::value_error(("channels_first takes 3-D to 5-D arrays and shape of equal rank, and one group "
-                             "when transposed; got " + api).c_str());
-    orders = &channels_first_orders(int(given.ndim()) - 2, transposed);
-    const std::vector<int>& axes = bwd_d ? orders->x : orders->w;
-    for (size_t i = 0; i < shape.size(); ++i) shape_c[i] = shape[size_t(axes[i])];
-  }
-  const ChannelsFirst& order = *orders;
+  const ChannelsFirst& order =
+      call_orders(channels_first, g.forward, api, o.groups, given.ndim(),
+                  dy.ndim() == given.ndim() && shape.size() == given.ndim(), "arrays and shape");
   const std::vector<int>& given_axes = bwd_d ? order.w : order.x;
-  auto view = [&](const InArray& a, const std::optional<std::string>& dtype, const char* what,
-                  const std::vector<int>& axes, convnd::Tensor* copy) {
-    return permuted(view_of(a, dtype, what, copy), axes);
-  };
-  const convnd::TensorView g0 = view(given, given_dtype, given_name, given_axes, nullptr);
+  // The other tensor's shape in convnd's layout.
+  Ints shape_c = shape;
+  const std::vector<int>& shape_axes = bwd_d ? order.x : order.w;
+  for (size_t i = 0; i < shape_axes.size(); ++i) shape_c[i] = shape[size_t(shape_axes[i])];
+  const convnd::TensorView g0 = permuted_view_of(given, given_dtype, given_name, given_axes, nullptr);
   const convnd::Problem problem = grad_problem(api, g0, shape_c, o);
-  const convnd::TensorView dy0 = naming(problem, [&] { return view(dy, dy_dtype, "cotangent", order.x, nullptr); });
+  const convnd::TensorView dy0 =
+      naming(problem, [&] { return permuted_view_of(dy, dy_dtype, "cotangent", order.x, nullptr); });
   check_cotangent(api, problem, dy0);
-  // The views the library reads: these, unless a stride is negative (then copied once, here).
-  auto negative = [](const convnd::TensorView& v) {
-    return std::any_of(v.strides.begin(), v.strides.end(), [](int64_t s) { return s < 0; });
-  };
   convnd::Tensor gc, dyc;
-  const convnd::TensorView gv =
-      negative(g0) ? naming(problem, [&] { return view(given, given_dtype, given_name, given_axes, &gc); }) : g0;
-  const convnd::TensorView dyv =
-      negative(dy0) ? naming(problem, [&] { return view(dy, dy_dtype, "cotangent", order.x, &dyc); }) : dy0;
+  const convnd::TensorView gv = readable_view(problem, g0, given, given_dtype, given_name, given_axes, &gc);
+  const convnd::TensorView dyv = readable_view(problem, dy0, dy, dy_dtype, "cotangent", order.x, &dyc);
   // CUDA arrays on the CUDA backend: the gradient stays on their device, no copies.
   const int out_device =
       e.backend != convnd::Backend::cuda ? -1 : gv.device >= 0 ? gv.device : dyv.device >= 0 ? dyv.device : -1;
